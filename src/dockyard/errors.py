@@ -1,0 +1,39 @@
+"""The one exception hierarchy. Each kind maps to one HTTP status in api/errors.py."""
+
+from __future__ import annotations
+
+
+class DockyardError(Exception):
+    """Base of every error the daemon raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DockyardError):
+    """The named object does not exist (404)."""
+
+
+class Conflict(DockyardError):
+    """The request clashes with the object's current state or another object (409)."""
+
+
+class InvalidArgument(DockyardError):
+    """The request is malformed or asks for something impossible (400)."""
+
+
+class NotModified(DockyardError):
+    """Nothing to do: the object is already in the asked state (304)."""
+
+
+class Forbidden(DockyardError):
+    """The operation is not allowed on this object (403)."""
+
+
+class Unavailable(DockyardError):
+    """A needed component is not ready or not reachable (503)."""
+
+
+class Internal(DockyardError):
+    """Something failed inside the daemon or below it (500)."""
