@@ -1,0 +1,22 @@
+"""The one place that turns an error kind into an HTTP status."""
+
+from __future__ import annotations
+
+from dockyard import errors
+
+_STATUS: tuple[tuple[type[errors.DockyardError], int], ...] = (
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.InvalidArgument, 400),
+    (errors.NotModified, 304),
+    (errors.Forbidden, 403),
+    (errors.Unavailable, 503),
+    (errors.Internal, 500),
+)
+
+
+def status_for(exc: BaseException) -> int:
+    for kind, status in _STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 500

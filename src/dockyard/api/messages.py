@@ -1,0 +1,132 @@
+"""What a route receives and what it returns: plain values, no sockets.
+
+A route takes a `Request` and returns one of the response types below; the
+connection (api/connection.py) turns those into bytes. Hijacked streams get a
+`RawStream`, the narrow byte-pipe interface a session needs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from dockyard.errors import InvalidArgument
+
+_TRUE = frozenset({"1", "true", "True", "TRUE", "yes"})
+_FALSE = frozenset({"0", "false", "False", "FALSE", "no", ""})
+
+
+class Body(Protocol):
+    async def read(self, n: int = -1) -> bytes:
+        """Up to n bytes of the request body (all of it when n < 0); b"" at its end."""
+        ...
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str  # without the /v1.NN prefix
+    api_version: str  # requested, or the server's default when unversioned
+    query: Mapping[str, tuple[str, ...]]
+    headers: Mapping[str, str]  # lower-case names
+    params: Mapping[str, str]
+    body: Body
+    upgrade: bool = False  # client asked to hijack (Upgrade: tcp)
+
+    def arg(self, name: str, default: str = "") -> str:
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    def args(self, name: str) -> tuple[str, ...]:
+        return self.query.get(name, ())
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        """A boolean query parameter as Go clients (1/0) and docker-py (True/False) send it."""
+        values = self.query.get(name)
+        if not values:
+            return default
+        value = values[-1]
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        raise InvalidArgument(f"invalid value for {name}: {value!r}")
+
+    def int_arg(self, name: str, default: int | None = None) -> int | None:
+        value = self.arg(name)
+        if value == "":
+            return default
+        try:
+            return int(value)
+        except ValueError as exc:
+            raise InvalidArgument(f"invalid value for {name}: {value!r}") from exc
+
+    async def json(self, *, allow_empty: bool = True) -> Any:
+        raw = await self.body.read()
+        if not raw.strip():
+            if allow_empty:
+                return None
+            raise InvalidArgument("invalid JSON: empty request body")
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise InvalidArgument(f"invalid JSON: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class JsonResponse:
+    body: Any
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class EmptyResponse:
+    status: int = 204
+
+
+@dataclass(frozen=True)
+class BytesResponse:
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamResponse:
+    """A chunked body; each yielded piece is flushed as it comes (progress, logs, events)."""
+
+    chunks: AsyncIterator[bytes]
+    content_type: str = "application/json"
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class RawStream(Protocol):
+    """Both directions of a hijacked connection."""
+
+    async def read(self, n: int = 65536) -> bytes:
+        """Bytes from the client; b"" once it half-closed."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Send and flush; raises ConnectionError when the client is gone."""
+        ...
+
+
+@dataclass(frozen=True)
+class HijackResponse:
+    """101 UPGRADED, then `session` owns the raw connection until it returns."""
+
+    content_type: str
+    session: Callable[[RawStream], Awaitable[None]]
+
+
+Response = JsonResponse | EmptyResponse | BytesResponse | StreamResponse | HijackResponse
+
+
+def json_line(obj: Any) -> bytes:
+    """One message of a newline-delimited JSON stream."""
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"

@@ -1,0 +1,139 @@
+"""System documents: /version and /info in dockerd's shape (API 1.50)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from dockyard.api.versioning import API_VERSION, MIN_API_VERSION
+from dockyard.engine.system import ENGINE_VERSION, SystemService
+
+_GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
+
+
+def go_arch(machine: str) -> str:
+    return _GO_ARCH.get(machine, machine)
+
+
+def version_doc(system: SystemService) -> dict[str, Any]:
+    facts = system.facts
+    lang = f"python{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+    details = {
+        "ApiVersion": API_VERSION,
+        "Arch": go_arch(facts.arch),
+        "BuildTime": "",
+        "Experimental": "false",
+        "GitCommit": "",
+        "GoVersion": lang,
+        "KernelVersion": facts.kernel,
+        "MinAPIVersion": MIN_API_VERSION,
+        "Os": "linux",
+    }
+    components = [{"Name": "Engine", "Version": ENGINE_VERSION, "Details": details}]
+    for runtime in system.config.runtimes.values():
+        components.append({"Name": runtime.name, "Version": "", "Details": {"Path": runtime.path}})
+    return {
+        "Platform": {"Name": "dockyard"},
+        "Components": components,
+        "Version": ENGINE_VERSION,
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": "",
+        "GoVersion": lang,
+        "Os": "linux",
+        "Arch": go_arch(facts.arch),
+        "KernelVersion": facts.kernel,
+        "BuildTime": "",
+    }
+
+
+def info_doc(system: SystemService) -> dict[str, Any]:
+    facts = system.facts
+    counts = system.counts()
+    config = system.config
+    return {
+        "ID": system.daemon_id,
+        "Containers": counts.containers,
+        "ContainersRunning": counts.running,
+        "ContainersPaused": counts.paused,
+        "ContainersStopped": counts.stopped,
+        "Images": counts.images,
+        "Driver": "overlayfs",
+        "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
+        "Plugins": {
+            "Volume": ["local"],
+            "Network": ["bridge", "host", "none"],
+            "Authorization": None,
+            "Log": ["k8s-file"],
+        },
+        "MemoryLimit": True,
+        "SwapLimit": False,
+        "CpuCfsPeriod": True,
+        "CpuCfsQuota": True,
+        "CPUShares": True,
+        "CPUSet": True,
+        "PidsLimit": True,
+        "IPv4Forwarding": True,
+        "BridgeNfIptables": False,
+        "BridgeNfIp6tables": False,
+        "Debug": config.log_level == "debug",
+        "NFd": 0,
+        "OomKillDisable": True,
+        "NGoroutines": 0,
+        "SystemTime": _now(),
+        "LoggingDriver": "k8s-file",
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": facts.cgroup_version,
+        "NEventsListener": 0,
+        "KernelVersion": facts.kernel,
+        "OperatingSystem": facts.os_name,
+        "OSVersion": "",
+        "OSType": "linux",
+        "Architecture": facts.arch,
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {
+            "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
+            "IndexConfigs": {
+                "docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": True, "Official": True}
+            },
+            "Mirrors": [],
+        },
+        "NCPU": facts.ncpu,
+        "MemTotal": facts.mem_total,
+        "GenericResources": None,
+        "DockerRootDir": str(config.data_root),
+        "HttpProxy": "",
+        "HttpsProxy": "",
+        "NoProxy": "",
+        "Name": facts.hostname,
+        "Labels": [],
+        "ExperimentalBuild": False,
+        "ServerVersion": ENGINE_VERSION,
+        "Runtimes": {name: {"path": r.path} for name, r in config.runtimes.items()},
+        "DefaultRuntime": config.default_runtime,
+        "Swarm": {
+            "NodeID": "",
+            "NodeAddr": "",
+            "LocalNodeState": "inactive",
+            "ControlAvailable": False,
+            "Error": "",
+            "RemoteManagers": None,
+        },
+        "LiveRestoreEnabled": True,
+        "Isolation": "",
+        "InitBinary": "",
+        "ContainerdCommit": {"ID": ""},
+        "RuncCommit": {"ID": ""},
+        "InitCommit": {"ID": ""},
+        "SecurityOptions": ["name=seccomp,profile=builtin"],
+        "CDISpecDirs": [],
+        "Warnings": None,
+        "KernelMemoryTCP": False,
+        "Containerd": None,
+    }
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")

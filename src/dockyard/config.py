@@ -1,0 +1,181 @@
+"""Daemon configuration: dockerd's flag names, plus a daemon.json file.
+
+As in dockerd, an option may come from a flag or from the file, not both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dockyard.errors import InvalidArgument
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+
+
+@dataclass(frozen=True)
+class RuntimeOption:
+    name: str
+    path: str
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    verify: bool
+    ca_cert: Path | None
+    cert: Path | None
+    key: Path | None
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    hosts: tuple[str, ...] = (DEFAULT_HOST,)
+    data_root: Path = Path("/var/lib/dockyard")
+    exec_root: Path = Path("/run/dockyard")
+    pidfile: Path = Path("/var/run/dockyard.pid")
+    log_level: str = "info"
+    default_runtime: str = "runc"
+    runtimes: Mapping[str, RuntimeOption] = field(default_factory=dict)
+    tls: TlsOptions | None = None
+
+    def runtime(self, name: str) -> RuntimeOption:
+        found = self.runtimes.get(name or self.default_runtime)
+        if found is None:
+            raise InvalidArgument(f"unknown or invalid runtime name: {name}")
+        return found
+
+
+# daemon.json key -> argparse dest
+_FILE_KEYS = {
+    "hosts": "hosts",
+    "data-root": "data_root",
+    "exec-root": "exec_root",
+    "pidfile": "pidfile",
+    "log-level": "log_level",
+    "default-runtime": "default_runtime",
+    "tlsverify": "tlsverify",
+    "tlscacert": "tlscacert",
+    "tlscert": "tlscert",
+    "tlskey": "tlskey",
+}
+
+
+def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
+    # Defaults are None so we can tell a flag given from a flag left alone.
+    parser.add_argument("-H", "--host", dest="hosts", action="append", metavar="HOST",
+                        help="socket to listen on: unix:///path or tcp://host:port (repeatable)")
+    parser.add_argument("--data-root", help="root of persistent state (default /var/lib/dockyard)")
+    parser.add_argument("--exec-root", help="root of run-time state (default /run/dockyard)")
+    parser.add_argument("-p", "--pidfile", help="pid file (default /var/run/dockyard.pid)")
+    parser.add_argument("--config-file", default="/etc/dockyard/daemon.json",
+                        help="daemon.json to read (default /etc/dockyard/daemon.json)")
+    parser.add_argument("-l", "--log-level", choices=["debug", "info", "warn", "error", "fatal"])
+    parser.add_argument("-D", "--debug", action="store_true", default=None, help="same as --log-level debug")
+    parser.add_argument("--default-runtime", help="OCI runtime for containers (default runc)")
+    parser.add_argument("--tlsverify", action="store_true", default=None)
+    parser.add_argument("--tlscacert")
+    parser.add_argument("--tlscert")
+    parser.add_argument("--tlskey")
+
+
+def _read_file(path: Path, explicit: bool) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        if explicit:
+            raise InvalidArgument(f"unable to configure the daemon: open {path}: no such file or directory") from None
+        return {}
+    try:
+        doc = json.loads(text) if text.strip() else {}
+    except ValueError as exc:
+        raise InvalidArgument(f"unable to configure the daemon with file {path}: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidArgument(f"unable to configure the daemon with file {path}: not a JSON object")
+    return doc
+
+
+def _default_runtimes() -> dict[str, RuntimeOption]:
+    found = {}
+    for name in ("runc", "crun"):
+        path = shutil.which(name) or f"/usr/bin/{name}"
+        found[name] = RuntimeOption(name, path)
+    return found
+
+
+def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonConfig:
+    doc = _read_file(Path(args.config_file), config_file_given)
+    both = [key for key, dest in _FILE_KEYS.items() if key in doc and getattr(args, dest, None) is not None]
+    if both:
+        raise InvalidArgument(
+            "unable to configure the daemon: the following directives are specified both as a "
+            "flag and in the configuration file: " + ", ".join(both)
+        )
+    for key in doc:
+        if key not in _FILE_KEYS and key not in ("runtimes", "debug"):
+            log.warning("daemon.json: ignoring unsupported option %r", key)
+
+    def pick(key: str) -> Any:
+        value = getattr(args, _FILE_KEYS[key], None)
+        return doc.get(key) if value is None else value
+
+    runtimes = _default_runtimes()
+    for name, entry in (doc.get("runtimes") or {}).items():
+        if not isinstance(entry, dict) or not entry.get("path"):
+            raise InvalidArgument(f"runtime {name}: a path is required")
+        runtimes[name] = RuntimeOption(name, str(entry["path"]), tuple(entry.get("runtimeArgs") or ()))
+
+    hosts = pick("hosts")
+    if isinstance(hosts, str):
+        hosts = [hosts]
+    log_level = pick("log-level") or ("debug" if (args.debug or doc.get("debug")) else "info")
+    default_runtime = pick("default-runtime") or "runc"
+    if default_runtime not in runtimes:
+        raise InvalidArgument(f"default runtime {default_runtime!r} is not a configured runtime")
+
+    tls = None
+    if pick("tlsverify") or pick("tlscert"):
+        tls = TlsOptions(
+            verify=bool(pick("tlsverify")),
+            ca_cert=_path(pick("tlscacert")),
+            cert=_path(pick("tlscert")),
+            key=_path(pick("tlskey")),
+        )
+    return DaemonConfig(
+        hosts=tuple(_normalise_host(h) for h in (hosts or [DEFAULT_HOST])),
+        data_root=Path(pick("data-root") or "/var/lib/dockyard").absolute(),
+        exec_root=Path(pick("exec-root") or "/run/dockyard").absolute(),
+        pidfile=Path(pick("pidfile") or "/var/run/dockyard.pid").absolute(),
+        log_level=str(log_level),
+        default_runtime=str(default_runtime),
+        runtimes=runtimes,
+        tls=tls,
+    )
+
+
+def _path(value: Any) -> Path | None:
+    return Path(value) if value else None
+
+
+def _normalise_host(host: str) -> str:
+    if host.startswith(("unix://", "tcp://", "fd://")):
+        return host
+    if host.startswith("/"):
+        return "unix://" + host
+    raise InvalidArgument(f"invalid host {host!r}: use unix:///path or tcp://host:port")
+
+
+def parse_daemon_args(argv: Sequence[str]) -> DaemonConfig:
+    parser = argparse.ArgumentParser(prog="dockyardd", description="the dockyard container engine daemon")
+    add_daemon_flags(parser)
+    args = parser.parse_args(argv)
+    given = any(a == "--config-file" or a.startswith("--config-file=") for a in argv)
+    return load_config(args, config_file_given=given)

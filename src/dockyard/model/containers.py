@@ -1,0 +1,169 @@
+"""Containers: what the user asked for (spec), what we observed (state), and the legal moves."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from dockyard.errors import Conflict
+from dockyard.model.images import HealthConfig
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+class ContainerStatus(enum.StrEnum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    RESTARTING = "restarting"
+    REMOVING = "removing"
+    EXITED = "exited"
+    DEAD = "dead"
+
+
+_MOVES: Mapping[ContainerStatus, frozenset[ContainerStatus]] = {
+    ContainerStatus.CREATED: frozenset(
+        {ContainerStatus.RUNNING, ContainerStatus.EXITED, ContainerStatus.REMOVING}
+    ),
+    ContainerStatus.RUNNING: frozenset(
+        {ContainerStatus.EXITED, ContainerStatus.PAUSED, ContainerStatus.RESTARTING}
+    ),
+    ContainerStatus.PAUSED: frozenset({ContainerStatus.RUNNING, ContainerStatus.EXITED}),
+    ContainerStatus.RESTARTING: frozenset(
+        {ContainerStatus.RUNNING, ContainerStatus.EXITED, ContainerStatus.REMOVING}
+    ),
+    ContainerStatus.EXITED: frozenset(
+        {ContainerStatus.RUNNING, ContainerStatus.REMOVING, ContainerStatus.RESTARTING}
+    ),
+    ContainerStatus.REMOVING: frozenset({ContainerStatus.DEAD, ContainerStatus.EXITED}),
+    ContainerStatus.DEAD: frozenset({ContainerStatus.REMOVING}),
+}
+
+
+def check_move(current: ContainerStatus, target: ContainerStatus) -> None:
+    if target not in _MOVES[current]:
+        raise Conflict(f"cannot move a container from {current} to {target}")
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    name: str = "no"  # "", no, always, unless-stopped, on-failure
+    maximum_retry_count: int = 0
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    type: str = "json-file"
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """HostConfig: how the container is placed on this host."""
+
+    binds: tuple[str, ...] = ()
+    network_mode: str = "default"
+    port_bindings: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    restart_policy: RestartPolicy = RestartPolicy()
+    auto_remove: bool = False
+    runtime: str = ""
+    privileged: bool = False
+    publish_all_ports: bool = False
+    readonly_rootfs: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    extra_hosts: tuple[str, ...] = ()
+    security_opt: tuple[str, ...] = ()
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
+    console_size: tuple[int, int] = (0, 0)
+    init: bool | None = None
+    memory: int = 0
+    memory_swap: int = 0
+    nano_cpus: int = 0
+    cpu_shares: int = 0
+    pids_limit: int | None = None
+    shm_size: int = 64 * 1024 * 1024
+    oom_kill_disable: bool | None = None
+    log_config: LogConfig = LogConfig()
+    ipc_mode: str = "private"
+    pid_mode: str = ""
+    uts_mode: str = ""
+    group_add: tuple[str, ...] = ()
+    sysctls: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Config + HostConfig as created: the image's defaults already merged in."""
+
+    image: str  # as the user named it
+    hostname: str
+    domainname: str = ""
+    user: str = ""
+    env: tuple[str, ...] = ()
+    cmd: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    working_dir: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    tty: bool = False
+    open_stdin: bool = False
+    stdin_once: bool = False
+    attach_stdin: bool = False
+    attach_stdout: bool = False
+    attach_stderr: bool = False
+    exposed_ports: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
+    stop_signal: str = ""
+    stop_timeout: int | None = None
+    healthcheck: HealthConfig | None = None
+    on_build: tuple[str, ...] = ()
+    shell: tuple[str, ...] | None = None
+    network_disabled: bool = False
+    mac_address: str = ""
+    host: HostSpec = HostSpec()
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        return (self.entrypoint or ()) + (self.cmd or ())
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """Observed state, replaced whole on every change."""
+
+    status: ContainerStatus = ContainerStatus.CREATED
+    pid: int = 0
+    exit_code: int = 0
+    error: str = ""
+    oom_killed: bool = False
+    started_at: str = ZERO_TIME
+    finished_at: str = ZERO_TIME
+    restart_count: int = 0
+    # Set while running: who watches the process, and where it runs.
+    monitor_pid: int = 0
+    pid_start_time: int = 0
+    boot_id: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED)
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    name: str  # without the leading "/"
+    created: str  # RFC 3339 with nanoseconds
+    image_id: str
+    spec: ContainerSpec
+    state: ContainerState
+    runtime: str  # the OCI runtime chosen at create time
+    rw_layer: str  # directory name of the container's writable layer
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
