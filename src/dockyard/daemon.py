@@ -12,10 +12,21 @@ from pathlib import Path
 
 from dockyard.api.listeners import ApiServer
 from dockyard.api.router import Router
+from dockyard.api.routes import containers as container_routes
+from dockyard.api.routes import images as image_routes
 from dockyard.api.routes import system as system_routes
 from dockyard.config import DaemonConfig
+from dockyard.engine.containers import ContainerService
+from dockyard.engine.events import EventBus
+from dockyard.engine.images import ImageService
+from dockyard.engine.logs import LogService
 from dockyard.engine.system import ENGINE_VERSION, Counts, SystemService
+from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.lockfile import LockFile
+from dockyard.store.containers import ContainerRepository
+from dockyard.store.content import ContentStore
+from dockyard.store.db import Database
+from dockyard.store.images import ImageRepository
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +51,34 @@ def _daemon_id(data_root: Path) -> str:
         return value
 
 
-class _NoCounts:
+class _Counts:
+    def __init__(self, containers: ContainerService, images: ImageService) -> None:
+        self._containers = containers
+        self._images = images
+
     def counts(self) -> Counts:
-        return Counts(0, 0, 0, 0, 0)
+        total, running, paused, stopped = self._containers.counts()
+        return Counts(total, running, paused, stopped, self._images.count())
 
 
 async def _serve(config: DaemonConfig) -> None:
     server_header = f"dockyard/{ENGINE_VERSION} (linux)"
-    system = SystemService(config, _daemon_id(config.data_root), _NoCounts())
-    router = Router([*system_routes.routes(system)])
+    db = Database(config.data_root / "dockyard.db")
+    events = EventBus()
+    content = ContentStore(config.data_root / "content")
+    dirs = LayerDirs(config.data_root / "overlay")
+    images = ImageService(ImageRepository(db), content, dirs, events, config.data_root / "tmp")
+    containers = ContainerService(config, ContainerRepository(db), images, dirs, events)
+    images.set_users(containers)
+    logs = LogService(containers)
+    system = SystemService(config, _daemon_id(config.data_root), _Counts(containers, images))
+    router = Router(
+        [
+            *system_routes.routes(system, events),
+            *image_routes.routes(images, dirs, containers.count_using),
+            *container_routes.routes(containers, images, logs, dirs),
+        ]
+    )
     api = ApiServer(router, server_header, config.tls)
     api.check_free(config.hosts)
 
@@ -57,12 +87,24 @@ async def _serve(config: DaemonConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    async with asyncio.TaskGroup() as group:
-        await api.start(config.hosts, group)
-        log.info("dockyard %s ready (data root %s)", ENGINE_VERSION, config.data_root)
-        await stop.wait()
-        log.info("shutting down")
-        await api.stop()
+    try:
+        async with asyncio.TaskGroup() as group:
+            containers.bind(group)
+            await containers.reconcile()
+            await api.start(config.hosts, group)
+            log.info("dockyard %s ready (data root %s)", ENGINE_VERSION, config.data_root)
+            await stop.wait()
+            log.info("shutting down; containers keep running")
+            await api.stop()
+            raise _Shutdown
+    except* _Shutdown:
+        pass
+    finally:
+        db.close()
+
+
+class _Shutdown(Exception):
+    """Ends the daemon's TaskGroup, cancelling exit watchers (conmon keeps the containers)."""
 
 
 def run_daemon(config: DaemonConfig) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dockyard.errors import Conflict
-from dockyard.model.images import HealthConfig
+from dockyard.model.images import HealthConfig, ImageConfig
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -167,3 +167,39 @@ class Container:
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+
+def _env_key(item: str) -> str:
+    return item.partition("=")[0]
+
+
+def merge_image_config(spec: ContainerSpec, image: ImageConfig) -> ContainerSpec:
+    """dockerd's merge of the image's defaults into what the user asked for."""
+    from dataclasses import replace
+
+    env: dict[str, str] = {}
+    for item in (*image.env, *spec.env):
+        env[_env_key(item)] = item
+    entrypoint, cmd = spec.entrypoint, spec.cmd
+    if not entrypoint:
+        if not cmd:
+            cmd = image.cmd
+        if entrypoint is None:
+            entrypoint = image.entrypoint
+    if entrypoint == ("",):
+        entrypoint = ()
+    return replace(
+        spec,
+        user=spec.user or image.user,
+        env=tuple(env.values()),
+        cmd=cmd,
+        entrypoint=entrypoint,
+        working_dir=spec.working_dir or image.working_dir,
+        labels={**image.labels, **spec.labels},
+        exposed_ports=tuple(sorted({*image.exposed_ports, *spec.exposed_ports})),
+        volumes=tuple(sorted({*image.volumes, *spec.volumes})),
+        stop_signal=spec.stop_signal or image.stop_signal,
+        healthcheck=spec.healthcheck or image.healthcheck,
+        on_build=image.on_build,
+        shell=image.shell,
+    )

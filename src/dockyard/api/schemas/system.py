@@ -47,7 +47,7 @@ def version_doc(system: SystemService) -> dict[str, Any]:
     }
 
 
-def info_doc(system: SystemService) -> dict[str, Any]:
+def info_doc(system: SystemService, listeners: int = 0) -> dict[str, Any]:
     facts = system.facts
     counts = system.counts()
     config = system.config
@@ -84,7 +84,7 @@ def info_doc(system: SystemService) -> dict[str, Any]:
         "LoggingDriver": "k8s-file",
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": facts.cgroup_version,
-        "NEventsListener": 0,
+        "NEventsListener": listeners,
         "KernelVersion": facts.kernel,
         "OperatingSystem": facts.os_name,
         "OSVersion": "",

@@ -1,0 +1,85 @@
+"""/images/* routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from dockyard.api.messages import EmptyResponse, JsonResponse, Request, Response, StreamResponse, json_line
+from dockyard.api.router import Route
+from dockyard.api.schemas import images as schema
+from dockyard.engine.images import ImageService
+from dockyard.errors import DockyardError, Internal, InvalidArgument
+from dockyard.layers.overlay import LayerDirs
+from dockyard.model.filters import parse_filters
+from dockyard.model.references import parse_repository_tag
+
+
+def routes(images: ImageService, dirs: LayerDirs, count_users: Callable[[str], int]) -> list[Route]:
+
+    async def list_images(request: Request) -> Response:
+        entries = images.list(parse_filters(request.arg("filters")), request.flag("all"))
+        return JsonResponse([schema.summary_doc(e, count_users(e.id)) for e in entries])
+
+    async def inspect(request: Request) -> Response:
+        entry = images.resolve(request.params["name"])
+        lowers = schema.lower_dirs(dirs, images.layer_cache_ids(entry.id))
+        return JsonResponse(schema.inspect_doc(entry, lowers))
+
+    async def history(request: Request) -> Response:
+        return JsonResponse(schema.history_doc(images.resolve(request.params["name"])))
+
+    async def tag(request: Request) -> Response:
+        repo = request.arg("repo")
+        if not repo:
+            raise InvalidArgument("repository name must have at least one component")
+        await images.tag(request.params["name"], parse_repository_tag(repo, request.arg("tag")))
+        return EmptyResponse(201)
+
+    async def delete(request: Request) -> Response:
+        records = await images.remove(
+            request.params["name"], force=request.flag("force"), prune=not request.flag("noprune")
+        )
+        return JsonResponse(schema.delete_doc(records))
+
+    async def create(request: Request) -> Response:
+        source = request.arg("fromSrc")
+        if request.arg("fromImage"):
+            raise Internal("pulling images from a registry is not supported by this dockyard yet")
+        if source != "-":
+            raise InvalidArgument("importing from a URL is not supported; send the tar as the body (fromSrc=-)")
+        repo = request.arg("repo")
+        ref = parse_repository_tag(repo, request.arg("tag")) if repo else None
+        entry = await images.import_image(
+            request.body, ref, request.args("changes"), request.arg("message")
+        )
+        return JsonResponse({"status": entry.id})
+
+    async def load(request: Request) -> Response:
+        async def lines() -> AsyncIterator[bytes]:
+            try:
+                async for line in images.load(request.body):
+                    yield json_line({"stream": line})
+            except DockyardError as exc:
+                yield json_line({"errorDetail": {"message": exc.message}, "error": exc.message})
+
+        # No progress bars (quiet or not): the CLI prints the stream lines either way.
+        return StreamResponse(lines())
+
+    async def save(request: Request) -> Response:
+        names = list(request.args("names")) or ([request.params["name"]] if "name" in request.params else [])
+        if not names:
+            raise InvalidArgument("no images named")
+        return StreamResponse(images.save(names), content_type="application/x-tar")
+
+    return [
+        Route("GET", "/images/json", list_images),
+        Route("POST", "/images/create", create),
+        Route("POST", "/images/load", load),
+        Route("GET", "/images/get", save),
+        Route("GET", "/images/{name*}/json", inspect),
+        Route("GET", "/images/{name*}/history", history),
+        Route("GET", "/images/{name*}/get", save),
+        Route("POST", "/images/{name*}/tag", tag),
+        Route("DELETE", "/images/{name*}", delete),
+    ]
+

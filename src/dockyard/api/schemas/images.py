@@ -1,0 +1,96 @@
+"""Image documents in dockerd's API 1.50 shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dockyard.engine.images import DeleteRecord, ImageEntry, familiar_tag
+from dockyard.layers.overlay import LayerDirs
+from dockyard.model.images import image_config_to_json
+from dockyard.model.times import unix_seconds
+
+
+def _repo_tags(entry: ImageEntry) -> list[str]:
+    return [familiar_tag(t) for t in entry.tags]
+
+
+def inspect_doc(entry: ImageEntry, lower_dirs: list[str]) -> dict[str, Any]:
+    image = entry.image
+    last_tag = entry.loaded_at if entry.tags else ""
+    doc: dict[str, Any] = {
+        "Id": image.id,
+        "RepoTags": _repo_tags(entry),
+        "RepoDigests": [],
+        "Parent": entry.parent,
+        "Comment": image.comment,
+        "Created": image.created,
+        "DockerVersion": image.docker_version,
+        "Author": image.author,
+        "Config": image_config_to_json(image.config),
+        "Architecture": image.architecture,
+        "Os": image.os,
+        "Size": entry.size,
+        "GraphDriver": {
+            "Name": "overlayfs",
+            "Data": {"LowerDir": ":".join(lower_dirs[1:]) or None, "UpperDir": lower_dirs[0] if lower_dirs else None},
+        },
+        "RootFS": {"Type": "layers", "Layers": list(image.diff_ids)},
+        "Metadata": {"LastTagTime": last_tag or "0001-01-01T00:00:00Z"},
+    }
+    if image.variant:
+        doc["Variant"] = image.variant
+    return doc
+
+
+def summary_doc(entry: ImageEntry, containers: int) -> dict[str, Any]:
+    image = entry.image
+    tags = _repo_tags(entry)
+    return {
+        "Id": image.id,
+        "ParentId": entry.parent,
+        "RepoTags": tags,
+        "RepoDigests": [],
+        "Created": unix_seconds(image.created),
+        "Size": entry.size,
+        "SharedSize": -1,
+        "Labels": dict(image.config.labels),
+        "Containers": containers,
+    }
+
+
+def history_doc(entry: ImageEntry) -> list[dict[str, Any]]:
+    image = entry.image
+    diffs = list(image.diff_ids)
+    rows = []
+    layer_index = 0
+    for h in image.history:
+        size = 0
+        if not h.empty_layer and layer_index < len(diffs):
+            layer_index += 1
+        rows.append(
+            {
+                "Id": "<missing>",
+                "Created": unix_seconds(h.created) if h.created else 0,
+                "CreatedBy": h.created_by,
+                "Tags": None,
+                "Size": size,
+                "Comment": h.comment,
+            }
+        )
+    rows.reverse()
+    if rows:
+        rows[0]["Id"] = image.id
+        rows[0]["Tags"] = _repo_tags(entry) or None
+        rows[0]["Size"] = entry.size
+    else:
+        rows.append({"Id": image.id, "Created": unix_seconds(image.created), "CreatedBy": "",
+                     "Tags": _repo_tags(entry) or None, "Size": entry.size, "Comment": image.comment})
+    return rows
+
+
+def delete_doc(records: list[DeleteRecord]) -> list[dict[str, str]]:
+    return [{"Untagged": r.untagged} if r.untagged else {"Deleted": r.deleted} for r in records]
+
+
+def lower_dirs(dirs: LayerDirs, cache_ids: list[str]) -> list[str]:
+    return [str(dirs.diff(c)) for c in cache_ids]

@@ -1,0 +1,502 @@
+"""Images: the local image store's use cases (import, load, save, tag, remove, resolve)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.images.archive import SaveImage, SaveLayer, read_archive, write_archive
+from dockyard.layers.overlay import LayerDirs, chain_id, chain_ids
+from dockyard.model import times
+from dockyard.model.changes import apply_changes
+from dockyard.model.filters import Filters
+from dockyard.model.ids import is_full_id, short_id, strip_algorithm
+from dockyard.model.images import Image, ImageConfig, image_config_to_json, parse_image_config
+from dockyard.model.references import Reference, parse_reference
+from dockyard.engine.events import EventBus
+from dockyard.store.content import ContentStore
+from dockyard.store.images import ImageRepository, ImageRow, LayerRow, TagRow
+
+log = logging.getLogger(__name__)
+
+_HEX_PREFIX = re.compile(r"^(sha256:)?[0-9a-f]{1,64}$")
+
+
+class Body(Protocol):
+    async def read(self, n: int = -1) -> bytes: ...
+
+
+class ImageUsers(Protocol):
+    def users_of(self, image_id: str) -> list[tuple[str, bool]]:
+        """(container id, running) for every container made from the image."""
+        ...
+
+
+@dataclass(frozen=True)
+class ImageEntry:
+    image: Image
+    tags: tuple[str, ...]  # full names: docker.io/library/busybox:latest
+    parent: str
+    loaded_at: str
+    size: int
+
+    @property
+    def id(self) -> str:
+        return self.image.id
+
+
+@dataclass(frozen=True)
+class DeleteRecord:
+    untagged: str = ""
+    deleted: str = ""
+
+
+def familiar_tag(name: str) -> str:
+    return parse_reference(name).familiar()
+
+
+class ImageService:
+    def __init__(
+        self,
+        repo: ImageRepository,
+        content: ContentStore,
+        layers: LayerDirs,
+        events: EventBus,
+        tmp_dir: Path,
+    ) -> None:
+        self._repo = repo
+        self._content = content
+        self._dirs = layers
+        self._events = events
+        self._tmp = tmp_dir
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        self._users: ImageUsers | None = None
+        self._images: dict[str, ImageEntry] = {}
+        self._tags: dict[str, str] = {}
+        self._layers: dict[str, LayerRow] = {}
+        self._write_lock = asyncio.Lock()
+        self._load_state()
+
+    def set_users(self, users: ImageUsers) -> None:
+        self._users = users
+
+    # ---- state -------------------------------------------------------------------------
+
+    def _load_state(self) -> None:
+        self._layers = {layer.chain_id: layer for layer in self._repo.layers()}
+        tags_by_image: dict[str, list[str]] = {}
+        for tag in self._repo.tags():
+            self._tags[tag.name] = tag.image_id
+            tags_by_image.setdefault(tag.image_id, []).append(tag.name)
+        for row in self._repo.images():
+            try:
+                image = parse_image_config(self._content.read(row.id), row.id)
+            except (NotFound, InvalidArgument):
+                log.error("image %s: config blob missing or broken; skipping it", row.id)
+                continue
+            self._images[row.id] = ImageEntry(
+                image, tuple(sorted(tags_by_image.get(row.id, []))), row.parent, row.loaded_at, self._size(image)
+            )
+
+    def _size(self, image: Image) -> int:
+        return sum(self._layers[c].size for c in chain_ids(image.diff_ids) if c in self._layers)
+
+    def _publish(self, image_id: str, tags: tuple[str, ...]) -> None:
+        entry = self._images[image_id]
+        self._images[image_id] = replace(entry, tags=tuple(sorted(tags)))
+
+    # ---- reads -------------------------------------------------------------------------
+
+    def all(self) -> list[ImageEntry]:
+        return list(self._images.values())
+
+    def count(self) -> int:
+        return len(self._images)
+
+    def get(self, image_id: str) -> ImageEntry:
+        try:
+            return self._images[image_id]
+        except KeyError:
+            raise NotFound(f"No such image: {image_id}") from None
+
+    def resolve(self, name: str) -> ImageEntry:
+        """An image by id, id prefix, or reference (tag added when missing)."""
+        entry = self._find(name)
+        if entry is None:
+            raise NotFound(f"No such image: {_display(name)}")
+        return entry
+
+    def _find(self, name: str) -> ImageEntry | None:
+        bare = strip_algorithm(name)
+        if is_full_id(bare):
+            return self._images.get("sha256:" + bare)
+        ref: Reference | None
+        try:
+            ref = parse_reference(name)
+        except InvalidArgument:
+            ref = None
+        if ref is not None:
+            found = self._tags.get(str(ref.with_default_tag()))
+            if found is not None:
+                return self._images.get(found)
+        if _HEX_PREFIX.match(name):
+            matches = [e for i, e in self._images.items() if i[7:].startswith(bare)]
+            if len(matches) == 1:
+                return matches[0]
+        return None
+
+    def _by_id(self, name: str) -> bool:
+        """Whether `name` resolves as an id (or id prefix) rather than through a tag."""
+        if is_full_id(strip_algorithm(name)):
+            return True
+        try:
+            ref = parse_reference(name)
+        except InvalidArgument:
+            return True
+        return str(ref.with_default_tag()) not in self._tags
+
+    def layer_cache_ids(self, image_id: str) -> list[str]:
+        """The image's layer directories, top-most first, as overlayfs wants them."""
+        image = self.get(image_id).image
+        return [self._layers[c].cache_id for c in reversed(chain_ids(image.diff_ids))]
+
+    def list(self, filters: Filters, include_all: bool) -> list[ImageEntry]:
+        filters.validate(("dangling", "label", "reference", "before", "since", "until"))
+        dangling = filters.bool_value("dangling")
+        out = []
+        for entry in self._images.values():
+            if dangling is not None and dangling != (not entry.tags):
+                continue
+            if not filters.match_labels(entry.image.config.labels):
+                continue
+            if filters.has("reference") and not any(
+                _ref_matches(pattern, tag) for pattern in filters.values("reference") for tag in entry.tags
+            ):
+                continue
+            out.append(entry)
+        return sorted(out, key=lambda e: e.image.created, reverse=True)
+
+    # ---- tags --------------------------------------------------------------------------
+
+    async def tag(self, name: str, ref: Reference) -> None:
+        entry = self.resolve(name)
+        full = str(ref.with_default_tag())
+        async with self._write_lock:
+            now = times.now()
+            previous = self._tags.get(full)
+            self._repo.add_image_tags([TagRow(full, entry.id, now)])
+            self._tags[full] = entry.id
+            if previous and previous != entry.id and previous in self._images:
+                old = self._images[previous]
+                self._publish(previous, tuple(t for t in old.tags if t != full))
+            self._publish(entry.id, tuple({*self._images[entry.id].tags, full}))
+        self._events.publish("image", "tag", entry.id, {"name": ref.with_default_tag().familiar()})
+
+    # ---- delete ------------------------------------------------------------------------
+
+    async def remove(self, name: str, *, force: bool, prune: bool = True) -> list[DeleteRecord]:
+        entry = self.resolve(name)
+        users = self._users.users_of(entry.id) if self._users else []
+        running = [cid for cid, is_running in users if is_running]
+        by_reference = not self._by_id(name)
+        records: list[DeleteRecord] = []
+        async with self._write_lock:
+            entry = self._images[entry.id]
+            if by_reference:
+                full = str(parse_reference(name).with_default_tag())
+                others = [t for t in entry.tags if t != full]
+                if others or not users or force:
+                    self._untag(entry.id, [full], records)
+                    if others or users:
+                        return records
+                else:
+                    raise Conflict(
+                        f'conflict: unable to remove repository reference "{_display(name)}" (must force) '
+                        f"- container {short_id(users[0][0])} is using its referenced image {short_id(entry.id)}"
+                    )
+            else:
+                if running:
+                    raise Conflict(
+                        f"conflict: unable to delete {short_id(entry.id)} (cannot be forced) - image is "
+                        f"being used by running container {short_id(running[0])}"
+                    )
+                if len(entry.tags) > 1 and not force:
+                    raise Conflict(
+                        f"conflict: unable to delete {short_id(entry.id)} (must be forced) - image is "
+                        "referenced in multiple repositories"
+                    )
+                if users and not force:
+                    raise Conflict(
+                        f"conflict: unable to delete {short_id(entry.id)} (must be forced) - image is "
+                        f"being used by stopped container {short_id(users[0][0])}"
+                    )
+                self._untag(entry.id, list(entry.tags), records)
+                if users:
+                    # Forced: untagged only. A container never loses its image.
+                    return records
+            await self._delete(entry.id, records)
+        return records
+
+    def _untag(self, image_id: str, names: list[str], records: list[DeleteRecord]) -> None:
+        if not names:
+            return
+        self._repo.remove_tags(names)
+        for name in names:
+            self._tags.pop(name, None)
+            records.append(DeleteRecord(untagged=familiar_tag(name)))
+            self._events.publish("image", "untag", image_id, {"name": familiar_tag(name)})
+        entry = self._images[image_id]
+        self._publish(image_id, tuple(t for t in entry.tags if t not in names))
+
+    async def _delete(self, image_id: str, records: list[DeleteRecord]) -> None:
+        entry = self._images[image_id]
+        still_used = set()
+        for other in self._images.values():
+            if other.id != image_id:
+                still_used.update(chain_ids(other.image.diff_ids))
+        doomed = [c for c in reversed(chain_ids(entry.image.diff_ids)) if c not in still_used and c in self._layers]
+        self._repo.delete_image(image_id, doomed)
+        del self._images[image_id]
+        cache_ids = [self._layers.pop(c).cache_id for c in doomed]
+        records.append(DeleteRecord(deleted=image_id))
+        self._events.publish("image", "delete", image_id, {"name": image_id})
+        await asyncio.to_thread(self._remove_files, image_id, cache_ids)
+
+    def _remove_files(self, image_id: str, cache_ids: list[str]) -> None:
+        for cache_id in cache_ids:
+            self._dirs.remove(cache_id)
+        self._content.delete(image_id)
+
+    # ---- create: import and load -------------------------------------------------------
+
+    async def _spool(self, body: Body) -> Path:
+        """Receive an upload into a temporary file (the extraction that follows is blocking)."""
+        path = self._tmp / f"upload-{secrets.token_hex(8)}"
+        try:
+            with path.open("wb") as f:
+                while chunk := await body.read(1 << 20):
+                    f.write(chunk)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
+
+    def _add_layer_blocking(self, parent: str | None, stream: BinaryIO, expected_diff: str | None) -> tuple[LayerRow, bool]:
+        """Store a layer tar (blob + directory). Returns (row, new). Runs in a thread."""
+        diff_id = self._content.ingest(stream, expected_diff)
+        chain = chain_id(parent, diff_id)
+        existing = self._layers.get(chain)
+        if existing is not None:
+            return existing, False
+        cache_id = self._dirs.new_cache_id()
+        with self._content.open(diff_id) as blob:
+            applied = self._dirs.extract(cache_id, blob)
+        if applied.diff_id != diff_id:
+            self._dirs.remove(cache_id)
+            raise InvalidArgument(f"layer {diff_id}: content changed while reading")
+        return LayerRow(chain, diff_id, parent, cache_id, applied.size), True
+
+    async def _register_layers(self, new_rows: list[LayerRow]) -> None:
+        for row in new_rows:
+            if row.chain_id in self._layers:
+                await asyncio.to_thread(self._dirs.remove, row.cache_id)
+                continue
+            self._repo.add_layer(row)
+            self._layers[row.chain_id] = row
+
+    async def _store_image(self, raw_config: bytes, tags: Sequence[Reference], parent: str = "") -> ImageEntry:
+        image_id = await asyncio.to_thread(self._content.put, raw_config)
+        image = parse_image_config(raw_config, image_id)
+        chains = chain_ids(image.diff_ids)
+        missing = [c for c in chains if c not in self._layers]
+        if missing:
+            raise InvalidArgument(f"image {image_id}: layer {missing[0]} is missing")
+        now = times.now()
+        full_tags = [str(t.with_default_tag()) for t in tags]
+        self._repo.add_image(
+            ImageRow(image_id, parent, now, chains[-1] if chains else None),
+            [TagRow(t, image_id, now) for t in full_tags],
+        )
+        existing = self._images.get(image_id)
+        moved = {t: self._tags.get(t) for t in full_tags}
+        for tag in full_tags:
+            self._tags[tag] = image_id
+        for tag, previous in moved.items():
+            if previous and previous != image_id and previous in self._images:
+                old = self._images[previous]
+                self._publish(previous, tuple(t for t in old.tags if t != tag))
+        all_tags = tuple(sorted({*(existing.tags if existing else ()), *full_tags}))
+        entry = ImageEntry(image, all_tags, parent, existing.loaded_at if existing else now, self._size(image))
+        self._images[image_id] = entry
+        return entry
+
+    async def import_image(
+        self,
+        body: Body,
+        ref: Reference | None,
+        changes: Sequence[str],
+        message: str,
+        platform_os: str = "linux",
+        arch: str = "amd64",
+    ) -> ImageEntry:
+        config = apply_changes(ImageConfig(), changes)
+        spooled = await self._spool(body)
+        try:
+            async with self._write_lock:
+                def add() -> tuple[LayerRow, bool]:
+                    with spooled.open("rb") as f:
+                        return self._add_layer_blocking(None, f, None)
+
+                row, new = await asyncio.to_thread(add)
+                if new:
+                    await self._register_layers([row])
+                created = times.now()
+                doc = {
+                    "architecture": arch,
+                    "comment": message or "Imported from -",
+                    "config": image_config_to_json(config),
+                    "created": created,
+                    "history": [{"created": created, "comment": message or "Imported from -"}],
+                    "os": platform_os,
+                    "rootfs": {"type": "layers", "diff_ids": [row.diff_id]},
+                }
+                raw = json.dumps(doc, separators=(",", ":")).encode()
+                entry = await self._store_image(raw, [ref] if ref else [])
+        finally:
+            spooled.unlink(missing_ok=True)
+        self._events.publish("image", "import", entry.id, {"name": entry.id})
+        if ref is not None:
+            self._events.publish("image", "tag", entry.id, {"name": ref.with_default_tag().familiar()})
+        return entry
+
+    async def load(self, body: Body) -> AsyncIterator[str]:
+        """Load a `docker save` archive; yields one line per image loaded."""
+        spooled = await self._spool(body)
+        try:
+            archive = await asyncio.to_thread(read_archive, spooled)
+            async with self._write_lock:
+                for item in archive.images:
+                    new_rows: list[LayerRow] = []
+                    parent: str | None = None
+                    config = parse_image_config(item.config, item.config_digest)
+                    if len(config.diff_ids) != len(item.layers):
+                        raise InvalidArgument(
+                            f"image {item.config_digest}: {len(item.layers)} layers in the archive, "
+                            f"{len(config.diff_ids)} in its config"
+                        )
+                    try:
+                        for member, diff_id in zip(item.layers, config.diff_ids, strict=True):
+                            def add(member: str = member, parent: str | None = parent, diff_id: str = diff_id) -> tuple[LayerRow, bool]:
+                                with archive.open_layer(member) as stream:
+                                    return self._add_layer_blocking(parent, stream, diff_id)
+
+                            row, new = await asyncio.to_thread(add)
+                            if new:
+                                new_rows.append(row)
+                            parent = row.chain_id
+                        await self._register_layers(new_rows)
+                    except BaseException:
+                        for row in new_rows:
+                            if row.chain_id not in self._layers:
+                                await asyncio.to_thread(self._dirs.remove, row.cache_id)
+                        raise
+                    refs = [parse_reference(t) for t in item.repo_tags]
+                    entry = await self._store_image(item.config, refs)
+                    self._events.publish("image", "load", entry.id, {"name": entry.id})
+                    if refs:
+                        for ref in refs:
+                            yield f"Loaded image: {ref.with_default_tag().familiar()}\n"
+                    else:
+                        yield f"Loaded image ID: {entry.id}\n"
+        finally:
+            spooled.unlink(missing_ok=True)
+
+    def save(self, names: Sequence[str]) -> AsyncIterator[bytes]:
+        """A `docker save` archive of the named images, streamed as it is written."""
+        wanted: dict[str, list[str]] = {}
+        for name in names:
+            entry = self.resolve(name)
+            tags = wanted.setdefault(entry.id, [])
+            if not self._by_id(name):
+                ref = parse_reference(name)
+                if ref.tag is None and ref.digest is None:
+                    # A bare repository name saves every tag of that repository.
+                    tags.extend(familiar_tag(t) for t in entry.tags if parse_reference(t).name == ref.name)
+                else:
+                    tags.append(ref.familiar())
+        images = []
+        for image_id, tags in wanted.items():
+            image = self._images[image_id].image
+            layers = tuple(
+                SaveLayer(diff_id, self._content.size(diff_id), _opener(self._content, diff_id))
+                for diff_id in image.diff_ids
+            )
+            images.append(SaveImage(image.raw_config, image_id, tuple(dict.fromkeys(tags)), layers))
+        for image_id in wanted:
+            self._events.publish("image", "save", image_id, {"name": image_id})
+        return _stream_from_thread(lambda out: write_archive(out, images))
+
+
+def _opener(content: ContentStore, digest: str) -> Callable[[], BinaryIO]:
+    return lambda: content.open(digest)
+
+
+
+
+def _display(name: str) -> str:
+    try:
+        ref = parse_reference(name)
+    except InvalidArgument:
+        return name
+    return ref.with_default_tag().familiar()
+
+
+def _ref_matches(pattern: str, full_tag: str) -> bool:
+    import fnmatch
+
+    familiar = familiar_tag(full_tag)
+    repo = familiar.rsplit(":", 1)[0]
+    return fnmatch.fnmatch(familiar, pattern) or fnmatch.fnmatch(repo, pattern)
+
+
+def _stream_from_thread(produce: Callable[[BinaryIO], None]) -> AsyncIterator[bytes]:
+    """Run a blocking writer in a thread; yield what it writes, with back-pressure via a pipe."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        read_fd, write_fd = os.pipe()
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=1 << 20)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
+        )
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with os.fdopen(write_fd, "wb") as out:
+                    produce(out)
+            except BaseException as exc:  # reported after the stream ends
+                errors.append(exc)
+
+        thread = threading.Thread(target=run, name="save-archive", daemon=True)
+        thread.start()
+        try:
+            while chunk := await reader.read(1 << 20):
+                yield chunk
+        finally:
+            transport.close()
+            await asyncio.to_thread(thread.join)
+        if errors:
+            raise errors[0]
+
+    return chunks()

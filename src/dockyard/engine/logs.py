@@ -1,0 +1,51 @@
+"""`docker logs`: read a container's log file, optionally following it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from dockyard.engine.containers import ContainerService
+from dockyard.errors import InvalidArgument
+from dockyard.runtime.logfile import LogQuery, LogRecord, follow, read_records
+
+
+def parse_unix_time(value: str) -> int:
+    """'1700000000', '1700000000.5' or '' -> unix nanoseconds (0 = unset)."""
+    if not value:
+        return 0
+    seconds, _, fraction = value.partition(".")
+    try:
+        return int(seconds) * 1_000_000_000 + int((fraction or "0").ljust(9, "0")[:9])
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid time value {value!r}") from exc
+
+
+def parse_tail(value: str) -> int | None:
+    if value in ("", "all"):
+        return None
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid tail value {value!r}") from exc
+
+
+class LogService:
+    def __init__(self, containers: ContainerService) -> None:
+        self._containers = containers
+
+    async def records(self, ref: str, query: LogQuery, follow_new: bool) -> AsyncIterator[LogRecord]:
+        c = self._containers.resolve(ref)
+        path = self._containers.files(c.id).log
+        past, offset = await asyncio.to_thread(read_records, path, query)
+        for record in past:
+            yield record
+        if not follow_new:
+            return
+
+        def finished() -> bool:
+            current = self._containers.get(c.id)
+            return current is None or not current.state.running
+
+        async for record in follow(path, offset, query, finished):
+            yield record

@@ -1,0 +1,101 @@
+"""conmon's k8s-file log: `<RFC3339 time> <stdout|stderr> <F|P> <text>` per line.
+
+`P` marks a partial line (the text had no newline yet); `F` a full one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockyard.model.times import parse_ns
+
+_POLL = 0.05
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    time_ns: int
+    stream: str  # "stdout" | "stderr"
+    data: bytes  # with the newline restored for full lines
+
+
+def parse_line(line: bytes) -> LogRecord | None:
+    parts = line.rstrip(b"\n").split(b" ", 3)
+    if len(parts) < 3:
+        return None
+    stamp, stream, tag = parts[0], parts[1], parts[2]
+    text = parts[3] if len(parts) == 4 else b""
+    if stream not in (b"stdout", b"stderr"):
+        return None
+    return LogRecord(parse_ns(stamp.decode("ascii", "replace")), stream.decode(), text + (b"" if tag == b"P" else b"\n"))
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    stdout: bool = True
+    stderr: bool = True
+    since_ns: int = 0
+    until_ns: int = 0  # 0 = no bound
+    tail: int | None = None  # None = all
+
+    def wants(self, record: LogRecord) -> bool:
+        if record.stream == "stdout" and not self.stdout:
+            return False
+        if record.stream == "stderr" and not self.stderr:
+            return False
+        if self.since_ns and record.time_ns < self.since_ns:
+            return False
+        if self.until_ns and record.time_ns > self.until_ns:
+            return False
+        return True
+
+
+def _complete_lines(data: bytes) -> tuple[list[bytes], bytes]:
+    lines = data.split(b"\n")
+    return [line for line in lines[:-1] if line], lines[-1]
+
+
+def read_records(path: Path, query: LogQuery) -> tuple[list[LogRecord], int]:
+    """What the file holds now (blocking), and the offset to follow from."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return [], 0
+    lines, rest = _complete_lines(data)
+    offset = len(data) - len(rest)
+    records: Iterator[LogRecord] = (r for r in map(parse_line, lines) if r is not None and query.wants(r))
+    if query.tail is not None:
+        if query.tail <= 0:
+            return [], offset
+        return list(deque(records, maxlen=query.tail)), offset
+    return list(records), offset
+
+
+async def follow(
+    path: Path, offset: int, query: LogQuery, finished: Callable[[], bool]
+) -> AsyncIterator[LogRecord]:
+    """New records appended after `offset`, until `finished()` and the file is drained."""
+    pending = b""
+    while True:
+        done = finished()
+        try:
+            with path.open("rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        offset += len(data)
+        lines, pending = _complete_lines(pending + data)
+        for line in lines:
+            record = parse_line(line)
+            if record is not None and query.wants(record):
+                if query.until_ns and record.time_ns > query.until_ns:
+                    return
+                yield record
+        if done and not data:
+            return
+        await asyncio.sleep(_POLL)

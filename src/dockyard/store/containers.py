@@ -1,0 +1,47 @@
+"""Container rows: the merged spec and the last observed state, as codec JSON."""
+
+from __future__ import annotations
+
+from dockyard.model.containers import Container, ContainerSpec, ContainerState
+from dockyard.store import codec
+from dockyard.store.db import Database
+
+
+class ContainerRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def all(self) -> list[Container]:
+        return [
+            Container(
+                id=r["id"],
+                name=r["name"],
+                created=r["created"],
+                image_id=r["image_id"],
+                spec=codec.loads(ContainerSpec, r["spec"]),
+                state=codec.loads(ContainerState, r["state"]),
+                runtime=r["runtime"],
+                rw_layer=r["rw_layer"],
+            )
+            for r in self._db.query("SELECT * FROM containers")
+        ]
+
+    def add(self, c: Container) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO containers (id, name, image_id, created, runtime, rw_layer, spec, state)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (c.id, c.name, c.image_id, c.created, c.runtime, c.rw_layer, codec.dumps(c.spec), codec.dumps(c.state)),
+            )
+
+    def save_state(self, container_id: str, state: ContainerState) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE containers SET state = ? WHERE id = ?", (codec.dumps(state), container_id))
+
+    def rename(self, container_id: str, name: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE containers SET name = ? WHERE id = ?", (name, container_id))
+
+    def delete(self, container_id: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM containers WHERE id = ?", (container_id,))

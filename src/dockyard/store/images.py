@@ -1,0 +1,100 @@
+"""Rows for images, tags and layers. The config blobs themselves live in ContentStore."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dockyard.store.db import Database
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    chain_id: str
+    diff_id: str
+    parent: str | None
+    cache_id: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    id: str
+    parent: str
+    loaded_at: str
+    top_layer: str | None
+
+
+@dataclass(frozen=True)
+class TagRow:
+    name: str
+    image_id: str
+    tagged_at: str
+
+
+class ImageRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def layers(self) -> list[LayerRow]:
+        return [
+            LayerRow(r["chain_id"], r["diff_id"], r["parent"], r["cache_id"], r["size"])
+            for r in self._db.query("SELECT * FROM layers")
+        ]
+
+    def images(self) -> list[ImageRow]:
+        return [
+            ImageRow(r["id"], r["parent"] or "", r["loaded_at"], r["top_layer"])
+            for r in self._db.query("SELECT * FROM images")
+        ]
+
+    def tags(self) -> list[TagRow]:
+        return [TagRow(r["name"], r["image_id"], r["tagged_at"]) for r in self._db.query("SELECT * FROM tags")]
+
+    def add_layer(self, layer: LayerRow) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO layers (chain_id, diff_id, parent, cache_id, size) VALUES (?,?,?,?,?)",
+                (layer.chain_id, layer.diff_id, layer.parent, layer.cache_id, layer.size),
+            )
+
+    def delete_layers(self, chain_ids: list[str]) -> None:
+        with self._db.transaction() as conn:
+            # Children first, so the parent foreign key holds at each step.
+            for chain in chain_ids:
+                conn.execute("DELETE FROM layers WHERE chain_id = ?", (chain,))
+
+    def add_image(self, image: ImageRow, tags: list[TagRow]) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO images (id, parent, loaded_at, top_layer) VALUES (?,?,?,?)",
+                (image.id, image.parent or None, image.loaded_at, image.top_layer),
+            )
+            for tag in tags:
+                conn.execute(
+                    "INSERT OR REPLACE INTO tags (name, image_id, tagged_at) VALUES (?,?,?)",
+                    (tag.name, tag.image_id, tag.tagged_at),
+                )
+
+    def set_tag(self, tag: TagRow) -> None:
+        self.add_image_tags([tag])
+
+    def add_image_tags(self, tags: list[TagRow]) -> None:
+        with self._db.transaction() as conn:
+            for tag in tags:
+                conn.execute(
+                    "INSERT OR REPLACE INTO tags (name, image_id, tagged_at) VALUES (?,?,?)",
+                    (tag.name, tag.image_id, tag.tagged_at),
+                )
+
+    def remove_tags(self, names: list[str]) -> None:
+        with self._db.transaction() as conn:
+            for name in names:
+                conn.execute("DELETE FROM tags WHERE name = ?", (name,))
+
+    def delete_image(self, image_id: str, layers: list[str]) -> None:
+        """Drop the image, its tags and the layers nothing else uses, in one transaction."""
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM tags WHERE image_id = ?", (image_id,))
+            conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
+            for chain in layers:
+                conn.execute("DELETE FROM layers WHERE chain_id = ?", (chain,))
