@@ -1,0 +1,674 @@
+"""`docker save` / `docker load` archives.
+
+Reading accepts what docker 20.10 writes (`<id>/layer.tar`, `<hex>.json`, `manifest.json`,
+shared layers as tar links between members), what docker 25+ writes (an OCI image layout
+plus `manifest.json`) and a bare OCI image layout (`index.json` only). Writing produces the
+docker 25+ layout, which `docker load` of dockerd 20.10 (via `manifest.json`) and of dockerd
+28 with either image store (via `manifest.json` or `index.json`) accept.
+
+Blocking file I/O throughout; callers run these in a thread.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import json
+import lzma
+import os
+import platform
+import posixpath
+import re
+import tarfile
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
+
+from dockyard.errors import Internal, InvalidArgument
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+MANIFEST_FILE = "manifest.json"
+INDEX_FILE = "index.json"
+LAYOUT_FILE = "oci-layout"
+REPOSITORIES_FILE = "repositories"
+
+MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+MEDIA_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+MEDIA_OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MEDIA_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
+ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
+
+_MANIFEST_TYPES = frozenset({MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST})
+_INDEX_TYPES = frozenset({MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST})
+_MAX_JSON = 32 << 20  # configs, manifests, indexes: metadata, never this big
+_MAX_LINK_HOPS = 16
+_MAX_INDEX_DEPTH = 4
+_CHUNK = 1 << 20
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm",
+           "i386": "386", "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x",
+           "riscv64": "riscv64"}  # fmt: skip
+
+
+# ---- reading -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArchiveImage:
+    config: bytes  # the image config blob, byte for byte
+    config_digest: str  # "sha256:<hex>", verified against `config`
+    repo_tags: tuple[str, ...]  # familiar "name:tag" as found; still untrusted input
+    layers: tuple[str, ...]  # member names for Archive.open_layer, in rootfs order
+
+
+@dataclass(frozen=True)
+class ArchiveMember:
+    """Where one tar member's data sits in the archive file."""
+
+    kind: Literal["file", "symlink", "hardlink", "other"]
+    offset: int
+    size: int
+    linkname: str
+
+
+class ArchiveMemberReader(io.RawIOBase):
+    """The data of one tar member, read straight from the archive file."""
+
+    def __init__(self, path: Path, name: str, offset: int, size: int) -> None:
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 - closed with the reader
+        self._file.seek(offset)
+        self._name = name
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        view = memoryview(buffer).cast("B")
+        if not self._left or not len(view):
+            return 0
+        got = self._file.readinto(view[: min(len(view), self._left)])
+        if not got:
+            raise InvalidArgument(f"invalid archive: unexpected EOF in {self._name}")
+        self._left -= got
+        return got
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A scanned archive file. Holds no open file: every `open_layer` opens its own."""
+
+    path: Path
+    images: tuple[ArchiveImage, ...]
+    members: Mapping[str, ArchiveMember] = field(repr=False, compare=False)
+
+    def open_layer(self, member: str) -> BinaryIO:
+        """Stream one layer blob as stored (maybe compressed). Close it; `with` works."""
+        name, entry = _resolve(self.members, _norm(member))
+        return io.BufferedReader(
+            ArchiveMemberReader(self.path, name, entry.offset, entry.size), _CHUNK
+        )
+
+
+def _norm(name: str) -> str:
+    path = posixpath.normpath(name.lstrip("/") or ".")
+    if path == ".." or path.startswith("../"):
+        raise InvalidArgument(f"invalid archive: path {name!r} points outside the archive")
+    return path
+
+
+def _resolve(members: Mapping[str, ArchiveMember], name: str) -> tuple[str, ArchiveMember]:
+    """Follow tar symlinks/hardlinks between members (20.10 shares layers that way)."""
+    current = name
+    for _ in range(_MAX_LINK_HOPS):
+        entry = members.get(current)
+        if entry is None:
+            raise InvalidArgument(f"invalid archive: {name} not found in the archive")
+        if entry.kind == "file":
+            return current, entry
+        if entry.kind == "symlink":
+            current = _norm(posixpath.join(posixpath.dirname(current), entry.linkname))
+        elif entry.kind == "hardlink":
+            current = _norm(entry.linkname)
+        else:
+            raise InvalidArgument(f"invalid archive: {name} is not a regular file")
+    raise InvalidArgument(f"invalid archive: too many links resolving {name}")
+
+
+def _scan(tar_path: Path) -> dict[str, ArchiveMember]:
+    total = tar_path.stat().st_size
+    members: dict[str, ArchiveMember] = {}
+    if total == 0:
+        return members  # dockerd reads an empty upload as an empty tar
+    try:
+        with tarfile.open(tar_path, mode="r:") as archive:
+            for info in archive:
+                kind: Literal["file", "symlink", "hardlink", "other"] = "other"
+                if info.isreg() and not info.sparse:
+                    kind = "file"
+                elif info.issym():
+                    kind = "symlink"
+                elif info.islnk():
+                    kind = "hardlink"
+                try:
+                    name = _norm(info.name)
+                except InvalidArgument:
+                    continue  # never referenced: manifest paths are normalized the same way
+                members[name] = ArchiveMember(kind, info.offset_data, info.size, info.linkname)
+    except tarfile.ReadError as exc:
+        if str(exc) in ("unexpected end of data", "truncated header"):
+            raise InvalidArgument("invalid archive: unexpected EOF") from exc
+        raise InvalidArgument(f"invalid archive: not a tar archive ({exc})") from exc
+    except tarfile.TarError as exc:
+        raise InvalidArgument(f"invalid archive: {exc}") from exc
+    for name, entry in members.items():
+        if entry.kind == "file" and entry.offset + entry.size > total:
+            raise InvalidArgument(f"invalid archive: unexpected EOF in {name}")
+    return members
+
+
+def _compression(head: bytes) -> str | None:
+    """Which compressor wrote a stream starting with `head` (at least 10 bytes if any)."""
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if (
+        head[:3] == b"BZh"
+        and head[3:4].isdigit()
+        and head[4:10]
+        in (
+            b"\x31\x41\x59\x26\x53\x59",
+            b"\x17\x72\x45\x38\x50\x90",
+        )
+    ):
+        return "bzip2"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    return None
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _loads(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid archive: failed to decode {what}: {exc}") from exc
+
+
+class _Reader:
+    """Turns a scanned archive into ArchiveImages (one pass over its JSON documents)."""
+
+    def __init__(self, tar_path: Path, members: Mapping[str, ArchiveMember], arch: str) -> None:
+        self._path = tar_path
+        self._members = members
+        self._arch = arch
+
+    def read(self, name: str) -> bytes:
+        real, entry = _resolve(self._members, _norm(name))
+        if entry.size > _MAX_JSON:
+            raise InvalidArgument(f"invalid archive: {name} is too large ({entry.size} bytes)")
+        with ArchiveMemberReader(self._path, real, entry.offset, entry.size) as reader:
+            data = bytearray()
+            while len(data) < entry.size:
+                chunk = reader.read(entry.size - len(data))
+                if not chunk:
+                    raise InvalidArgument(f"invalid archive: unexpected EOF in {name}")
+                data += chunk
+        return bytes(data)
+
+    def _check_layers(self, config: bytes, digest: str, layers: list[str]) -> None:
+        doc = _loads(config, f"image config {digest}")
+        rootfs = doc.get("rootfs") if isinstance(doc, dict) else None
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        if not isinstance(diff_ids, list):
+            raise InvalidArgument(f"invalid archive: image config {digest} has no rootfs")
+        if len(diff_ids) != len(layers):
+            raise InvalidArgument(
+                "invalid manifest, layers length mismatch: "
+                f"expected {len(layers)}, got {len(diff_ids)}"
+            )
+        for layer in layers:
+            _resolve(self._members, layer)  # present now, not half way through a load
+
+    def from_manifest(self) -> list[ArchiveImage]:
+        doc = _loads(self.read(MANIFEST_FILE), MANIFEST_FILE)
+        if doc is None:
+            raise InvalidArgument("invalid manifest, manifest cannot be null (but can be [])")
+        if not isinstance(doc, list):
+            raise InvalidArgument(f"invalid archive: {MANIFEST_FILE} is not a list")
+        images = []
+        for item in doc:
+            if not isinstance(item, dict) or not isinstance(item.get("Config"), str):
+                raise InvalidArgument(f"invalid archive: bad entry in {MANIFEST_FILE}")
+            tags = item.get("RepoTags") or []
+            layers = item.get("Layers") or []
+            if not _all_str(tags) or not _all_str(layers):
+                raise InvalidArgument(f"invalid archive: bad entry in {MANIFEST_FILE}")
+            config_name = item["Config"]
+            config = self.read(config_name)
+            digest = _sha256(config)
+            # The name carries the digest in both layouts: "<hex>.json" or "blobs/sha256/<hex>".
+            claimed = posixpath.basename(config_name).removesuffix(".json")
+            claimed = claimed.removeprefix("sha256:")
+            if _HEX64.fullmatch(claimed) and claimed != digest[7:]:
+                raise InvalidArgument(
+                    f"invalid archive: config {config_name} does not match its digest {digest}"
+                )
+            names = [_norm(layer) for layer in layers]
+            self._check_layers(config, digest, names)
+            images.append(ArchiveImage(config, digest, tuple(tags), tuple(names)))
+        return images
+
+    def _blob(self, descriptor: object, what: str) -> tuple[str, bytes]:
+        name = _blob_name(descriptor, what)
+        data = self.read(name)
+        if _sha256(data)[7:] != posixpath.basename(name):
+            raise InvalidArgument(f"invalid archive: {what} {name} does not match its digest")
+        return name, data
+
+    def _image_manifest(self, descriptor: object, depth: int) -> dict[str, Any]:
+        """Descriptor -> image manifest, choosing our platform out of indexes."""
+        if depth > _MAX_INDEX_DEPTH:
+            raise InvalidArgument("invalid archive: image indexes nested too deep")
+        name, data = self._blob(descriptor, "manifest")
+        doc = _loads(data, name)
+        if not isinstance(doc, dict):
+            raise InvalidArgument(f"invalid archive: {name} is not an object")
+        media = _as_dict(descriptor).get("mediaType") or doc.get("mediaType")
+        if media in _MANIFEST_TYPES or (media is None and "config" in doc):
+            return doc
+        if media not in _INDEX_TYPES and not (media is None and "manifests" in doc):
+            raise InvalidArgument(f"invalid archive: unsupported media type {media}")
+        for candidate in doc.get("manifests") or ():
+            plat = candidate.get("platform") if isinstance(candidate, dict) else None
+            if (
+                isinstance(plat, dict)
+                and plat.get("os") == "linux"
+                and plat.get("architecture") == self._arch
+            ):
+                return self._image_manifest(candidate, depth + 1)
+        raise InvalidArgument(f"invalid archive: no linux/{self._arch} image in {name}")
+
+    def from_index(self) -> list[ArchiveImage]:
+        doc = _loads(self.read(INDEX_FILE), INDEX_FILE)
+        descriptors = doc.get("manifests") if isinstance(doc, dict) else None
+        if not isinstance(descriptors, list):
+            raise InvalidArgument(f"invalid archive: {INDEX_FILE} has no manifests")
+        found: dict[str, tuple[bytes, list[str], tuple[str, ...]]] = {}
+        for descriptor in descriptors:
+            manifest = self._image_manifest(descriptor, 0)
+            _, config = self._blob(manifest.get("config"), "config")
+            digest = _sha256(config)
+            layer_list = manifest.get("layers") or []
+            if not isinstance(layer_list, list):
+                raise InvalidArgument("invalid archive: manifest layers is not a list")
+            layers = tuple(_blob_name(layer, "layer") for layer in layer_list)
+            tags = _annotation_tags(_as_dict(descriptor).get("annotations"))
+            if digest in found:  # one index entry per tag of the same image
+                found[digest][1].extend(t for t in tags if t not in found[digest][1])
+                continue
+            self._check_layers(config, digest, list(layers))
+            found[digest] = (config, list(tags), layers)
+        return [
+            ArchiveImage(config, digest, tuple(tags), layers)
+            for digest, (config, tags, layers) in found.items()
+        ]
+
+
+def _as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _all_str(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _blob_name(descriptor: object, what: str) -> str:
+    digest = _as_dict(descriptor).get("digest")
+    if not isinstance(digest, str) or not digest.startswith("sha256:"):
+        raise InvalidArgument(f"invalid archive: {what} descriptor without a sha256 digest")
+    if not _HEX64.fullmatch(digest[7:]):
+        raise InvalidArgument(f"invalid archive: bad digest {digest!r}")
+    return f"blobs/sha256/{digest[7:]}"
+
+
+def _familiar(ref: str) -> str | None:
+    """A full reference from an annotation -> "name:tag" as manifest.json spells it."""
+    if "@" in ref:
+        return None  # digests are not tags
+    for prefix in ("docker.io/", "index.docker.io/"):
+        if ref.startswith(prefix):
+            ref = ref[len(prefix) :]
+            rest = ref.removeprefix("library/")
+            if "/" not in rest.split(":", 1)[0]:
+                ref = rest
+            break
+    name, sep, tag = ref.rpartition(":")
+    if not sep or "/" in tag:
+        return f"{ref}:latest"
+    return ref if name else None
+
+
+def _annotation_tags(annotations: object) -> list[str]:
+    if not isinstance(annotations, dict):
+        return []
+    full = annotations.get(ANNOTATION_IMAGE_NAME)
+    ref = annotations.get(ANNOTATION_REF_NAME)
+    if not isinstance(full, str) or not full:
+        # A bare tag ("latest", as dockerd writes) names nothing; a reference does.
+        full = ref if isinstance(ref, str) and ("/" in ref or ":" in ref) else None
+    tag = _familiar(full) if full else None
+    return [tag] if tag else []
+
+
+def host_architecture() -> str:
+    machine = platform.machine().lower()
+    return _ARCHES.get(machine, machine)
+
+
+def _decompress_in_place(tar_path: Path) -> None:
+    with open(tar_path, "rb") as probe:
+        kind = _compression(probe.read(10))
+        if kind is None:
+            return
+        # Members are read by offset later, so the plain tar must exist as a file.
+        partial = tar_path.with_name(tar_path.name + ".plain")
+        probe.seek(0)
+        try:
+            spool_archive(probe, partial)
+            os.replace(partial, tar_path)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
+def read_archive(tar_path: Path, *, architecture: str | None = None) -> Archive:
+    """Scan a `docker save` tar. A gzip/bzip2/xz-compressed file (`docker load` takes those)
+    is first replaced by its plain tar in place. `architecture` picks the manifest out of OCI
+    image indexes (default: the host's); manifest.json archives ignore it."""
+    try:
+        _decompress_in_place(tar_path)
+        members = _scan(tar_path)
+    except OSError as exc:
+        raise Internal(f"reading image archive {tar_path}: {exc}") from exc
+    reader = _Reader(tar_path, members, architecture or host_architecture())
+    try:
+        if MANIFEST_FILE in members:
+            images = reader.from_manifest()
+        elif INDEX_FILE in members:
+            images = reader.from_index()
+        else:
+            raise InvalidArgument(f"invalid archive: does not contain a {MANIFEST_FILE}")
+    except OSError as exc:
+        raise Internal(f"reading image archive {tar_path}: {exc}") from exc
+    return Archive(tar_path, tuple(images), members)
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _Rewound(io.RawIOBase):
+    """Gives back the sniffed magic bytes, then the rest of the stream."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        super().__init__()
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            data, self._head = self._head[: len(view)], self._head[len(view) :]
+        else:
+            data = self._rest.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def spool_archive(stream: BinaryIO, dest: Path) -> None:
+    """Copy an uploaded archive to `dest` as a plain tar, undoing gzip/bzip2/xz on the way
+    (`docker load` accepts compressed archives); read_archive wants random access."""
+    head = b""
+    while len(head) < 10 and (more := stream.read(10 - len(head))):
+        head += more
+    kind = _compression(head)
+    if kind == "zstd":
+        raise InvalidArgument("invalid archive: zstd-compressed archives are not supported")
+    raw = io.BufferedReader(_Rewound(head, stream), _CHUNK)
+    with ExitStack() as stack:
+        source: _Readable = raw
+        if kind == "gzip":
+            source = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+        elif kind == "bzip2":
+            source = stack.enter_context(bz2.BZ2File(raw))
+        elif kind == "xz":
+            source = stack.enter_context(lzma.LZMAFile(raw))
+        _copy_plain(source, dest)
+
+
+def _copy_plain(source: _Readable, dest: Path) -> None:
+    try:
+        out = open(dest, "wb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise Internal(f"spooling image archive to {dest}: {exc}") from exc
+    with out:
+        while True:
+            try:
+                chunk = source.read(_CHUNK)
+            except EOFError as exc:
+                raise InvalidArgument("invalid archive: unexpected EOF") from exc
+            except (OSError, zlib.error, lzma.LZMAError) as exc:
+                # gzip/bz2 report corrupt data as OSError, like a failing upload stream.
+                raise InvalidArgument(f"invalid archive: {exc}") from exc
+            if not chunk:
+                break
+            try:
+                out.write(chunk)
+            except OSError as exc:
+                raise Internal(f"spooling image archive to {dest}: {exc}") from exc
+
+
+# ---- writing -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SaveLayer:
+    diff_id: str  # "sha256:<hex>" of the uncompressed tar; verified while writing
+    size: int  # exact byte length of that tar (AppliedLayer.tar_size), not the content size
+    open: Callable[[], BinaryIO]  # the uncompressed layer tar; closed after use
+
+
+@dataclass(frozen=True)
+class SaveImage:
+    config: bytes
+    config_digest: str
+    repo_tags: tuple[str, ...]  # "name:tag", familiar ("busybox:latest") or fully qualified
+    layers: tuple[SaveLayer, ...]
+
+
+def _split_tag(ref: str) -> tuple[str, str]:
+    name, sep, tag = ref.rpartition(":")
+    if not sep or "/" in tag:
+        return ref, "latest"
+    return name, tag
+
+
+def _qualified_name(name: str) -> str:
+    first, sep, _ = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return name
+    return f"docker.io/{name}" if sep else f"docker.io/library/{name}"
+
+
+def _familiar_name(name: str) -> str:
+    if not name.startswith("docker.io/"):
+        return name
+    name = name.removeprefix("docker.io/")
+    official = name.removeprefix("library/")
+    return official if "/" not in official else name
+
+
+def _json(doc: object, newline: bool = False) -> bytes:
+    # Compact like Go's json.Marshal; manifest.json/repositories end in "\n" (json.Encoder).
+    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    return (text + "\n" if newline else text).encode()
+
+
+def _descriptor(media: str, data: bytes) -> dict[str, Any]:
+    return {"mediaType": media, "digest": _sha256(data), "size": len(data)}
+
+
+class _DigestingReader:
+    """Hashes a layer as tarfile copies it, so the digest check costs no second pass."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self._hash = hashlib.sha256()
+        self.count = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._source.read(size)
+        self._hash.update(data)
+        self.count += len(data)
+        return data
+
+    def digest(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
+
+
+def _tar_info(name: str, size: int = 0, directory: bool = False) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
+    info.mode = 0o755 if directory else 0o644
+    info.size = size
+    info.mtime = 0  # fixed, so equal images save to equal bytes
+    info.uname = info.gname = ""
+    return info
+
+
+def _write_layer(archive: tarfile.TarFile, layer: SaveLayer) -> None:
+    name = f"blobs/sha256/{layer.diff_id[7:]}"
+    with layer.open() as source:
+        reader = _DigestingReader(source)
+        archive.addfile(_tar_info(name, layer.size), reader)
+        if reader.read(1):
+            raise Internal(f"layer {layer.diff_id} is longer than its size {layer.size}")
+    if reader.digest() != layer.diff_id:
+        raise Internal(f"layer {layer.diff_id} content has digest {reader.digest()}")
+
+
+def write_archive(out: BinaryIO, images: Sequence[SaveImage]) -> None:
+    """Stream a docker 25+ style save archive of `images` to `out`.
+
+    Small documents are built first so every entry can go out in sorted path order (as
+    dockerd's tar of its staging dir); each blob is written once however many images share
+    it; layers are copied straight from SaveLayer.open, never held in memory. If a layer's
+    bytes don't hash to its diff id this raises Internal with `out` half written.
+    """
+    small: dict[str, bytes] = {}  # blob hex -> bytes (configs, manifests)
+    layers: dict[str, SaveLayer] = {}  # blob hex -> layer
+    index: list[dict[str, Any]] = []
+    manifest: list[dict[str, Any]] = []
+    repositories: dict[str, dict[str, str]] = {}
+    for image in images:
+        if _sha256(image.config) != image.config_digest:
+            raise Internal(f"image config does not match its id {image.config_digest}")
+        small[image.config_digest[7:]] = image.config
+        for layer in image.layers:
+            if not layer.diff_id.startswith("sha256:") or not _HEX64.fullmatch(layer.diff_id[7:]):
+                raise Internal(f"bad layer digest {layer.diff_id!r}")
+            if layer.size < 0:
+                raise Internal(f"layer {layer.diff_id} has no size; the manifest needs it")
+            layers.setdefault(layer.diff_id[7:], layer)
+        oci_manifest = _json(
+            {
+                "schemaVersion": 2,
+                "mediaType": MEDIA_OCI_MANIFEST,
+                "config": {
+                    "mediaType": MEDIA_OCI_CONFIG,
+                    "digest": image.config_digest,
+                    "size": len(image.config),
+                },
+                "layers": [
+                    {"mediaType": MEDIA_OCI_LAYER, "digest": layer.diff_id, "size": layer.size}
+                    for layer in image.layers
+                ],
+            }
+        )
+        small[_sha256(oci_manifest)[7:]] = oci_manifest
+        untagged = _descriptor(MEDIA_OCI_MANIFEST, oci_manifest)
+        repo_tags: list[str] = []
+        for ref in image.repo_tags:
+            if "@" in ref:
+                continue  # dockerd saves tags only
+            name, tag = _split_tag(ref)
+            familiar = _familiar_name(name)
+            if f"{familiar}:{tag}" in repo_tags:
+                continue
+            repo_tags.append(f"{familiar}:{tag}")
+            index.append(
+                untagged
+                | {
+                    "annotations": {
+                        ANNOTATION_IMAGE_NAME: f"{_qualified_name(name)}:{tag}",
+                        ANNOTATION_REF_NAME: tag,
+                    }
+                }
+            )
+            if image.layers:
+                # dockerd 25+ records the top layer's diff id here (20.10: its v1 layer id).
+                repositories.setdefault(familiar, {})[tag] = image.layers[-1].diff_id[7:]
+        if not repo_tags:
+            index.append(untagged)  # still loadable through index.json
+        manifest.append(
+            {
+                "Config": f"blobs/sha256/{image.config_digest[7:]}",
+                "RepoTags": repo_tags or None,
+                "Layers": [f"blobs/sha256/{layer.diff_id[7:]}" for layer in image.layers],
+            }
+        )
+    tail = {
+        INDEX_FILE: _json({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": index}),
+        MANIFEST_FILE: _json(manifest, newline=True),
+        LAYOUT_FILE: b'{"imageLayoutVersion": "1.0.0"}',
+    }
+    if repositories:
+        tail[REPOSITORIES_FILE] = _json(repositories, newline=True)
+    try:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
+            archive.addfile(_tar_info("blobs", directory=True))
+            archive.addfile(_tar_info("blobs/sha256", directory=True))
+            for hex_digest in sorted(small.keys() | layers.keys()):
+                if hex_digest in layers:
+                    _write_layer(archive, layers[hex_digest])
+                else:
+                    data = small[hex_digest]
+                    info = _tar_info(f"blobs/sha256/{hex_digest}", len(data))
+                    archive.addfile(info, io.BytesIO(data))
+            for name, data in tail.items():
+                archive.addfile(_tar_info(name, len(data)), io.BytesIO(data))
+    except OSError as exc:
+        raise Internal(f"writing image archive: {exc}") from exc
