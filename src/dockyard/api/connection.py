@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import parse_qs, urlsplit
 
 import h11
@@ -183,11 +183,11 @@ class Connection:
 
         if isinstance(response, HijackResponse):
             return await self._hijack(response, body)
-        await body.drain()
         head_only = method == "HEAD"
         if isinstance(response, StreamResponse):
-            await self._stream(response, head_only)
+            await self._stream(response, body, head_only)
         else:
+            await body.drain()
             await self._send_whole(response, head_only)
         return True
 
@@ -211,22 +211,32 @@ class Connection:
         events.append(h11.EndOfMessage())
         await self._send(*events)
 
-    async def _stream(self, response: StreamResponse, head_only: bool) -> None:
+    async def _stream(self, response: StreamResponse, body: _H11Body, head_only: bool) -> None:
         headers = common_headers(self._server)
         headers.append(("Content-Type", response.content_type))
         headers.extend(response.headers.items())
         await self._send(h11.Response(status_code=response.status, headers=headers))
         chunks = response.chunks
-        watcher = asyncio.ensure_future(self._watch_disconnect())
+        watcher: asyncio.Future[None] | None = None
+
+        def disconnected() -> asyncio.Future[None] | None:
+            # Only once the body is in: until then the route itself reads the socket.
+            nonlocal watcher
+            if watcher is None and body.finished:
+                watcher = asyncio.ensure_future(self._watch_disconnect())
+            return watcher
+
         try:
-            async for chunk in _until_done(chunks, watcher):
+            async for chunk in _until_done(chunks, disconnected):
                 if chunk and not head_only:
                     await self._send(h11.Data(data=chunk))
+            await body.drain()
             await self._send(h11.EndOfMessage())
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
@@ -272,13 +282,15 @@ class Connection:
 
 
 async def _until_done(
-    chunks: AsyncIterator[bytes], watcher: asyncio.Future[None]
+    chunks: AsyncIterator[bytes], disconnected: Callable[[], asyncio.Future[None] | None]
 ) -> AsyncIterator[bytes]:
     """Yield from `chunks` until it ends or the client disconnects."""
     iterator = chunks.__aiter__()
     while True:
         nxt = asyncio.ensure_future(iterator.__anext__())
-        done, _ = await asyncio.wait({nxt, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        watcher = disconnected()
+        waiting = {nxt} if watcher is None else {nxt, watcher}
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if nxt not in done:
             nxt.cancel()
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):

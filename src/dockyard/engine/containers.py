@@ -75,7 +75,6 @@ class ContainerFiles:
     def __init__(self, config: DaemonConfig, container_id: str) -> None:
         self.data = config.data_root / "containers" / container_id
         self.bundle = config.exec_root / "containers" / container_id
-        self.socket_dir = config.exec_root / "attach"
         self.exit_dir = config.exec_root / "exits"
 
     @property
@@ -98,8 +97,9 @@ class ContainerFiles:
     def persist(self) -> Path:
         return self.bundle / "persist"
 
-    def attach_socket(self, container_id: str) -> Path:
-        return self.socket_dir / container_id / "attach"
+    @property
+    def attach_socket(self) -> Path:
+        return self.bundle / "attach"
 
 
 def _resolv_conf() -> bytes:
@@ -364,7 +364,6 @@ class ContainerService:
                     bundle=files.bundle,
                     log_path=files.log,
                     exit_dir=files.exit_dir,
-                    socket_dir=files.socket_dir,
                     persist_dir=files.persist,
                     tty=c.spec.tty,
                     stdin=c.spec.open_stdin,
@@ -378,7 +377,11 @@ class ContainerService:
         except BaseException as exc:
             await self._undo_start(c, live, created is not None)
             if not isinstance(exc, asyncio.CancelledError):
-                self._set_state(c.id, replace(c.state, error=getattr(exc, "message", str(exc))))
+                message = getattr(exc, "message", str(exc))
+                self._set_state(c.id, replace(c.state, error=message, exit_code=_start_exit_code(message)))
+                if c.spec.host.auto_remove and self._group is not None:
+                    # As dockerd: a --rm container that cannot start is removed (after this lock).
+                    self._group.create_task(self._quiet_remove(c.id))
             raise
         state = ContainerState(
             status=ContainerStatus.RUNNING,
@@ -686,7 +689,7 @@ class ContainerService:
         c = self.resolve(ref)
         live = self._live[c.id]
         if c.state.running:
-            return await AttachConnection.connect(self.files(c.id).attach_socket(c.id))
+            return await AttachConnection.connect(self.files(c.id).attach_socket)
         fut: asyncio.Future[AttachConnection | None] = asyncio.get_running_loop().create_future()
         live.pending_attach.append(fut)
         try:
@@ -701,7 +704,7 @@ class ContainerService:
     async def _connect_pending_attach(self, c: Container, live: _Live) -> None:
         """Before the process runs, connect everyone who attached early: no output is lost."""
         waiting, live.pending_attach = live.pending_attach, []
-        path = self.files(c.id).attach_socket(c.id)
+        path = self.files(c.id).attach_socket
         for fut in waiting:
             if fut.done():
                 continue
@@ -747,6 +750,15 @@ class ContainerService:
             await self.remove(container_id, force=True)
         except Exception:
             log.exception("container %s: auto-remove failed", container_id[:12])
+
+
+def _start_exit_code(message: str) -> int:
+    """dockerd's exit code for a failed start; the CLI picks its own from the same words."""
+    if "executable file not found" in message or "no such file or directory" in message:
+        return 127
+    if "permission denied" in message:
+        return 126
+    return 128
 
 
 def _is_monitor_of(pid: int, container_id: str) -> bool:

@@ -10,6 +10,7 @@ from importlib.metadata import version as package_version
 from typing import Protocol
 
 from dockyard.config import DaemonConfig
+from dockyard.linux.cgroups import CgroupLayout, cgroup_layout
 
 ENGINE_VERSION = package_version("dockyard")
 
@@ -59,7 +60,7 @@ def _mem_total() -> int:
 
 def _cgroup_version() -> str:
     # A hybrid host (v1 controllers + a v2 "unified" mount) counts as v1, as dockerd says.
-    return "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
+    return "2" if cgroup_layout() is CgroupLayout.V2 else "1"
 
 
 def host_facts() -> HostFacts:

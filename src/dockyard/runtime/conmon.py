@@ -32,7 +32,6 @@ class ConmonRequest:
     bundle: Path
     log_path: Path
     exit_dir: Path
-    socket_dir: Path
     persist_dir: Path
     tty: bool
     stdin: bool
@@ -54,7 +53,8 @@ def conmon_argv(req: ConmonRequest) -> list[str]:
         "-l", f"k8s-file:{req.log_path}",
         "--exit-dir", str(req.exit_dir),
         "--persist-dir", str(req.persist_dir),
-        "--socket-dir-path", str(req.socket_dir),
+        # --full-attach: the socket is <bundle>/attach, with no symlink left in a socket dir.
+        "--full-attach", "--socket-dir-path", str(req.bundle),
         "--log-level", "error",
     ]  # fmt: skip
     for arg in req.runtime_args:
@@ -67,10 +67,6 @@ def conmon_argv(req: ConmonRequest) -> list[str]:
             # A non-StdinOnce container keeps stdin open when one attach client leaves.
             argv.append("--leave-stdin-open")
     return argv
-
-
-def attach_socket_dir(req_socket_dir: Path, container_id: str) -> Path:
-    return req_socket_dir / container_id
 
 
 async def _read_sync(fd: int) -> list[dict[str, object]]:
@@ -122,7 +118,6 @@ def _tidy(message: str) -> str:
 
 async def create(req: ConmonRequest) -> Created:
     req.exit_dir.mkdir(parents=True, exist_ok=True)
-    req.socket_dir.mkdir(parents=True, exist_ok=True)
     req.persist_dir.mkdir(parents=True, exist_ok=True)
     (req.exit_dir / req.container_id).unlink(missing_ok=True)
     sync_r, sync_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -136,6 +131,7 @@ async def create(req: ConmonRequest) -> Created:
             stderr=asyncio.subprocess.PIPE,
             env=env,
             pass_fds=(sync_w,),
+            cwd=req.bundle,  # conmon drops an `oom` marker in its working directory
             start_new_session=True,
         )
     except OSError as exc:

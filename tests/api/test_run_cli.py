@@ -1,0 +1,196 @@
+"""The docker CLI runs containers on dockyard: the walking skeleton, end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import Daemon
+
+
+def test_run_echo_prints_output(daemon: Daemon, busybox: str) -> None:
+    result = daemon.docker("run", "--rm", busybox, "echo", "hi")
+    assert result.stdout == b"hi\n"
+    assert daemon.out("ps", "-aq") == ""
+
+
+def test_exit_code_passes_through(daemon: Daemon, busybox: str) -> None:
+    result = daemon.docker("run", "--rm", busybox, "sh", "-c", "exit 3", check=False)
+    assert result.returncode == 3
+
+
+def test_stdout_and_stderr_are_kept_apart(daemon: Daemon, busybox: str) -> None:
+    result = daemon.docker("run", "--rm", busybox, "sh", "-c", "echo out; echo err >&2")
+    assert result.stdout == b"out\n"
+    assert result.stderr == b"err\n"
+
+
+def test_piped_stdin_reaches_the_container(daemon: Daemon, busybox: str) -> None:
+    result = daemon.docker("run", "-i", "--rm", busybox, "cat", input=b"x\n")
+    assert result.stdout == b"x\n"
+
+
+def test_large_piped_stdin_arrives_whole(daemon: Daemon, busybox: str) -> None:
+    data = b"".join(b"line %06d\n" % i for i in range(20000))
+    result = daemon.docker("run", "-i", "--rm", busybox, "wc", "-c", input=data)
+    assert int(result.stdout.split()[0]) == len(data)
+
+
+def test_detached_container_lifecycle(daemon: Daemon, busybox: str) -> None:
+    cid = daemon.out("run", "-d", "--name", "lifecycle", busybox, "sh", "-c", "echo started; sleep 60")
+    assert len(cid) == 64
+    try:
+        assert cid[:12] in daemon.out("ps", "-q", "--no-trunc") or cid in daemon.out("ps", "-q", "--no-trunc")
+        state = json.loads(daemon.out("inspect", "lifecycle"))[0]
+        assert state["State"]["Running"] is True
+        assert state["State"]["Pid"] > 0
+        assert state["Config"]["Hostname"] == cid[:12]
+        deadline = time.monotonic() + 10
+        while "started" not in daemon.out("logs", "lifecycle") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert daemon.out("logs", "lifecycle") == "started"
+        started = time.monotonic()
+        daemon.docker("stop", "-t", "1", "lifecycle")
+        assert time.monotonic() - started < 8
+        state = json.loads(daemon.out("inspect", "lifecycle"))[0]["State"]
+        assert state["Status"] == "exited"
+        assert state["ExitCode"] == 137  # sh ignores SIGTERM as pid 1: SIGKILL after the timeout
+        assert daemon.out("ps", "-q") == ""
+        assert cid[:12] in daemon.out("ps", "-aq")
+        daemon.docker("start", "lifecycle")
+        assert json.loads(daemon.out("inspect", "lifecycle"))[0]["State"]["Running"] is True
+        daemon.docker("restart", "-t", "0", "lifecycle")
+        assert json.loads(daemon.out("inspect", "lifecycle"))[0]["State"]["Running"] is True
+        daemon.docker("kill", "lifecycle")
+        assert daemon.out("wait", "lifecycle") == "137"
+    finally:
+        daemon.docker("rm", "-f", "lifecycle", check=False)
+    assert "lifecycle" not in daemon.out("ps", "-a", "--format", "{{.Names}}")
+
+
+def test_rm_of_running_container_needs_force(daemon: Daemon, busybox: str) -> None:
+    daemon.docker("run", "-d", "--name", "busy", busybox, "sleep", "60")
+    try:
+        result = daemon.docker("rm", "busy", check=False)
+        assert result.returncode == 1
+        assert b"container is running" in result.stderr
+        daemon.docker("rm", "-f", "busy")
+        assert "busy" not in daemon.out("ps", "-a", "--format", "{{.Names}}")
+    finally:
+        daemon.docker("rm", "-f", "busy", check=False)
+
+
+def test_names_are_unique_and_generated(daemon: Daemon, busybox: str) -> None:
+    daemon.docker("create", "--name", "taken", busybox, "true")
+    try:
+        result = daemon.docker("create", "--name", "taken", busybox, "true", check=False)
+        assert result.returncode != 0
+        assert b'The container name "/taken" is already in use' in result.stderr
+        cid = daemon.out("create", busybox, "true")
+        name = daemon.out("inspect", "-f", "{{.Name}}", cid)
+        adjective, _, surname = name.lstrip("/").partition("_")
+        assert adjective and surname
+        daemon.docker("rm", cid[:8])  # prefix lookup
+    finally:
+        daemon.docker("rm", "-f", "taken", check=False)
+
+
+def test_ps_filters(daemon: Daemon, busybox: str) -> None:
+    daemon.docker("run", "--name", "f-exit3", "--label", "suite=ps", busybox, "sh", "-c", "exit 3", check=False)
+    daemon.docker("run", "--name", "f-exit0", "--label", "suite=ps", busybox, "true")
+    try:
+        names = daemon.out("ps", "-a", "--filter", "label=suite=ps", "--filter", "exited=3", "--format", "{{.Names}}")
+        assert names == "f-exit3"
+        names = daemon.out("ps", "-a", "--filter", "status=exited", "--filter", "name=f-exit0", "--format", "{{.Names}}")
+        assert names == "f-exit0"
+        assert daemon.out("ps", "--filter", "label=suite=ps", "-q") == ""
+    finally:
+        daemon.docker("rm", "-f", "f-exit3", "f-exit0", check=False)
+
+
+def test_logs_follow_streams_until_exit(daemon: Daemon, busybox: str) -> None:
+    daemon.docker("run", "-d", "--name", "follow", busybox, "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.2; done")
+    try:
+        result = daemon.docker("logs", "-f", "follow", timeout=20)
+        assert result.stdout == b"1\n2\n3\n"
+        tail = daemon.out("logs", "--tail", "1", "follow")
+        assert tail == "3"
+    finally:
+        daemon.docker("rm", "-f", "follow", check=False)
+
+
+def test_env_workdir_user_entrypoint(daemon: Daemon, busybox: str) -> None:
+    result = daemon.docker(
+        "run", "--rm", "-e", "GREETING=hello", "-w", "/srv/app", "-u", "nobody", busybox,
+        "sh", "-c", 'echo "$GREETING $(pwd) $(id -u) $HOSTNAME"',
+    )  # fmt: skip
+    greeting, cwd, uid, hostname = result.stdout.decode().split()
+    assert (greeting, cwd, uid) == ("hello", "/srv/app", "65534")
+    assert len(hostname) == 12
+    result = daemon.docker("run", "--rm", "--entrypoint", "echo", busybox, "from", "entrypoint")
+    assert result.stdout == b"from entrypoint\n"
+
+
+def test_namespaces_are_private(daemon: Daemon, busybox: str) -> None:
+    result = daemon.docker("run", "--rm", busybox, "sh", "-c", "echo $$; ls /sys/class/net; hostname")
+    pid, *rest = result.stdout.decode().split()
+    assert pid == "1"
+    assert rest[:-1] == ["lo"]
+    host_ns = {ns: f"{ns}:[{__import__('os').stat(f'/proc/self/ns/{ns}').st_ino}]" for ns in ("mnt", "pid", "uts", "ipc", "net")}
+    result = daemon.docker("run", "--rm", busybox, "sh", "-c", "for n in mnt pid uts ipc net; do readlink /proc/self/ns/$n; done")
+    inside = result.stdout.decode().split()
+    assert not set(inside) & set(host_ns.values())
+
+
+def test_unknown_image_is_404(daemon: Daemon) -> None:
+    result = daemon.docker("create", "no-such-image:1", check=False)
+    assert result.returncode != 0
+    assert b"No such image" in result.stderr or b"Unable to find image" in result.stderr
+
+
+HYBRID = __import__("os").path.exists("/sys/fs/cgroup/unified/cgroup.controllers")
+
+
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_runtime_flag(daemon: Daemon, busybox: str, runtime: str) -> None:
+    result = daemon.docker("run", "--rm", "--runtime", runtime, busybox, "echo", runtime, check=False, timeout=30)
+    if runtime == "crun" and HYBRID:
+        # crun 1.8 refuses hybrid cgroup hosts: the user gets its reason, and nothing is left.
+        assert result.returncode == 125
+        assert b"cgroups in hybrid mode not supported" in result.stderr
+        assert daemon.out("ps", "-aq", "--filter", "status=created") == ""
+        return
+    assert result.stdout == runtime.encode() + b"\n"
+
+
+def test_unknown_runtime_is_rejected(daemon: Daemon, busybox: str) -> None:
+    result = daemon.docker("create", "--runtime", "nope", busybox, "true", check=False)
+    assert result.returncode != 0
+    assert b"unknown or invalid runtime name: nope" in result.stderr
+
+
+def test_create_with_bad_json_is_400(daemon: Daemon) -> None:
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(str(daemon.socket))
+    body = b"{not json"
+    sock.sendall(b"POST /v1.50/containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
+    reply = sock.recv(65536)
+    sock.close()
+    assert reply.startswith(b"HTTP/1.1 400")
+    assert b'"message"' in reply
+
+
+def test_docker_run_interactive_pipes_survive_early_eof(daemon: Daemon, busybox: str) -> None:
+    # stdin ends before the container starts; it must still be delivered.
+    for _ in range(5):
+        result = subprocess.run(
+            ["docker", "run", "-i", "--rm", busybox, "cat"], input=b"early\n", capture_output=True,
+            env=daemon.env(), timeout=30,
+        )  # fmt: skip
+        assert result.stdout == b"early\n"

@@ -1,0 +1,260 @@
+"""Shared test fixtures: a real dockyard daemon on a temporary socket, and test images.
+
+Each daemon gets its own data root, exec root, socket and pid file under a
+temporary directory, and the teardown removes them even when a test fails:
+containers are force-removed through the API, the daemon is stopped by PID,
+then any monitor process and mount left under its roots is ended/unmounted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+BUSYBOX = Path("/bin/busybox")
+ROOT = os.geteuid() == 0
+DOCKYARDD = Path(sys.executable).parent / "dockyardd"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = str(item.fspath)
+        if "/integration/" in path or "/api/" in path:
+            item.add_marker(pytest.mark.root)
+            if not ROOT:
+                item.add_marker(pytest.mark.skip(reason="needs root"))
+
+
+@dataclass
+class Daemon:
+    base: Path
+    socket: Path
+    data_root: Path
+    exec_root: Path
+    pidfile: Path
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["DOCKER_HOST"] = self.host
+        env["DOCKER_CONFIG"] = str(self.base / "docker-config")
+        env.pop("DOCKER_CONTEXT", None)
+        return env
+
+    def docker(self, *args: str, input: bytes | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+        """Run the real docker CLI against this daemon."""
+        result = subprocess.run(
+            ["docker", *args], input=input, capture_output=True, env=self.env(), timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"docker {' '.join(args)} exited {result.returncode}\n"
+                f"stdout: {result.stdout.decode(errors='replace')}\nstderr: {result.stderr.decode(errors='replace')}"
+            )
+        return result
+
+    def out(self, *args: str, **kw: object) -> str:
+        return self.docker(*args, **kw).stdout.decode().strip()  # type: ignore[arg-type]
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import docker
+
+        return docker.DockerClient(base_url=self.host, timeout=60)
+
+    def start(self, *extra: str) -> None:
+        self.log_file = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [str(DOCKYARDD), "-H", self.host, "--data-root", str(self.data_root),
+             "--exec-root", str(self.exec_root), "--pidfile", str(self.pidfile),
+             "--config-file", str(self.base / "daemon.json"), "--log-level", "debug", *extra],
+            stdout=self.log_file, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"dockyardd exited {self.proc.returncode}:\n{self.log.read_text()}")
+            if self.socket.exists():
+                try:
+                    self.docker("version", timeout=10)
+                    return
+                except (AssertionError, subprocess.TimeoutExpired):
+                    pass
+            time.sleep(0.05)
+        raise AssertionError(f"dockyardd did not come up:\n{self.log.read_text()}")
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def remove_all_containers(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        ids = self.docker("ps", "-aq", check=False, timeout=30).stdout.decode().split()
+        if ids:
+            self.docker("rm", "-f", *ids, check=False, timeout=60)
+
+    def cleanup(self) -> None:
+        """Leave nothing behind: monitors, runtime state, mounts, directories."""
+        for pid in _pids_mentioning(str(self.exec_root)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for runtime_root in (self.exec_root / "runtime").glob("*"):
+            for state in runtime_root.iterdir() if runtime_root.is_dir() else ():
+                subprocess.run([_runtime_binary(runtime_root.name), "--root", str(runtime_root), "delete", "-f", state.name],
+                               capture_output=True, timeout=30)  # fmt: skip
+        for mount in sorted(_mounts_under(self.base), key=len, reverse=True):
+            subprocess.run(["umount", "-l", mount], capture_output=True)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _runtime_binary(name: str) -> str:
+    return shutil.which(name) or name
+
+
+def _pids_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in cmdline and b"conmon" in cmdline.split(b"\0")[0]:
+            found.append(int(entry.name))
+    return found
+
+
+def _mounts_under(base: Path) -> list[str]:
+    prefix = str(base)
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4]
+            if point.startswith(prefix):
+                out.append(point)
+    return out
+
+
+def make_daemon(config: dict[str, object] | None = None) -> Daemon:
+    base = Path(tempfile.mkdtemp(prefix="dy-", dir="/tmp"))
+    (base / "docker-config").mkdir()
+    (base / "daemon.json").write_text(json.dumps(config or {}))
+    return Daemon(
+        base=base,
+        socket=base / "docker.sock",
+        data_root=base / "data",
+        exec_root=base / "exec",
+        pidfile=base / "dockyardd.pid",
+        log=base / "daemon.log",
+    )
+
+
+@pytest.fixture
+def daemon_factory() -> Iterator[object]:
+    """Start extra daemons (each with its own roots); all are torn down after the test."""
+    made: list[Daemon] = []
+
+    def factory(config: dict[str, object] | None = None, start: bool = True) -> Daemon:
+        d = make_daemon(config)
+        made.append(d)
+        if start:
+            d.start()
+        return d
+
+    yield factory
+    for d in made:
+        try:
+            d.remove_all_containers()
+        finally:
+            d.stop()
+            d.cleanup()
+
+
+@pytest.fixture(scope="session")
+def daemon() -> Iterator[Daemon]:
+    """One shared daemon for the API tests that need nothing special."""
+    d = make_daemon()
+    try:
+        d.start()
+        yield d
+    finally:
+        try:
+            d.remove_all_containers()
+        finally:
+            d.stop()
+            if d.proc is not None and d.proc.returncode not in (0, None):
+                print(d.log.read_text()[-5000:], file=sys.stderr)
+            d.cleanup()
+
+
+def busybox_rootfs_tar() -> bytes:
+    """A busybox root filesystem from Debian's busybox-static, as a tar."""
+    if not BUSYBOX.exists():
+        pytest.skip("busybox-static is not installed")
+    applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, check=True).stdout.decode().split()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        def add_dir(name: str, mode: int = 0o755) -> None:
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.DIRTYPE
+            info.mode = mode
+            tar.addfile(info)
+
+        def add_file(name: str, data: bytes, mode: int = 0o644) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = mode
+            tar.addfile(info, io.BytesIO(data))
+
+        for name, mode in (("bin", 0o755), ("etc", 0o755), ("tmp", 0o1777), ("root", 0o700), ("home", 0o755)):
+            add_dir(name, mode)
+        add_file("bin/busybox", BUSYBOX.read_bytes(), 0o755)
+        for applet in applets:
+            if applet == "busybox":
+                continue
+            info = tarfile.TarInfo(f"bin/{applet}")
+            info.type = tarfile.SYMTYPE
+            info.linkname = "busybox"
+            tar.addfile(info)
+        add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n")
+        add_file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def busybox_tar() -> bytes:
+    return busybox_rootfs_tar()
+
+
+@pytest.fixture(scope="session")
+def busybox(daemon: Daemon, busybox_tar: bytes) -> str:
+    """The `busybox` image in the shared daemon, imported from the host's busybox-static."""
+    daemon.docker("import", "--change", 'CMD ["sh"]', "-", "busybox:latest", input=busybox_tar)
+    return "busybox:latest"
