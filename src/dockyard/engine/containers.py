@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import signal as signals
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -351,10 +352,13 @@ class ContainerService:
         files = self.files(c.id)
         runtime = self._runtimes[c.runtime]
         lowers = self._images.layer_cache_ids(c.image_id)
+        t0 = time.perf_counter()
         rootfs = await asyncio.to_thread(self._dirs.mount, c.rw_layer, lowers)
+        t_mount = time.perf_counter()
         created: conmon.Created | None = None
         try:
             await asyncio.to_thread(self._write_bundle, c, files, rootfs)
+            t_bundle = time.perf_counter()
             created = await conmon.create(
                 conmon.ConmonRequest(
                     container_id=c.id,
@@ -372,8 +376,15 @@ class ContainerService:
             )
             live.process = ProcessHandle(created.pid)
             live.monitor = ProcessHandle(created.monitor_pid)
+            t_created = time.perf_counter()
             await self._connect_pending_attach(c, live)
             await runtime.start(c.id)
+            t_started = time.perf_counter()
+            log.debug(
+                "container %s: mount %.1f ms, bundle %.1f ms, create %.1f ms, start %.1f ms",
+                c.id[:12], (t_mount - t0) * 1e3, (t_bundle - t_mount) * 1e3,
+                (t_created - t_bundle) * 1e3, (t_started - t_created) * 1e3,
+            )  # fmt: skip
         except BaseException as exc:
             await self._undo_start(c, live, created is not None)
             if not isinstance(exc, asyncio.CancelledError):
