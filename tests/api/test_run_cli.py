@@ -194,3 +194,19 @@ def test_docker_run_interactive_pipes_survive_early_eof(daemon: Daemon, busybox:
             env=daemon.env(), timeout=30,
         )  # fmt: skip
         assert result.stdout == b"early\n"
+
+
+def test_pause_and_unpause(daemon: Daemon, busybox: str) -> None:
+    daemon.docker("run", "-d", "--name", "pausing", busybox, "sleep", "60")
+    try:
+        daemon.docker("pause", "pausing")
+        assert daemon.out("inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "pausing") == "paused true"
+        assert "(Paused)" in daemon.out("ps", "--filter", "name=pausing", "--format", "{{.Status}}")
+        again = daemon.docker("pause", "pausing", check=False)
+        assert again.returncode != 0 and b"already paused" in again.stderr
+        daemon.docker("unpause", "pausing")
+        assert daemon.out("inspect", "-f", "{{.State.Status}}", "pausing") == "running"
+        daemon.docker("pause", "pausing")
+        daemon.docker("rm", "-f", "pausing")  # a paused container can be force-removed
+    finally:
+        daemon.docker("rm", "-f", "pausing", check=False)

@@ -597,6 +597,28 @@ class ContainerService:
                 await self._start_locked(c, live)
         self._events.publish("container", "restart", c.id, self._attrs(self._containers[c.id]))
 
+    async def pause(self, ref: str) -> None:
+        c = self.resolve(ref)
+        async with self._live[c.id].lock:
+            c = self._containers[c.id]
+            if c.state.status is ContainerStatus.PAUSED:
+                raise Conflict(f"Container {c.id} is already paused")
+            if c.state.status is not ContainerStatus.RUNNING:
+                raise Conflict(f"Container {c.id} is not running")
+            await self._runtimes[c.runtime].pause(c.id)
+            c = self._set_state(c.id, replace(c.state, status=ContainerStatus.PAUSED))
+        self._events.publish("container", "pause", c.id, self._attrs(c))
+
+    async def unpause(self, ref: str) -> None:
+        c = self.resolve(ref)
+        async with self._live[c.id].lock:
+            c = self._containers[c.id]
+            if c.state.status is not ContainerStatus.PAUSED:
+                raise Conflict(f"Container {c.id} is not paused")
+            await self._runtimes[c.runtime].resume(c.id)
+            c = self._set_state(c.id, replace(c.state, status=ContainerStatus.RUNNING))
+        self._events.publish("container", "unpause", c.id, self._attrs(c))
+
     # ---- wait --------------------------------------------------------------------------
 
     async def wait(self, ref: str, condition: str = "not-running") -> ExitStatus:

@@ -101,6 +101,14 @@ def routes(
         await containers.kill(request.params["id"], request.arg("signal"))
         return EmptyResponse(204)
 
+    async def pause(request: Request) -> Response:
+        await containers.pause(request.params["id"])
+        return EmptyResponse(204)
+
+    async def unpause(request: Request) -> Response:
+        await containers.unpause(request.params["id"])
+        return EmptyResponse(204)
+
     async def wait(request: Request) -> Response:
         ref = request.params["id"]
         containers.resolve(ref)  # a missing container is a plain 404, before any body
@@ -188,6 +196,8 @@ def routes(
         Route("POST", "/containers/{id}/restart", restart),
         Route("POST", "/containers/{id}/kill", kill),
         Route("POST", "/containers/{id}/wait", wait),
+        Route("POST", "/containers/{id}/pause", pause),
+        Route("POST", "/containers/{id}/unpause", unpause),
         Route("POST", "/containers/{id}/attach", attach),
         Route("GET", "/containers/{id}/logs", container_logs),
         Route("POST", "/containers/{id}/resize", resize),
