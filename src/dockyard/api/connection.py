@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from http import HTTPStatus
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import parse_qs, urlsplit
 
@@ -125,10 +126,8 @@ class Connection:
             self._h11.receive_data(data)
 
     async def _send(self, *events: h11.Event) -> None:
-        for event in events:
-            data = self._h11.send(event)
-            if data:
-                self._writer.write(data)
+        # One write per response part: headers and a small body leave in one segment.
+        self._writer.write(b"".join(self._h11.send(event) or b"" for event in events))
         await self._writer.drain()
 
     async def serve(self) -> None:
@@ -205,7 +204,7 @@ class Connection:
             headers.extend(response.headers.items())
         if response.status not in (204, 304):
             headers.append(("Content-Length", str(len(payload))))
-        events: list[h11.Event] = [h11.Response(status_code=response.status, headers=headers)]
+        events: list[h11.Event] = [h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status))]
         if payload and not head_only and response.status not in (204, 304):
             events.append(h11.Data(data=payload))
         events.append(h11.EndOfMessage())
@@ -215,7 +214,7 @@ class Connection:
         headers = common_headers(self._server)
         headers.append(("Content-Type", response.content_type))
         headers.extend(response.headers.items())
-        await self._send(h11.Response(status_code=response.status, headers=headers))
+        await self._send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status)))
         chunks = response.chunks
         watcher: asyncio.Future[None] | None = None
 
@@ -279,6 +278,13 @@ class Connection:
         except ConnectionError:
             pass
         return False
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
 
 
 async def _until_done(

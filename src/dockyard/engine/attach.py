@@ -9,6 +9,8 @@ from typing import Protocol
 
 from dockyard.runtime.attach import AttachConnection, Pipe
 
+_DRAIN_QUIET = 0.2  # seconds without output that end a session whose stdin closed
+
 
 class ClientStream(Protocol):
     async def read(self, n: int = 65536) -> bytes: ...
@@ -33,12 +35,20 @@ async def pump(client: ClientStream, conn: AttachConnection, opts: AttachOptions
 
     A client EOF on stdin does not stop output (docker half-closes right away
     when it sends no stdin). With StdinOnce it closes the container's stdin;
-    without, it ends this attach session, as dockerd does.
+    without, it ends this attach session, as dockerd does, but only once the
+    output has been quiet for a moment, so the answer to the last input is not cut off.
     """
+    stdin_done = asyncio.Event()
 
     async def output() -> None:
         while True:
-            packet = await conn.receive()
+            if stdin_done.is_set():
+                try:
+                    packet = await asyncio.wait_for(conn.receive(), _DRAIN_QUIET)
+                except TimeoutError:
+                    return
+            else:
+                packet = await conn.receive()
             if packet is None:
                 return
             pipe, data = packet
@@ -55,7 +65,8 @@ async def pump(client: ClientStream, conn: AttachConnection, opts: AttachOptions
             await conn.send(data)
         if opts.stdin_once:
             conn.close_stdin()
-            await asyncio.Event().wait()  # output decides when the session ends
+        else:
+            stdin_done.set()
 
     try:
         out_task = asyncio.ensure_future(output())
@@ -63,10 +74,15 @@ async def pump(client: ClientStream, conn: AttachConnection, opts: AttachOptions
         if opts.stdin:
             tasks.add(asyncio.ensure_future(input_()))
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                with contextlib.suppress(ConnectionError):
-                    task.result()
+            # Output decides when the session ends; input ends it early only when it fails.
+            waiting = set(tasks)
+            while out_task in waiting:
+                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if any(t.exception() is not None for t in done if t is not out_task):
+                    break
+            if out_task.done():
+                with contextlib.suppress(ConnectionError, OSError):
+                    out_task.result()
         finally:
             for task in tasks:
                 task.cancel()
