@@ -17,6 +17,7 @@ from typing import BinaryIO, Protocol
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.images.archive import SaveImage, SaveLayer, read_archive, write_archive
 from dockyard.layers.overlay import LayerDirs, chain_id, chain_ids
+from dockyard.layers.tarlayer import decompressed
 from dockyard.model import times
 from dockyard.model.changes import apply_changes
 from dockyard.model.filters import Filters
@@ -293,7 +294,8 @@ class ImageService:
 
     def _add_layer_blocking(self, parent: str | None, stream: BinaryIO, expected_diff: str | None) -> tuple[LayerRow, bool]:
         """Store a layer tar (blob + directory). Returns (row, new). Runs in a thread."""
-        diff_id = self._content.ingest(stream, expected_diff)
+        # The store keeps the uncompressed tar: its digest is the diff id, and save sends it as is.
+        diff_id = self._content.ingest(decompressed(stream), expected_diff)
         chain = chain_id(parent, diff_id)
         existing = self._layers.get(chain)
         if existing is not None:

@@ -186,6 +186,14 @@ def _read_head(stream: _Readable, n: int) -> bytes:
     return head
 
 
+def decompressed(stream: BinaryIO) -> BinaryIO:
+    """The plain tar behind a possibly compressed layer stream (gzip, bzip2, xz)."""
+    try:
+        return _decompressed(stream)  # type: ignore[return-value]
+    except _BadInput as exc:
+        raise InvalidArgument(str(exc)) from exc
+
+
 def _decompressed(stream: _Readable) -> _Readable:
     """The plain tar stream behind `stream`, by magic bytes (as dockerd's DecompressStream)."""
     try:
