@@ -25,7 +25,7 @@ from dockyard.engine.events import EventBus
 from dockyard.engine.images import ImageService
 from dockyard.errors import Conflict, InvalidArgument, NotFound, NotModified
 from dockyard.layers.overlay import LayerDirs
-from dockyard.linux.fs import atomic_write
+from dockyard.linux.fs import Trash, atomic_write
 from dockyard.linux.process import ProcessHandle, boot_id, start_time
 from dockyard.model import times
 from dockyard.model.containers import (
@@ -67,6 +67,7 @@ class _Live:
     pending_attach: list[asyncio.Future[AttachConnection | None]] = field(default_factory=list)
     process: ProcessHandle | None = None
     monitor: ProcessHandle | None = None
+    runtime_cleanup: asyncio.Task[None] | None = None
     stopped_by_user: bool = False
 
 
@@ -147,6 +148,7 @@ class ContainerService:
         self._names: dict[str, str] = {}
         self._live: dict[str, _Live] = {}
         self._group: asyncio.TaskGroup | None = None
+        self._trash = Trash(config.data_root / "trash")
         self._boot_id = boot_id()
         self._runtimes = {
             name: OciRuntime(name, opt.path, str(config.exec_root / "runtime" / name), opt.args)
@@ -321,9 +323,13 @@ class ContainerService:
         atomic_write(files.resolv, _resolv_conf())
 
     def _remove_files(self, files: ContainerFiles, rw_layer: str) -> None:
-        self._dirs.remove(rw_layer)
-        shutil.rmtree(files.data, ignore_errors=True)
-        shutil.rmtree(files.bundle, ignore_errors=True)
+        """Move the container's directories to the trash (fast renames); emptied later."""
+        self._dirs.discard(rw_layer, self._trash)
+        self._trash.discard(files.data)
+        shutil.rmtree(files.bundle, ignore_errors=True)  # a few small files on tmpfs
+
+    async def _empty_trash(self) -> None:
+        await asyncio.to_thread(self._trash.empty)
 
     def _attrs(self, c: Container, **extra: str) -> dict[str, str]:
         return {**c.spec.labels, "image": c.spec.image, "name": c.name, **extra}
@@ -349,6 +355,9 @@ class ContainerService:
             await self._start_locked(c, live)
 
     async def _start_locked(self, c: Container, live: _Live) -> None:
+        if live.runtime_cleanup is not None:
+            await live.runtime_cleanup  # the runtime must have forgotten the last run
+            live.runtime_cleanup = None
         files = self.files(c.id)
         runtime = self._runtimes[c.runtime]
         lowers = self._images.layer_cache_ids(c.image_id)
@@ -518,11 +527,8 @@ class ContainerService:
                 pass
 
     async def _cleanup_runtime(self, c: Container, live: _Live) -> None:
-        runtime = self._runtimes[c.runtime]
-        try:
-            await runtime.delete(c.id, force=True)
-        except Exception:
-            log.exception("container %s: runtime delete failed", c.id[:12])
+        """After an exit: unmount now; the runtime's own state is deleted in the background
+        (a start of the same container waits for it), off the path of `docker run --rm`."""
         for handle in (live.process, live.monitor):
             if handle is not None:
                 handle.close()
@@ -531,6 +537,14 @@ class ContainerService:
             await asyncio.to_thread(self._dirs.unmount, c.rw_layer)
         except Exception:
             log.exception("container %s: unmount failed", c.id[:12])
+        assert self._group is not None
+        live.runtime_cleanup = self._group.create_task(self._delete_runtime_state(c))
+
+    async def _delete_runtime_state(self, c: Container) -> None:
+        try:
+            await self._runtimes[c.runtime].delete(c.id, force=True)
+        except Exception:
+            log.exception("container %s: runtime delete failed", c.id[:12])
 
     # ---- signals, stop, restart --------------------------------------------------------
 
@@ -669,6 +683,8 @@ class ContainerService:
                 self._set_state(c.id, replace(c.state, status=ContainerStatus.DEAD))
                 raise
             self._repo.delete(c.id)
+            assert self._group is not None
+            self._group.create_task(self._empty_trash())
             del self._containers[c.id]
             self._names.pop(c.name, None)
             self._live.pop(c.id, None)
@@ -773,6 +789,7 @@ class ContainerService:
                 log.info("container %s: exited while the daemon was away", c.id[:12])
                 assert self._group is not None
                 self._group.create_task(self._on_exit(c.id))
+        self._group.create_task(self._empty_trash())  # left by a crash mid-removal
         for c in list(self._containers.values()):
             if c.spec.host.auto_remove and c.state.status is ContainerStatus.EXITED:
                 assert self._group is not None

@@ -18,6 +18,7 @@ from typing import BinaryIO
 from dockyard.errors import Internal
 from dockyard.layers.tarlayer import AppliedLayer, apply_layer_tar
 from dockyard.linux import mount as linux_mount
+from dockyard.linux.fs import Trash
 
 _PAGE = 4096
 
@@ -78,6 +79,14 @@ class LayerDirs:
         shutil.rmtree(base, ignore_errors=True)
         if base.exists():
             raise Internal(f"cannot remove layer directory {base}")
+
+    def discard(self, cache_id: str, trash: Trash) -> None:
+        """Like remove, but moves the directory to the trash to be deleted later."""
+        base = self.root / cache_id
+        if not base.exists():
+            return
+        linux_mount.unmount(str(base / "merged"), lazy=True)
+        trash.discard(base)
 
     def mount(self, rw_cache_id: str, lower_cache_ids: Sequence[str]) -> Path:
         """Mount a container's rootfs: its writable layer over the image layers (top first)."""

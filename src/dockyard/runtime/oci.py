@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from dockyard.errors import Conflict, Internal, NotFound
 
 _TIMEOUT = 30.0
+_FIFO_WAIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class OciRuntime:
         return out.decode(errors="replace")
 
     async def start(self, container_id: str) -> None:
+        fifo = Path(self.root) / container_id / "exec.fifo"
+        if fifo.exists() and await _release_exec_fifo(fifo):
+            return
         await self._run("start", container_id)
 
     async def kill(self, container_id: str, signal: int, *, all_processes: bool = False) -> None:
@@ -67,3 +73,41 @@ class OciRuntime:
 
     async def resume(self, container_id: str) -> None:
         await self._run("resume", container_id)
+
+
+async def _release_exec_fifo(fifo: Path) -> bool:
+    """Do what `runc start` does, without spawning it (about 10 ms saved per start).
+
+    runc and crun park a created container's init in a blocking write to
+    <root>/<id>/exec.fifo; reading that byte lets it exec the user's process,
+    and removing the fifo marks the container as started for later runtime calls.
+    False when no init answered: the caller then asks the runtime itself, for its error.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    ready = asyncio.Event()
+    loop.add_reader(fd, ready.set)
+    try:
+        async with asyncio.timeout(_FIFO_WAIT):
+            while True:
+                await ready.wait()
+                ready.clear()
+                try:
+                    data = os.read(fd, 16)
+                except BlockingIOError:
+                    continue
+                if data:
+                    break
+                # EOF: the init has not reopened its end yet (or is gone); look again shortly.
+                await asyncio.sleep(0.001)
+                ready.set()
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    fifo.unlink(missing_ok=True)
+    return True
