@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from http import HTTPStatus
 from collections.abc import AsyncIterator, Callable
+from http import HTTPStatus
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import h11
@@ -118,7 +119,7 @@ class Connection:
         while True:
             event = self._h11.next_event()
             if event is not h11.NEED_DATA:
-                return event  # type: ignore[no-any-return]
+                return event  # type: ignore[return-value]
             try:
                 data = await self._reader.read(_READ_SIZE)
             except ConnectionError:
@@ -253,7 +254,7 @@ class Connection:
 
     async def _hijack(self, response: HijackResponse, body: _H11Body) -> bool:
         await body.drain()
-        if self._h11.their_state is h11.MIGHT_SWITCH_PROTOCOL:
+        if self._h11.their_state is h11.MIGHT_SWITCH_PROTOCOL:  # type: ignore[attr-defined]
             await self._send(
                 h11.InformationalResponse(
                     status_code=101,
@@ -293,9 +294,9 @@ async def _until_done(
     """Yield from `chunks` until it ends or the client disconnects."""
     iterator = chunks.__aiter__()
     while True:
-        nxt = asyncio.ensure_future(iterator.__anext__())
+        nxt: asyncio.Future[bytes] = asyncio.ensure_future(iterator.__anext__())
         watcher = disconnected()
-        waiting = {nxt} if watcher is None else {nxt, watcher}
+        waiting: set[asyncio.Future[Any]] = {nxt} if watcher is None else {nxt, watcher}
         done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if nxt not in done:
             nxt.cancel()

@@ -12,7 +12,6 @@ import os
 import socket
 import ssl
 import stat
-
 from pathlib import Path
 from urllib.parse import urlsplit
 

@@ -121,13 +121,13 @@ def _resolv_conf() -> bytes:
 
 def _hosts_file(hostname: str) -> bytes:
     return (
-        "127.0.0.1\tlocalhost\n"
-        "::1\tlocalhost ip6-localhost ip6-loopback\n"
-        "fe00::0\tip6-localnet\n"
-        "ff00::0\tip6-mcastprefix\n"
-        "ff02::1\tip6-allnodes\n"
-        "ff02::2\tip6-allrouters\n"
-    ).encode()
+        b"127.0.0.1\tlocalhost\n"
+        b"::1\tlocalhost ip6-localhost ip6-loopback\n"
+        b"fe00::0\tip6-localnet\n"
+        b"ff00::0\tip6-mcastprefix\n"
+        b"ff02::1\tip6-allnodes\n"
+        b"ff02::2\tip6-allrouters\n"
+    )
 
 
 class ContainerService:
@@ -198,7 +198,7 @@ class ContainerService:
                 raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
         raise NotFound(f"No such container: {ref}")
 
-    def list(self, filters: Filters, include_all: bool, limit: int = -1) -> list[Container]:
+    def query(self, filters: Filters, include_all: bool, limit: int = -1) -> list[Container]:
         filters.validate(
             ("id", "name", "label", "status", "exited", "ancestor", "before", "since", "volume",
              "network", "health", "is-task", "publish", "expose")
@@ -705,7 +705,7 @@ class ContainerService:
             raise InvalidArgument("Neither old nor new names may be empty")
         new_name = validate_name(new_name)
         if new_name == c.name:
-            raise InvalidArgument(f"Renaming a container with the same name as its current name")
+            raise InvalidArgument("Renaming a container with the same name as its current name")
         holder = self._names.get(new_name)
         if holder is not None:
             raise Conflict(
@@ -766,6 +766,7 @@ class ContainerService:
 
     async def reconcile(self) -> None:
         """Match the database to what runs: adopt live monitors, settle the rest."""
+        assert self._group is not None, "ContainerService.bind() was not called"
         for c in list(self._containers.values()):
             live = self._live[c.id]
             st = c.state
@@ -787,12 +788,10 @@ class ContainerService:
                 self._watch(c.id, monitor)
             else:
                 log.info("container %s: exited while the daemon was away", c.id[:12])
-                assert self._group is not None
                 self._group.create_task(self._on_exit(c.id))
         self._group.create_task(self._empty_trash())  # left by a crash mid-removal
         for c in list(self._containers.values()):
             if c.spec.host.auto_remove and c.state.status is ContainerStatus.EXITED:
-                assert self._group is not None
                 self._group.create_task(self._quiet_remove(c.id))
 
     async def _quiet_remove(self, container_id: str) -> None:

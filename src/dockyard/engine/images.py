@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from dockyard.engine.events import EventBus
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.images.archive import SaveImage, SaveLayer, read_archive, write_archive
 from dockyard.layers.overlay import LayerDirs, chain_id, chain_ids
@@ -24,7 +25,6 @@ from dockyard.model.filters import Filters
 from dockyard.model.ids import is_full_id, short_id, strip_algorithm
 from dockyard.model.images import Image, ImageConfig, image_config_to_json, parse_image_config
 from dockyard.model.references import Reference, parse_reference
-from dockyard.engine.events import EventBus
 from dockyard.store.content import ContentStore
 from dockyard.store.images import ImageRepository, ImageRow, LayerRow, TagRow
 
@@ -171,7 +171,7 @@ class ImageService:
         image = self.get(image_id).image
         return [self._layers[c].cache_id for c in reversed(chain_ids(image.diff_ids))]
 
-    def list(self, filters: Filters, include_all: bool) -> list[ImageEntry]:
+    def query(self, filters: Filters, include_all: bool) -> list[ImageEntry]:
         filters.validate(("dangling", "label", "reference", "before", "since", "until"))
         dangling = filters.bool_value("dangling")
         out = []
@@ -487,7 +487,7 @@ def _stream_from_thread(produce: Callable[[BinaryIO], None]) -> AsyncIterator[by
             try:
                 with os.fdopen(write_fd, "wb") as out:
                     produce(out)
-            except BaseException as exc:  # reported after the stream ends
+            except BaseException as exc:  # noqa: BLE001 - re-raised after the stream ends
                 errors.append(exc)
 
         thread = threading.Thread(target=run, name="save-archive", daemon=True)

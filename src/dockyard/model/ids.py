@@ -26,7 +26,7 @@ def is_full_id(value: str) -> bool:
 
 def strip_algorithm(value: str) -> str:
     """'sha256:abc' -> 'abc'; other strings pass unchanged."""
-    return value[7:] if value.startswith("sha256:") else value
+    return value.removeprefix("sha256:")
 
 
 def is_digest(value: str) -> bool:

@@ -49,9 +49,7 @@ class LogQuery:
             return False
         if self.since_ns and record.time_ns < self.since_ns:
             return False
-        if self.until_ns and record.time_ns > self.until_ns:
-            return False
-        return True
+        return not (self.until_ns and record.time_ns > self.until_ns)
 
 
 def _complete_lines(data: bytes) -> tuple[list[bytes], bytes]:

@@ -52,7 +52,7 @@ def routes(
         return JsonResponse({"Id": c.id, "Warnings": []}, 201)
 
     async def list_containers(request: Request) -> Response:
-        found = containers.list(
+        found = containers.query(
             parse_filters(request.arg("filters")),
             request.flag("all"),
             request.int_arg("limit", -1) or -1,

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-from dockyard.api.messages import EmptyResponse, JsonResponse, Request, Response, StreamResponse, json_line
+from dockyard.api.messages import (
+    EmptyResponse,
+    JsonResponse,
+    Request,
+    Response,
+    StreamResponse,
+    json_line,
+)
 from dockyard.api.router import Route
 from dockyard.api.schemas import images as schema
 from dockyard.engine.images import ImageService
@@ -17,7 +24,7 @@ from dockyard.model.references import parse_repository_tag
 def routes(images: ImageService, dirs: LayerDirs, count_users: Callable[[str], int]) -> list[Route]:
 
     async def list_images(request: Request) -> Response:
-        entries = images.list(parse_filters(request.arg("filters")), request.flag("all"))
+        entries = images.query(parse_filters(request.arg("filters")), request.flag("all"))
         return JsonResponse([schema.summary_doc(e, count_users(e.id)) for e in entries])
 
     async def inspect(request: Request) -> Response:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from dockyard.api.messages import BytesResponse, JsonResponse, Request, Response, StreamResponse, json_line
+from dockyard.api.messages import (
+    BytesResponse,
+    JsonResponse,
+    Request,
+    Response,
+    StreamResponse,
+    json_line,
+)
 from dockyard.api.router import Route
 from dockyard.api.schemas.system import info_doc, version_doc
 from dockyard.engine.events import Event, EventBus

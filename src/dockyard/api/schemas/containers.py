@@ -81,7 +81,7 @@ def parse_host_config(doc: Mapping[str, Any]) -> HostSpec:
     if policy.name not in ("no", "always", "unless-stopped", "on-failure"):
         raise InvalidArgument(f"invalid restart policy: unknown policy '{policy.name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")
     if policy.maximum_retry_count and policy.name != "on-failure":
-        raise InvalidArgument(f"invalid restart policy: maximum retry count can only be used with 'on-failure'")
+        raise InvalidArgument("invalid restart policy: maximum retry count can only be used with 'on-failure'")
     host = HostSpec(
         binds=_strs(doc.get("Binds"), "Binds"),
         network_mode=str(doc.get("NetworkMode") or "default"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC
 from typing import Any
 
 from dockyard.api.versioning import API_VERSION, MIN_API_VERSION
@@ -134,6 +135,6 @@ def info_doc(system: SystemService, listeners: int = 0) -> dict[str, Any]:
 
 
 def _now() -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
