@@ -174,7 +174,9 @@ def _normalise_host(host: str) -> str:
 
 
 def parse_daemon_args(argv: Sequence[str]) -> DaemonConfig:
-    parser = argparse.ArgumentParser(prog="dockyardd", description="the dockyard container engine daemon")
+    parser = argparse.ArgumentParser(
+        prog="dockyardd", description="the dockyard container engine daemon", allow_abbrev=False
+    )
     add_daemon_flags(parser)
     args = parser.parse_args(argv)
     given = any(a == "--config-file" or a.startswith("--config-file=") for a in argv)

@@ -511,12 +511,6 @@ def test_malformed_request_closes_connection(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
-@pytest.mark.xfail(
-    reason="the connection routes on the raw, still percent-encoded path: docker-py quotes '@' in "
-    "image references (quote(safe='/:')), so /images/busybox%40sha256:.../json reaches the route "
-    "as 'busybox%40sha256:...' instead of 'busybox@sha256:...'",
-    strict=True,
-)
 def test_percent_encoded_path_params_are_decoded(tmp_path: Path) -> None:
     async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
         doc = (
@@ -563,12 +557,6 @@ def test_stream_ends_when_client_goes_away_after_body_read(tmp_path: Path) -> No
     run(tmp_path, scenario)
 
 
-@pytest.mark.xfail(
-    reason="disconnect watching starts only once the request body is finished, and nothing reads "
-    "the (empty) body of a GET whose route does not: an idle stream such as GET /events or "
-    "logs -f never notices the client left, so its generator (and event listener) lives on",
-    strict=True,
-)
 def test_stream_ends_when_client_goes_away_get_without_body(tmp_path: Path) -> None:
     async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
         reader, writer = await connect()

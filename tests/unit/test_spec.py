@@ -317,20 +317,10 @@ def test_privileged_gets_all_regardless() -> None:
     assert capabilities(True, ["NET_ADMIN"], ["ALL"]) == list(ALL_CAPS)
 
 
-@pytest.mark.xfail(
-    reason="dockerd's TweakCapabilities drops first, then adds: a capability both added and "
-    "dropped stays; capabilities() drops it",
-    strict=True,
-)
 def test_same_cap_added_and_dropped_is_kept_as_dockerd() -> None:
     assert "CAP_NET_ADMIN" in capabilities(False, ["NET_ADMIN"], ["NET_ADMIN"])
 
 
-@pytest.mark.xfail(
-    reason="dockerd: ALL in cap-add wins over ALL in cap-drop (every capability); "
-    "capabilities() returns []",
-    strict=True,
-)
 def test_add_all_and_drop_all_gives_all_as_dockerd() -> None:
     assert sorted(capabilities(False, ["ALL"], ["ALL"])) == sorted(ALL_CAPS)
 

@@ -186,11 +186,6 @@ def test_group_add_for_root(passwd: list[PasswdEntry], groups: list[GroupEntry])
     assert resolve_user("", passwd, groups, group_add=["docker"]) == ProcessUser(0, 0, (10, 999))
 
 
-@pytest.mark.xfail(
-    reason="libcontainer's GetExecUser (used by dockerd) adds membership groups only in the "
-    "implicit form; with an explicit group (name:group) there are no supplementary gids",
-    strict=True,
-)
 def test_explicit_group_has_no_membership_groups(
     passwd: list[PasswdEntry], groups: list[GroupEntry]
 ) -> None:

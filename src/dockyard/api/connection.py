@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import h11
 
@@ -159,7 +159,7 @@ class Connection:
         upgrade = "upgrade" in headers and "upgrade" in headers.get("connection", "").lower()
         body = _H11Body(self)
         try:
-            versioned = split_version(target.path)
+            versioned = split_version(unquote(target.path))
             handler, params = self._router.match(
                 "GET" if method == "HEAD" and versioned.path != "/_ping" else method,
                 versioned.path,
@@ -185,6 +185,8 @@ class Connection:
             return await self._hijack(response, body)
         head_only = method == "HEAD"
         if isinstance(response, StreamResponse):
+            if "content-length" not in headers and "transfer-encoding" not in headers:
+                await body.drain()  # no body: finish it now so a disconnect can be noticed
             await self._stream(response, body, head_only)
         else:
             await body.drain()

@@ -37,6 +37,7 @@ from dockyard.model.containers import (
 )
 from dockyard.model.filters import Filters
 from dockyard.model.ids import new_id
+from dockyard.model.mounts import oci_options, parse_mounts
 from dockyard.model.names import generate_name, validate_name
 from dockyard.model.signals import parse_signal
 from dockyard.runtime import conmon
@@ -290,6 +291,9 @@ class ContainerService:
             raise InvalidArgument(f"unknown or invalid runtime name: {runtime}")
         if spec.host.network_mode not in ("default", "bridge", "none", ""):
             raise InvalidArgument(f"network {spec.host.network_mode} not found")
+        if spec.host.port_bindings and any(spec.host.port_bindings.values()) or spec.host.publish_all_ports:
+            raise InvalidArgument("publishing ports is not supported yet: containers have loopback only")
+        parse_mounts(spec.host.binds, spec.host.tmpfs)  # refuse a bad mount now, not at start
         name = self._reserve_name(name, container_id)
         files = self.files(container_id)
         rw_layer = self._dirs.new_cache_id()
@@ -423,10 +427,15 @@ class ContainerService:
         cwd = s.working_dir or "/"
         _ensure_dir_in_rootfs(rootfs, cwd, user.uid, user.gid)
         binds = ("rbind", "rprivate")
+        user_mounts = parse_mounts(s.host.binds, s.host.tmpfs)
+        for m in user_mounts:
+            if m.type == "bind" and not os.path.exists(m.source):
+                os.makedirs(m.source, exist_ok=True)  # as dockerd does for -v host paths
         mounts = (
             Mount("/etc/resolv.conf", "bind", str(files.resolv), binds),
             Mount("/etc/hostname", "bind", str(files.hostname), binds),
             Mount("/etc/hosts", "bind", str(files.hosts), binds),
+            *(Mount(m.destination, m.type, m.source, oci_options(m)) for m in user_mounts),
         )
         h = s.host
         spec = build_spec(

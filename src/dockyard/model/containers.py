@@ -173,13 +173,30 @@ def _env_key(item: str) -> str:
     return item.partition("=")[0]
 
 
+def _merge_health(user: HealthConfig | None, image: HealthConfig | None) -> HealthConfig | None:
+    """Fields the user left unset (empty test, zero durations) come from the image."""
+    if user is None or image is None:
+        return user or image
+    from dataclasses import replace
+
+    return replace(
+        user,
+        test=user.test or image.test,
+        interval_ns=user.interval_ns or image.interval_ns,
+        timeout_ns=user.timeout_ns or image.timeout_ns,
+        start_period_ns=user.start_period_ns or image.start_period_ns,
+        start_interval_ns=user.start_interval_ns or image.start_interval_ns,
+        retries=user.retries or image.retries,
+    )
+
+
 def merge_image_config(spec: ContainerSpec, image: ImageConfig) -> ContainerSpec:
     """dockerd's merge of the image's defaults into what the user asked for."""
     from dataclasses import replace
 
-    env: dict[str, str] = {}
-    for item in (*image.env, *spec.env):
-        env[_env_key(item)] = item
+    # dockerd's order: the user's entries, then the image's that the user did not set.
+    user_keys = {_env_key(item) for item in spec.env}
+    env = [*spec.env, *(item for item in image.env if _env_key(item) not in user_keys)]
     entrypoint, cmd = spec.entrypoint, spec.cmd
     if not entrypoint:
         if not cmd:
@@ -191,7 +208,7 @@ def merge_image_config(spec: ContainerSpec, image: ImageConfig) -> ContainerSpec
     return replace(
         spec,
         user=spec.user or image.user,
-        env=tuple(env.values()),
+        env=tuple(env),
         cmd=cmd,
         entrypoint=entrypoint,
         working_dir=spec.working_dir or image.working_dir,
@@ -199,7 +216,7 @@ def merge_image_config(spec: ContainerSpec, image: ImageConfig) -> ContainerSpec
         exposed_ports=tuple(sorted({*image.exposed_ports, *spec.exposed_ports})),
         volumes=tuple(sorted({*image.volumes, *spec.volumes})),
         stop_signal=spec.stop_signal or image.stop_signal,
-        healthcheck=spec.healthcheck or image.healthcheck,
+        healthcheck=_merge_health(spec.healthcheck, image.healthcheck),
         on_build=image.on_build,
         shell=image.shell,
     )

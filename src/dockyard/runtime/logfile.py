@@ -90,9 +90,11 @@ async def follow(
         lines, pending = _complete_lines(pending + data)
         for line in lines:
             record = parse_line(line)
-            if record is not None and query.wants(record):
-                if query.until_ns and record.time_ns > query.until_ns:
-                    return
+            if record is None:
+                continue
+            if query.until_ns and record.time_ns > query.until_ns:
+                return
+            if query.wants(record):
                 yield record
         if done and not data:
             return

@@ -86,16 +86,18 @@ def _cap_name(name: str) -> str:
 
 
 def capabilities(privileged: bool, add: Sequence[str], drop: Sequence[str]) -> list[str]:
-    """dockerd's rule: start from the default set (or all), add, then drop; ALL works both ways."""
+    """dockerd's rule: ALL in add gives everything not dropped; ALL in drop gives just the
+    adds; otherwise drop from the defaults first, then add (so add wins over drop)."""
     if privileged:
         return list(ALL_CAPS)
-    adds = {_cap_name(c) for c in add}
+    adds = [_cap_name(c) for c in add]
     drops = {_cap_name(c) for c in drop}
-    caps = list(ALL_CAPS) if "CAP_ALL" in adds else list(DEFAULT_CAPS)
-    caps += [c for c in sorted(adds) if c != "CAP_ALL" and c not in caps]
+    if "CAP_ALL" in adds:
+        return [c for c in ALL_CAPS if c not in drops]
     if "CAP_ALL" in drops:
-        return [c for c in caps if c in adds]
-    return [c for c in caps if c not in drops]
+        return list(dict.fromkeys(adds))
+    caps = [c for c in DEFAULT_CAPS if c not in drops]
+    return list(dict.fromkeys(caps + adds))
 
 
 def process_env(env: Sequence[str], hostname: str, tty: bool) -> list[str]:

@@ -77,7 +77,8 @@ def resolve_user(
             gid = int(group_part)
         else:
             raise InvalidArgument(f"unable to find group {group_part}: no matching entries in group file")
-    extra = [g.gid for g in groups if name and name in g.members and g.gid != gid]
+    # Membership adds groups only when the user named no group (libcontainer's rule).
+    extra = [] if group_part else [g.gid for g in groups if name and name in g.members and g.gid != gid]
     for item in group_add:
         found_group = next((g for g in groups if g.name == item or str(g.gid) == item), None)
         if found_group is not None:

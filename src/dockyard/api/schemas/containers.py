@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -17,6 +16,7 @@ from dockyard.model.containers import (
     RestartPolicy,
 )
 from dockyard.model.images import HealthConfig
+from dockyard.model.mounts import parse_mounts
 from dockyard.model.times import parse_ns, unix_seconds
 
 
@@ -67,19 +67,36 @@ def _health(value: Any) -> HealthConfig | None:
 def _port_bindings(value: Any) -> dict[str, tuple[tuple[str, str], ...]]:
     out = {}
     for port, bindings in _obj(value, "PortBindings").items():
-        out[port] = tuple(
-            (str((b or {}).get("HostIp") or ""), str((b or {}).get("HostPort") or "")) for b in bindings or ()
-        )
+        if bindings is None:
+            bindings = []
+        if not isinstance(bindings, list) or not all(isinstance(b, dict) or b is None for b in bindings):
+            raise InvalidArgument(f"invalid PortBindings for {port}: expected a list of objects")
+        out[port] = tuple((str((b or {}).get("HostIp") or ""), str((b or {}).get("HostPort") or "")) for b in bindings)
     return out
+
+
+def _console_size(value: Any) -> tuple[int, int]:
+    if value is None:
+        return (0, 0)
+    if not isinstance(value, list):
+        raise InvalidArgument("invalid ConsoleSize: expected [height, width]")
+    # As Go decodes into [2]uint: missing entries are 0, extra ones ignored.
+    padded = [*value[:2], 0, 0][:2]
+    return (_int(padded[0], "ConsoleSize"), _int(padded[1], "ConsoleSize"))
+
+
+def _opt_int(value: Any, what: str) -> int | None:
+    return None if value is None else _int(value, what)
 
 
 def parse_host_config(doc: Mapping[str, Any]) -> HostSpec:
     restart = _obj(doc.get("RestartPolicy"), "RestartPolicy")
     log_config = _obj(doc.get("LogConfig"), "LogConfig")
-    console = doc.get("ConsoleSize") or [0, 0]
     policy = RestartPolicy(str(restart.get("Name") or "no"), _int(restart.get("MaximumRetryCount"), "MaximumRetryCount"))
     if policy.name not in ("no", "always", "unless-stopped", "on-failure"):
         raise InvalidArgument(f"invalid restart policy: unknown policy '{policy.name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")
+    if policy.maximum_retry_count < 0:
+        raise InvalidArgument("invalid restart policy: maximum retry count cannot be negative")
     if policy.maximum_retry_count and policy.name != "on-failure":
         raise InvalidArgument("invalid restart policy: maximum retry count can only be used with 'on-failure'")
     host = HostSpec(
@@ -100,13 +117,13 @@ def parse_host_config(doc: Mapping[str, Any]) -> HostSpec:
         extra_hosts=_strs(doc.get("ExtraHosts"), "ExtraHosts"),
         security_opt=_strs(doc.get("SecurityOpt"), "SecurityOpt"),
         tmpfs={str(k): str(v) for k, v in _obj(doc.get("Tmpfs"), "Tmpfs").items()},
-        console_size=(_int(console[0], "ConsoleSize"), _int(console[1], "ConsoleSize")) if len(console) == 2 else (0, 0),
+        console_size=_console_size(doc.get("ConsoleSize")),
         init=doc.get("Init"),
         memory=_int(doc.get("Memory"), "Memory"),
         memory_swap=_int(doc.get("MemorySwap"), "MemorySwap"),
         nano_cpus=_int(doc.get("NanoCpus"), "NanoCpus"),
         cpu_shares=_int(doc.get("CpuShares"), "CpuShares"),
-        pids_limit=doc.get("PidsLimit"),
+        pids_limit=_opt_int(doc.get("PidsLimit"), "PidsLimit"),
         shm_size=_int(doc.get("ShmSize"), "ShmSize") or 64 * 1024 * 1024,
         oom_kill_disable=doc.get("OomKillDisable"),
         log_config=LogConfig(str(log_config.get("Type") or "json-file"), dict(log_config.get("Config") or {})),
@@ -312,7 +329,7 @@ def inspect_doc(c: Container, paths: Mapping[str, str], graph: Mapping[str, str]
         "ExecIDs": None,
         "HostConfig": host_config_doc(c),
         "GraphDriver": {"Name": "overlayfs", "Data": dict(graph)},
-        "Mounts": [],
+        "Mounts": mounts_doc(c),
         "Config": config_doc(c),
         "NetworkSettings": {
             "Bridge": "",
@@ -337,6 +354,18 @@ def inspect_doc(c: Container, paths: Mapping[str, str], graph: Mapping[str, str]
     }
 
 
+def mounts_doc(c: Container) -> list[dict[str, Any]]:
+    out = []
+    for m in parse_mounts(c.spec.host.binds, c.spec.host.tmpfs):
+        if m.type == "bind":
+            out.append({"Type": "bind", "Source": m.source, "Destination": m.destination, "Mode": m.mode,
+                        "RW": not m.read_only, "Propagation": m.propagation})  # fmt: skip
+        else:
+            out.append({"Type": "tmpfs", "Source": "", "Destination": m.destination, "Mode": ",".join(m.options),
+                        "RW": not m.read_only, "Propagation": ""})  # fmt: skip
+    return out
+
+
 def human_duration(seconds: float) -> str:
     """Docker's go-units HumanDuration wording."""
     s = int(seconds)
@@ -351,7 +380,7 @@ def human_duration(seconds: float) -> str:
         return "About a minute"
     if minutes < 60:
         return f"{minutes} minutes"
-    hours = round(s / 3600)
+    hours = int(s / 3600 + 0.5)  # go-units rounds half up
     if hours == 1:
         return "About an hour"
     if hours < 48:
@@ -362,7 +391,7 @@ def human_duration(seconds: float) -> str:
         return f"{hours // 24 // 7} weeks"
     if hours < 24 * 365 * 2:
         return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
+    return f"{s // 3600 // 24 // 365} years"
 
 
 def status_text(c: Container, now_ns: int | None = None) -> str:
@@ -383,6 +412,14 @@ def status_text(c: Container, now_ns: int | None = None) -> str:
     return "Created"
 
 
+def _command(argv: tuple[str, ...]) -> str:
+    """dockerd's Command column: arguments with spaces in single quotes, nothing escaped."""
+    if not argv:
+        return ""
+    args = [f"'{a}'" if " " in a else a for a in argv[1:]]
+    return " ".join([argv[0], *args]) if args else argv[0]
+
+
 def summary_doc(c: Container) -> dict[str, Any]:
     argv = c.spec.argv
     return {
@@ -390,7 +427,7 @@ def summary_doc(c: Container) -> dict[str, Any]:
         "Names": ["/" + c.name],
         "Image": c.spec.image,
         "ImageID": c.image_id,
-        "Command": " ".join(shlex.quote(a) if " " in a else a for a in argv),
+        "Command": _command(argv),
         "Created": unix_seconds(c.created),
         "Ports": [],
         "Labels": dict(c.spec.labels),
@@ -398,5 +435,5 @@ def summary_doc(c: Container) -> dict[str, Any]:
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.spec.host.network_mode},
         "NetworkSettings": {"Networks": {}},
-        "Mounts": [],
+        "Mounts": mounts_doc(c),
     }
