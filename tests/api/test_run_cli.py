@@ -215,3 +215,47 @@ def test_pause_and_unpause(daemon: Daemon, busybox: str) -> None:
         daemon.docker("rm", "-f", "pausing")  # a paused container can be force-removed
     finally:
         daemon.docker("rm", "-f", "pausing", check=False)
+
+
+def test_bind_and_tmpfs_mounts(daemon: Daemon, busybox: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    host_dir = tmp_path / "shared"
+    host_dir.mkdir()
+    (host_dir / "in.txt").write_text("from-host\n")
+    result = daemon.docker(
+        "run", "--rm", "-v", f"{host_dir}:/data", "-v", f"{host_dir}:/ro:ro", "--tmpfs", "/scratch:size=1m",
+        busybox, "sh", "-c",
+        "cat /data/in.txt; echo from-ctr > /data/out.txt; touch /ro/x 2>/dev/null || echo ro-refused;"
+        " grep ' /scratch ' /proc/mounts | cut -d' ' -f3",
+    )  # fmt: skip
+    assert result.stdout.decode().split() == ["from-host", "ro-refused", "tmpfs"]
+    assert (host_dir / "out.txt").read_text() == "from-ctr\n"
+
+
+def test_mount_inspect_and_missing_host_dir(daemon: Daemon, busybox: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "made-by-daemon"
+    daemon.docker("create", "--name", "mounts", "-v", f"{missing}:/m:ro", busybox, "true")
+    try:
+        mounts = json.loads(daemon.out("inspect", "-f", "{{json .Mounts}}", "mounts"))
+        assert mounts == [{"Type": "bind", "Source": str(missing), "Destination": "/m", "Mode": "ro",
+                           "RW": False, "Propagation": "rprivate"}]  # fmt: skip
+        daemon.docker("start", "-a", "mounts")
+        assert missing.is_dir()  # -v creates a missing host directory, as dockerd
+    finally:
+        daemon.docker("rm", "-f", "mounts", check=False)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-v", "relative:/x"], b"named volumes are not supported yet"),
+        (["-v", "/tmp:relative"], b"mount path must be absolute"),
+        (["-p", "127.0.0.1:18080:80"], b"publishing ports is not supported yet"),
+        (["--restart", "bogus"], b"invalid restart policy"),
+    ],
+)
+def test_bad_create_options_are_refused_and_leave_nothing(daemon: Daemon, busybox: str, args: list[str], message: bytes) -> None:
+    before = daemon.out("ps", "-aq")
+    result = daemon.docker("create", *args, busybox, "true", check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert daemon.out("ps", "-aq") == before
