@@ -212,6 +212,10 @@ def test_pause_and_unpause(daemon: Daemon, busybox: str) -> None:
         daemon.docker("unpause", "pausing")
         assert daemon.out("inspect", "-f", "{{.State.Status}}", "pausing") == "running"
         daemon.docker("pause", "pausing")
+        daemon.docker("stop", "-t", "1", "pausing")  # thawed, then stopped
+        assert daemon.out("inspect", "-f", "{{.State.Status}}", "pausing") == "exited"
+        daemon.docker("start", "pausing")
+        daemon.docker("pause", "pausing")
         daemon.docker("rm", "-f", "pausing")  # a paused container can be force-removed
     finally:
         daemon.docker("rm", "-f", "pausing", check=False)

@@ -589,6 +589,10 @@ class ContainerService:
         sig = parse_signal(signal_name or c.spec.stop_signal or "SIGTERM")
         if timeout is None:
             timeout = c.spec.stop_timeout if c.spec.stop_timeout is not None else DEFAULT_STOP_TIMEOUT
+        if c.state.status is ContainerStatus.PAUSED:
+            # A frozen process cannot act on a signal; thaw it first, as dockerd does.
+            await self.unpause(c.id)
+            c = self._containers[c.id]
         exited = self._exit_future(c.id)
         self._live[c.id].stopped_by_user = True
         try:
