@@ -23,6 +23,7 @@ from dockyard.engine.logs import LogService
 from dockyard.engine.system import ENGINE_VERSION, Counts, SystemService
 from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.lockfile import LockFile
+from dockyard.network.netns import NetnsPool
 from dockyard.store.containers import ContainerRepository
 from dockyard.store.content import ContentStore
 from dockyard.store.db import Database
@@ -68,7 +69,8 @@ async def _serve(config: DaemonConfig) -> None:
     content = ContentStore(config.data_root / "content")
     dirs = LayerDirs(config.data_root / "overlay")
     images = ImageService(ImageRepository(db), content, dirs, events, config.data_root / "tmp")
-    containers = ContainerService(config, ContainerRepository(db), images, dirs, events)
+    netns = NetnsPool(config.exec_root / "netns")
+    containers = ContainerService(config, ContainerRepository(db), images, dirs, events, netns)
     images.set_users(containers)
     logs = LogService(containers)
     system = SystemService(config, _daemon_id(config.data_root), _Counts(containers, images))
@@ -96,6 +98,7 @@ async def _serve(config: DaemonConfig) -> None:
             await stop.wait()
             log.info("shutting down; containers keep running")
             await api.stop()
+            await netns.close()
             raise _Shutdown
     except* _Shutdown:
         pass

@@ -40,6 +40,7 @@ from dockyard.model.ids import new_id
 from dockyard.model.mounts import oci_options, parse_mounts
 from dockyard.model.names import generate_name, validate_name
 from dockyard.model.signals import parse_signal
+from dockyard.network.netns import NetnsPool
 from dockyard.runtime import conmon
 from dockyard.runtime.attach import AttachConnection
 from dockyard.runtime.oci import OciRuntime
@@ -139,8 +140,10 @@ class ContainerService:
         images: ImageService,
         dirs: LayerDirs,
         events: EventBus,
+        netns: NetnsPool,
     ) -> None:
         self._config = config
+        self._netns = netns
         self._repo = repo
         self._images = images
         self._dirs = dirs
@@ -369,8 +372,10 @@ class ContainerService:
         rootfs = await asyncio.to_thread(self._dirs.mount, c.rw_layer, lowers)
         t_mount = time.perf_counter()
         created: conmon.Created | None = None
+        netns = ""
         try:
-            await asyncio.to_thread(self._write_bundle, c, files, rootfs)
+            netns = str(await self._netns.take())
+            await asyncio.to_thread(self._write_bundle, c, files, rootfs, netns)
             t_bundle = time.perf_counter()
             created = await conmon.create(
                 conmon.ConmonRequest(
@@ -400,6 +405,7 @@ class ContainerService:
             )  # fmt: skip
         except BaseException as exc:
             await self._undo_start(c, live, created is not None)
+            await self._netns.release(netns)
             if not isinstance(exc, asyncio.CancelledError):
                 message = getattr(exc, "message", str(exc))
                 self._set_state(c.id, replace(c.state, error=message, exit_code=_start_exit_code(message)))
@@ -415,13 +421,14 @@ class ContainerService:
             monitor_pid=created.monitor_pid,
             pid_start_time=start_time(created.pid),
             boot_id=self._boot_id,
+            netns=netns,
         )
         live.stopped_by_user = False
         c = self._set_state(c.id, state)
         self._events.publish("container", "start", c.id, self._attrs(c))
         self._watch(c.id, live.monitor)
 
-    def _write_bundle(self, c: Container, files: ContainerFiles, rootfs: Path) -> None:
+    def _write_bundle(self, c: Container, files: ContainerFiles, rootfs: Path, netns: str) -> None:
         s = c.spec
         user = resolve_in_rootfs(rootfs, s.user, s.host.group_add)
         cwd = s.working_dir or "/"
@@ -457,6 +464,7 @@ class ContainerService:
                 shm_size=h.shm_size,
                 resources=Resources(h.memory, h.memory_swap, h.nano_cpus, h.cpu_shares, h.pids_limit),
                 sysctls=tuple(h.sysctls.items()),
+                netns_path=netns,
             )
         )
         files.bundle.mkdir(parents=True, exist_ok=True)
@@ -519,6 +527,7 @@ class ContainerService:
                 finished_at=times.now(),
                 monitor_pid=0,
                 pid_start_time=0,
+                netns="",
             )
             c = self._set_state(container_id, state)
             if oom:
@@ -546,6 +555,7 @@ class ContainerService:
             await asyncio.to_thread(self._dirs.unmount, c.rw_layer)
         except Exception:
             log.exception("container %s: unmount failed", c.id[:12])
+        await self._netns.release(c.state.netns)
         assert self._group is not None
         live.runtime_cleanup = self._group.create_task(self._delete_runtime_state(c))
 
@@ -780,6 +790,7 @@ class ContainerService:
     async def reconcile(self) -> None:
         """Match the database to what runs: adopt live monitors, settle the rest."""
         assert self._group is not None, "ContainerService.bind() was not called"
+        self._netns.bind(self._group, {c.state.netns for c in self._containers.values() if c.state.running})
         for c in list(self._containers.values()):
             live = self._live[c.id]
             st = c.state

@@ -147,6 +147,7 @@ class ContainerState:
     monitor_pid: int = 0
     pid_start_time: int = 0
     boot_id: str = ""
+    netns: str = ""  # the pinned network namespace the process runs in
 
     @property
     def running(self) -> bool:

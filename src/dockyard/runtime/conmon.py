@@ -56,6 +56,8 @@ def conmon_argv(req: ConmonRequest) -> list[str]:
         # --full-attach: the socket is <bundle>/attach, with no symlink left in a socket dir.
         "--full-attach", "--socket-dir-path", str(req.bundle),
         "--log-level", "error",
+        # No sync(2) of the whole system at every exit: the log is not worth that stall.
+        "--no-sync-log",
     ]  # fmt: skip
     for arg in req.runtime_args:
         argv += ["--runtime-arg", arg]

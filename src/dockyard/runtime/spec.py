@@ -77,6 +77,7 @@ class SpecInput:
     shm_size: int = 64 * 1024 * 1024
     resources: Resources = Resources()
     sysctls: tuple[tuple[str, str], ...] = ()
+    netns_path: str = ""  # join this network namespace; empty: the runtime makes a new one
     annotations: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
@@ -172,7 +173,8 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
         for m in inp.mounts
     ]
     linux: dict[str, Any] = {
-        "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")],
+        "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+        + [{"type": "network", "path": inp.netns_path} if inp.netns_path else {"type": "network"}],
         "cgroupsPath": inp.cgroups_path,
         "resources": _resources(inp.resources),
     }
