@@ -316,14 +316,18 @@ def test_attach_socket_round_trip(client: docker.DockerClient, busybox: str) -> 
         container.remove(force=True)
 
 
-@pytest.mark.xfail(
-    reason="closing an attach socket closes the container's stdin although StdinOnce is false",
-    strict=True,
-)
 def test_detaching_leaves_stdin_open_without_stdin_once(
     client: docker.DockerClient, busybox: str
 ) -> None:
-    container = client.containers.create(busybox, "cat", stdin_open=True)
+    # docker-py sets StdinOnce whenever stdin_open is set, so create through the raw API.
+    created = client.api._result(
+        client.api._post_json(
+            client.api._url("/containers/create"),
+            data={"Image": busybox, "Cmd": ["cat"], "OpenStdin": True, "StdinOnce": False},
+        ),
+        True,
+    )
+    container = client.containers.get(created["Id"])
     try:
         container.start()
         first_sock, first = _attach(client, container.id)
@@ -374,8 +378,6 @@ def _raw_attach(daemon: Daemon, container_id: str) -> socket.socket:
     return sock
 
 
-@pytest.mark.xfail(reason="an attach that races the container's exit (monitor socket gone) raises inside the hijacked "
-                          "session and takes the whole daemon down", strict=True)  # fmt: skip
 def test_attaching_while_a_container_exits_keeps_the_daemon_up(
     daemon_factory: Callable[..., Daemon], busybox_tar: bytes
 ) -> None:

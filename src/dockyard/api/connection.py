@@ -146,6 +146,9 @@ class Connection:
                     break
         except (ConnectionError, h11.RemoteProtocolError):
             pass
+        except Exception:
+            # One broken connection must never take the daemon (its TaskGroup) down.
+            log.exception("connection failed")
         finally:
             self._writer.close()
             with contextlib.suppress(Exception):
@@ -280,6 +283,11 @@ class Connection:
             await response.session(stream)
         except ConnectionError:
             pass
+        except DockyardError as exc:
+            # The 101 is out: no status can change now. Say it in-band and end the stream.
+            log.info("hijacked session ended: %s", exc.message)
+            with contextlib.suppress(ConnectionError):
+                await stream.write(response.error_frame(exc.message))
         return False
 
 

@@ -122,6 +122,8 @@ class HijackResponse:
 
     content_type: str
     session: Callable[[RawStream], Awaitable[None]]
+    # How an error is said once the stream is raw (a systemerr frame, or plain text on a TTY).
+    error_frame: Callable[[str], bytes] = lambda message: message.encode() + b"\n"
 
 
 Response = JsonResponse | EmptyResponse | BytesResponse | StreamResponse | HijackResponse

@@ -499,6 +499,9 @@ class ContainerService:
 
     async def _watch_exit(self, container_id: str, monitor: ProcessHandle) -> None:
         await monitor.wait()
+        await self._settle_exit(container_id)
+
+    async def _settle_exit(self, container_id: str) -> None:
         try:
             await self._on_exit(container_id)
         except Exception:
@@ -761,7 +764,12 @@ class ContainerService:
         c = self.resolve(ref)
         live = self._live[c.id]
         if c.state.running:
-            return await AttachConnection.connect(self.files(c.id).attach_socket)
+            try:
+                return await AttachConnection.connect(self.files(c.id).attach_socket)
+            except Conflict:
+                if self._containers.get(c.id, c).state.running and live.monitor is not None:
+                    raise
+                return None  # it exited just now: nothing more to attach to
         fut: asyncio.Future[AttachConnection | None] = asyncio.get_running_loop().create_future()
         live.pending_attach.append(fut)
         try:
@@ -812,7 +820,7 @@ class ContainerService:
                 self._watch(c.id, monitor)
             else:
                 log.info("container %s: exited while the daemon was away", c.id[:12])
-                self._group.create_task(self._on_exit(c.id))
+                self._group.create_task(self._settle_exit(c.id))
         self._group.create_task(self._empty_trash())  # left by a crash mid-removal
         for c in list(self._containers.values()):
             if c.spec.host.auto_remove and c.state.status is ContainerStatus.EXITED:

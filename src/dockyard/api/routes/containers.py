@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from dockyard.api.messages import (
     EmptyResponse,
@@ -41,6 +41,12 @@ def _framer(tty: bool):  # type: ignore[no-untyped-def]
     if tty:
         return lambda pipe, data: data
     return lambda pipe, data: frame(Stream.STDERR if pipe is Pipe.STDERR else Stream.STDOUT, data)
+
+
+def _error_framer(tty: bool) -> Callable[[str], bytes]:
+    if tty:
+        return lambda message: message.encode() + b"\r\n"
+    return lambda message: frame(Stream.SYSTEMERR, message.encode())
 
 
 def routes(
@@ -164,7 +170,7 @@ def routes(
                 return
             await pump(client, conn, opts, framer)
 
-        return HijackResponse(_stream_type(request, c.spec.tty), session)
+        return HijackResponse(_stream_type(request, c.spec.tty), session, _error_framer(c.spec.tty))
 
     async def container_logs(request: Request) -> Response:
         c = containers.resolve(request.params["id"])
