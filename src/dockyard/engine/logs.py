@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from dockyard.engine.containers import ContainerService
 from dockyard.errors import InvalidArgument
-from dockyard.runtime.logfile import LogQuery, LogRecord, follow, read_records
+from dockyard.runtime.logfile import LogQuery, LogRecord, follow, open_log, read_records
 
 
 def parse_unix_time(value: str) -> int:
@@ -34,18 +34,25 @@ class LogService:
     def __init__(self, containers: ContainerService) -> None:
         self._containers = containers
 
-    async def records(self, ref: str, query: LogQuery, follow_new: bool) -> AsyncIterator[LogRecord]:
+    def records(self, ref: str, query: LogQuery, follow_new: bool) -> AsyncIterator[LogRecord]:
+        """The log opened now, before the caller answers: a removal right after
+        (docker-py reads `run` output only after it removed the container) cannot lose it."""
         c = self._containers.resolve(ref)
-        path = self._containers.files(c.id).log
-        past, offset = await asyncio.to_thread(read_records, path, query)
-        for record in past:
-            yield record
-        if not follow_new:
-            return
+        log_file = open_log(self._containers.files(c.id).log)
 
         def finished() -> bool:
             current = self._containers.get(c.id)
             return current is None or not current.state.running
 
-        async for record in follow(path, offset, query, finished):
-            yield record
+        async def stream() -> AsyncIterator[LogRecord]:
+            if log_file is None:
+                return
+            with log_file:
+                past, offset = await asyncio.to_thread(read_records, log_file, query)
+                for record in past:
+                    yield record
+                if follow_new:
+                    async for record in follow(log_file, offset, query, finished):
+                        yield record
+
+        return stream()

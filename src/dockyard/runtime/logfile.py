@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from dockyard.model.times import parse_ns
 
@@ -57,11 +58,34 @@ def _complete_lines(data: bytes) -> tuple[list[bytes], bytes]:
     return [line for line in lines[:-1] if line], lines[-1]
 
 
-def read_records(path: Path, query: LogQuery) -> tuple[list[LogRecord], int]:
-    """What the file holds now (blocking), and the offset to follow from."""
+# A log is read by path, or through a file opened earlier: an open file keeps
+# its content readable after the container (and its directory) is removed.
+LogSource = Path | BinaryIO
+
+
+def open_log(path: Path) -> BinaryIO | None:
     try:
-        data = path.read_bytes()
+        return path.open("rb")
     except FileNotFoundError:
+        return None
+
+
+def _read_from(source: LogSource, offset: int) -> bytes | None:
+    if isinstance(source, Path):
+        try:
+            with source.open("rb") as f:
+                f.seek(offset)
+                return f.read()
+        except FileNotFoundError:
+            return None
+    source.seek(offset)
+    return source.read()
+
+
+def read_records(source: LogSource, query: LogQuery) -> tuple[list[LogRecord], int]:
+    """What the file holds now (blocking), and the offset to follow from."""
+    data = _read_from(source, 0)
+    if data is None:
         return [], 0
     lines, rest = _complete_lines(data)
     offset = len(data) - len(rest)
@@ -74,17 +98,14 @@ def read_records(path: Path, query: LogQuery) -> tuple[list[LogRecord], int]:
 
 
 async def follow(
-    path: Path, offset: int, query: LogQuery, finished: Callable[[], bool]
+    source: LogSource, offset: int, query: LogQuery, finished: Callable[[], bool]
 ) -> AsyncIterator[LogRecord]:
     """New records appended after `offset`, until `finished()` and the file is drained."""
     pending = b""
     while True:
         done = finished()
-        try:
-            with path.open("rb") as f:
-                f.seek(offset)
-                data = f.read()
-        except FileNotFoundError:
+        data = _read_from(source, offset)
+        if data is None:
             return
         offset += len(data)
         lines, pending = _complete_lines(pending + data)
