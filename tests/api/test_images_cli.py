@@ -211,7 +211,6 @@ def test_images_dangling_filter(daemon: Daemon, busybox_tar: bytes) -> None:
         _rmi(daemon, dangling, tagged)
 
 
-@pytest.mark.xfail(reason="GET /images/json ignores the before= and since= filters", strict=True)
 def test_images_before_and_since_filters(daemon: Daemon, busybox_tar: bytes) -> None:
     prefix = f"dy-order-{_uid()}"
     first = _import(daemon, busybox_tar, f"{prefix}-1:x", message="1")
@@ -287,10 +286,6 @@ def test_tag_short_and_fully_qualified(daemon: Daemon, own_image: tuple[str, str
     assert _inspect(daemon, image_id)["RepoTags"] == [ref]
 
 
-@pytest.mark.xfail(
-    reason="GET /images/json?filters=reference lists every tag of a matching image, not only the matching ones",
-    strict=True,
-)
 def test_reference_filter_shows_only_the_matching_tags(
     daemon: Daemon, own_image: tuple[str, str]
 ) -> None:
@@ -576,10 +571,6 @@ def test_load_replaces_a_tag_held_by_another_image(
     assert _inspect(d, first)["RepoTags"] == []
 
 
-@pytest.mark.xfail(
-    reason="docker load moving a tag does not print dockerd's 'already exists, renaming the old one' line",
-    strict=True,
-)
 def test_load_says_when_it_moves_a_tag(
     daemon_factory: Callable[..., Daemon], busybox_tar: bytes
 ) -> None:

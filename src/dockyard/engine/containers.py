@@ -293,7 +293,7 @@ class ContainerService:
         if runtime not in self._runtimes:
             raise InvalidArgument(f"unknown or invalid runtime name: {runtime}")
         if spec.host.network_mode not in ("default", "bridge", "none", ""):
-            raise InvalidArgument(f"network {spec.host.network_mode} not found")
+            raise NotFound(f"network {spec.host.network_mode} not found")
         if spec.host.port_bindings and any(spec.host.port_bindings.values()) or spec.host.publish_all_ports:
             raise InvalidArgument("publishing ports is not supported yet: containers have loopback only")
         parse_mounts(spec.host.binds, spec.host.tmpfs)  # refuse a bad mount now, not at start

@@ -9,6 +9,7 @@ import os
 import re
 import secrets
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +21,7 @@ from dockyard.images.archive import SaveImage, SaveLayer, read_archive, write_ar
 from dockyard.layers.overlay import LayerDirs, chain_id, chain_ids
 from dockyard.layers.tarlayer import decompressed
 from dockyard.model import times
-from dockyard.model.changes import apply_changes
+from dockyard.model.changes import apply_changes, parse_go_duration
 from dockyard.model.filters import Filters
 from dockyard.model.ids import is_full_id, short_id, strip_algorithm
 from dockyard.model.images import Image, ImageConfig, image_config_to_json, parse_image_config
@@ -174,18 +175,32 @@ class ImageService:
     def query(self, filters: Filters, include_all: bool) -> list[ImageEntry]:
         filters.validate(("dangling", "label", "reference", "before", "since", "until"))
         dangling = filters.bool_value("dangling")
+        before = min((self._created_ns(v) for v in filters.values("before")), default=None)
+        since = max((self._created_ns(v) for v in filters.values("since")), default=None)
+        until = min((parse_time_filter(v) for v in filters.values("until")), default=None)
+        patterns = filters.values("reference")
         out = []
         for entry in self._images.values():
+            created = times.parse_ns(entry.image.created)
             if dangling is not None and dangling != (not entry.tags):
                 continue
             if not filters.match_labels(entry.image.config.labels):
                 continue
-            if filters.has("reference") and not any(
-                _ref_matches(pattern, tag) for pattern in filters.values("reference") for tag in entry.tags
-            ):
+            if (before is not None and created >= before) or (since is not None and created <= since):
                 continue
+            if until is not None and created > until:
+                continue
+            if patterns:
+                # As dockerd: only the matching tags are listed.
+                matching = tuple(t for t in entry.tags if any(_ref_matches(p, t) for p in patterns))
+                if not matching:
+                    continue
+                entry = replace(entry, tags=matching)
             out.append(entry)
         return sorted(out, key=lambda e: e.image.created, reverse=True)
+
+    def _created_ns(self, name: str) -> int:
+        return times.parse_ns(self.resolve(name).image.created)
 
     # ---- tags --------------------------------------------------------------------------
 
@@ -413,6 +428,13 @@ class ImageService:
                                 await asyncio.to_thread(self._dirs.remove, row.cache_id)
                         raise
                     refs = [parse_reference(t) for t in item.repo_tags]
+                    for ref in refs:
+                        previous = self._tags.get(str(ref.with_default_tag()))
+                        if previous is not None and previous != item.config_digest:
+                            yield (
+                                f"The image {ref.with_default_tag().familiar()} already exists, renaming "
+                                f"the old one with ID {previous} to empty string\n"
+                            )
                     entry = await self._store_image(item.config, refs)
                     self._events.publish("image", "load", entry.id, {"name": entry.id})
                     if refs:
@@ -447,6 +469,21 @@ class ImageService:
         for image_id in wanted:
             self._events.publish("image", "save", image_id, {"name": image_id})
         return _stream_from_thread(lambda out: write_archive(out, images))
+
+
+def parse_time_filter(value: str) -> int:
+    """`until=`: a unix time, an RFC 3339 time, or a Go duration back from now -> ns."""
+    try:
+        return int(float(value) * 1e9)
+    except ValueError:
+        pass
+    stamp = times.parse_ns(value)
+    if stamp:
+        return stamp
+    try:
+        return time.time_ns() - parse_go_duration(value)
+    except InvalidArgument:
+        raise InvalidArgument(f"invalid filter 'until={value}'") from None
 
 
 def _opener(content: ContentStore, digest: str) -> Callable[[], BinaryIO]:
