@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from http import HTTPStatus
 from typing import Any
@@ -161,6 +162,7 @@ class Connection:
         headers = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
         upgrade = "upgrade" in headers and "upgrade" in headers.get("connection", "").lower()
         body = _H11Body(self)
+        started = time.perf_counter()
         try:
             versioned = split_version(unquote(target.path))
             handler, params = self._router.match(
@@ -183,6 +185,9 @@ class Connection:
         except Exception as exc:  # a bug: log it whole, answer 500
             log.exception("%s %s failed", method, target.path)
             response = JsonResponse({"message": str(exc) or type(exc).__name__}, 500)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s -> %s in %.1f ms", method, target.path, type(response).__name__,
+                      (time.perf_counter() - started) * 1e3)  # fmt: skip
 
         if isinstance(response, HijackResponse):
             return await self._hijack(response, body)

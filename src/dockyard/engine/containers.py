@@ -499,6 +499,7 @@ class ContainerService:
 
     async def _watch_exit(self, container_id: str, monitor: ProcessHandle) -> None:
         await monitor.wait()
+        log.debug("container %s: monitor exited", container_id[:12])
         await self._settle_exit(container_id)
 
     async def _settle_exit(self, container_id: str) -> None:
@@ -536,6 +537,7 @@ class ContainerService:
             if oom:
                 self._events.publish("container", "oom", c.id, self._attrs(c))
             self._events.publish("container", "die", c.id, self._attrs(c, exitCode=str(state.exit_code)))
+            log.debug("container %s: exit recorded", c.id[:12])
             status = ExitStatus(state.exit_code, error)
             for fut in live.exit_waiters:
                 if not fut.done():
@@ -715,6 +717,7 @@ class ContainerService:
             self._names.pop(c.name, None)
             self._live.pop(c.id, None)
             self._events.publish("container", "destroy", c.id, self._attrs(c))
+            log.debug("container %s: removed", c.id[:12])
             status = ExitStatus(c.state.exit_code)
             for fut in live.removal_waiters + live.exit_waiters:
                 if not fut.done():
