@@ -19,7 +19,6 @@ from dockyard.engine.events import EventBus
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.images.archive import SaveImage, SaveLayer, read_archive, write_archive
 from dockyard.layers.overlay import LayerDirs, chain_id, chain_ids
-from dockyard.layers.tarlayer import decompressed
 from dockyard.model import times
 from dockyard.model.changes import apply_changes, parse_go_duration
 from dockyard.model.filters import Filters
@@ -28,6 +27,7 @@ from dockyard.model.images import Image, ImageConfig, image_config_to_json, pars
 from dockyard.model.references import Reference, parse_reference
 from dockyard.store.content import ContentStore
 from dockyard.store.images import ImageRepository, ImageRow, LayerRow, TagRow
+from dockyard.streams.compression import decompressed
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,6 @@ Blocking file I/O throughout; callers run these in a thread.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import hashlib
 import io
 import json
@@ -24,12 +22,13 @@ import re
 import tarfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from dockyard.errors import Internal, InvalidArgument
+from dockyard.streams.compression import Compression, Readable, decompressed, sniff
+from dockyard.streams.digest import DigestingReader
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -181,27 +180,6 @@ def _scan(tar_path: Path) -> dict[str, ArchiveMember]:
         if entry.kind == "file" and entry.offset + entry.size > total:
             raise InvalidArgument(f"invalid archive: unexpected EOF in {name}")
     return members
-
-
-def _compression(head: bytes) -> str | None:
-    """Which compressor wrote a stream starting with `head` (at least 10 bytes if any)."""
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if (
-        head[:3] == b"BZh"
-        and head[3:4].isdigit()
-        and head[4:10]
-        in (
-            b"\x31\x41\x59\x26\x53\x59",
-            b"\x17\x72\x45\x38\x50\x90",
-        )
-    ):
-        return "bzip2"
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        return "zstd"
-    return None
 
 
 def _sha256(data: bytes) -> str:
@@ -388,8 +366,7 @@ def host_architecture() -> str:
 
 def _decompress_in_place(tar_path: Path) -> None:
     with open(tar_path, "rb") as probe:
-        kind = _compression(probe.read(10))
-        if kind is None:
+        if sniff(probe.read(10)) is Compression.NONE:
             return
         # Members are read by offset later, so the plain tar must exist as a file.
         partial = tar_path.with_name(tar_path.name + ".plain")
@@ -423,53 +400,14 @@ def read_archive(tar_path: Path, *, architecture: str | None = None) -> Archive:
     return Archive(tar_path, tuple(images), members)
 
 
-class _Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
-class _Rewound(io.RawIOBase):
-    """Gives back the sniffed magic bytes, then the rest of the stream."""
-
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        super().__init__()
-        self._head = head
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer, /) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._head:
-            data, self._head = self._head[: len(view)], self._head[len(view) :]
-        else:
-            data = self._rest.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-
 def spool_archive(stream: BinaryIO, dest: Path) -> None:
     """Copy an uploaded archive to `dest` as a plain tar, undoing gzip/bzip2/xz on the way
     (`docker load` accepts compressed archives); read_archive wants random access."""
-    head = b""
-    while len(head) < 10 and (more := stream.read(10 - len(head))):
-        head += more
-    kind = _compression(head)
-    if kind == "zstd":
-        raise InvalidArgument("invalid archive: zstd-compressed archives are not supported")
-    raw = io.BufferedReader(_Rewound(head, stream), _CHUNK)
-    with ExitStack() as stack:
-        source: _Readable = raw
-        if kind == "gzip":
-            source = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
-        elif kind == "bzip2":
-            source = stack.enter_context(bz2.BZ2File(raw))
-        elif kind == "xz":
-            source = stack.enter_context(lzma.LZMAFile(raw))
+    with decompressed(stream, "archive") as source:
         _copy_plain(source, dest)
 
 
-def _copy_plain(source: _Readable, dest: Path) -> None:
+def _copy_plain(source: Readable, dest: Path) -> None:
     try:
         out = open(dest, "wb")  # noqa: SIM115 - closed below
     except OSError as exc:
@@ -541,24 +479,6 @@ def _descriptor(media: str, data: bytes) -> dict[str, Any]:
     return {"mediaType": media, "digest": _sha256(data), "size": len(data)}
 
 
-class _DigestingReader:
-    """Hashes a layer as tarfile copies it, so the digest check costs no second pass."""
-
-    def __init__(self, source: BinaryIO) -> None:
-        self._source = source
-        self._hash = hashlib.sha256()
-        self.count = 0
-
-    def read(self, size: int = -1, /) -> bytes:
-        data = self._source.read(size)
-        self._hash.update(data)
-        self.count += len(data)
-        return data
-
-    def digest(self) -> str:
-        return "sha256:" + self._hash.hexdigest()
-
-
 def _tar_info(name: str, size: int = 0, directory: bool = False) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
@@ -572,7 +492,7 @@ def _tar_info(name: str, size: int = 0, directory: bool = False) -> tarfile.TarI
 def _write_layer(archive: tarfile.TarFile, layer: SaveLayer) -> None:
     name = f"blobs/sha256/{layer.diff_id[7:]}"
     with layer.open() as source:
-        reader = _DigestingReader(source)
+        reader = DigestingReader(source)
         archive.addfile(_tar_info(name, layer.size), reader)
         if reader.read(1):
             raise Internal(f"layer {layer.diff_id} is longer than its size {layer.size}")

@@ -13,11 +13,8 @@ in `dest`) can never redirect a later member outside `dest`.
 from __future__ import annotations
 
 import base64
-import bz2
 import errno
-import gzip
 import hashlib
-import io
 import logging
 import lzma
 import os
@@ -31,12 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol, Self, cast
+from typing import BinaryIO, Self, cast
 
 from dockyard.errors import Internal, InvalidArgument
-
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
+from dockyard.streams.compression import Readable, decompressed
+from dockyard.streams.digest import DigestingReader
 
 log = logging.getLogger(__name__)
 
@@ -62,74 +58,23 @@ class AppliedLayer:
     tar_size: int  # bytes in the uncompressed tar stream (what SaveLayer.size wants)
 
 
-class _Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
 class _BadInput(Exception):
     """The layer stream is not a valid (compressed) tar; surfaces as InvalidArgument."""
 
 
-class _Prefixed(io.RawIOBase):
-    """Hands back the magic bytes sniffed off a stream's front, then the rest of it."""
+class _Guarded:
+    """Reads a (decompressing) stream, reporting corrupt or cut data as _BadInput."""
 
-    def __init__(self, head: bytes, rest: _Readable) -> None:
-        super().__init__()
-        self._head = head
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer, /) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._head:
-            data, self._head = self._head[: len(view)], self._head[len(view) :]
-        else:
-            data = self._rest.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-
-class _DigestingReader:
-    """Hashes and counts every byte the tar parser pulls, so one pass yields the diff id."""
-
-    def __init__(self, source: _Readable) -> None:
+    def __init__(self, source: Readable) -> None:
         self._source = source
-        self._hash = hashlib.sha256()
-        self.count = 0
 
     def read(self, size: int = -1, /) -> bytes:
         try:
-            data = self._source.read(size)
+            return self._source.read(size)
         except EOFError as exc:
             raise _BadInput("unexpected EOF") from exc
         except (OSError, zlib.error, lzma.LZMAError) as exc:
             raise _BadInput(f"corrupt stream: {exc}") from exc
-        self._hash.update(data)
-        self.count += len(data)
-        return data
-
-    def drain(self) -> None:
-        # The diff id covers the whole stream, including padding after the end marker.
-        while self.read(_CHUNK):
-            pass
-
-    def digest(self) -> str:
-        return "sha256:" + self._hash.hexdigest()
-
-    # The rest only satisfies tarfile's file-object protocol; stream mode never calls them.
-    def write(self, b: bytes, /) -> object:
-        raise OSError(errno.EBADF, "read-only stream")
-
-    def tell(self) -> int:
-        return self.count
-
-    def seek(self, pos: int, /) -> object:
-        raise OSError(errno.ESPIPE, "stream is not seekable")
-
-    def close(self) -> object:
-        return None
 
 
 class _DigestingWriter:
@@ -174,50 +119,6 @@ class _StrictTarInfo(tarfile.TarInfo):
             raise
         except (tarfile.TarError, UnicodeError) as exc:
             raise _BadInput(f"invalid tar header: {exc}") from exc
-
-
-def _read_head(stream: _Readable, n: int) -> bytes:
-    head = b""
-    while len(head) < n:
-        chunk = stream.read(n - len(head))
-        if not chunk:
-            break
-        head += chunk
-    return head
-
-
-def decompressed(stream: BinaryIO) -> BinaryIO:
-    """The plain tar behind a possibly compressed layer stream (gzip, bzip2, xz)."""
-    try:
-        return _decompressed(stream)  # type: ignore[return-value]
-    except _BadInput as exc:
-        raise InvalidArgument(str(exc)) from exc
-
-
-def _decompressed(stream: _Readable) -> _Readable:
-    """The plain tar stream behind `stream`, by magic bytes (as dockerd's DecompressStream)."""
-    try:
-        head = _read_head(stream, 10)
-    except OSError as exc:
-        raise _BadInput(f"reading layer: {exc}") from exc
-    source = io.BufferedReader(_Prefixed(head, stream), _CHUNK)
-    if head.startswith(b"\x1f\x8b"):
-        return gzip.GzipFile(fileobj=source, mode="rb")
-    if (
-        head[:3] == b"BZh"
-        and head[3:4].isdigit()
-        and head[4:10]
-        in (
-            b"\x31\x41\x59\x26\x53\x59",
-            b"\x17\x72\x45\x38\x50\x90",
-        )
-    ):
-        return bz2.BZ2File(source)
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return lzma.LZMAFile(source)
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        raise InvalidArgument("invalid layer: zstd-compressed layers are not supported")
-    return source
 
 
 def _clean(name: str) -> str:
@@ -536,7 +437,11 @@ def apply_layer_tar(stream: BinaryIO, dest: Path) -> AppliedLayer:
     """Extract a (possibly gzip/bzip2/xz-compressed) layer tar into the layer dir `dest`,
     turning whiteouts into overlayfs form. Returns the diff id of the uncompressed stream.
     On error `dest` is left partly written; the caller discards the layer dir."""
-    reader = _DigestingReader(_decompressed(stream))
+    try:
+        plain = decompressed(stream)
+    except OSError as exc:
+        raise InvalidArgument(f"invalid layer tar: reading layer: {exc}") from exc
+    reader = DigestingReader(_Guarded(plain))
     try:
         extraction = _Extraction(dest)
     except OSError as exc:
