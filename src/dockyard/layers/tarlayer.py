@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import errno
-import hashlib
 import logging
 import lzma
 import os
@@ -32,7 +31,7 @@ from typing import BinaryIO, Self, cast
 
 from dockyard.errors import Internal, InvalidArgument
 from dockyard.streams.compression import Readable, decompressed
-from dockyard.streams.digest import DigestingReader
+from dockyard.streams.digest import DigestingReader, DigestingWriter
 
 log = logging.getLogger(__name__)
 
@@ -75,36 +74,6 @@ class _Guarded:
             raise _BadInput("unexpected EOF") from exc
         except (OSError, zlib.error, lzma.LZMAError) as exc:
             raise _BadInput(f"corrupt stream: {exc}") from exc
-
-
-class _DigestingWriter:
-    """Hashes every byte tarfile writes on its way to the real output."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self._out = out
-        self._hash = hashlib.sha256()
-        self.count = 0
-
-    def write(self, b: bytes, /) -> int:
-        self._out.write(b)
-        self._hash.update(b)
-        self.count += len(b)
-        return len(b)
-
-    def digest(self) -> str:
-        return "sha256:" + self._hash.hexdigest()
-
-    def read(self, size: int = -1, /) -> bytes:
-        raise OSError(errno.EBADF, "write-only stream")
-
-    def tell(self) -> int:
-        return self.count
-
-    def seek(self, pos: int, /) -> object:
-        raise OSError(errno.ESPIPE, "stream is not seekable")
-
-    def close(self) -> object:
-        return None
 
 
 class _StrictTarInfo(tarfile.TarInfo):
@@ -639,7 +608,7 @@ def write_layer_tar(src: Path, out: BinaryIO, parent_dirs: Sequence[Path] = ()) 
     layer dirs, nearest first) it is the merged filesystem with no whiteouts (export).
     Entries are sorted and times truncated to seconds, so equal trees give equal bytes.
     """
-    sink = _DigestingWriter(out)
+    sink = DigestingWriter(out)
     layers: list[int] = []
     try:
         for directory in (src, *parent_dirs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 from dockyard.store.db import Database
@@ -69,22 +70,11 @@ class ImageRepository:
                 "INSERT OR IGNORE INTO images (id, parent, loaded_at, top_layer) VALUES (?,?,?,?)",
                 (image.id, image.parent or None, image.loaded_at, image.top_layer),
             )
-            for tag in tags:
-                conn.execute(
-                    "INSERT OR REPLACE INTO tags (name, image_id, tagged_at) VALUES (?,?,?)",
-                    (tag.name, tag.image_id, tag.tagged_at),
-                )
-
-    def set_tag(self, tag: TagRow) -> None:
-        self.add_image_tags([tag])
+            _put_tags(conn, tags)
 
     def add_image_tags(self, tags: list[TagRow]) -> None:
         with self._db.transaction() as conn:
-            for tag in tags:
-                conn.execute(
-                    "INSERT OR REPLACE INTO tags (name, image_id, tagged_at) VALUES (?,?,?)",
-                    (tag.name, tag.image_id, tag.tagged_at),
-                )
+            _put_tags(conn, tags)
 
     def remove_tags(self, names: list[str]) -> None:
         with self._db.transaction() as conn:
@@ -98,3 +88,11 @@ class ImageRepository:
             conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
             for chain in layers:
                 conn.execute("DELETE FROM layers WHERE chain_id = ?", (chain,))
+
+
+def _put_tags(conn: sqlite3.Connection, tags: list[TagRow]) -> None:
+    """A tag names one image: tagging again moves it."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO tags (name, image_id, tagged_at) VALUES (?,?,?)",
+        [(t.name, t.image_id, t.tagged_at) for t in tags],
+    )

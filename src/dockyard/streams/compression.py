@@ -89,7 +89,7 @@ def decompressed(stream: Readable, what: str = "layer") -> BinaryIO:
     elif kind is Compression.BZIP2:
         plain = bz2.BZ2File(source)
     elif kind is Compression.XZ:
-        plain = lzma.LZMAFile(source)
+        plain = lzma.LZMAFile(source)  # noqa: SIM115 - the caller owns it
     else:
         plain = source
     return cast(BinaryIO, plain)
