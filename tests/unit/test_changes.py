@@ -5,22 +5,19 @@ from __future__ import annotations
 import pytest
 
 from dockyard.errors import InvalidArgument
-from dockyard.model.changes import (
+from dockyard.model.changes import apply_changes
+from dockyard.model.dockerfile import (
     CmdCommand,
     EnvCommand,
     Instruction,
     KeyValue,
-    ShellLexer,
-    apply_changes,
-    env_mapping,
-    extract_flags,
     logical_lines,
     parse_command,
     parse_go_duration,
     parse_instruction,
     parse_instructions,
-    split_words,
 )
+from dockyard.model.shellwords import ShellLexer, env_mapping, extract_flags, split_words
 from dockyard.model.images import HealthConfig, ImageConfig
 
 BASE = ImageConfig(

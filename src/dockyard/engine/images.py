@@ -20,7 +20,8 @@ from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.images.archive import SaveImage, SaveLayer, read_archive, write_archive
 from dockyard.layers.overlay import LayerDirs, chain_id, chain_ids
 from dockyard.model import times
-from dockyard.model.changes import apply_changes, parse_go_duration
+from dockyard.model.changes import apply_changes
+from dockyard.model.dockerfile import parse_go_duration
 from dockyard.model.filters import Filters
 from dockyard.model.ids import is_full_id, short_id, strip_algorithm
 from dockyard.model.images import Image, ImageConfig, image_config_to_json, parse_image_config
