@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import shutil
 import signal as signals
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from dockyard.config import DaemonConfig
+from dockyard.engine.bundles import ContainerFiles, write_bundle
 from dockyard.engine.events import EventBus
 from dockyard.engine.images import ImageService
 from dockyard.errors import Conflict, InvalidArgument, NotFound, NotModified
 from dockyard.layers.overlay import LayerDirs
-from dockyard.linux.fs import Trash, atomic_write
+from dockyard.linux.fs import Trash
 from dockyard.linux.process import ProcessHandle, boot_id, start_time
 from dockyard.model import times
 from dockyard.model.containers import (
@@ -37,15 +35,13 @@ from dockyard.model.containers import (
 )
 from dockyard.model.filters import Filters
 from dockyard.model.ids import new_id
-from dockyard.model.mounts import oci_options, parse_mounts
+from dockyard.model.mounts import parse_mounts
 from dockyard.model.names import generate_name, validate_name
 from dockyard.model.signals import parse_signal
 from dockyard.network.netns import NetnsPool
 from dockyard.runtime import conmon
 from dockyard.runtime.attach import AttachConnection
 from dockyard.runtime.oci import OciRuntime
-from dockyard.runtime.spec import Mount, Resources, SpecInput, build_spec
-from dockyard.runtime.users import resolve_in_rootfs
 from dockyard.store.containers import ContainerRepository
 
 log = logging.getLogger(__name__)
@@ -71,65 +67,6 @@ class _Live:
     monitor: ProcessHandle | None = None
     runtime_cleanup: asyncio.Task[None] | None = None
     stopped_by_user: bool = False
-
-
-class ContainerFiles:
-    """Where one container's files live."""
-
-    def __init__(self, config: DaemonConfig, container_id: str) -> None:
-        self.data = config.data_root / "containers" / container_id
-        self.bundle = config.exec_root / "containers" / container_id
-        self.exit_dir = config.exec_root / "exits"
-
-    @property
-    def log(self) -> Path:
-        return self.data / "container.log"
-
-    @property
-    def hostname(self) -> Path:
-        return self.data / "hostname"
-
-    @property
-    def hosts(self) -> Path:
-        return self.data / "hosts"
-
-    @property
-    def resolv(self) -> Path:
-        return self.data / "resolv.conf"
-
-    @property
-    def persist(self) -> Path:
-        return self.bundle / "persist"
-
-    @property
-    def attach_socket(self) -> Path:
-        return self.bundle / "attach"
-
-
-def _resolv_conf() -> bytes:
-    """The host's resolv.conf without loopback nameservers, which mean nothing in a netns."""
-    try:
-        lines = Path("/etc/resolv.conf").read_text().splitlines()
-    except OSError:
-        return b""
-    kept = []
-    for line in lines:
-        parts = line.split()
-        if parts[:1] == ["nameserver"] and len(parts) > 1 and (parts[1].startswith("127.") or parts[1] == "::1"):
-            continue
-        kept.append(line)
-    return ("\n".join(kept) + "\n").encode()
-
-
-def _hosts_file(hostname: str) -> bytes:
-    return (
-        b"127.0.0.1\tlocalhost\n"
-        b"::1\tlocalhost ip6-localhost ip6-loopback\n"
-        b"fe00::0\tip6-localnet\n"
-        b"ff00::0\tip6-mcastprefix\n"
-        b"ff02::1\tip6-allnodes\n"
-        b"ff02::2\tip6-allrouters\n"
-    )
 
 
 class ContainerService:
@@ -324,10 +261,7 @@ class ContainerService:
 
     def _prepare_files(self, files: ContainerFiles, rw_layer: str, hostname: str) -> None:
         self._dirs.create_rw(rw_layer)
-        files.data.mkdir(parents=True, exist_ok=True)
-        atomic_write(files.hostname, (hostname + "\n").encode())
-        atomic_write(files.hosts, _hosts_file(hostname))
-        atomic_write(files.resolv, _resolv_conf())
+        files.write_host_files(hostname)
 
     def _remove_files(self, files: ContainerFiles, rw_layer: str) -> None:
         """Move the container's directories to the trash (fast renames); emptied later."""
@@ -375,7 +309,7 @@ class ContainerService:
         netns = ""
         try:
             netns = str(await self._netns.take())
-            await asyncio.to_thread(self._write_bundle, c, files, rootfs, netns)
+            await asyncio.to_thread(write_bundle, c, files, rootfs, netns)
             t_bundle = time.perf_counter()
             created = await conmon.create(
                 conmon.ConmonRequest(
@@ -427,51 +361,6 @@ class ContainerService:
         c = self._set_state(c.id, state)
         self._events.publish("container", "start", c.id, self._attrs(c))
         self._watch(c.id, live.monitor)
-
-    def _write_bundle(self, c: Container, files: ContainerFiles, rootfs: Path, netns: str) -> None:
-        s = c.spec
-        user = resolve_in_rootfs(rootfs, s.user, s.host.group_add)
-        cwd = s.working_dir or "/"
-        _ensure_dir_in_rootfs(rootfs, cwd, user.uid, user.gid)
-        binds = ("rbind", "rprivate")
-        user_mounts = parse_mounts(s.host.binds, s.host.tmpfs)
-        for m in user_mounts:
-            if m.type == "bind" and not os.path.exists(m.source):
-                os.makedirs(m.source, exist_ok=True)  # as dockerd does for -v host paths
-        mounts = (
-            Mount("/etc/resolv.conf", "bind", str(files.resolv), binds),
-            Mount("/etc/hostname", "bind", str(files.hostname), binds),
-            Mount("/etc/hosts", "bind", str(files.hosts), binds),
-            *(Mount(m.destination, m.type, m.source, oci_options(m)) for m in user_mounts),
-        )
-        h = s.host
-        spec = build_spec(
-            SpecInput(
-                rootfs=str(rootfs),
-                args=s.argv,
-                env=s.env,
-                cwd=cwd,
-                hostname=s.hostname,
-                cgroups_path=f"/dockyard/{c.id}",
-                user=user,
-                tty=s.tty,
-                console_size=h.console_size,
-                mounts=mounts,
-                readonly_rootfs=h.readonly_rootfs,
-                privileged=h.privileged,
-                cap_add=h.cap_add,
-                cap_drop=h.cap_drop,
-                shm_size=h.shm_size,
-                resources=Resources(h.memory, h.memory_swap, h.nano_cpus, h.cpu_shares, h.pids_limit),
-                sysctls=tuple(h.sysctls.items()),
-                netns_path=netns,
-            )
-        )
-        files.bundle.mkdir(parents=True, exist_ok=True)
-        # The previous run's fifos and pid files must not confuse this one.
-        for stale in ("ctl", "winsz", "pidfile", "conmon.pid", "attach"):
-            (files.bundle / stale).unlink(missing_ok=True)
-        atomic_write(files.bundle / "config.json", json.dumps(spec).encode())
 
     async def _undo_start(self, c: Container, live: _Live, created: bool) -> None:
         runtime = self._runtimes[c.runtime]
@@ -851,19 +740,3 @@ def _is_monitor_of(pid: int, container_id: str) -> bool:
             return container_id.encode() in f.read()
     except OSError:
         return False
-
-
-def _ensure_dir_in_rootfs(rootfs: Path, path: str, uid: int, gid: int) -> None:
-    """mkdir -p a path inside the rootfs without following symlinks out of it."""
-    current = rootfs
-    for part in [p for p in path.split("/") if p and p != "."]:
-        if part == "..":
-            raise InvalidArgument(f"invalid working directory {path}")
-        nxt = current / part
-        if nxt.is_symlink():
-            return  # let the runtime resolve it inside the container's root
-        if not nxt.exists():
-            nxt.mkdir(mode=0o755)
-            os.chown(nxt, uid, gid)
-        current = nxt
-
