@@ -13,6 +13,7 @@ from pathlib import Path
 from dockyard.api.listeners import ApiServer
 from dockyard.api.router import Router
 from dockyard.api.routes import containers as container_routes
+from dockyard.api.routes import disk_usage as disk_usage_routes
 from dockyard.api.routes import images as image_routes
 from dockyard.api.routes import system as system_routes
 from dockyard.config import DaemonConfig
@@ -79,6 +80,7 @@ async def _serve(config: DaemonConfig) -> None:
             *system_routes.routes(system, events),
             *image_routes.routes(images, dirs, containers.count_using),
             *container_routes.routes(containers, images, logs, dirs),
+            *disk_usage_routes.routes(containers, images),
         ]
     )
     api = ApiServer(router, server_header, config.tls)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from dockyard.config import DaemonConfig
 from dockyard.engine.bundles import ContainerFiles, write_bundle
 from dockyard.engine.events import EventBus
-from dockyard.engine.images import ImageService
+from dockyard.engine.images import ImageService, parse_time_filter
 from dockyard.errors import Conflict, InvalidArgument, NotFound, NotModified
 from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.fs import Trash
@@ -614,6 +614,33 @@ class ContainerService:
             for pending in live.pending_attach:
                 if not pending.done():
                     pending.set_result(None)
+
+    async def prune(self, filters: Filters) -> tuple[list[str], int]:
+        """Remove every stopped container the filters select: (ids, bytes freed)."""
+        filters.validate(("label", "label!", "until"))
+        until = min((parse_time_filter(v) for v in filters.values("until")), default=None)
+        removed: list[str] = []
+        freed = 0
+        for c in list(self._containers.values()):
+            if c.state.running or c.state.status is ContainerStatus.REMOVING:
+                continue
+            if not filters.match_labels(c.spec.labels):
+                continue
+            if until is not None and times.parse_ns(c.created) > until:
+                continue
+            size = await asyncio.to_thread(self._dirs.size, c.rw_layer)
+            try:
+                await self.remove(c.id)
+            except (NotFound, Conflict):
+                continue  # started or removed meanwhile
+            removed.append(c.id)
+            freed += size
+        self._events.publish("container", "prune", "", {"reclaimed": str(freed)})
+        return removed, freed
+
+    def rw_size(self, c: Container) -> int:
+        """Bytes in the container's writable layer (blocking)."""
+        return self._dirs.size(c.rw_layer)
 
     # ---- rename, resize ----------------------------------------------------------------
 

@@ -264,6 +264,42 @@ class ImageService:
             await self._delete(entry.id, records)
         return records
 
+    async def prune(self, filters: Filters) -> tuple[list[DeleteRecord], int]:
+        """dangling=true (the default): untagged images; dangling=false: every image no
+        container uses. Returns the records and the bytes of layers freed."""
+        filters.validate(("dangling", "label", "label!", "until"))
+        dangling_only = filters.bool_value("dangling") is not False
+        until = min((parse_time_filter(v) for v in filters.values("until")), default=None)
+        records: list[DeleteRecord] = []
+        freed = 0
+        for entry in sorted(self._images.values(), key=lambda e: e.image.created, reverse=True):
+            if entry.id not in self._images or (dangling_only and entry.tags):
+                continue
+            if self._users is not None and self._users.users_of(entry.id):
+                continue
+            if not filters.match_labels(entry.image.config.labels):
+                continue
+            if until is not None and times.parse_ns(entry.image.created) > until:
+                continue
+            layers_before = sum(r.size for r in self._layers.values())
+            records += await self.remove(entry.id, force=True)
+            freed += layers_before - sum(r.size for r in self._layers.values())
+        self._events.publish("image", "prune", "", {"reclaimed": str(freed)})
+        return records, freed
+
+    def size_of(self, image_id: str) -> int:
+        entry = self._images.get(image_id)
+        return entry.size if entry else 0
+
+    def layers_size(self) -> int:
+        return sum(r.size for r in self._layers.values())
+
+    def shared_size(self, entry: ImageEntry) -> int:
+        """Bytes of this image's layers that other images use too."""
+        mine = chain_ids(entry.image.diff_ids)
+        others = {c for e in self._images.values() if e.id != entry.id for c in chain_ids(e.image.diff_ids)}
+        return sum(self._layers[c].size for c in mine if c in others and c in self._layers)
+
     def _untag(self, image_id: str, names: list[str], records: list[DeleteRecord]) -> None:
         if not names:
             return

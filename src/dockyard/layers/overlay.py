@@ -80,6 +80,21 @@ class LayerDirs:
         if base.exists():
             raise Internal(f"cannot remove layer directory {base}")
 
+    def size(self, cache_id: str) -> int:
+        """Bytes of regular files in a layer's diff directory (hard links counted once)."""
+        seen: set[tuple[int, int]] = set()
+        total = 0
+        for root, _, names in os.walk(self.diff(cache_id)):
+            for name in names:
+                try:
+                    st = os.lstat(os.path.join(root, name))
+                except FileNotFoundError:
+                    continue
+                if (st.st_dev, st.st_ino) not in seen and not os.path.islink(os.path.join(root, name)):
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_size
+        return total
+
     def discard(self, cache_id: str, trash: Trash) -> None:
         """Like remove, but moves the directory to the trash to be deleted later."""
         base = self.root / cache_id

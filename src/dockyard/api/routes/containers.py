@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 from dockyard.api.messages import (
@@ -63,7 +64,12 @@ def routes(
             request.flag("all"),
             request.int_arg("limit", -1) or -1,
         )
-        return JsonResponse([schema.summary_doc(c) for c in found])
+        docs = [schema.summary_doc(c) for c in found]
+        if request.flag("size"):
+            for doc, c in zip(docs, found, strict=True):
+                doc["SizeRw"] = await asyncio.to_thread(containers.rw_size, c)
+                doc["SizeRootFs"] = doc["SizeRw"] + images.size_of(c.image_id)
+        return JsonResponse(docs)
 
     async def inspect(request: Request) -> Response:
         c = containers.resolve(request.params["id"])
@@ -136,6 +142,10 @@ def routes(
         await containers.remove(request.params["id"], force=request.flag("force"))
         return EmptyResponse(204)
 
+    async def prune(request: Request) -> Response:
+        removed, freed = await containers.prune(parse_filters(request.arg("filters")))
+        return JsonResponse({"ContainersDeleted": removed or None, "SpaceReclaimed": freed})
+
     async def rename(request: Request) -> Response:
         await containers.rename(request.params["id"], request.arg("name"))
         return EmptyResponse(204)
@@ -195,6 +205,7 @@ def routes(
 
     return [
         Route("POST", "/containers/create", create),
+        Route("POST", "/containers/prune", prune),
         Route("GET", "/containers/json", list_containers),
         Route("GET", "/containers/{id}/json", inspect),
         Route("POST", "/containers/{id}/start", start),
@@ -210,3 +221,4 @@ def routes(
         Route("POST", "/containers/{id}/rename", rename),
         Route("DELETE", "/containers/{id}", remove),
     ]
+

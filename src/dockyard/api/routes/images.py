@@ -61,6 +61,14 @@ def routes(images: ImageService, dirs: LayerDirs, count_users: Callable[[str], i
         )
         return JsonResponse({"status": entry.id})
 
+    async def prune(request: Request) -> Response:
+        records, freed = await images.prune(parse_filters(request.arg("filters")))
+        return JsonResponse({"ImagesDeleted": schema.delete_doc(records) or None, "SpaceReclaimed": freed})
+
+    async def build_prune(request: Request) -> Response:
+        # The classic builder keeps no cache of its own: nothing to free.
+        return JsonResponse({"CachesDeleted": None, "SpaceReclaimed": 0})
+
     async def load(request: Request) -> Response:
         async def lines() -> AsyncIterator[bytes]:
             try:
@@ -82,6 +90,8 @@ def routes(images: ImageService, dirs: LayerDirs, count_users: Callable[[str], i
         Route("GET", "/images/json", list_images),
         Route("POST", "/images/create", create),
         Route("POST", "/images/load", load),
+        Route("POST", "/images/prune", prune),
+        Route("POST", "/build/prune", build_prune),
         Route("GET", "/images/get", save),
         Route("GET", "/images/{name*}/json", inspect),
         Route("GET", "/images/{name*}/history", history),

@@ -1,0 +1,39 @@
+"""GET /system/df: what images and containers take on disk."""
+
+from __future__ import annotations
+
+import asyncio
+
+from dockyard.api.messages import JsonResponse, Request, Response
+from dockyard.api.router import Route
+from dockyard.api.schemas import containers as schema
+from dockyard.api.schemas import images as image_schema
+from dockyard.engine.containers import ContainerService
+from dockyard.engine.images import ImageService
+from dockyard.model.filters import parse_filters
+
+
+def routes(containers: ContainerService, images: ImageService) -> list[Route]:
+    async def disk_usage(request: Request) -> Response:
+        image_docs = []
+        for entry in images.query(parse_filters(""), include_all=True):
+            doc = image_schema.summary_doc(entry, containers.count_using(entry.id))
+            doc["SharedSize"] = images.shared_size(entry)
+            image_docs.append(doc)
+        container_docs = []
+        for c in containers.query(parse_filters(""), include_all=True):
+            doc = schema.summary_doc(c)
+            doc["SizeRw"] = await asyncio.to_thread(containers.rw_size, c)
+            doc["SizeRootFs"] = doc["SizeRw"] + images.size_of(c.image_id)
+            container_docs.append(doc)
+        return JsonResponse(
+            {
+                "LayersSize": images.layers_size(),
+                "Images": image_docs,
+                "Containers": container_docs,
+                "Volumes": [],
+                "BuildCache": [],
+            }
+        )
+
+    return [Route("GET", "/system/df", disk_usage)]
