@@ -301,6 +301,8 @@ class ContainerService:
             live.runtime_cleanup = None
         files = self.files(c.id)
         runtime = self._runtimes[c.runtime]
+        if runtime.has_state(c.id):
+            await runtime.delete(c.id, force=True)  # left by a daemon that stopped mid-cleanup
         lowers = self._images.layer_cache_ids(c.image_id)
         t0 = time.perf_counter()
         rootfs = await asyncio.to_thread(self._dirs.mount, c.rw_layer, lowers)

@@ -52,6 +52,9 @@ class OciRuntime:
             raise Internal(f"{self.name} {args[0]} failed: {message}")
         return out.decode(errors="replace")
 
+    def has_state(self, container_id: str) -> bool:
+        return (Path(self.root) / container_id).exists()
+
     async def start(self, container_id: str) -> None:
         fifo = Path(self.root) / container_id / "exec.fifo"
         if fifo.exists() and await _release_exec_fifo(fifo):

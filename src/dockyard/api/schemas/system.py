@@ -65,7 +65,7 @@ def info_doc(system: SystemService, listeners: int = 0) -> dict[str, Any]:
             "Volume": ["local"],
             "Network": ["bridge", "host", "none"],
             "Authorization": None,
-            "Log": ["k8s-file"],
+            "Log": ["json-file"],
         },
         "MemoryLimit": True,
         "SwapLimit": False,
@@ -82,7 +82,8 @@ def info_doc(system: SystemService, listeners: int = 0) -> dict[str, Any]:
         "OomKillDisable": True,
         "NGoroutines": 0,
         "SystemTime": _now(),
-        "LoggingDriver": "k8s-file",
+        # conmon writes the file; clients (docker-py's run) only need to know logs are readable.
+        "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": facts.cgroup_version,
         "NEventsListener": listeners,
