@@ -32,6 +32,7 @@ from dockyard.model.containers import (
     ContainerState,
     ContainerStatus,
     merge_image_config,
+    restart_delay,
 )
 from dockyard.model.filters import Filters
 from dockyard.model.ids import new_id
@@ -66,6 +67,8 @@ class _Live:
     process: ProcessHandle | None = None
     monitor: ProcessHandle | None = None
     runtime_cleanup: asyncio.Task[None] | None = None
+    restart_task: asyncio.Task[None] | None = None
+    restart_delay: float = 0.0
     stopped_by_user: bool = False
 
 
@@ -234,6 +237,8 @@ class ContainerService:
         if spec.host.port_bindings and any(spec.host.port_bindings.values()) or spec.host.publish_all_ports:
             raise InvalidArgument("publishing ports is not supported yet: containers have loopback only")
         parse_mounts(spec.host.binds, spec.host.tmpfs)  # refuse a bad mount now, not at start
+        if spec.host.auto_remove and spec.host.restart_policy.name not in ("", "no"):
+            raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
         name = self._reserve_name(name, container_id)
         files = self.files(container_id)
         rw_layer = self._dirs.new_cache_id()
@@ -291,11 +296,13 @@ class ContainerService:
             c = self._containers[c.id]
             if c.state.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED):
                 raise NotModified("container already started")
+            if c.state.status is ContainerStatus.RESTARTING:
+                c = self._cancel_restart(c, live)
             if c.state.status in (ContainerStatus.REMOVING, ContainerStatus.DEAD):
                 raise Conflict(f"container {c.id} is marked for removal and cannot be started")
             await self._start_locked(c, live)
 
-    async def _start_locked(self, c: Container, live: _Live) -> None:
+    async def _start_locked(self, c: Container, live: _Live, *, keep_restart_count: bool = False) -> None:
         if live.runtime_cleanup is not None:
             await live.runtime_cleanup  # the runtime must have forgotten the last run
             live.runtime_cleanup = None
@@ -353,13 +360,15 @@ class ContainerService:
             status=ContainerStatus.RUNNING,
             pid=created.pid,
             started_at=times.now(),
-            restart_count=c.state.restart_count,
+            restart_count=c.state.restart_count if keep_restart_count else 0,
             monitor_pid=created.monitor_pid,
             pid_start_time=start_time(created.pid),
             boot_id=self._boot_id,
             netns=netns,
         )
         live.stopped_by_user = False
+        if not keep_restart_count:
+            live.restart_delay = 0.0
         c = self._set_state(c.id, state)
         self._events.publish("container", "start", c.id, self._attrs(c))
         self._watch(c.id, live.monitor)
@@ -423,7 +432,12 @@ class ContainerService:
                 monitor_pid=0,
                 pid_start_time=0,
                 netns="",
+                manually_stopped=live.stopped_by_user,
             )
+            policy = c.spec.host.restart_policy
+            restart = policy.should_restart(state.exit_code, state.restart_count, live.stopped_by_user)
+            if restart:
+                state = replace(state, status=ContainerStatus.RESTARTING)
             c = self._set_state(container_id, state)
             if oom:
                 self._events.publish("container", "oom", c.id, self._attrs(c))
@@ -434,11 +448,47 @@ class ContainerService:
                 if not fut.done():
                     fut.set_result(status)
             live.exit_waiters.clear()
-        if c.spec.host.auto_remove:
+        if restart:
+            ran_for = (times.parse_ns(state.finished_at) - times.parse_ns(state.started_at)) / 1e9
+            live.restart_delay = restart_delay(live.restart_delay, ran_for)
+            assert self._group is not None
+            live.restart_task = self._group.create_task(self._restart_later(container_id, live.restart_delay))
+        elif c.spec.host.auto_remove:
             try:
                 await self.remove(container_id, force=True)
             except NotFound:
                 pass
+
+    async def _restart_later(self, container_id: str, delay: float) -> None:
+        """The restart policy's automatic start, after its back-off delay."""
+        await asyncio.sleep(delay)
+        live = self._live.get(container_id)
+        if live is None:
+            return
+        async with live.lock:
+            live.restart_task = None
+            c = self._containers.get(container_id)
+            if c is None or c.state.status is not ContainerStatus.RESTARTING:
+                return  # stopped or removed meanwhile
+            if live.stopped_by_user:  # a stop or rm is waiting for this lock
+                self._cancel_restart(c, live)
+                return
+            c = self._set_state(c.id, replace(c.state, restart_count=c.state.restart_count + 1))
+            try:
+                await self._start_locked(c, live, keep_restart_count=True)
+            except Exception:
+                log.exception("container %s: restart failed", c.id[:12])
+                c = self._containers[c.id]
+                self._set_state(c.id, replace(c.state, status=ContainerStatus.EXITED))
+
+    def _cancel_restart(self, c: Container, live: _Live) -> Container:
+        """A pending automatic restart is called off (stop, rm): the container stays exited."""
+        if live.restart_task is not None:
+            live.restart_task.cancel()
+            live.restart_task = None
+        if c.state.status is ContainerStatus.RESTARTING:
+            c = self._set_state(c.id, replace(c.state, status=ContainerStatus.EXITED, manually_stopped=True))
+        return c
 
     async def _cleanup_runtime(self, c: Container, live: _Live) -> None:
         """After an exit: unmount now; the runtime's own state is deleted in the background
@@ -475,7 +525,9 @@ class ContainerService:
         sig = parse_signal(signal_name) if signal_name else signals.SIGKILL
         if c.state.status is ContainerStatus.PAUSED and sig == signals.SIGKILL:
             await self._runtimes[c.runtime].resume(c.id)
-        self._live[c.id].stopped_by_user = True
+        if sig in (signals.SIGKILL, parse_signal(c.spec.stop_signal or "SIGTERM")):
+            # Killed on purpose: the restart policy leaves it down. (HUP, USR1... are messages.)
+            self._live[c.id].stopped_by_user = True
         self._signal(c, sig)
         self._events.publish("container", "kill", c.id, self._attrs(c, signal=str(sig)))
 
@@ -486,6 +538,12 @@ class ContainerService:
 
     async def stop(self, ref: str, timeout: int | None = None, signal_name: str = "") -> None:
         c = self.resolve(ref)
+        if c.state.status is ContainerStatus.RESTARTING:
+            async with self._live[c.id].lock:
+                c = self._cancel_restart(self._containers[c.id], self._live[c.id])
+            if not c.state.running:  # else the restart won the race: stop it below
+                self._events.publish("container", "stop", c.id, self._attrs(c))
+                return
         if not c.state.running:
             raise NotModified("container already stopped")
         await self._stop(c, timeout, signal_name)
@@ -525,7 +583,7 @@ class ContainerService:
             await self._stop(c, timeout, signal_name)
         live = self._live[c.id]
         async with live.lock:
-            c = self._containers[c.id]
+            c = self._cancel_restart(self._containers[c.id], live)
             if not c.state.running:
                 await self._start_locked(c, live)
         self._events.publish("container", "restart", c.id, self._attrs(self._containers[c.id]))
@@ -572,50 +630,61 @@ class ContainerService:
     # ---- remove ------------------------------------------------------------------------
 
     async def remove(self, ref: str, *, force: bool = False) -> None:
-        c = self.resolve(ref)
-        live = self._live[c.id]
-        if c.state.running:
-            if not force:
-                raise Conflict(
-                    f"cannot remove container \"/{c.name}\": container is running: stop the container "
-                    "before removing or force remove"
-                )
-            exited = self._exit_future(c.id)
-            with contextlib.suppress(Conflict):
-                if c.state.status is ContainerStatus.PAUSED:
-                    await self._runtimes[c.runtime].resume(c.id)
-                self._signal(c, signals.SIGKILL)
-            await exited
-        async with live.lock:
-            c = self._containers.get(c.id)  # type: ignore[assignment]
-            if c is None:
-                return  # removed meanwhile (auto-remove)
+        for _ in range(3):
+            c = self.resolve(ref)
+            live = self._live[c.id]
+            if c.state.running or c.state.status is ContainerStatus.RESTARTING:
+                if not force:
+                    state = "restarting" if c.state.status is ContainerStatus.RESTARTING else "running"
+                    raise Conflict(
+                        f"cannot remove container \"/{c.name}\": container is {state}: stop the "
+                        "container before removing or force remove"
+                    )
+                live.stopped_by_user = True  # no restart policy brings it back
             if c.state.running:
-                raise Conflict(f"container {c.id} is running again; not removing it")
-            if c.state.status is ContainerStatus.REMOVING:
-                raise Conflict(f"removal of container {c.id} is already in progress")
-            self._set_state(c.id, replace(c.state, status=ContainerStatus.REMOVING))
-            files = self.files(c.id)
-            try:
-                await asyncio.to_thread(self._remove_files, files, c.rw_layer)
-            except Exception:
-                self._set_state(c.id, replace(c.state, status=ContainerStatus.DEAD))
-                raise
-            self._repo.delete(c.id)
-            assert self._group is not None
-            self._group.create_task(self._empty_trash())
-            del self._containers[c.id]
-            self._names.pop(c.name, None)
-            self._live.pop(c.id, None)
-            self._events.publish("container", "destroy", c.id, self._attrs(c))
-            log.debug("container %s: removed", c.id[:12])
-            status = ExitStatus(c.state.exit_code)
-            for fut in live.removal_waiters + live.exit_waiters:
-                if not fut.done():
-                    fut.set_result(status)
-            for pending in live.pending_attach:
-                if not pending.done():
-                    pending.set_result(None)
+                exited = self._exit_future(c.id)
+                with contextlib.suppress(Conflict):
+                    if c.state.status is ContainerStatus.PAUSED:
+                        await self._runtimes[c.runtime].resume(c.id)
+                    self._signal(c, signals.SIGKILL)
+                await exited
+            async with live.lock:
+                current = self._containers.get(c.id)
+                if current is None:
+                    return  # removed meanwhile (auto-remove)
+                current = self._cancel_restart(current, live)
+                if current.state.running:
+                    continue  # an automatic restart won the race: kill it again
+                await self._remove_locked(current, live)
+                return
+        raise Conflict(f"container {ref} keeps starting again; not removing it")
+
+    async def _remove_locked(self, c: Container, live: _Live) -> None:
+        """The removal itself, under the container's lock, once nothing runs."""
+        if c.state.status is ContainerStatus.REMOVING:
+            raise Conflict(f"removal of container {c.id} is already in progress")
+        self._set_state(c.id, replace(c.state, status=ContainerStatus.REMOVING))
+        files = self.files(c.id)
+        try:
+            await asyncio.to_thread(self._remove_files, files, c.rw_layer)
+        except Exception:
+            self._set_state(c.id, replace(c.state, status=ContainerStatus.DEAD))
+            raise
+        self._repo.delete(c.id)
+        assert self._group is not None
+        self._group.create_task(self._empty_trash())
+        del self._containers[c.id]
+        self._names.pop(c.name, None)
+        self._live.pop(c.id, None)
+        self._events.publish("container", "destroy", c.id, self._attrs(c))
+        log.debug("container %s: removed", c.id[:12])
+        status = ExitStatus(c.state.exit_code)
+        for fut in live.removal_waiters + live.exit_waiters:
+            if not fut.done():
+                fut.set_result(status)
+        for pending in live.pending_attach:
+            if not pending.done():
+                pending.set_result(None)
 
     async def prune(self, filters: Filters) -> tuple[list[str], int]:
         """Remove every stopped container the filters select: (ids, bytes freed)."""
@@ -744,8 +813,22 @@ class ContainerService:
                 self._group.create_task(self._settle_exit(c.id))
         self._group.create_task(self._empty_trash())  # left by a crash mid-removal
         for c in list(self._containers.values()):
+            if c.state.status is ContainerStatus.RESTARTING:
+                c = self._set_state(c.id, replace(c.state, status=ContainerStatus.EXITED))
+            if not c.state.running and c.state.status is not ContainerStatus.CREATED and c.spec.host.restart_policy.on_daemon_start(
+                c.state.exit_code, c.state.manually_stopped
+            ):
+                self._group.create_task(self._start_on_boot(c.id))
+        for c in list(self._containers.values()):
             if c.spec.host.auto_remove and c.state.status is ContainerStatus.EXITED:
                 self._group.create_task(self._quiet_remove(c.id))
+
+    async def _start_on_boot(self, container_id: str) -> None:
+        try:
+            await self.start(container_id)
+            log.info("container %s: started by its restart policy", container_id[:12])
+        except Exception:
+            log.exception("container %s: restart policy start failed", container_id[:12])
 
     async def _quiet_remove(self, container_id: str) -> None:
         try:

@@ -46,10 +46,39 @@ def check_move(current: ContainerStatus, target: ContainerStatus) -> None:
         raise Conflict(f"cannot move a container from {current} to {target}")
 
 
+_BACKOFF_FIRST = 0.1  # seconds; doubles per quick restart, as dockerd's restart manager
+_BACKOFF_MAX = 60.0
+_BACKOFF_RESET_AFTER = 10.0  # a run this long counts as healthy: back to the first delay
+
+
 @dataclass(frozen=True)
 class RestartPolicy:
     name: str = "no"  # "", no, always, unless-stopped, on-failure
     maximum_retry_count: int = 0
+
+    def should_restart(self, exit_code: int, restarts: int, stopped_by_user: bool) -> bool:
+        """After an exit: restart? A stop or kill by the user always wins."""
+        if stopped_by_user or self.name in ("", "no"):
+            return False
+        if self.name == "on-failure":
+            return exit_code != 0 and (self.maximum_retry_count == 0 or restarts < self.maximum_retry_count)
+        return self.name in ("always", "unless-stopped")
+
+    def on_daemon_start(self, exit_code: int, manually_stopped: bool) -> bool:
+        """Start again when the daemon comes up? `always` even after a manual stop: that is
+        its difference from `unless-stopped` (dockerd's rule)."""
+        if self.name == "always":
+            return True
+        if manually_stopped:
+            return False
+        return self.name == "unless-stopped" or (self.name == "on-failure" and exit_code != 0)
+
+
+def restart_delay(previous_delay: float, ran_for: float) -> float:
+    """The wait before the next automatic restart."""
+    if ran_for >= _BACKOFF_RESET_AFTER or previous_delay <= 0:
+        return _BACKOFF_FIRST
+    return min(previous_delay * 2, _BACKOFF_MAX)
 
 
 @dataclass(frozen=True)
@@ -148,6 +177,7 @@ class ContainerState:
     pid_start_time: int = 0
     boot_id: str = ""
     netns: str = ""  # the pinned network namespace the process runs in
+    manually_stopped: bool = False  # by docker stop/kill: restart policies leave it alone
 
     @property
     def running(self) -> bool:
