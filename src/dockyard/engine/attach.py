@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,8 +19,7 @@ class ClientStream(Protocol):
     async def write(self, data: bytes) -> None: ...
 
 
-class Framer(Protocol):
-    def __call__(self, pipe: Pipe, data: bytes) -> bytes: ...
+Framer = Callable[[Pipe, bytes], bytes]  # how output is put on the wire (raw or 8-byte frames)
 
 
 @dataclass(frozen=True)

@@ -767,8 +767,9 @@ class ContainerService:
         except asyncio.CancelledError:
             with contextlib.suppress(ValueError):
                 live.pending_attach.remove(fut)
-            if fut.done() and not fut.cancelled() and fut.result() is not None:
-                fut.result().close()  # type: ignore[union-attr]
+            connected = fut.result() if fut.done() and not fut.cancelled() else None
+            if connected is not None:
+                connected.close()
             raise
 
     async def _connect_pending_attach(self, c: Container, live: _Live) -> None:

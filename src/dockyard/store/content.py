@@ -7,6 +7,7 @@ blob path either holds the full verified content or does not exist.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import secrets
 from pathlib import Path
@@ -53,7 +54,7 @@ class ContentStore:
     def put(self, data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if not self.exists(digest):
-            self._commit(digest, lambda f: f.write(data))
+            self.ingest(io.BytesIO(data), digest)
         return digest
 
     def ingest(self, stream: BinaryIO, expected: str | None = None) -> str:
@@ -76,17 +77,6 @@ class ContentStore:
                 raise InvalidArgument(f"digest mismatch: expected {expected}, got {digest}")
             os.replace(tmp, self.path(digest))
             return digest
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def _commit(self, digest: str, fill: object) -> None:
-        tmp = self._ingest / secrets.token_hex(8)
-        try:
-            with tmp.open("wb") as f:
-                fill(f)  # type: ignore[operator]
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path(digest))
         finally:
             tmp.unlink(missing_ok=True)
 

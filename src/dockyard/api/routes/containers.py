@@ -38,7 +38,8 @@ def _stream_type(request: Request, tty: bool) -> str:
     return RAW if tty or not at_least(request.api_version, "1.42") else MULTIPLEXED
 
 
-def _framer(tty: bool):  # type: ignore[no-untyped-def]
+def _framer(tty: bool) -> Callable[[Pipe, bytes], bytes]:
+    """TTY output goes raw; otherwise each piece gets the 8-byte stream header."""
     if tty:
         return lambda pipe, data: data
     return lambda pipe, data: frame(Stream.STDERR if pipe is Pipe.STDERR else Stream.STDOUT, data)
