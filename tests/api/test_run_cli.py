@@ -263,3 +263,39 @@ def test_bad_create_options_are_refused_and_leave_nothing(daemon: Daemon, busybo
     assert result.returncode != 0
     assert message in result.stderr
     assert daemon.out("ps", "-aq") == before
+
+
+def _mounts_under(path: object) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(str(path))]
+
+
+def test_failed_start_leaves_nothing_mounted_or_running(daemon: Daemon, busybox: str) -> None:
+    overlay = daemon.data_root / "overlay"
+    before = sorted(m for m in _mounts_under(overlay))
+    netns_before = len(list((daemon.exec_root / "netns").iterdir()))
+    result = daemon.docker("run", "--name", "broken", busybox, "/no/such/binary", check=False)
+    try:
+        assert result.returncode == 127
+        assert b"no such file or directory" in result.stderr
+        state = json.loads(daemon.out("inspect", "broken"))[0]["State"]
+        assert state["Status"] == "created" and state["ExitCode"] == 127 and "no such file" in state["Error"]
+        assert sorted(_mounts_under(overlay)) == before
+        assert len(list((daemon.exec_root / "netns").iterdir())) <= max(netns_before, 2)
+        cid = daemon.out("inspect", "-f", "{{.Id}}", "broken")
+        assert not any(cid.encode() in cmdline for cmdline in _proc_cmdlines())
+        # and it can be fixed and run: nothing of the failed attempt is in the way
+        daemon.docker("rm", "broken")
+    finally:
+        daemon.docker("rm", "-f", "broken", check=False)
+
+
+def _proc_cmdlines():  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                yield (entry / "cmdline").read_bytes()
+            except OSError:
+                continue  # gone meanwhile
