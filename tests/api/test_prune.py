@@ -18,6 +18,7 @@ def test_prune_and_disk_usage(daemon_factory, busybox_tar: bytes) -> None:  # ty
 
     sizes = {row["Names"]: row for row in map(json.loads, d.out("ps", "-a", "-s", "--format", "{{json .}}").splitlines())}
     assert sizes["writer"]["Size"].startswith("307kB")
+    assert d.out("inspect", "-s", "-f", "{{.SizeRw}}", "writer") == "307200"
 
     df = json.loads(d.out("system", "df", "--format", "{{json .}}").splitlines()[1])
     assert df["Type"] == "Containers" and df["TotalCount"] == "3" and df["Active"] == "1"

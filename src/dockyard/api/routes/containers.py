@@ -90,7 +90,11 @@ def routes(
             "hosts": str(files.hosts),
             "log": str(files.log),
         }
-        return JsonResponse(schema.inspect_doc(c, paths, graph))
+        doc = schema.inspect_doc(c, paths, graph)
+        if request.flag("size"):
+            doc["SizeRw"] = await asyncio.to_thread(containers.rw_size, c)
+            doc["SizeRootFs"] = doc["SizeRw"] + images.size_of(c.image_id)
+        return JsonResponse(doc)
 
     async def start(request: Request) -> Response:
         try:
