@@ -62,7 +62,7 @@ The image {image!r} is not on {label} ({host}). Import one from the host's busyb
 or by hand:
 
     mkdir -p /tmp/bb/bin && cp /bin/busybox /tmp/bb/bin/
-    for a in $(/bin/busybox --list); do ln -sf busybox /tmp/bb/bin/$a; done
+    for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox /tmp/bb/bin/$a; done
     tar -C /tmp/bb -c . | DOCKER_HOST={host} docker import --change 'CMD ["sh"]' - busybox:latest
 """
 
