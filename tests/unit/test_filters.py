@@ -167,3 +167,15 @@ def test_bool_value_invalid(values: list[str], message: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         Filters.of({"dangling": values}).bool_value("dangling")
     assert info.value.message == message
+
+
+def test_time_filter_values() -> None:
+    from dockyard.model.filters import parse_time_filter
+
+    now = 1_800_000_000_000_000_000
+    assert parse_time_filter("1700000000", now) == 1_700_000_000_000_000_000
+    assert parse_time_filter("1700000000.5", now) == 1_700_000_000_500_000_000
+    assert parse_time_filter("2026-11-27T00:00:00Z", now) == 1_795_737_600_000_000_000
+    assert parse_time_filter("10m", now) == now - 600_000_000_000
+    with pytest.raises(InvalidArgument, match="invalid filter 'until=soon'"):
+        parse_time_filter("soon", now)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from dockyard.config import DaemonConfig
 from dockyard.engine.bundles import ContainerFiles, write_bundle
 from dockyard.engine.events import EventBus
-from dockyard.engine.images import ImageService, parse_time_filter
+from dockyard.engine.images import ImageService
 from dockyard.errors import Conflict, InvalidArgument, NotFound, NotModified
 from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.fs import Trash
@@ -34,7 +34,7 @@ from dockyard.model.containers import (
     merge_image_config,
     restart_delay,
 )
-from dockyard.model.filters import Filters
+from dockyard.model.filters import Filters, parse_time_filter
 from dockyard.model.ids import new_id
 from dockyard.model.mounts import parse_mounts
 from dockyard.model.names import generate_name, validate_name
@@ -689,7 +689,8 @@ class ContainerService:
     async def prune(self, filters: Filters) -> tuple[list[str], int]:
         """Remove every stopped container the filters select: (ids, bytes freed)."""
         filters.validate(("label", "label!", "until"))
-        until = min((parse_time_filter(v) for v in filters.values("until")), default=None)
+        now = time.time_ns()
+        until = min((parse_time_filter(v, now) for v in filters.values("until")), default=None)
         removed: list[str] = []
         freed = 0
         for c in list(self._containers.values()):

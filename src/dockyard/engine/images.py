@@ -21,8 +21,7 @@ from dockyard.images.archive import SaveImage, SaveLayer, read_archive, write_ar
 from dockyard.layers.overlay import LayerDirs, chain_id, chain_ids
 from dockyard.model import times
 from dockyard.model.changes import apply_changes
-from dockyard.model.dockerfile import parse_go_duration
-from dockyard.model.filters import Filters
+from dockyard.model.filters import Filters, parse_time_filter
 from dockyard.model.ids import is_full_id, short_id, strip_algorithm
 from dockyard.model.images import Image, ImageConfig, image_config_to_json, parse_image_config
 from dockyard.model.references import Reference, parse_reference
@@ -178,7 +177,8 @@ class ImageService:
         dangling = filters.bool_value("dangling")
         before = min((self._created_ns(v) for v in filters.values("before")), default=None)
         since = max((self._created_ns(v) for v in filters.values("since")), default=None)
-        until = min((parse_time_filter(v) for v in filters.values("until")), default=None)
+        now = time.time_ns()
+        until = min((parse_time_filter(v, now) for v in filters.values("until")), default=None)
         patterns = filters.values("reference")
         out = []
         for entry in self._images.values():
@@ -269,7 +269,8 @@ class ImageService:
         container uses. Returns the records and the bytes of layers freed."""
         filters.validate(("dangling", "label", "label!", "until"))
         dangling_only = filters.bool_value("dangling") is not False
-        until = min((parse_time_filter(v) for v in filters.values("until")), default=None)
+        now = time.time_ns()
+        until = min((parse_time_filter(v, now) for v in filters.values("until")), default=None)
         records: list[DeleteRecord] = []
         freed = 0
         for entry in sorted(self._images.values(), key=lambda e: e.image.created, reverse=True):
@@ -506,21 +507,6 @@ class ImageService:
         for image_id in wanted:
             self._events.publish("image", "save", image_id, {"name": image_id})
         return _stream_from_thread(lambda out: write_archive(out, images))
-
-
-def parse_time_filter(value: str) -> int:
-    """`until=`: a unix time, an RFC 3339 time, or a Go duration back from now -> ns."""
-    try:
-        return int(float(value) * 1e9)
-    except ValueError:
-        pass
-    stamp = times.parse_ns(value)
-    if stamp:
-        return stamp
-    try:
-        return time.time_ns() - parse_go_duration(value)
-    except InvalidArgument:
-        raise InvalidArgument(f"invalid filter 'until={value}'") from None
 
 
 def _opener(content: ContentStore, digest: str) -> Callable[[], BinaryIO]:

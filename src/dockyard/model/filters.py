@@ -15,6 +15,8 @@ from types import MappingProxyType
 from typing import Any
 
 from dockyard.errors import InvalidArgument
+from dockyard.model import times
+from dockyard.model.dockerfile import parse_go_duration
 
 
 def _frozen(fields: Mapping[str, frozenset[str]]) -> Mapping[str, frozenset[str]]:
@@ -145,3 +147,18 @@ def parse_filters(raw: str | None) -> Filters:
     if not isinstance(doc, dict):
         raise InvalidArgument("invalid filter: filters must be a JSON object")
     return Filters(_frozen({key: _values_of(key, value) for key, value in doc.items()}))
+
+
+def parse_time_filter(value: str, now_ns: int) -> int:
+    """`until=`: a unix time, an RFC 3339 time, or a Go duration back from `now_ns` -> ns."""
+    try:
+        return int(float(value) * 1e9)
+    except ValueError:
+        pass
+    stamp = times.parse_ns(value)
+    if stamp:
+        return stamp
+    try:
+        return now_ns - parse_go_duration(value)
+    except InvalidArgument:
+        raise InvalidArgument(f"invalid filter 'until={value}'") from None
