@@ -134,16 +134,20 @@ def image_config_to_json(cfg: ImageConfig) -> dict[str, Any]:
     if cfg.shell is not None:
         doc["Shell"] = list(cfg.shell)
     if cfg.healthcheck is not None:
-        h = cfg.healthcheck
-        doc["Healthcheck"] = {
-            "Test": list(h.test),
-            "Interval": h.interval_ns,
-            "Timeout": h.timeout_ns,
-            "StartPeriod": h.start_period_ns,
-            "StartInterval": h.start_interval_ns,
-            "Retries": h.retries,
-        }
+        doc["Healthcheck"] = health_to_json(cfg.healthcheck)
     return doc
+
+
+def health_to_json(h: HealthConfig) -> dict[str, Any]:
+    """Docker's Healthcheck object, as image configs and container inspect both carry it."""
+    return {
+        "Test": list(h.test),
+        "Interval": h.interval_ns,
+        "Timeout": h.timeout_ns,
+        "StartPeriod": h.start_period_ns,
+        "StartInterval": h.start_interval_ns,
+        "Retries": h.retries,
+    }
 
 
 def parse_image_config(raw: bytes, image_id: str) -> Image:

@@ -15,7 +15,7 @@ from dockyard.model.containers import (
     LogConfig,
     RestartPolicy,
 )
-from dockyard.model.images import HealthConfig
+from dockyard.model.images import HealthConfig, health_to_json
 from dockyard.model.mounts import parse_mounts
 from dockyard.model.times import parse_ns, unix_seconds
 
@@ -206,10 +206,7 @@ def config_doc(c: Container) -> dict[str, Any]:
     if s.stop_timeout is not None:
         doc["StopTimeout"] = s.stop_timeout
     if s.healthcheck is not None:
-        h = s.healthcheck
-        doc["Healthcheck"] = {"Test": list(h.test), "Interval": h.interval_ns, "Timeout": h.timeout_ns,
-                              "StartPeriod": h.start_period_ns, "StartInterval": h.start_interval_ns,
-                              "Retries": h.retries}
+        doc["Healthcheck"] = health_to_json(s.healthcheck)
     return doc
 
 
