@@ -280,3 +280,58 @@ def test_follow_already_finished_drains_then_ends(tmp_path: Path) -> None:
         return [r.data async for r in follow(log, len(first), LogQuery(), lambda: True)]
 
     assert asyncio.run(asyncio.wait_for(main(), timeout=2)) == [b"unseen\n"]
+
+
+# ---- batches and tail offsets (the daemon's path for large logs) -----------------------
+
+from dockyard.runtime.logfile import read_batch, tail_offset
+
+
+def _big_log(tmp_path: Path, n: int) -> Path:
+    log = tmp_path / "big.log"
+    with log.open("wb") as f:
+        for i in range(n):
+            stream = "stderr" if i % 3 == 0 else "stdout"
+            f.write(f"2026-11-27T19:52:41.{i:09d}+00:00 {stream} F line {i}\n".encode())
+        f.write(b"2026-11-27T19:52:42.000000000+00:00 stdout F unfinish")  # no newline yet
+    return log
+
+
+def test_read_batch_walks_the_whole_log_in_steps(tmp_path: Path) -> None:
+    log = _big_log(tmp_path, 40000)  # about 2.5 MB: several batches
+    seen, offset = [], 0
+    with log.open("rb") as f:
+        while True:
+            batch, after = read_batch(f, offset, LogQuery(stderr=False))
+            seen += batch
+            if after == offset:
+                break
+            offset = after
+    assert len(seen) == 40000 - len(range(0, 40000, 3))
+    assert all(r.stream == "stdout" for r in seen)
+    assert seen[-1].data == b"line 39998\n"
+    assert offset == log.stat().st_size - len(b"2026-11-27T19:52:42.000000000+00:00 stdout F unfinish")
+
+
+@pytest.mark.parametrize("count", [1, 5, 100, 30000])
+def test_tail_offset_finds_the_last_records(tmp_path: Path, count: int) -> None:
+    log = _big_log(tmp_path, 40000)
+    query = LogQuery(stdout=False)  # stderr: every third line
+    with log.open("rb") as f:
+        start = tail_offset(f, query, count)
+        records, offset = [], start
+        while True:
+            batch, after = read_batch(f, offset, query)
+            records += batch
+            if after == offset:
+                break
+            offset = after
+    expected = [f"line {i}\n".encode() for i in range(0, 40000, 3)][-count:]
+    assert [r.data for r in records] == expected
+
+
+def test_tail_offset_edges(tmp_path: Path) -> None:
+    log = _big_log(tmp_path, 10)
+    with log.open("rb") as f:
+        assert tail_offset(f, LogQuery(), 0) == log.stat().st_size
+        assert tail_offset(f, LogQuery(), 1000) == 0  # fewer records than asked: from the start

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from dockyard.engine.containers import ContainerService
 from dockyard.errors import InvalidArgument
-from dockyard.runtime.logfile import LogQuery, LogRecord, follow, open_log, read_records
+from dockyard.runtime.logfile import LogQuery, LogRecord, follow, open_log, read_batch, tail_offset
 
 
 def parse_unix_time(value: str) -> int:
@@ -48,9 +48,16 @@ class LogService:
             if log_file is None:
                 return
             with log_file:
-                past, offset = await asyncio.to_thread(read_records, log_file, query)
-                for record in past:
-                    yield record
+                offset = 0
+                if query.tail is not None:
+                    offset = await asyncio.to_thread(tail_offset, log_file, query, query.tail)
+                while True:
+                    batch, after = await asyncio.to_thread(read_batch, log_file, offset, query)
+                    for record in batch:
+                        yield record
+                    if after == offset:
+                        break  # nothing more in the file yet
+                    offset = after
                 if follow_new:
                     async for record in follow(log_file, offset, query, finished):
                         yield record

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import BinaryIO
 from dockyard.model.times import parse_ns
 
 _POLL = 0.05
+_BATCH = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -70,16 +72,16 @@ def open_log(path: Path) -> BinaryIO | None:
         return None
 
 
-def _read_from(source: LogSource, offset: int) -> bytes | None:
+def _read_from(source: LogSource, offset: int, limit: int = -1) -> bytes | None:
     if isinstance(source, Path):
         try:
             with source.open("rb") as f:
                 f.seek(offset)
-                return f.read()
+                return f.read(limit)
         except FileNotFoundError:
             return None
     source.seek(offset)
-    return source.read()
+    return source.read(limit)
 
 
 def read_records(source: LogSource, query: LogQuery) -> tuple[list[LogRecord], int]:
@@ -97,6 +99,51 @@ def read_records(source: LogSource, query: LogQuery) -> tuple[list[LogRecord], i
     return list(records), offset
 
 
+def read_batch(source: BinaryIO, offset: int, query: LogQuery) -> tuple[list[LogRecord], int]:
+    """The records in about the next megabyte after `offset` (blocking), and where to go on.
+
+    Only whole lines are taken; an empty batch means the file holds nothing more yet.
+    Reading in batches keeps memory flat however large a log grows.
+    """
+    source.seek(offset)
+    lines = source.readlines(_BATCH)
+    if lines and not lines[-1].endswith(b"\n"):
+        lines.pop()  # still being written
+    records = []
+    for line in lines:
+        offset += len(line)
+        record = parse_line(line)
+        if record is not None and query.wants(record):
+            records.append(record)
+    return records, offset
+
+
+def tail_offset(source: BinaryIO, query: LogQuery, count: int) -> int:
+    """Where the last `count` records the query wants begin (blocking), found by reading
+    backwards from the end: `docker logs --tail 10` of a huge log reads only its end."""
+    end = source.seek(0, os.SEEK_END)
+    if count <= 0:
+        return end
+    pos, buffer = end, b""
+    while pos > 0:
+        step = min(_BATCH, pos)
+        pos -= step
+        source.seek(pos)
+        buffer = source.read(step) + buffer
+        lines = buffer.split(b"\n")
+        # lines[0] may be cut by the block edge (unless at the start); lines[-1] is unfinished.
+        whole = lines[1:-1] if pos > 0 else lines[:-1]
+        found, start = 0, len(buffer) - len(lines[-1])
+        for line in reversed(whole):
+            start -= len(line) + 1
+            record = parse_line(line)
+            if record is not None and query.wants(record):
+                found += 1
+                if found == count:
+                    return pos + start
+    return 0
+
+
 async def follow(
     source: LogSource, offset: int, query: LogQuery, finished: Callable[[], bool]
 ) -> AsyncIterator[LogRecord]:
@@ -104,7 +151,7 @@ async def follow(
     pending = b""
     while True:
         done = finished()
-        data = _read_from(source, offset)
+        data = _read_from(source, offset, _BATCH)
         if data is None:
             return
         offset += len(data)
@@ -119,4 +166,5 @@ async def follow(
                 yield record
         if done and not data:
             return
-        await asyncio.sleep(_POLL)
+        if len(data) < _BATCH:
+            await asyncio.sleep(_POLL)
