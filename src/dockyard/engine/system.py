@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import socket
@@ -11,6 +12,7 @@ from typing import Protocol
 
 from dockyard.config import DaemonConfig
 from dockyard.linux.cgroups import CgroupLayout, cgroup_layout
+from dockyard.runtime.conmon import CONMON
 
 ENGINE_VERSION = package_version("dockyard")
 
@@ -26,6 +28,13 @@ class Counts:
 
 class CountSource(Protocol):
     def counts(self) -> Counts: ...
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    version: str
+    path: str
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,30 @@ class SystemService:
         self.daemon_id = daemon_id
         self.facts = host_facts()
         self._counts = counts
+        self._components: list[Component] | None = None
 
     def counts(self) -> Counts:
         return self._counts.counts()
+
+    async def components(self) -> list[Component]:
+        """The runtimes and conmon with their `--version`, asked once and remembered."""
+        if self._components is None:
+            tools = {name: r.path for name, r in self.config.runtimes.items()} | {"conmon": CONMON}
+            found = await asyncio.gather(*(_tool_version(path) for path in tools.values()))
+            self._components = [Component(n, v, p) for (n, p), v in zip(tools.items(), found, strict=True)]
+        return self._components
+
+
+async def _tool_version(path: str) -> str:
+    """The version word of `path --version` ("runc version 1.1.5+ds1" -> "1.1.5+ds1")."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            path, "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        )
+        async with asyncio.timeout(5):
+            out, _ = await proc.communicate()
+    except (OSError, TimeoutError):
+        return ""
+    first = out.decode(errors="replace").splitlines()[:1]
+    words = first[0].split() if first else []
+    return next((w for w in words if w[:1].isdigit()), "")

@@ -68,7 +68,7 @@ def routes(system: SystemService, events: EventBus) -> list[Route]:
         return BytesResponse(b"OK", headers=_PING_HEADERS)
 
     async def version(request: Request) -> Response:
-        return JsonResponse(version_doc(system))
+        return JsonResponse(version_doc(system, await system.components()))
 
     async def info(request: Request) -> Response:
         return JsonResponse(info_doc(system, events.listeners))

@@ -7,7 +7,7 @@ from datetime import UTC
 from typing import Any
 
 from dockyard.api.versioning import API_VERSION, MIN_API_VERSION
-from dockyard.engine.system import ENGINE_VERSION, SystemService
+from dockyard.engine.system import ENGINE_VERSION, Component, SystemService
 
 _GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
 
@@ -16,7 +16,7 @@ def go_arch(machine: str) -> str:
     return _GO_ARCH.get(machine, machine)
 
 
-def version_doc(system: SystemService) -> dict[str, Any]:
+def version_doc(system: SystemService, parts: list[Component]) -> dict[str, Any]:
     facts = system.facts
     lang = f"python{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
     details = {
@@ -31,8 +31,7 @@ def version_doc(system: SystemService) -> dict[str, Any]:
         "Os": "linux",
     }
     components = [{"Name": "Engine", "Version": ENGINE_VERSION, "Details": details}]
-    for runtime in system.config.runtimes.values():
-        components.append({"Name": runtime.name, "Version": "", "Details": {"Path": runtime.path}})
+    components += [{"Name": p.name, "Version": p.version, "Details": {"Path": p.path}} for p in parts]
     return {
         "Platform": {"Name": "dockyard"},
         "Components": components,
