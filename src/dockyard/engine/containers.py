@@ -710,9 +710,10 @@ class ContainerService:
         self._events.publish("container", "prune", "", {"reclaimed": str(freed)})
         return removed, freed
 
-    def rw_size(self, c: Container) -> int:
-        """Bytes in the container's writable layer (blocking)."""
-        return self._dirs.size(c.rw_layer)
+    async def sizes(self, c: Container) -> dict[str, int]:
+        """Docker's SizeRw (the writable layer) and SizeRootFs (that plus the image)."""
+        rw = await asyncio.to_thread(self._dirs.size, c.rw_layer)
+        return {"SizeRw": rw, "SizeRootFs": rw + self._images.size_of(c.image_id)}
 
     # ---- rename, resize ----------------------------------------------------------------
 

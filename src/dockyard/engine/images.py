@@ -117,6 +117,15 @@ class ImageService:
         entry = self._images[image_id]
         self._images[image_id] = replace(entry, tags=tuple(sorted(tags)))
 
+    def _point_tags(self, full_tags: Sequence[str], image_id: str) -> None:
+        """Let these tags name `image_id`, taking them off the images they named before."""
+        for tag in full_tags:
+            previous = self._tags.get(tag)
+            self._tags[tag] = image_id
+            if previous and previous != image_id and previous in self._images:
+                old = self._images[previous]
+                self._publish(previous, tuple(t for t in old.tags if t != tag))
+
     # ---- reads -------------------------------------------------------------------------
 
     def all(self) -> list[ImageEntry]:
@@ -209,13 +218,8 @@ class ImageService:
         entry = self.resolve(name)
         full = str(ref.with_default_tag())
         async with self._write_lock:
-            now = times.now()
-            previous = self._tags.get(full)
-            self._repo.add_image_tags([TagRow(full, entry.id, now)])
-            self._tags[full] = entry.id
-            if previous and previous != entry.id and previous in self._images:
-                old = self._images[previous]
-                self._publish(previous, tuple(t for t in old.tags if t != full))
+            self._repo.add_image_tags([TagRow(full, entry.id, times.now())])
+            self._point_tags([full], entry.id)
             self._publish(entry.id, tuple({*self._images[entry.id].tags, full}))
         self._events.publish("image", "tag", entry.id, {"name": ref.with_default_tag().familiar()})
 
@@ -383,13 +387,7 @@ class ImageService:
             [TagRow(t, image_id, now) for t in full_tags],
         )
         existing = self._images.get(image_id)
-        moved = {t: self._tags.get(t) for t in full_tags}
-        for tag in full_tags:
-            self._tags[tag] = image_id
-        for tag, previous in moved.items():
-            if previous and previous != image_id and previous in self._images:
-                old = self._images[previous]
-                self._publish(previous, tuple(t for t in old.tags if t != tag))
+        self._point_tags(full_tags, image_id)
         all_tags = tuple(sorted({*(existing.tags if existing else ()), *full_tags}))
         entry = ImageEntry(image, all_tags, parent, existing.loaded_at if existing else now, self._size(image))
         self._images[image_id] = entry

@@ -71,11 +71,18 @@ class LayerDirs:
         for sub in ("diff", "work", "merged"):
             (base / sub).mkdir(parents=True, exist_ok=True)
 
-    def remove(self, cache_id: str) -> None:
+    def _unmounted(self, cache_id: str) -> Path | None:
+        """The layer's directory, detached from any mount; None if it is gone already."""
         base = self.root / cache_id
         if not base.exists():
-            return
+            return None
         linux_mount.unmount(str(base / "merged"), lazy=True)
+        return base
+
+    def remove(self, cache_id: str) -> None:
+        base = self._unmounted(cache_id)
+        if base is None:
+            return
         shutil.rmtree(base, ignore_errors=True)
         if base.exists():
             raise Internal(f"cannot remove layer directory {base}")
@@ -97,11 +104,9 @@ class LayerDirs:
 
     def discard(self, cache_id: str, trash: Trash) -> None:
         """Like remove, but moves the directory to the trash to be deleted later."""
-        base = self.root / cache_id
-        if not base.exists():
-            return
-        linux_mount.unmount(str(base / "merged"), lazy=True)
-        trash.discard(base)
+        base = self._unmounted(cache_id)
+        if base is not None:
+            trash.discard(base)
 
     def mount(self, rw_cache_id: str, lower_cache_ids: Sequence[str]) -> Path:
         """Mount a container's rootfs: its writable layer over the image layers (top first)."""

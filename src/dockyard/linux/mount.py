@@ -31,17 +31,3 @@ def unmount(target: str, *, lazy: bool = False) -> None:
         if err in (errno.EINVAL, errno.ENOENT):
             return
         raise Internal(f"unmount {target}: {os.strerror(err)}")
-
-
-def is_mounted(target: str) -> bool:
-    real = os.path.realpath(target)
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        for line in f:
-            fields = line.split(" ", 5)
-            if len(fields) > 4 and _unescape(fields[4]) == real:
-                return True
-    return False
-
-
-def _unescape(path: str) -> str:
-    return path.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")

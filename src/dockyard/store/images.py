@@ -58,12 +58,6 @@ class ImageRepository:
                 (layer.chain_id, layer.diff_id, layer.parent, layer.cache_id, layer.size),
             )
 
-    def delete_layers(self, chain_ids: list[str]) -> None:
-        with self._db.transaction() as conn:
-            # Children first, so the parent foreign key holds at each step.
-            for chain in chain_ids:
-                conn.execute("DELETE FROM layers WHERE chain_id = ?", (chain,))
-
     def add_image(self, image: ImageRow, tags: list[TagRow]) -> None:
         with self._db.transaction() as conn:
             conn.execute(

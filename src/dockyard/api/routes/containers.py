@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 
 from dockyard.api.messages import (
@@ -68,8 +67,7 @@ def routes(
         docs = [schema.summary_doc(c) for c in found]
         if request.flag("size"):
             for doc, c in zip(docs, found, strict=True):
-                doc["SizeRw"] = await asyncio.to_thread(containers.rw_size, c)
-                doc["SizeRootFs"] = doc["SizeRw"] + images.size_of(c.image_id)
+                doc.update(await containers.sizes(c))
         return JsonResponse(docs)
 
     async def inspect(request: Request) -> Response:
@@ -92,8 +90,7 @@ def routes(
         }
         doc = schema.inspect_doc(c, paths, graph)
         if request.flag("size"):
-            doc["SizeRw"] = await asyncio.to_thread(containers.rw_size, c)
-            doc["SizeRootFs"] = doc["SizeRw"] + images.size_of(c.image_id)
+            doc.update(await containers.sizes(c))
         return JsonResponse(doc)
 
     async def start(request: Request) -> Response:

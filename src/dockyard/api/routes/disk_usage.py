@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from dockyard.api.messages import JsonResponse, Request, Response
 from dockyard.api.router import Route
 from dockyard.api.schemas import containers as schema
@@ -23,8 +21,7 @@ def routes(containers: ContainerService, images: ImageService) -> list[Route]:
         container_docs = []
         for c in containers.query(parse_filters(""), include_all=True):
             doc = schema.summary_doc(c)
-            doc["SizeRw"] = await asyncio.to_thread(containers.rw_size, c)
-            doc["SizeRootFs"] = doc["SizeRw"] + images.size_of(c.image_id)
+            doc.update(await containers.sizes(c))
             container_docs.append(doc)
         return JsonResponse(
             {
