@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import shutil
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -18,7 +18,7 @@ from typing import BinaryIO
 from dockyard.errors import Internal
 from dockyard.layers.tarlayer import AppliedLayer, apply_layer_tar
 from dockyard.linux import mount as linux_mount
-from dockyard.linux.fs import Trash
+from dockyard.linux.fs import Trash, remove_tree, walk_files
 
 _PAGE = 4096
 
@@ -83,23 +83,16 @@ class LayerDirs:
         base = self._unmounted(cache_id)
         if base is None:
             return
-        shutil.rmtree(base, ignore_errors=True)
-        if base.exists():
-            raise Internal(f"cannot remove layer directory {base}")
+        remove_tree(base)
 
     def size(self, cache_id: str) -> int:
         """Bytes of regular files in a layer's diff directory (hard links counted once)."""
         seen: set[tuple[int, int]] = set()
         total = 0
-        for root, _, names in os.walk(self.diff(cache_id)):
-            for name in names:
-                try:
-                    st = os.lstat(os.path.join(root, name))
-                except FileNotFoundError:
-                    continue
-                if (st.st_dev, st.st_ino) not in seen and not os.path.islink(os.path.join(root, name)):
-                    seen.add((st.st_dev, st.st_ino))
-                    total += st.st_size
+        for st in walk_files(self.diff(cache_id)):
+            if not stat.S_ISLNK(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
         return total
 
     def discard(self, cache_id: str, trash: Trash) -> None:

@@ -18,7 +18,6 @@ import logging
 import lzma
 import os
 import posixpath
-import shutil
 import stat
 import tarfile
 import urllib.parse
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, Self, cast
 
 from dockyard.errors import Internal, InvalidArgument
+from dockyard.linux.fs import remove_tree
 from dockyard.streams.compression import Readable, decompressed
 from dockyard.streams.digest import DigestingReader, DigestingWriter
 
@@ -234,7 +234,7 @@ class _Extraction:
             cached = self._cached[0] if self._cached is not None else None
             if cached is not None and (cached == rel or cached.startswith(rel + "/")):
                 self._forget()  # its directory is going away (parent is never inside it)
-            shutil.rmtree(name, dir_fd=parent)
+            remove_tree(name, dir_fd=parent)
         else:
             os.unlink(name, dir_fd=parent)
         return parent, name, st
