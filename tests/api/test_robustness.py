@@ -38,3 +38,31 @@ def test_ps_size_of_a_deep_container_answers(daemon: Daemon, busybox: str) -> No
         assert sizes.startswith("6B ")  # the one file at the bottom, 1,000 levels down
     finally:
         daemon.docker("rm", "-f", cid)
+
+
+def _deep_layer_tar(depth: int) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        path = ""
+        for _ in range(depth):
+            path = f"{path}/d" if path else "d"
+            info = tarfile.TarInfo(path)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            tar.addfile(info)
+    return buf.getvalue()
+
+
+def test_rmi_of_a_1500_deep_layer_removes_it(daemon: Daemon) -> None:
+    layers = daemon.data_root / "overlay"
+    before = set(layers.iterdir())
+    image_id = daemon.out("import", "-", "deep:layer", input=_deep_layer_tar(1500))
+    assert len(set(layers.iterdir()) - before) == 1
+    daemon.docker("rmi", image_id)
+    deadline = time.monotonic() + 10
+    while set(layers.iterdir()) - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert set(layers.iterdir()) == before
