@@ -17,14 +17,22 @@ from dockyard.api.routes import disk_usage as disk_usage_routes
 from dockyard.api.routes import images as image_routes
 from dockyard.api.routes import system as system_routes
 from dockyard.config import DaemonConfig
+from dockyard.engine.attach import Attachments
+from dockyard.engine.bundles import ContainerFiles
 from dockyard.engine.containers import ContainerService
 from dockyard.engine.events import EventBus
+from dockyard.engine.exits import ExitMonitor
 from dockyard.engine.images import ImageService
+from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
+from dockyard.engine.reconcile import Reconciler
+from dockyard.engine.restarts import RestartManager
 from dockyard.engine.system import ENGINE_VERSION, Counts, SystemService
+from dockyard.engine.table import ContainerTable
 from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.lockfile import LockFile
 from dockyard.network.netns import NetnsPool
+from dockyard.runtime.driver import RuntimeDriver
 from dockyard.store.containers import ContainerRepository
 from dockyard.store.content import ContentStore
 from dockyard.store.db import Database
@@ -54,33 +62,60 @@ def _daemon_id(data_root: Path) -> str:
 
 
 class _Counts:
-    def __init__(self, containers: ContainerService, images: ImageService) -> None:
-        self._containers = containers
+    def __init__(self, table: ContainerTable, images: ImageService) -> None:
+        self._table = table
         self._images = images
 
     def counts(self) -> Counts:
-        total, running, paused, stopped = self._containers.counts()
+        total, running, paused, stopped = self._table.counts()
         return Counts(total, running, paused, stopped, self._images.count())
 
 
 async def _serve(config: DaemonConfig) -> None:
     server_header = f"dockyard/{ENGINE_VERSION} (linux)"
     db = Database(config.data_root / "dockyard.db")
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            await _compose_and_serve(config, db, stack, server_header)
+    finally:
+        db.close()
+
+
+async def _compose_and_serve(
+    config: DaemonConfig, db: Database, stack: contextlib.AsyncExitStack, server_header: str
+) -> None:
+    """Build every component in dependency order; each with background work is entered
+    here, so leaving the stack (in reverse) ends the API first and the exit watchers last."""
     events = EventBus()
+    table = ContainerTable(ContainerRepository(db))
     content = ContentStore(config.data_root / "content")
     dirs = LayerDirs(config.data_root / "overlay")
-    images = ImageService(ImageRepository(db), content, dirs, events, config.data_root / "tmp")
-    netns = NetnsPool(config.exec_root / "netns")
-    containers = ContainerService(config, ContainerRepository(db), images, dirs, events, netns)
-    images.set_users(containers)
-    logs = LogService(containers)
-    system = SystemService(config, _daemon_id(config.data_root), _Counts(containers, images))
+    images = ImageService(ImageRepository(db), content, dirs, events, config.data_root / "tmp", table)
+    driver = RuntimeDriver(config.runtimes, config.exec_root / "runtime")
+
+    def files(container_id: str) -> ContainerFiles:
+        return ContainerFiles(config, container_id)
+
+    attachments = Attachments(table, lambda cid: files(cid).attach_socket)
+    netns = await stack.enter_async_context(NetnsPool(config.exec_root / "netns"))
+    exits = await stack.enter_async_context(ExitMonitor())
+    lifecycle = await stack.enter_async_context(
+        Lifecycle(table, driver, attachments, exits, netns, dirs, images.layer_cache_ids, files, events)
+    )
+    containers = await stack.enter_async_context(
+        ContainerService(config, table, lifecycle, attachments, driver, images, dirs, events)
+    )
+    restarts = await stack.enter_async_context(RestartManager(table, lifecycle, exits, containers))
+    Reconciler(table, exits, restarts, netns, lifecycle.boot_id).run()
+
+    logs = LogService(table, files)
+    system = SystemService(config, _daemon_id(config.data_root), _Counts(table, images))
     router = Router(
         [
             *system_routes.routes(system, events),
-            *image_routes.routes(images, dirs, containers.count_using),
-            *container_routes.routes(containers, images, logs, dirs),
-            *disk_usage_routes.routes(containers, images),
+            *image_routes.routes(images, table.count_using),
+            *container_routes.routes(containers, lifecycle, logs, attachments),
+            *disk_usage_routes.routes(containers, images, table.count_using),
         ]
     )
     api = ApiServer(router, server_header, config.tls)
@@ -90,26 +125,11 @@ async def _serve(config: DaemonConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            containers.bind(group)
-            await containers.reconcile()
-            await api.start(config.hosts, group)
-            log.info("dockyard %s ready (data root %s)", ENGINE_VERSION, config.data_root)
-            await stop.wait()
-            log.info("shutting down; containers keep running")
-            await api.stop()
-            await netns.close()
-            raise _Shutdown
-    except* _Shutdown:
-        pass
-    finally:
-        db.close()
-
-
-class _Shutdown(Exception):
-    """Ends the daemon's TaskGroup, cancelling exit watchers (conmon keeps the containers)."""
+    await stack.enter_async_context(api)
+    await api.listen(config.hosts)
+    log.info("dockyard %s ready (data root %s)", ENGINE_VERSION, config.data_root)
+    await stop.wait()
+    log.info("shutting down; containers keep running")
 
 
 def run_daemon(config: DaemonConfig) -> int:

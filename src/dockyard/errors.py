@@ -37,3 +37,20 @@ class Unavailable(DockyardError):
 
 class Internal(DockyardError):
     """Something failed inside the daemon or below it (500)."""
+
+
+class StartFailed(DockyardError):
+    """The OCI runtime could not start the process. `exit_code` is what dockerd records for
+    it: 126 (not executable), 127 (not found) or 128 (anything else)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class CommandNotRunnable(StartFailed, InvalidArgument):
+    """The user's command cannot run (126, 127): the request's fault (400)."""
+
+
+class RuntimeFailed(StartFailed, Internal):
+    """The runtime failed for another reason (500)."""

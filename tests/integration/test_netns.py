@@ -34,16 +34,19 @@ def test_pool_hands_out_distinct_namespaces_and_refills(tmp_path: Path) -> None:
         create_netns(stale)
         taken: list[Path] = []
         try:
-            async with asyncio.TaskGroup() as group:
-                pool.bind(group, in_use=set())
-                assert not stale.exists()  # nobody used it: released at bind
+            async with pool:
+                pool.keep_only(in_use=set())
+                assert not stale.exists()  # nobody used it: released at once
                 for _ in range(3):
                     taken.append(await pool.take())
-            assert len({os.stat(p).st_ino for p in taken}) == 3
-            spare = [p for p in (tmp_path / "netns").iterdir() if p not in taken]
-            assert len(spare) == 2  # refilled in the background
-            await pool.close()
-            assert all(not p.exists() for p in spare)
+                assert len({os.stat(p).st_ino for p in taken}) == 3
+                for _ in range(100):  # refilled in the background
+                    spare = [p for p in (tmp_path / "netns").iterdir() if p not in taken]
+                    if len(spare) == 2:
+                        break
+                    await asyncio.sleep(0.02)
+                assert len(spare) == 2
+            assert all(not p.exists() for p in spare)  # leaving the pool releases its spares
         finally:
             for path in taken:
                 await pool.release(str(path))

@@ -68,9 +68,12 @@ def test_remove_tree_relative_to_a_dir_fd(tmp_path: Path) -> None:
 
 def test_walk_files_is_iterative_and_skips_directories(tmp_path: Path) -> None:
     _deep_tree(tmp_path / "deep", 2500, name="d" * 20)
-    (tmp_path / "deep" / "link").symlink_to("/")
-    sizes = sorted(st.st_size for st in walk_files(tmp_path / "deep"))
-    assert sizes == [1] + [10] * 25  # the symlink itself, and every file however deep
+    try:
+        (tmp_path / "deep" / "link").symlink_to("/")
+        sizes = sorted(st.st_size for st in walk_files(tmp_path / "deep"))
+        assert sizes == [1] + [10] * 25  # the symlink itself, and every file however deep
+    finally:
+        remove_tree(tmp_path / "deep")  # pytest's own cleanup would recurse too deep
 
 
 def test_trash_discards_at_once_and_empties_later(tmp_path: Path) -> None:

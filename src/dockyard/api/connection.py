@@ -13,9 +13,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
 from http import HTTPStatus
-from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import h11
@@ -195,7 +193,7 @@ class Connection:
         if isinstance(response, StreamResponse):
             if "content-length" not in headers and "transfer-encoding" not in headers:
                 await body.drain()  # no body: finish it now so a disconnect can be noticed
-            await self._stream(response, body, head_only)
+            return await self._stream(response, body, head_only)
         else:
             await body.drain()
             await self._send_whole(response, head_only)
@@ -221,35 +219,50 @@ class Connection:
         events.append(h11.EndOfMessage())
         await self._send(*events)
 
-    async def _stream(self, response: StreamResponse, body: _H11Body, head_only: bool) -> None:
+    async def _stream(self, response: StreamResponse, body: _H11Body, head_only: bool) -> bool:
+        """Send a chunked body until it ends (True) or the client goes away (False).
+
+        The body's generator runs in one task, the pump; a watcher notices a client that
+        closes its side and cancels the pump. Both are children of one TaskGroup, so
+        neither outlives this response, and the generator is closed where it runs.
+        """
         headers = common_headers(self._server)
         headers.append(("Content-Type", response.content_type))
         headers.extend(response.headers.items())
         await self._send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status)))
-        chunks = response.chunks
-        watcher: asyncio.Future[None] | None = None
-
-        def disconnected() -> asyncio.Future[None] | None:
-            # Only once the body is in: until then the route itself reads the socket.
-            nonlocal watcher
-            if watcher is None and body.finished:
-                watcher = asyncio.ensure_future(self._watch_disconnect())
-            return watcher
-
+        completed = False
         try:
-            async for chunk in _until_done(chunks, disconnected):
-                if chunk and not head_only:
-                    await self._send(h11.Data(data=chunk))
-            await body.drain()
-            await self._send(h11.EndOfMessage())
+            async with asyncio.TaskGroup() as group:
+                watcher: asyncio.Task[None] | None = None
+
+                def watch_once_body_is_in() -> None:
+                    # Until the body is in, the route itself reads the socket.
+                    nonlocal watcher
+                    if watcher is None and body.finished:
+                        watcher = group.create_task(self._watch_disconnect())
+                        watcher.add_done_callback(lambda _: pump.cancel())
+
+                async def run() -> None:
+                    nonlocal completed
+                    watch_once_body_is_in()
+                    async for chunk in response.chunks:
+                        if chunk and not head_only:
+                            await self._send(h11.Data(data=chunk))
+                        watch_once_body_is_in()
+                    await body.drain()
+                    await self._send(h11.EndOfMessage())
+                    completed = True
+                    if watcher is not None:
+                        watcher.cancel()
+
+                pump = group.create_task(run())
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
         finally:
-            if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
-            aclose = getattr(chunks, "aclose", None)
+            aclose = getattr(response.chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
+        return completed
 
     async def _watch_disconnect(self) -> None:
         """Returns when the client closes its side while we stream to it."""
@@ -301,25 +314,3 @@ def _reason(status: int) -> bytes:
         return HTTPStatus(status).phrase.encode()
     except ValueError:
         return b""
-
-
-async def _until_done(
-    chunks: AsyncIterator[bytes], disconnected: Callable[[], asyncio.Future[None] | None]
-) -> AsyncIterator[bytes]:
-    """Yield from `chunks` until it ends or the client disconnects."""
-    iterator = chunks.__aiter__()
-    while True:
-        nxt: asyncio.Future[bytes] = asyncio.ensure_future(iterator.__anext__())
-        watcher = disconnected()
-        waiting: set[asyncio.Future[Any]] = {nxt} if watcher is None else {nxt, watcher}
-        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        if nxt not in done:
-            nxt.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await nxt
-            return
-        try:
-            chunk = nxt.result()
-        except StopAsyncIteration:
-            return
-        yield chunk

@@ -13,12 +13,15 @@ import socket
 import ssl
 import stat
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 from urllib.parse import urlsplit
 
 from dockyard.api.connection import Connection
 from dockyard.api.router import Router
 from dockyard.config import TlsOptions
 from dockyard.errors import Conflict, InvalidArgument
+from dockyard.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +56,15 @@ def tls_context(options: TlsOptions) -> ssl.SSLContext:
     return ctx
 
 class ApiServer:
+    """The listeners, and one task per client connection, all ended when it is left."""
+
     def __init__(self, router: Router, server_header: str, tls: TlsOptions | None) -> None:
         self._router = router
         self._server_header = server_header
         self._tls = tls
         self._servers: list[asyncio.Server] = []
         self._unix_paths: list[Path] = []
-        self._connections: set[asyncio.Task[None]] = set()
-        self._group: asyncio.TaskGroup | None = None
+        self._tasks = Tasks("api")
 
     def check_free(self, hosts: tuple[str, ...]) -> None:
         """Refuse to take a socket another live daemon answers on (dockerd's docker.sock)."""
@@ -73,8 +77,25 @@ class ApiServer:
                         "socket (stop it, or give dockyard another one with -H)"
                     )
 
-    async def start(self, hosts: tuple[str, ...], group: asyncio.TaskGroup) -> None:
-        self._group = group
+    async def __aenter__(self) -> Self:
+        await self._tasks.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for server in self._servers:
+            server.close()
+        try:
+            await self._tasks.__aexit__(kind, exc, tb)  # cancels the connections
+        finally:
+            for server in self._servers:
+                with contextlib.suppress(Exception):
+                    await server.wait_closed()
+            for path in self._unix_paths:
+                path.unlink(missing_ok=True)
+
+    async def listen(self, hosts: tuple[str, ...]) -> None:
         for host in hosts:
             if host.startswith("unix://"):
                 path = Path(host[len("unix://"):])
@@ -97,21 +118,10 @@ class ApiServer:
             log.info("API listening on %s", host)
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        assert self._group is not None
         sock = writer.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        task = self._group.create_task(Connection(reader, writer, self._router, self._server_header).serve())
-        self._connections.add(task)
-        task.add_done_callback(self._connections.discard)
-
-    async def stop(self) -> None:
-        for server in self._servers:
-            server.close()
-        for task in list(self._connections):
-            task.cancel()
-        for server in self._servers:
-            with contextlib.suppress(Exception):
-                await server.wait_closed()
-        for path in self._unix_paths:
-            path.unlink(missing_ok=True)
+        if not self._tasks.active:
+            writer.close()  # shutting down
+            return
+        self._tasks.spawn(Connection(reader, writer, self._router, self._server_header).serve(), "connection")

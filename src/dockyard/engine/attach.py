@@ -1,4 +1,9 @@
-"""An attach session: the client's hijacked connection joined to conmon's attach socket."""
+"""Attach: a client's hijacked connection joined to conmon's attach socket.
+
+`Attachments` is the rendezvous: an attach to a running container connects at once; an
+attach to one not started yet (`docker run` attaches before it starts) waits, and is
+connected by the start before the process runs, so no output is lost.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,14 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
-from dockyard.runtime.attach import AttachConnection, Pipe
+from dockyard.engine.table import ContainerTable
+from dockyard.errors import Conflict
+from dockyard.model.containers import Container
+from dockyard.model.stdio import Pipe
+from dockyard.runtime.attach import AttachConnection
 
 _DRAIN_QUIET = 0.2  # seconds without output that end a session whose stdin closed
 
@@ -28,6 +38,58 @@ class AttachOptions:
     stdout: bool
     stderr: bool
     stdin_once: bool  # client EOF closes the container's stdin (docker run -i)
+
+
+class Attachments:
+    def __init__(self, table: ContainerTable, socket_of: Callable[[str], Path]) -> None:
+        self._table = table
+        self._socket_of = socket_of
+        self._waiting: dict[str, list[asyncio.Future[AttachConnection | None]]] = {}
+
+    async def connect(self, c: Container) -> AttachConnection | None:
+        """The container's attach socket: now if it runs, else once it starts.
+
+        None when the container ends or goes away before there is anything to attach to.
+        """
+        if c.state.running:
+            try:
+                return await AttachConnection.connect(self._socket_of(c.id))
+            except Conflict:
+                current = self._table.get(c.id)
+                if current is not None and current.state.running and self._table.live(c.id).monitor is not None:
+                    raise
+                return None  # it exited just now: nothing more to attach to
+        fut: asyncio.Future[AttachConnection | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(c.id, []).append(fut)
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            with contextlib.suppress(ValueError):
+                self._waiting.get(c.id, []).remove(fut)
+            connected = fut.result() if fut.done() and not fut.cancelled() else None
+            if connected is not None:
+                connected.close()
+            raise
+
+    async def connect_waiting(self, container_id: str) -> None:
+        """At a start, before the process runs: everyone who attached early is connected."""
+        waiting = self._waiting.pop(container_id, [])
+        path = self._socket_of(container_id)
+        for fut in waiting:
+            if not fut.done():
+                fut.set_result(await AttachConnection.connect(path))
+
+    async def join(self, c: Container, client: ClientStream, opts: AttachOptions, frame: Framer) -> None:
+        """One attach session: the client joined to the container's streams until either ends."""
+        conn = await self.connect(c)
+        if conn is not None:
+            await pump(client, conn, opts, frame)
+
+    def release(self, container_id: str) -> None:
+        """No start is coming (it failed, or the container is gone): early attaches end."""
+        for fut in self._waiting.pop(container_id, []):
+            if not fut.done():
+                fut.set_result(None)
 
 
 async def pump(client: ClientStream, conn: AttachConnection, opts: AttachOptions, frame: Framer) -> None:
@@ -69,25 +131,13 @@ async def pump(client: ClientStream, conn: AttachConnection, opts: AttachOptions
             stdin_done.set()
 
     try:
-        out_task = asyncio.ensure_future(output())
-        tasks = {out_task}
-        if opts.stdin:
-            tasks.add(asyncio.ensure_future(input_()))
-        try:
-            # Output decides when the session ends; input ends it early only when it fails.
-            waiting = set(tasks)
-            while out_task in waiting:
-                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                if any(t.exception() is not None for t in done if t is not out_task):
-                    break
-            if out_task.done():
-                with contextlib.suppress(ConnectionError, OSError):
-                    out_task.result()
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
-                    await task
+        # Output decides when the session ends; input ends it early only when it fails.
+        async with asyncio.TaskGroup() as group:
+            out_task = group.create_task(output())
+            if opts.stdin:
+                in_task = group.create_task(input_())
+                out_task.add_done_callback(lambda _: in_task.cancel())
+    except* (ConnectionError, OSError):
+        pass  # the client or the monitor went away: the session is over
     finally:
         conn.close()

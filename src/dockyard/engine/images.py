@@ -75,6 +75,7 @@ class ImageService:
         layers: LayerDirs,
         events: EventBus,
         tmp_dir: Path,
+        users: ImageUsers,
     ) -> None:
         self._repo = repo
         self._content = content
@@ -82,15 +83,12 @@ class ImageService:
         self._events = events
         self._tmp = tmp_dir
         self._tmp.mkdir(parents=True, exist_ok=True)
-        self._users: ImageUsers | None = None
+        self._users = users
         self._images: dict[str, ImageEntry] = {}
         self._tags: dict[str, str] = {}
         self._layers: dict[str, LayerRow] = {}
         self._write_lock = asyncio.Lock()
         self._load_state()
-
-    def set_users(self, users: ImageUsers) -> None:
-        self._users = users
 
     # ---- state -------------------------------------------------------------------------
 
@@ -181,6 +179,12 @@ class ImageService:
         image = self.get(image_id).image
         return [self._layers[c].cache_id for c in reversed(chain_ids(image.diff_ids))]
 
+    def diff_dirs(self, image_id: str) -> list[str]:
+        """Where the image's layers are on disk, top-most first (inspect's GraphDriver)."""
+        if image_id not in self._images:
+            return []  # an image removed under a container (rmi -f): nothing to show
+        return [str(self._dirs.diff(c)) for c in self.layer_cache_ids(image_id)]
+
     def query(self, filters: Filters, include_all: bool) -> list[ImageEntry]:
         filters.validate(("dangling", "label", "reference", "before", "since", "until"))
         dangling = filters.bool_value("dangling")
@@ -227,7 +231,7 @@ class ImageService:
 
     async def remove(self, name: str, *, force: bool, prune: bool = True) -> list[DeleteRecord]:
         entry = self.resolve(name)
-        users = self._users.users_of(entry.id) if self._users else []
+        users = self._users.users_of(entry.id)
         running = [cid for cid, is_running in users if is_running]
         by_reference = not self._by_id(name)
         records: list[DeleteRecord] = []
@@ -280,7 +284,7 @@ class ImageService:
         for entry in sorted(self._images.values(), key=lambda e: e.image.created, reverse=True):
             if entry.id not in self._images or (dangling_only and entry.tags):
                 continue
-            if self._users is not None and self._users.users_of(entry.id):
+            if self._users.users_of(entry.id):
                 continue
             if not filters.match_labels(entry.image.config.labels):
                 continue

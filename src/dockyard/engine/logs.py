@@ -1,13 +1,18 @@
-"""`docker logs`: read a container's log file, optionally following it."""
+"""`docker logs` and attach's replay: a container's log, read and optionally followed."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
-from dockyard.engine.containers import ContainerService
+from dockyard.engine.bundles import ContainerFiles
+from dockyard.engine.table import ContainerTable
 from dockyard.errors import InvalidArgument
+from dockyard.model.containers import Container
 from dockyard.runtime.logfile import LogQuery, LogRecord, follow, open_log, read_batch, tail_offset
+
+__all__ = ["LogQuery", "LogRecord", "LogService", "LogStream", "parse_tail", "parse_unix_time"]
 
 
 def parse_unix_time(value: str) -> int:
@@ -30,18 +35,28 @@ def parse_tail(value: str) -> int | None:
         raise InvalidArgument(f"invalid tail value {value!r}") from exc
 
 
-class LogService:
-    def __init__(self, containers: ContainerService) -> None:
-        self._containers = containers
+@dataclass(frozen=True)
+class LogStream:
+    container: Container  # as it was when the log was opened
+    records: AsyncIterator[LogRecord]
 
-    def records(self, ref: str, query: LogQuery, follow_new: bool) -> AsyncIterator[LogRecord]:
+
+class LogService:
+    def __init__(self, table: ContainerTable, files: Callable[[str], ContainerFiles]) -> None:
+        self._table = table
+        self._files = files
+
+    def open(self, ref: str, query: LogQuery, follow_new: bool) -> LogStream:
+        c = self._table.resolve(ref)
+        return LogStream(c, self.records(c, query, follow_new))
+
+    def records(self, c: Container, query: LogQuery, follow_new: bool) -> AsyncIterator[LogRecord]:
         """The log opened now, before the caller answers: a removal right after
         (docker-py reads `run` output only after it removed the container) cannot lose it."""
-        c = self._containers.resolve(ref)
-        log_file = open_log(self._containers.files(c.id).log)
+        log_file = open_log(self._files(c.id).log)
 
         def finished() -> bool:
-            current = self._containers.get(c.id)
+            current = self._table.get(c.id)
             return current is None or not current.state.running
 
         async def stream() -> AsyncIterator[LogRecord]:

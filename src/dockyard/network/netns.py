@@ -20,9 +20,12 @@ import socket
 import struct
 import threading
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 from dockyard.errors import Internal
 from dockyard.linux import mount as linux_mount
+from dockyard.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +88,28 @@ class NetnsPool:
         self._size = size
         self._ready: list[Path] = []
         self._refilling = False
-        self._group: asyncio.TaskGroup | None = None
+        self._tasks = Tasks("netns")
         root.mkdir(parents=True, exist_ok=True)
 
-    def bind(self, group: asyncio.TaskGroup, in_use: set[str]) -> None:
+    async def __aenter__(self) -> Self:
+        await self._tasks.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """At shutdown: the spare namespaces go; those of running containers stay."""
+        try:
+            await self._tasks.__aexit__(kind, exc, tb)
+        finally:
+            ready, self._ready = self._ready, []
+            for path in ready:
+                await asyncio.to_thread(release_netns, path)
+
+    def keep_only(self, in_use: set[str]) -> None:
         """Release namespaces nobody uses (left by a previous daemon), then fill up."""
-        self._group = group
         for entry in self.root.iterdir():
-            if str(entry) not in in_use:
+            if str(entry) not in in_use and entry not in self._ready:
                 release_netns(entry)
         self._refill()
 
@@ -109,10 +126,10 @@ class NetnsPool:
         return path
 
     def _refill(self) -> None:
-        if self._refilling or self._group is None or len(self._ready) >= self._size:
+        if self._refilling or not self._tasks.active or len(self._ready) >= self._size:
             return
         self._refilling = True
-        self._group.create_task(self._fill())
+        self._tasks.spawn(self._fill(), "fill")
 
     async def _fill(self) -> None:
         try:
@@ -120,17 +137,9 @@ class NetnsPool:
                 path = self._new_path()
                 await asyncio.to_thread(create_netns, path)
                 self._ready.append(path)
-        except Exception:
-            log.exception("cannot prepare a network namespace")
         finally:
             self._refilling = False
 
     async def release(self, path: str) -> None:
         if path:
             await asyncio.to_thread(release_netns, Path(path))
-
-    async def close(self) -> None:
-        """At shutdown: the spare namespaces go; those of running containers stay."""
-        ready, self._ready = self._ready, []
-        for path in ready:
-            await asyncio.to_thread(release_netns, path)

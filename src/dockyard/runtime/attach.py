@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import os
 import socket
 from pathlib import Path
 
 from dockyard.errors import Conflict
+from dockyard.model.stdio import Pipe
 
 _PACKET = 65536
 _STDIN_PACKET = 4096  # conmon reads stdin packets into a small buffer; larger ones would be cut
-
-
-class Pipe(enum.IntEnum):
-    STDIN = 1
-    STDOUT = 2
-    STDERR = 3
 
 
 class AttachConnection:

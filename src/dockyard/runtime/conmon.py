@@ -15,7 +15,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.errors import Internal, InvalidArgument
+from dockyard.errors import Internal
+from dockyard.runtime.failures import start_failure
 
 log = logging.getLogger(__name__)
 
@@ -101,23 +102,6 @@ async def _read_sync(fd: int) -> list[dict[str, object]]:
         loop.remove_reader(fd)
 
 
-def _runtime_error(message: str) -> Exception:
-    """Sort a runtime failure: the user's command problems are theirs (400), others ours."""
-    lowered = message.lower()
-    if "executable file not found" in lowered or "no such file or directory" in lowered or "permission denied" in lowered:
-        return InvalidArgument(_tidy(message))
-    return Internal(_tidy(message))
-
-
-def _tidy(message: str) -> str:
-    text = message.strip()
-    # conmon prefixes with the runtime's stderr path; keep the part a user can act on.
-    marker = "exec: "
-    if marker in text:
-        return "failed to create task for container: OCI runtime create failed: " + text[text.index(marker):].rstrip('"\n')
-    return "OCI runtime create failed: " + text
-
-
 async def create(req: ConmonRequest) -> Created:
     req.exit_dir.mkdir(parents=True, exist_ok=True)
     req.persist_dir.mkdir(parents=True, exist_ok=True)
@@ -154,7 +138,7 @@ async def create(req: ConmonRequest) -> Created:
     pid = next((int(m["data"]) for m in messages if "data" in m), -1)  # type: ignore[call-overload]
     if pid <= 0:
         message = next((str(m.get("message")) for m in messages if m.get("message")), "")
-        raise _runtime_error(message or stderr.decode(errors="replace") or "conmon failed to create the container")
+        raise start_failure(message or stderr.decode(errors="replace") or "conmon failed to create the container")
     monitor_pid = int((req.bundle / "conmon.pid").read_text().strip())
     return Created(pid=pid, monitor_pid=monitor_pid)
 

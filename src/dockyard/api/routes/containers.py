@@ -1,8 +1,10 @@
-"""/containers/* routes."""
+"""/containers/* routes: parse, call one engine method, render."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 from dockyard.api.messages import (
     EmptyResponse,
@@ -18,26 +20,57 @@ from dockyard.api.router import Route
 from dockyard.api.schemas import containers as schema
 from dockyard.api.stdcopy import Stream, frame
 from dockyard.api.versioning import at_least
-from dockyard.engine.attach import AttachOptions, pump
-from dockyard.engine.containers import ContainerService
-from dockyard.engine.images import ImageService
-from dockyard.engine.logs import LogService, parse_tail, parse_unix_time
-from dockyard.errors import DockyardError, NotModified
-from dockyard.layers.overlay import LayerDirs
-from dockyard.model.filters import parse_filters
+from dockyard.engine.attach import AttachOptions, ClientStream, Framer
+from dockyard.engine.containers import ContainerDetails, Sizes
+from dockyard.engine.logs import LogQuery, LogRecord, LogStream, parse_tail, parse_unix_time
+from dockyard.engine.table import ExitStatus
+from dockyard.errors import DockyardError
+from dockyard.model.containers import Container, ContainerSpec
+from dockyard.model.filters import Filters, parse_filters
+from dockyard.model.stdio import Pipe
 from dockyard.model.times import format_ns
-from dockyard.runtime.attach import Pipe
-from dockyard.runtime.logfile import LogQuery
 
 RAW = "application/vnd.docker.raw-stream"
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
+
+
+class Containers(Protocol):
+    def resolve(self, ref: str) -> Container: ...
+    def query(self, filters: Filters, include_all: bool, limit: int = -1) -> list[Container]: ...
+    async def sizes(self, c: Container) -> Sizes: ...
+    async def details(self, ref: str, *, size: bool = False) -> ContainerDetails: ...
+    async def create(self, spec: ContainerSpec, name: str) -> Container: ...
+    async def start(self, ref: str) -> None: ...
+    async def remove(self, ref: str, *, force: bool = False) -> None: ...
+    async def prune(self, filters: Filters) -> tuple[list[str], int]: ...
+    async def rename(self, ref: str, new_name: str) -> None: ...
+    def note_attach(self, c: Container) -> None: ...
+
+
+class Lifecycle(Protocol):
+    async def stop(self, ref: str, timeout: int | None = None, signal_name: str = "") -> None: ...
+    async def restart(self, ref: str, timeout: int | None = None, signal_name: str = "") -> None: ...
+    async def kill(self, ref: str, signal_name: str = "") -> None: ...
+    async def pause(self, ref: str) -> None: ...
+    async def unpause(self, ref: str) -> None: ...
+    def resize(self, ref: str, height: int, width: int) -> None: ...
+    def waiter(self, ref: str, condition: str = "not-running") -> asyncio.Future[ExitStatus]: ...
+
+
+class Logs(Protocol):
+    def open(self, ref: str, query: LogQuery, follow_new: bool) -> LogStream: ...
+    def records(self, c: Container, query: LogQuery, follow_new: bool) -> AsyncIterator[LogRecord]: ...
+
+
+class Attachments(Protocol):
+    async def join(self, c: Container, client: ClientStream, opts: AttachOptions, frame: Framer) -> None: ...
 
 
 def _stream_type(request: Request, tty: bool) -> str:
     return RAW if tty or not at_least(request.api_version, "1.42") else MULTIPLEXED
 
 
-def _framer(tty: bool) -> Callable[[Pipe, bytes], bytes]:
+def _framer(tty: bool) -> Framer:
     """TTY output goes raw; otherwise each piece gets the 8-byte stream header."""
     if tty:
         return lambda pipe, data: data
@@ -50,9 +83,23 @@ def _error_framer(tty: bool) -> Callable[[str], bytes]:
     return lambda message: frame(Stream.SYSTEMERR, message.encode())
 
 
-def routes(
-    containers: ContainerService, images: ImageService, logs: LogService, dirs: LayerDirs
-) -> list[Route]:
+def _size_doc(sizes: Sizes) -> dict[str, int]:
+    return {"SizeRw": sizes.rw, "SizeRootFs": sizes.root_fs}
+
+
+def _inspect_doc(details: ContainerDetails) -> dict[str, object]:
+    p, g = details.paths, details.graph
+    doc = schema.inspect_doc(
+        details.container,
+        {"resolv": p.resolv, "hostname": p.hostname, "hosts": p.hosts, "log": p.log},
+        {"LowerDir": g.lower, "MergedDir": g.merged, "UpperDir": g.upper, "WorkDir": g.work},
+    )
+    if details.sizes is not None:
+        doc.update(_size_doc(details.sizes))
+    return doc
+
+
+def routes(containers: Containers, lifecycle: Lifecycle, logs: Logs, attachments: Attachments) -> list[Route]:
     async def create(request: Request) -> Response:
         spec = schema.parse_create(await request.json(allow_empty=False), hostname="")
         c = await containers.create(spec, request.arg("name"))
@@ -67,71 +114,44 @@ def routes(
         docs = [schema.summary_doc(c) for c in found]
         if request.flag("size"):
             for doc, c in zip(docs, found, strict=True):
-                doc.update(await containers.sizes(c))
+                doc.update(_size_doc(await containers.sizes(c)))
         return JsonResponse(docs)
 
     async def inspect(request: Request) -> Response:
-        c = containers.resolve(request.params["id"])
-        files = containers.files(c.id)
-        lowers = [str(dirs.diff(x)) for x in images.layer_cache_ids(c.image_id)] if c.image_id in {
-            e.id for e in images.all()
-        } else []
-        graph = {
-            "LowerDir": ":".join(lowers),
-            "MergedDir": str(dirs.merged(c.rw_layer)),
-            "UpperDir": str(dirs.diff(c.rw_layer)),
-            "WorkDir": str(dirs.root / c.rw_layer / "work"),
-        }
-        paths = {
-            "resolv": str(files.resolv),
-            "hostname": str(files.hostname),
-            "hosts": str(files.hosts),
-            "log": str(files.log),
-        }
-        doc = schema.inspect_doc(c, paths, graph)
-        if request.flag("size"):
-            doc.update(await containers.sizes(c))
-        return JsonResponse(doc)
+        return JsonResponse(_inspect_doc(await containers.details(request.params["id"], size=request.flag("size"))))
 
     async def start(request: Request) -> Response:
-        try:
-            await containers.start(request.params["id"])
-        except NotModified:
-            return EmptyResponse(304)
+        await containers.start(request.params["id"])
         return EmptyResponse(204)
 
     async def stop(request: Request) -> Response:
-        try:
-            await containers.stop(request.params["id"], request.int_arg("t"), request.arg("signal"))
-        except NotModified:
-            return EmptyResponse(304)
+        await lifecycle.stop(request.params["id"], request.int_arg("t"), request.arg("signal"))
         return EmptyResponse(204)
 
     async def restart(request: Request) -> Response:
-        await containers.restart(request.params["id"], request.int_arg("t"), request.arg("signal"))
+        await lifecycle.restart(request.params["id"], request.int_arg("t"), request.arg("signal"))
         return EmptyResponse(204)
 
     async def kill(request: Request) -> Response:
-        await containers.kill(request.params["id"], request.arg("signal"))
+        await lifecycle.kill(request.params["id"], request.arg("signal"))
         return EmptyResponse(204)
 
     async def pause(request: Request) -> Response:
-        await containers.pause(request.params["id"])
+        await lifecycle.pause(request.params["id"])
         return EmptyResponse(204)
 
     async def unpause(request: Request) -> Response:
-        await containers.unpause(request.params["id"])
+        await lifecycle.unpause(request.params["id"])
         return EmptyResponse(204)
 
     async def wait(request: Request) -> Response:
-        ref = request.params["id"]
-        containers.resolve(ref)  # a missing container is a plain 404, before any body
-        condition = request.arg("condition")
+        # Resolved before any body: a missing container is a plain 404.
+        waiting = lifecycle.waiter(request.params["id"], request.arg("condition"))
 
         # A StreamResponse sends its headers at once: `docker run` waits for them before start.
         async def body() -> AsyncIterator[bytes]:
             try:
-                status = await containers.wait(ref, condition)
+                status = await waiting
             except DockyardError as exc:
                 yield json_line({"Error": {"Message": exc.message}, "StatusCode": -1})
                 return
@@ -153,7 +173,7 @@ def routes(
         return EmptyResponse(204)
 
     async def resize(request: Request) -> Response:
-        containers.resize(request.params["id"], request.int_arg("h", 0) or 0, request.int_arg("w", 0) or 0)
+        lifecycle.resize(request.params["id"], request.int_arg("h", 0) or 0, request.int_arg("w", 0) or 0)
         return EmptyResponse(200)
 
     async def attach(request: Request) -> Response:
@@ -172,20 +192,15 @@ def routes(
             containers.note_attach(c)
             if replay:
                 query = LogQuery(stdout=opts.stdout, stderr=opts.stderr)
-                async for record in logs.records(c.id, query, follow_new=False):
+                async for record in logs.records(c, query, follow_new=False):
                     pipe = Pipe.STDERR if record.stream == "stderr" else Pipe.STDOUT
                     await client.write(framer(pipe, record.data))
-            if not stream_live:
-                return
-            conn = await containers.attach_connection(c.id)
-            if conn is None:
-                return
-            await pump(client, conn, opts, framer)
+            if stream_live:
+                await attachments.join(c, client, opts, framer)
 
         return HijackResponse(_stream_type(request, c.spec.tty), session, _error_framer(c.spec.tty))
 
     async def container_logs(request: Request) -> Response:
-        c = containers.resolve(request.params["id"])
         query = LogQuery(
             stdout=request.flag("stdout"),
             stderr=request.flag("stderr"),
@@ -193,17 +208,19 @@ def routes(
             until_ns=parse_unix_time(request.arg("until")),
             tail=parse_tail(request.arg("tail")),
         )
+        opened = logs.open(request.params["id"], query, follow_new=request.flag("follow"))
         timestamps = request.flag("timestamps")
-        framer = _framer(c.spec.tty)
+        tty = opened.container.spec.tty
+        framer = _framer(tty)
 
         async def body() -> AsyncIterator[bytes]:
-            async for record in logs.records(c.id, query, follow_new=request.flag("follow")):
+            async for record in opened.records:
                 data = record.data
                 if timestamps:
                     data = format_ns(record.time_ns).encode() + b" " + data
                 yield framer(Pipe.STDERR if record.stream == "stderr" else Pipe.STDOUT, data)
 
-        return StreamResponse(body(), content_type=_stream_type(request, c.spec.tty))
+        return StreamResponse(body(), content_type=_stream_type(request, tty))
 
     return [
         Route("POST", "/containers/create", create),
@@ -223,4 +240,3 @@ def routes(
         Route("POST", "/containers/{id}/rename", rename),
         Route("DELETE", "/containers/{id}", remove),
     ]
-

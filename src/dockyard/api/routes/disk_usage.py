@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dockyard.api.messages import JsonResponse, Request, Response
 from dockyard.api.router import Route
 from dockyard.api.schemas import containers as schema
@@ -11,17 +13,18 @@ from dockyard.engine.images import ImageService
 from dockyard.model.filters import parse_filters
 
 
-def routes(containers: ContainerService, images: ImageService) -> list[Route]:
+def routes(containers: ContainerService, images: ImageService, count_users: Callable[[str], int]) -> list[Route]:
     async def disk_usage(request: Request) -> Response:
         image_docs = []
         for entry in images.query(parse_filters(""), include_all=True):
-            doc = image_schema.summary_doc(entry, containers.count_using(entry.id))
+            doc = image_schema.summary_doc(entry, count_users(entry.id))
             doc["SharedSize"] = images.shared_size(entry)
             image_docs.append(doc)
         container_docs = []
         for c in containers.query(parse_filters(""), include_all=True):
             doc = schema.summary_doc(c)
-            doc.update(await containers.sizes(c))
+            sizes = await containers.sizes(c)
+            doc.update({"SizeRw": sizes.rw, "SizeRootFs": sizes.root_fs})
             container_docs.append(doc)
         return JsonResponse(
             {

@@ -16,12 +16,11 @@ from dockyard.api.router import Route
 from dockyard.api.schemas import images as schema
 from dockyard.engine.images import ImageService
 from dockyard.errors import DockyardError, Internal, InvalidArgument
-from dockyard.layers.overlay import LayerDirs
 from dockyard.model.filters import parse_filters
 from dockyard.model.references import parse_repository_tag
 
 
-def routes(images: ImageService, dirs: LayerDirs, count_users: Callable[[str], int]) -> list[Route]:
+def routes(images: ImageService, count_users: Callable[[str], int]) -> list[Route]:
 
     async def list_images(request: Request) -> Response:
         entries = images.query(parse_filters(request.arg("filters")), request.flag("all"))
@@ -29,8 +28,7 @@ def routes(images: ImageService, dirs: LayerDirs, count_users: Callable[[str], i
 
     async def inspect(request: Request) -> Response:
         entry = images.resolve(request.params["name"])
-        lowers = schema.lower_dirs(dirs, images.layer_cache_ids(entry.id))
-        return JsonResponse(schema.inspect_doc(entry, lowers))
+        return JsonResponse(schema.inspect_doc(entry, images.diff_dirs(entry.id)))
 
     async def history(request: Request) -> Response:
         return JsonResponse(schema.history_doc(images.resolve(request.params["name"])))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from dockyard.engine.images import DeleteRecord, ImageEntry, familiar_tag
-from dockyard.layers.overlay import LayerDirs
 from dockyard.model.images import image_config_to_json
 from dockyard.model.times import unix_seconds
 
@@ -91,6 +90,3 @@ def history_doc(entry: ImageEntry) -> list[dict[str, Any]]:
 def delete_doc(records: list[DeleteRecord]) -> list[dict[str, str]]:
     return [{"Untagged": r.untagged} if r.untagged else {"Deleted": r.deleted} for r in records]
 
-
-def lower_dirs(dirs: LayerDirs, cache_ids: list[str]) -> list[str]:
-    return [str(dirs.diff(c)) for c in cache_ids]

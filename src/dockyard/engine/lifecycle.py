@@ -1,0 +1,372 @@
+"""Lifecycle: start, stop, kill, pause, unpause, restart, resize, wait, and recording an exit.
+
+Each change of one container runs under its lock: decide, do the I/O, publish the new state
+through the table (which enforces the state table), then emit the event. Waiting for an exit
+never holds the lock, so the exit path (which takes it) can always run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal as signals
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Self
+
+from dockyard.engine.attach import Attachments
+from dockyard.engine.bundles import ContainerFiles, write_bundle
+from dockyard.engine.events import EventBus
+from dockyard.engine.exits import ExitMonitor
+from dockyard.engine.table import ContainerTable, ExitStatus, Live
+from dockyard.errors import Conflict, InvalidArgument, NotModified, StartFailed
+from dockyard.layers.overlay import LayerDirs
+from dockyard.linux.process import ProcessHandle, boot_id, start_time
+from dockyard.model import times
+from dockyard.model.containers import Container, ContainerState, ContainerStatus
+from dockyard.model.signals import parse_signal
+from dockyard.network.netns import NetnsPool
+from dockyard.runtime.driver import Launch, RuntimeDriver
+from dockyard.tasks import Tasks
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STOP_TIMEOUT = 10
+
+
+def event_attrs(c: Container, **extra: str) -> dict[str, str]:
+    """The attributes dockerd puts on a container's events."""
+    return {**c.spec.labels, "image": c.spec.image, "name": c.name, **extra}
+
+
+@dataclass(frozen=True)
+class ExitRecord:
+    """What an exit left: the container as now published, and whether it restarts."""
+
+    container: Container
+    restarting: bool
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        table: ContainerTable,
+        driver: RuntimeDriver,
+        attachments: Attachments,
+        exits: ExitMonitor,
+        netns: NetnsPool,
+        dirs: LayerDirs,
+        layers_of: Callable[[str], list[str]],
+        files: Callable[[str], ContainerFiles],
+        events: EventBus,
+    ) -> None:
+        self._table = table
+        self._driver = driver
+        self._attachments = attachments
+        self._exits = exits
+        self._netns = netns
+        self._dirs = dirs
+        self._layers_of = layers_of  # image id -> its layer directories, top first
+        self._files = files
+        self._events = events
+        self._tasks = Tasks("lifecycle")
+        self.boot_id = boot_id()
+
+    async def __aenter__(self) -> Self:
+        await self._tasks.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._tasks.__aexit__(kind, exc, tb)
+
+    def _emit(self, action: str, c: Container, **extra: str) -> None:
+        self._events.publish("container", action, c.id, event_attrs(c, **extra))
+
+    # ---- start -------------------------------------------------------------------------
+
+    async def start(self, ref: str) -> None:
+        c = self._table.resolve(ref)
+        live = self._table.live(c.id)
+        async with live.lock:
+            c = self._table.current(c)
+            if c.state.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED):
+                raise NotModified("container already started")
+            if c.state.status is ContainerStatus.RESTARTING:
+                c = self.call_off_restart(c, live)
+            if c.state.status in (ContainerStatus.REMOVING, ContainerStatus.DEAD):
+                raise Conflict(f"container {c.id} is marked for removal and cannot be started")
+            await self.start_locked(c, live)
+
+    async def start_locked(self, c: Container, live: Live, *, keep_restart_count: bool = False) -> None:
+        """Start `c`, whose lock the caller holds. A failure leaves nothing running or mounted."""
+        if live.runtime_cleanup is not None:
+            await live.runtime_cleanup  # the runtime must have forgotten the last run
+            live.runtime_cleanup = None
+        files = self._files(c.id)
+        t0 = time.perf_counter()
+        rootfs = await asyncio.to_thread(self._dirs.mount, c.rw_layer, self._layers_of(c.image_id))
+        t_mount = time.perf_counter()
+        created = False
+        netns = ""
+        try:
+            netns = str(await self._netns.take())
+            await asyncio.to_thread(write_bundle, c, files, rootfs, netns)
+            t_bundle = time.perf_counter()
+            launched = await self._driver.create(
+                Launch(
+                    container_id=c.id,
+                    name=c.name,
+                    runtime=c.runtime,
+                    bundle=files.bundle,
+                    log_path=files.log,
+                    exit_dir=files.exit_dir,
+                    persist_dir=files.persist,
+                    tty=c.spec.tty,
+                    stdin=c.spec.open_stdin,
+                    stdin_once=c.spec.stdin_once,
+                )
+            )
+            created = True
+            live.process = ProcessHandle(launched.pid)
+            live.monitor = ProcessHandle(launched.monitor_pid)
+            t_created = time.perf_counter()
+            await self._attachments.connect_waiting(c.id)
+            await self._driver.start(c.runtime, c.id)
+            t_started = time.perf_counter()
+            log.debug(
+                "container %s: mount %.1f ms, bundle %.1f ms, create %.1f ms, start %.1f ms",
+                c.id[:12], (t_mount - t0) * 1e3, (t_bundle - t_mount) * 1e3,
+                (t_created - t_bundle) * 1e3, (t_started - t_created) * 1e3,
+            )  # fmt: skip
+        except BaseException as exc:
+            await self._undo_start(c, live, created)
+            await self._netns.release(netns)
+            if not isinstance(exc, asyncio.CancelledError):
+                message = getattr(exc, "message", str(exc))
+                code = exc.exit_code if isinstance(exc, StartFailed) else 128
+                self._table.publish(c.id, replace(c.state, error=message, exit_code=code))
+            raise
+        state = ContainerState(
+            status=ContainerStatus.RUNNING,
+            pid=launched.pid,
+            started_at=times.now(),
+            restart_count=c.state.restart_count if keep_restart_count else 0,
+            monitor_pid=launched.monitor_pid,
+            pid_start_time=start_time(launched.pid),
+            boot_id=self.boot_id,
+            netns=netns,
+        )
+        live.stopped_by_user = False
+        if not keep_restart_count:
+            live.restart_delay = 0.0
+        c = self._table.publish(c.id, state)
+        self._emit("start", c)
+        self._exits.watch(c.id, live.monitor)
+
+    async def _undo_start(self, c: Container, live: Live, created: bool) -> None:
+        if created:
+            with contextlib.suppress(Exception):
+                await self._driver.delete(c.runtime, c.id)
+            if live.monitor is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(5):
+                        await live.monitor.wait()
+        live.close_handles()
+        self._attachments.release(c.id)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self._dirs.unmount, c.rw_layer)
+
+    # ---- the exit path -----------------------------------------------------------------
+
+    async def record_exit(self, container_id: str) -> ExitRecord | None:
+        """The monitor of `container_id` ended: record how, clean up, decide on a restart.
+
+        None when the container is gone (removed meanwhile) or was not running.
+        """
+        c = self._table.get(container_id)
+        if c is None:
+            return None
+        live = self._table.live(container_id)
+        async with live.lock:
+            c = self._table.current(c)
+            if not c.state.running:
+                return None  # reported twice (adoption raced a watcher): recorded already
+            files = self._files(container_id)
+            ended = self._driver.exit_of(files.exit_dir, files.persist, container_id)
+            error = "" if ended.code is not None else "container monitor exited without an exit code"
+            await self._cleanup_runtime(c, live)
+            state = replace(
+                c.state,
+                status=ContainerStatus.EXITED,
+                pid=0,
+                exit_code=ended.code if ended.code is not None else 255,
+                error=error,
+                oom_killed=ended.oom_killed,
+                finished_at=times.now(),
+                monitor_pid=0,
+                pid_start_time=0,
+                netns="",
+                manually_stopped=live.stopped_by_user,
+            )
+            policy = c.spec.host.restart_policy
+            restarting = policy.should_restart(state.exit_code, state.restart_count, live.stopped_by_user)
+            if restarting:
+                state = replace(state, status=ContainerStatus.RESTARTING)
+            c = self._table.publish(container_id, state)
+            if ended.oom_killed:
+                self._emit("oom", c)
+            self._emit("die", c, exitCode=str(state.exit_code))
+            log.debug("container %s: exit recorded", c.id[:12])
+            self._table.notify_exit(container_id, ExitStatus(state.exit_code, error))
+        return ExitRecord(c, restarting)
+
+    async def _cleanup_runtime(self, c: Container, live: Live) -> None:
+        """After an exit: unmount now; the runtime's own state is deleted in the background
+        (a start of the same container waits for it), off the path of `docker run --rm`."""
+        live.close_handles()
+        try:
+            await asyncio.to_thread(self._dirs.unmount, c.rw_layer)
+        except Exception:
+            log.exception("container %s: unmount failed", c.id[:12])
+        await self._netns.release(c.state.netns)
+        live.runtime_cleanup = self._tasks.spawn(self._driver.delete(c.runtime, c.id), f"delete-{c.id[:12]}")
+
+    def call_off_restart(self, c: Container, live: Live) -> Container:
+        """A pending automatic restart is called off (start, stop, rm): it stays exited."""
+        if live.restart_task is not None:
+            live.restart_task.cancel()
+            live.restart_task = None
+        if c.state.status is ContainerStatus.RESTARTING:
+            c = self._table.publish(c.id, replace(c.state, status=ContainerStatus.EXITED, manually_stopped=True))
+        return c
+
+    # ---- signals, stop, restart --------------------------------------------------------
+
+    def _signal(self, c: Container, sig: int) -> None:
+        process = self._table.live(c.id).process
+        if not c.state.running or process is None or not process.send(sig):
+            raise Conflict(f"Cannot kill container: {c.id}: Container {c.id} is not running")
+
+    async def kill(self, ref: str, signal_name: str = "") -> None:
+        c = self._table.resolve(ref)
+        sig = parse_signal(signal_name) if signal_name else signals.SIGKILL
+        if c.state.status is ContainerStatus.PAUSED and sig == signals.SIGKILL:
+            await self._driver.resume(c.runtime, c.id)
+        if sig in (signals.SIGKILL, parse_signal(c.spec.stop_signal or "SIGTERM")):
+            # Killed on purpose: the restart policy leaves it down. (HUP, USR1... are messages.)
+            self._table.live(c.id).stopped_by_user = True
+        self._signal(c, sig)
+        self._emit("kill", c, signal=str(sig))
+
+    async def kill_for_removal(self, c: Container) -> None:
+        """rm -f: SIGKILL (a paused one thawed first) and wait for the exit to be recorded."""
+        exited = self._table.next_exit(c.id)
+        with contextlib.suppress(Conflict):
+            if c.state.status is ContainerStatus.PAUSED:
+                await self._driver.resume(c.runtime, c.id)
+            self._signal(c, signals.SIGKILL)
+        await exited
+
+    async def stop(self, ref: str, timeout: int | None = None, signal_name: str = "") -> None:
+        c = self._table.resolve(ref)
+        if c.state.status is ContainerStatus.RESTARTING:
+            live = self._table.live(c.id)
+            async with live.lock:
+                c = self.call_off_restart(self._table.current(c), live)
+            if not c.state.running:  # else the restart won the race: stop it below
+                self._emit("stop", c)
+                return
+        if not c.state.running:
+            raise NotModified("container already stopped")
+        await self._stop(c, timeout, signal_name)
+        self._emit("stop", self._table.current(c))
+
+    async def _stop(self, c: Container, timeout: int | None, signal_name: str = "") -> None:
+        sig = parse_signal(signal_name or c.spec.stop_signal or "SIGTERM")
+        if timeout is None:
+            timeout = c.spec.stop_timeout if c.spec.stop_timeout is not None else DEFAULT_STOP_TIMEOUT
+        if c.state.status is ContainerStatus.PAUSED:
+            # A frozen process cannot act on a signal; thaw it first, as dockerd does.
+            await self.unpause(c.id)
+            c = self._table.current(c)
+        exited = self._table.next_exit(c.id)
+        self._table.live(c.id).stopped_by_user = True
+        try:
+            self._signal(c, sig)
+        except Conflict:
+            exited.cancel()
+            return
+        if timeout < 0:
+            await exited
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(exited)
+            return
+        except TimeoutError:
+            log.info("container %s: no exit %ss after signal %d; killing", c.id[:12], timeout, sig)
+        with contextlib.suppress(Conflict):
+            self._signal(self._table.current(c), signals.SIGKILL)
+        await exited
+
+    async def restart(self, ref: str, timeout: int | None = None, signal_name: str = "") -> None:
+        c = self._table.resolve(ref)
+        if c.state.running:
+            await self._stop(c, timeout, signal_name)
+        live = self._table.live(c.id)
+        async with live.lock:
+            c = self.call_off_restart(self._table.current(c), live)
+            if not c.state.running:
+                await self.start_locked(c, live)
+        self._emit("restart", self._table.current(c))
+
+    async def pause(self, ref: str) -> None:
+        c = self._table.resolve(ref)
+        async with self._table.live(c.id).lock:
+            c = self._table.current(c)
+            if c.state.status is ContainerStatus.PAUSED:
+                raise Conflict(f"Container {c.id} is already paused")
+            if c.state.status is not ContainerStatus.RUNNING:
+                raise Conflict(f"Container {c.id} is not running")
+            await self._driver.pause(c.runtime, c.id)
+            c = self._table.publish(c.id, replace(c.state, status=ContainerStatus.PAUSED))
+        self._emit("pause", c)
+
+    async def unpause(self, ref: str) -> None:
+        c = self._table.resolve(ref)
+        async with self._table.live(c.id).lock:
+            c = self._table.current(c)
+            if c.state.status is not ContainerStatus.PAUSED:
+                raise Conflict(f"Container {c.id} is not paused")
+            await self._driver.resume(c.runtime, c.id)
+            c = self._table.publish(c.id, replace(c.state, status=ContainerStatus.RUNNING))
+        self._emit("unpause", c)
+
+    def resize(self, ref: str, height: int, width: int) -> None:
+        c = self._table.resolve(ref)
+        if not c.state.running:
+            raise Conflict(f"Container {c.id} is not running")
+        self._driver.resize(self._files(c.id).bundle, height, width)
+        self._emit("resize", c, height=str(height), width=str(width))
+
+    # ---- wait --------------------------------------------------------------------------
+
+    def waiter(self, ref: str, condition: str = "not-running") -> asyncio.Future[ExitStatus]:
+        """What `POST /wait` awaits; the container is resolved now, so a 404 comes first."""
+        c = self._table.resolve(ref)
+        if condition in ("", "not-running"):
+            if not c.state.running:
+                done: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
+                done.set_result(ExitStatus(c.state.exit_code))
+                return done
+            return self._table.next_exit(c.id)
+        if condition == "next-exit":
+            return self._table.next_exit(c.id)
+        if condition == "removed":
+            return self._table.removal(c.id)
+        raise InvalidArgument(f"invalid condition: {condition!r}")

@@ -1,0 +1,198 @@
+"""The container table: every container by id and name, its run-time handles, and the one
+place where a container's state changes.
+
+Readers (`ps`, `inspect`) take the current immutable snapshot and never wait. Lifecycle
+operations of one container take its lock (`live(id).lock`); waiting for an exit never holds
+it. `publish` is the only way a state changes: it checks the move against the state table
+(model/containers.py), persists it in one short transaction, then replaces the snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field, replace
+
+from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.linux.process import ProcessHandle
+from dockyard.model.containers import Container, ContainerState, ContainerStatus, check_move
+from dockyard.model.names import generate_name, validate_name
+from dockyard.store.containers import ContainerRepository
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    code: int
+    error: str = ""
+
+
+@dataclass
+class Live:
+    """Run-time handles of one container: never persisted, rebuilt at start-up."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    exit_waiters: list[asyncio.Future[ExitStatus]] = field(default_factory=list)
+    removal_waiters: list[asyncio.Future[ExitStatus]] = field(default_factory=list)
+    process: ProcessHandle | None = None
+    monitor: ProcessHandle | None = None
+    runtime_cleanup: asyncio.Task[None] | None = None
+    restart_task: asyncio.Task[None] | None = None
+    restart_delay: float = 0.0
+    stopped_by_user: bool = False
+
+    def close_handles(self) -> None:
+        for handle in (self.process, self.monitor):
+            if handle is not None:
+                handle.close()
+        self.process = self.monitor = None
+
+
+def _name_conflict(name: str, holder: str) -> Conflict:
+    return Conflict(
+        f'Conflict. The container name "/{name}" is already in use by container "{holder}". '
+        "You have to remove (or rename) that container to be able to reuse that name."
+    )
+
+
+class ContainerTable:
+    def __init__(self, repo: ContainerRepository) -> None:
+        self._repo = repo
+        self._containers: dict[str, Container] = {}
+        self._names: dict[str, str] = {}
+        self._live: dict[str, Live] = {}
+        for c in repo.all():
+            self._containers[c.id] = c
+            self._names[c.name] = c.id
+            self._live[c.id] = Live()
+
+    # ---- reads -------------------------------------------------------------------------
+
+    def all(self) -> list[Container]:
+        return list(self._containers.values())
+
+    def get(self, container_id: str) -> Container | None:
+        return self._containers.get(container_id)
+
+    def current(self, c: Container) -> Container:
+        """The newest snapshot of `c` (the one given if it is gone meanwhile)."""
+        return self._containers.get(c.id, c)
+
+    def live(self, container_id: str) -> Live:
+        try:
+            return self._live[container_id]
+        except KeyError:
+            raise NotFound(f"No such container: {container_id}") from None
+
+    def resolve(self, ref: str) -> Container:
+        """By full id, name (with or without its slash), or unique id prefix: dockerd's order."""
+        found = self._containers.get(ref)
+        if found is not None:
+            return found
+        by_name = self._names.get(ref.removeprefix("/"))
+        if by_name is not None:
+            return self._containers[by_name]
+        if ref and all(ch in "0123456789abcdef" for ch in ref):
+            matches = [c for i, c in self._containers.items() if i.startswith(ref)]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def users_of(self, image_id: str) -> list[tuple[str, bool]]:
+        """(container id, running) for each container made from the image."""
+        return [(c.id, c.state.running) for c in self._containers.values() if c.image_id == image_id]
+
+    def count_using(self, image_id: str) -> int:
+        return sum(1 for c in self._containers.values() if c.image_id == image_id)
+
+    # ---- names -------------------------------------------------------------------------
+
+    def reserve_name(self, name: str, container_id: str) -> str:
+        """Hold `name` (or a generated one) for a container being made; released on failure."""
+        if name:
+            name = validate_name(name)
+            holder = self._names.get(name)
+            if holder is not None:
+                raise _name_conflict(name, holder)
+        else:
+            name = generate_name()
+            while name in self._names:
+                name = generate_name()
+        self._names[name] = container_id
+        return name
+
+    def release_name(self, name: str) -> None:
+        self._names.pop(name, None)
+
+    def rename(self, container_id: str, new_name: str) -> Container:
+        holder = self._names.get(new_name)
+        if holder is not None:
+            raise _name_conflict(new_name, holder)
+        old = self._containers[container_id]
+        self._repo.rename(container_id, new_name)
+        self._names[new_name] = container_id
+        self._names.pop(old.name, None)
+        renamed = replace(old, name=new_name)
+        self._containers[container_id] = renamed
+        return renamed
+
+    # ---- writes ------------------------------------------------------------------------
+
+    def add(self, c: Container) -> None:
+        """A new container (its name reserved): persisted, then visible."""
+        self._repo.add(c)
+        self._containers[c.id] = c
+        self._live[c.id] = Live()
+
+    def publish(self, container_id: str, state: ContainerState) -> Container:
+        """The one way a state changes: a legal move, persisted, then the new snapshot."""
+        c = self._containers[container_id]
+        if state.status is not c.state.status:
+            check_move(c.state.status, state.status)
+        self._repo.save_state(container_id, state)
+        updated = replace(c, state=state)
+        self._containers[container_id] = updated
+        return updated
+
+    def drop(self, container_id: str) -> None:
+        """The container is gone: from the database, the table, and its waiters' hopes."""
+        c = self._containers[container_id]
+        self._repo.delete(container_id)
+        del self._containers[container_id]
+        self._names.pop(c.name, None)
+        live = self._live.pop(container_id)
+        status = ExitStatus(c.state.exit_code)
+        for fut in live.removal_waiters + live.exit_waiters:
+            if not fut.done():
+                fut.set_result(status)
+
+    # ---- waiting -----------------------------------------------------------------------
+
+    def next_exit(self, container_id: str) -> asyncio.Future[ExitStatus]:
+        """Resolved at the container's next exit (or its removal)."""
+        fut: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
+        self.live(container_id).exit_waiters.append(fut)
+        return fut
+
+    def removal(self, container_id: str) -> asyncio.Future[ExitStatus]:
+        fut: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
+        self.live(container_id).removal_waiters.append(fut)
+        return fut
+
+    def notify_exit(self, container_id: str, status: ExitStatus) -> None:
+        live = self._live[container_id]
+        waiters, live.exit_waiters = live.exit_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(status)
+
+    def counts(self) -> tuple[int, int, int, int]:
+        running = paused = stopped = 0
+        for c in self._containers.values():
+            if c.state.status is ContainerStatus.RUNNING:
+                running += 1
+            elif c.state.status is ContainerStatus.PAUSED:
+                paused += 1
+            else:
+                stopped += 1
+        return len(self._containers), running, paused, stopped

@@ -1,0 +1,114 @@
+"""The OCI runtimes (runc, crun, ...) and the conmon launch, behind one driver.
+
+The engine names a runtime by its configured name and a container by its id; the driver
+knows where each runtime keeps its state and how conmon starts a container under it. A
+failed start raises `StartFailed` with dockerd's exit code (runtime/failures.py), classified
+once, where the runtime's words are read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockyard.config import RuntimeOption
+from dockyard.errors import InvalidArgument
+from dockyard.runtime import conmon
+from dockyard.runtime.oci import OciRuntime
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One start of a container: its bundle is written, its rootfs mounted."""
+
+    container_id: str
+    name: str
+    runtime: str
+    bundle: Path
+    log_path: Path
+    exit_dir: Path
+    persist_dir: Path
+    tty: bool
+    stdin: bool
+    stdin_once: bool
+
+
+@dataclass(frozen=True)
+class Launched:
+    pid: int  # the container's init process
+    monitor_pid: int  # its conmon
+
+
+@dataclass(frozen=True)
+class Exit:
+    code: int | None  # None: the monitor died without recording one
+    oom_killed: bool
+
+
+class RuntimeDriver:
+    def __init__(self, runtimes: Mapping[str, RuntimeOption], state_root: Path) -> None:
+        self._runtimes = {
+            name: OciRuntime(name, opt.path, str(state_root / name), opt.args) for name, opt in runtimes.items()
+        }
+
+    def check(self, name: str) -> None:
+        if name not in self._runtimes:
+            raise InvalidArgument(f"unknown or invalid runtime name: {name}")
+
+    def _get(self, name: str) -> OciRuntime:
+        self.check(name)
+        return self._runtimes[name]
+
+    async def create(self, launch: Launch) -> Launched:
+        """conmon runs `<runtime> create`; the process waits for `start`. Raises StartFailed."""
+        runtime = self._get(launch.runtime)
+        if runtime.has_state(launch.container_id):
+            await runtime.delete(launch.container_id, force=True)  # a stopped daemon's leftover
+        created = await conmon.create(
+            conmon.ConmonRequest(
+                container_id=launch.container_id,
+                name=launch.name,
+                runtime_path=runtime.path,
+                runtime_args=runtime.global_args,
+                bundle=launch.bundle,
+                log_path=launch.log_path,
+                exit_dir=launch.exit_dir,
+                persist_dir=launch.persist_dir,
+                tty=launch.tty,
+                stdin=launch.stdin,
+                stdin_once=launch.stdin_once,
+            )
+        )
+        return Launched(pid=created.pid, monitor_pid=created.monitor_pid)
+
+    async def start(self, runtime: str, container_id: str) -> None:
+        await self._get(runtime).start(container_id)
+
+    async def delete(self, runtime: str, container_id: str) -> None:
+        await self._get(runtime).delete(container_id, force=True)
+
+    async def pause(self, runtime: str, container_id: str) -> None:
+        await self._get(runtime).pause(container_id)
+
+    async def resume(self, runtime: str, container_id: str) -> None:
+        await self._get(runtime).resume(container_id)
+
+    @staticmethod
+    def exit_of(exit_dir: Path, persist_dir: Path, container_id: str) -> Exit:
+        """What conmon recorded when the container ended."""
+        return Exit(conmon.read_exit_code(exit_dir, container_id), conmon.oom_killed(persist_dir))
+
+    @staticmethod
+    def resize(bundle: Path, height: int, width: int) -> None:
+        conmon.resize(bundle, height, width)
+
+    @staticmethod
+    def is_monitor_of(pid: int, container_id: str) -> bool:
+        """Is `pid` (still) the conmon of this container? Guards adoption against pid reuse."""
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            return False
+        return argv[0].endswith(b"conmon") and container_id.encode() in argv

@@ -1,0 +1,64 @@
+"""The background tasks of one component, in a TaskGroup that lives as long as it does.
+
+Each component that runs work in the background (exit watchers, restarts, the trash, the
+netns pool, API connections) owns one `Tasks`, entered when the daemon enters the component
+and left when it leaves it. A task that fails is logged with its name and ends alone: it
+never cancels its siblings, and never stops the daemon. Leaving cancels what still runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Tasks:
+    def __init__(self, owner: str) -> None:
+        self._owner = owner
+        self._group: asyncio.TaskGroup | None = None
+        self._running: set[asyncio.Task[Any]] = set()
+
+    async def __aenter__(self) -> Self:
+        group = asyncio.TaskGroup()
+        await group.__aenter__()
+        self._group = group
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        group, self._group = self._group, None
+        for task in list(self._running):
+            task.cancel()
+        if group is not None:
+            await group.__aexit__(kind, exc, tb)
+
+    @property
+    def active(self) -> bool:
+        return self._group is not None
+
+    def spawn(self, work: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T | None]:
+        """Run `work` in the background; its failure is logged, not raised."""
+        if self._group is None:
+            work.close()
+            raise RuntimeError(f"{self._owner}: no task may start outside its lifetime ({name})")
+        task = self._group.create_task(self._guarded(work, name), name=f"{self._owner}:{name}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return task
+
+    async def _guarded(self, work: Coroutine[Any, Any, T], name: str) -> T | None:
+        try:
+            return await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: background task %s failed", self._owner, name)
+            return None
