@@ -731,3 +731,43 @@ def test_hijack_request_sees_upgrade_flag(tmp_path: Path) -> None:
         assert doc["upgrade"] is True
 
     run(tmp_path, scenario)
+
+
+def test_cancelling_a_streaming_connection_closes_the_generator_and_leaks_no_task(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Daemon shutdown cancels connections mid-stream: the cancellation must not be
+    swallowed, the route's generator must be closed where it runs, and no task may be
+    left behind (an `__anext__` task once leaked here and made `aclose()` fail)."""
+
+    async def main() -> None:
+        spy = Spy()
+        router = Router(_routes(spy))
+        path = str(tmp_path / "s")
+        served: list[asyncio.Task[None]] = []
+
+        async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await Connection(reader, writer, router, "test").serve()
+
+        def track(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            served.append(asyncio.get_running_loop().create_task(on_client(reader, writer)))
+
+        server = await asyncio.start_unix_server(track, path=path)
+        async with server:
+            reader, writer = await asyncio.open_unix_connection(path)
+            writer.write(request_bytes("GET", "/endless"))
+            await reader.readuntil(b"first\n\r\n")
+            before = asyncio.all_tasks()
+            served[0].cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await served[0]
+            assert spy.stream_closed.is_set()
+            await asyncio.sleep(0)
+            left = {t for t in asyncio.all_tasks() - {asyncio.current_task()} if not t.done()}
+            assert left <= before - {served[0]}
+            assert not any("anext" in repr(t) for t in left)
+            writer.close()
+
+    asyncio.run(main())
+    assert "connection failed" not in caplog.text
+    assert "already running" not in caplog.text

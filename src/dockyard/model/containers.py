@@ -29,7 +29,10 @@ _MOVES: Mapping[ContainerStatus, frozenset[ContainerStatus]] = {
     ContainerStatus.RUNNING: frozenset(
         {ContainerStatus.EXITED, ContainerStatus.PAUSED, ContainerStatus.RESTARTING}
     ),
-    ContainerStatus.PAUSED: frozenset({ContainerStatus.RUNNING, ContainerStatus.EXITED}),
+    # A paused container can die too (the OOM killer, kill -9 from the host).
+    ContainerStatus.PAUSED: frozenset(
+        {ContainerStatus.RUNNING, ContainerStatus.EXITED, ContainerStatus.RESTARTING}
+    ),
     ContainerStatus.RESTARTING: frozenset(
         {ContainerStatus.RUNNING, ContainerStatus.EXITED, ContainerStatus.REMOVING}
     ),
