@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.linux.process import ProcessHandle
 from dockyard.model.containers import Container, ContainerState, ContainerStatus, check_move
+from dockyard.model.health import Health
 from dockyard.model.names import generate_name, validate_name
 from dockyard.store.containers import ContainerRepository
 
@@ -151,6 +152,16 @@ class ContainerTable:
             check_move(c.state.status, state.status)
         self._repo.save_state(container_id, state)
         updated = replace(c, state=state)
+        self._containers[container_id] = updated
+        return updated
+
+    def publish_health(self, container_id: str, health: Health | None) -> Container | None:
+        """A probe's outcome; None when the container is gone meanwhile."""
+        c = self._containers.get(container_id)
+        if c is None:
+            return None
+        self._repo.save_health(container_id, health)
+        updated = replace(c, health=health)
         self._containers[container_id] = updated
         return updated
 

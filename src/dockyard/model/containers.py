@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dockyard.errors import Conflict
+from dockyard.model.health import Health
 from dockyard.model.images import HealthConfig, ImageConfig
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -197,6 +198,8 @@ class Container:
     state: ContainerState
     runtime: str  # the OCI runtime chosen at create time
     rw_layer: str  # directory name of the container's writable layer
+    # Kept apart from `state`: probes update it while lifecycle changes are under way.
+    health: Health | None = None
 
     @property
     def short_id(self) -> str:

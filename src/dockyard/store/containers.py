@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dockyard.model.containers import Container, ContainerSpec, ContainerState
+from dockyard.model.health import Health
 from dockyard.store import codec
 from dockyard.store.db import Database
 
@@ -22,6 +23,7 @@ class ContainerRepository:
                 state=codec.loads(ContainerState, r["state"]),
                 runtime=r["runtime"],
                 rw_layer=r["rw_layer"],
+                health=codec.loads(Health, r["health"]) if r["health"] else None,
             )
             for r in self._db.query("SELECT * FROM containers")
         ]
@@ -37,6 +39,11 @@ class ContainerRepository:
     def save_state(self, container_id: str, state: ContainerState) -> None:
         with self._db.transaction() as conn:
             conn.execute("UPDATE containers SET state = ? WHERE id = ?", (codec.dumps(state), container_id))
+
+    def save_health(self, container_id: str, health: Health | None) -> None:
+        with self._db.transaction() as conn:
+            text = codec.dumps(health) if health is not None else None
+            conn.execute("UPDATE containers SET health = ? WHERE id = ?", (text, container_id))
 
     def rename(self, container_id: str, name: str) -> None:
         with self._db.transaction() as conn:
