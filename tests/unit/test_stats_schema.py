@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from dockyard.api.schemas.stats import ZERO_TIME, go_time, stats_document
+from dockyard.errors import InvalidArgument
 from dockyard.linux.cgroupstats import v1_sample, v2_sample
 from dockyard.model.stats import (
     BlkioEntry,
@@ -15,11 +18,13 @@ from dockyard.model.stats import (
     InterfaceStats,
     MemoryStats,
     PidsStats,
+    StatsMode,
     StatsSample,
     Throttling,
     cpu_percent,
     memory_percent,
     memory_used,
+    stats_mode,
 )
 from tests.unit.test_cgroupstats import MACHINE, PROC_STAT, V1_FILES, V2_FILES
 
@@ -222,3 +227,11 @@ def test_cli_figures_from_the_json_match_the_model() -> None:
         assert _cli_cpu_percent(doc) == cpu_percent(first.cpu, second.cpu) == 100.0  # 1 s in 1 s
         assert second.memory is not None
         assert _cli_memory(doc) == (memory_used(second.memory), memory_percent(second.memory))
+
+
+def test_stats_mode_from_the_query() -> None:
+    assert stats_mode(stream=True, one_shot=False) is StatsMode.STREAM
+    assert stats_mode(stream=False, one_shot=False) is StatsMode.PRIMED
+    assert stats_mode(stream=False, one_shot=True) is StatsMode.ONE_SHOT
+    with pytest.raises(InvalidArgument, match="^cannot have stream=true and one-shot=true$"):
+        stats_mode(stream=True, one_shot=True)

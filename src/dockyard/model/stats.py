@@ -6,9 +6,31 @@ cgroup version's own units, so a renderer needs no knowledge of cgroup v1 versus
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
+from dockyard.errors import InvalidArgument
+
 UINT64_MAX = 2**64 - 1
+STATS_INTERVAL = 1.0  # seconds between samples of a stream, and between a primed pair
+
+
+class StatsMode(enum.StrEnum):
+    """How `GET /containers/{id}/stats` answers (dockerd 28's three ways)."""
+
+    STREAM = "stream"  # stream=1: a document now (no precpu), then one per interval
+    PRIMED = (
+        "primed"  # stream=0: two samples an interval apart, one document (the CLI's --no-stream)
+    )
+    ONE_SHOT = "one-shot"  # stream=0&one-shot=1 (API >= 1.41): one sample, zero precpu, at once
+
+
+def stats_mode(stream: bool, one_shot: bool) -> StatsMode:
+    if stream and one_shot:
+        raise InvalidArgument("cannot have stream=true and one-shot=true")
+    if one_shot:
+        return StatsMode.ONE_SHOT
+    return StatsMode.STREAM if stream else StatsMode.PRIMED
 
 
 @dataclass(frozen=True)
