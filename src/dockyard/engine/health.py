@@ -17,7 +17,16 @@ from dockyard.engine.events import EventBus
 from dockyard.engine.table import ContainerTable
 from dockyard.model import times
 from dockyard.model.containers import Container, ContainerStatus
-from dockyard.model.health import Health, Probe, ProbeResult, after_probe, at_start, at_stop, next_delay_ns, probe_of
+from dockyard.model.health import (
+    Health,
+    Probe,
+    ProbeResult,
+    after_probe,
+    at_start,
+    at_stop,
+    next_delay_ns,
+    probe_of,
+)
 from dockyard.tasks import Tasks
 
 log = logging.getLogger(__name__)
