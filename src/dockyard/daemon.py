@@ -15,6 +15,7 @@ from dockyard.api.router import Router
 from dockyard.api.routes import containers as container_routes
 from dockyard.api.routes import disk_usage as disk_usage_routes
 from dockyard.api.routes import images as image_routes
+from dockyard.api.routes import processes as process_routes
 from dockyard.api.routes import system as system_routes
 from dockyard.config import DaemonConfig
 from dockyard.engine.attach import Attachments
@@ -27,9 +28,11 @@ from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
 from dockyard.engine.reconcile import Reconciler
 from dockyard.engine.restarts import RestartManager
+from dockyard.engine.stats import StatsService
 from dockyard.engine.system import ENGINE_VERSION, Counts, SystemService
 from dockyard.engine.table import ContainerTable
 from dockyard.layers.overlay import LayerDirs
+from dockyard.linux.cgroupstats import CgroupStatsReader
 from dockyard.linux.lockfile import LockFile
 from dockyard.network.netns import NetnsPool
 from dockyard.runtime.driver import RuntimeDriver
@@ -109,6 +112,7 @@ async def _compose_and_serve(
     Reconciler(table, exits, restarts, netns, lifecycle.boot_id).run()
 
     logs = LogService(table, files)
+    stats = StatsService(table, CgroupStatsReader(), lambda c: f"/dockyard/{c.id}", events)
     system = SystemService(config, _daemon_id(config.data_root), _Counts(table, images))
     router = Router(
         [
@@ -116,6 +120,7 @@ async def _compose_and_serve(
             *image_routes.routes(images, table.count_using),
             *container_routes.routes(containers, lifecycle, logs, attachments),
             *disk_usage_routes.routes(containers, images, table.count_using),
+            *process_routes.routes(stats),
         ]
     )
     api = ApiServer(router, server_header, config.tls)
