@@ -28,6 +28,7 @@ from dockyard.network.netns import NetnsPool
 from dockyard.store.containers import ContainerRepository
 from dockyard.store.content import ContentStore
 from dockyard.store.db import Database
+from dockyard.store.events import EventRepository
 from dockyard.store.images import ImageRepository
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class _Counts:
 async def _serve(config: DaemonConfig) -> None:
     server_header = f"dockyard/{ENGINE_VERSION} (linux)"
     db = Database(config.data_root / "dockyard.db")
-    events = EventBus()
+    events = EventBus(EventRepository(db))
     content = ContentStore(config.data_root / "content")
     dirs = LayerDirs(config.data_root / "overlay")
     images = ImageService(ImageRepository(db), content, dirs, events, config.data_root / "tmp")
