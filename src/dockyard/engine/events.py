@@ -72,6 +72,7 @@ class EventBus:
     def publish(
         self, type_: str, action: str, actor_id: str, attributes: Mapping[str, str] | None = None
     ) -> Event:
+        """Number, store and broadcast one event. Call it on the event loop thread."""
         self._seq += 1
         event = Event.of(type_, action, actor_id, attributes, self._clock(), self._seq)
         try:
