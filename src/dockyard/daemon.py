@@ -39,6 +39,7 @@ from dockyard.runtime.driver import RuntimeDriver
 from dockyard.store.containers import ContainerRepository
 from dockyard.store.content import ContentStore
 from dockyard.store.db import Database
+from dockyard.store.events import EventRepository
 from dockyard.store.images import ImageRepository
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ async def _compose_and_serve(
 ) -> None:
     """Build every component in dependency order; each with background work is entered
     here, so leaving the stack (in reverse) ends the API first and the exit watchers last."""
-    events = EventBus()
+    events = EventBus(EventRepository(db))
     table = ContainerTable(ContainerRepository(db))
     content = ContentStore(config.data_root / "content")
     dirs = LayerDirs(config.data_root / "overlay")
@@ -131,6 +132,7 @@ async def _compose_and_serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stack.enter_async_context(api)
+    stack.callback(events.close)  # first thing at shutdown: `docker events` clients end
     await api.listen(config.hosts)
     log.info("dockyard %s ready (data root %s)", ENGINE_VERSION, config.data_root)
     await stop.wait()

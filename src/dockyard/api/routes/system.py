@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from dockyard.api.messages import (
@@ -15,10 +17,11 @@ from dockyard.api.messages import (
 )
 from dockyard.api.router import Route
 from dockyard.api.schemas.system import info_doc, version_doc
-from dockyard.engine.events import Event, EventBus
-from dockyard.engine.logs import parse_unix_time
+from dockyard.api.versioning import at_least
+from dockyard.engine.events import EventBus
 from dockyard.engine.system import SystemService
-from dockyard.model.filters import Filters, parse_filters
+from dockyard.model.events import Action, Event, EventFilter, EventType, parse_event_window
+from dockyard.model.filters import parse_filters
 
 _PING_HEADERS = {
     "Builder-Version": "1",
@@ -29,12 +32,8 @@ _PING_HEADERS = {
 
 
 def event_doc(event: Event) -> dict[str, Any]:
-    doc: dict[str, Any] = {}
-    if event.type in ("container", "image"):
-        doc["status"] = event.action
-        doc["id"] = event.actor_id
-        if event.type == "container" and "image" in event.attributes:
-            doc["from"] = event.attributes["image"]
+    """dockerd's events.Message, with the legacy status/id/from it still sends below API 1.52."""
+    doc: dict[str, Any] = event.legacy_fields()
     doc.update(
         {
             "Type": event.type,
@@ -48,19 +47,17 @@ def event_doc(event: Event) -> dict[str, Any]:
     return doc
 
 
-def _matches(filters: Filters, event: Event) -> bool:
-    if not filters.match_exact("type", event.type) or not filters.match_exact("event", event.action):
-        return False
-    if filters.has("container") and (
-        event.type != "container"
-        or not ({event.actor_id, event.actor_id[:12], event.attributes.get("name", "")} & filters.values("container"))
-    ):
-        return False
-    if filters.has("image"):
-        candidates = {event.attributes.get("image", ""), event.attributes.get("name", ""), event.actor_id}
-        if not candidates & filters.values("image"):
+def _matches(selection: EventFilter, api_version: str) -> Callable[[Event], bool]:
+    """The filters, and (as dockerd) no image `create` events for clients older than API 1.46."""
+    if at_least(api_version, "1.46"):
+        return selection.matches
+
+    def match(event: Event) -> bool:
+        if event.type == EventType.IMAGE and event.action == Action.CREATE:
             return False
-    return filters.match_labels(event.attributes)
+        return selection.matches(event)
+
+    return match
 
 
 def routes(system: SystemService, events: EventBus) -> list[Route]:
@@ -74,14 +71,12 @@ def routes(system: SystemService, events: EventBus) -> list[Route]:
         return JsonResponse(info_doc(system, events.listeners))
 
     async def event_stream(request: Request) -> Response:
-        filters = parse_filters(request.arg("filters"))
-        filters.validate(("type", "event", "container", "image", "label", "network", "volume", "daemon", "scope", "plugin", "node", "service", "secret", "config"))
-        since = parse_unix_time(request.arg("since")) or None
-        until = parse_unix_time(request.arg("until")) or None
+        window = parse_event_window(request.arg("since"), request.arg("until"), time.time_ns())
+        match = _matches(EventFilter.parse(parse_filters(request.arg("filters"))), request.api_version)
 
         async def body() -> AsyncIterator[bytes]:
-            async for event in events.follow(since, until):
-                if _matches(filters, event):
+            async with contextlib.aclosing(events.follow(window, match)) as stream:
+                async for event in stream:
                     yield json_line(event_doc(event))
 
         return StreamResponse(body())
