@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 
 from dockyard.errors import InvalidArgument, NotFound
+from dockyard.model.health import HealthStatus
 from dockyard.model.containerquery import (
     PS_FILTER_KEYS,
     ContainerQuery,
-    Health,
     ListedPort,
     image_family,
     parse_query,
@@ -292,7 +292,7 @@ def test_bad_exited(value: str, why: str) -> None:
 
 
 def health(c: Container) -> str:
-    return {"web": Health.HEALTHY, "paused": "unhealthy", "backoff": "starting"}.get(c.name, "none")
+    return {"web": HealthStatus.HEALTHY, "paused": "unhealthy", "backoff": "starting"}.get(c.name, "none")
 
 
 @pytest.mark.parametrize(

@@ -20,12 +20,13 @@ from dockyard.engine.attach import Attachments
 from dockyard.engine.bundles import ContainerFiles
 from dockyard.engine.events import EventBus
 from dockyard.engine.images import ImageService
-from dockyard.engine.lifecycle import Lifecycle, event_attrs
+from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.table import ContainerTable, Live
 from dockyard.errors import Conflict, InvalidArgument, NotFound, StartFailed
 from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.fs import Trash, remove_tree
 from dockyard.model import times
+from dockyard.model.containerquery import select
 from dockyard.model.containers import (
     Container,
     ContainerSpec,
@@ -33,6 +34,7 @@ from dockyard.model.containers import (
     ContainerStatus,
     merge_image_config,
 )
+from dockyard.model.events import attributes_of
 from dockyard.model.filters import Filters, parse_time_filter
 from dockyard.model.ids import new_id
 from dockyard.model.mounts import parse_mounts
@@ -120,54 +122,7 @@ class ContainerService:
         return self._table.resolve(ref)
 
     def query(self, filters: Filters, include_all: bool, limit: int = -1) -> list[Container]:
-        filters.validate(
-            ("id", "name", "label", "status", "exited", "ancestor", "before", "since", "volume",
-             "network", "health", "is-task", "publish", "expose")
-        )  # fmt: skip
-        statuses = filters.values("status")
-        for status in statuses:
-            if status not in {s.value for s in ContainerStatus}:
-                raise InvalidArgument(f"invalid filter 'status={status}'")
-        ordered = sorted(self._table.all(), key=lambda c: c.created, reverse=True)
-        before = self._bound(filters, "before")
-        since = self._bound(filters, "since")
-        ancestors = {self._images.resolve(a).id for a in filters.values("ancestor") if self._image_known(a)}
-        out = []
-        for c in ordered:
-            if not include_all and not c.state.running and not filters.has("status") and not filters.has("exited"):
-                continue
-            if filters.has("id") and not any(c.id.startswith(v) for v in filters.values("id")):
-                continue
-            if filters.has("name") and not any(v.lstrip("/") in c.name for v in filters.values("name")):
-                continue
-            if not filters.match_labels(c.spec.labels):
-                continue
-            if statuses and c.state.status.value not in statuses:
-                continue
-            if filters.has("exited") and (
-                c.state.status is not ContainerStatus.EXITED
-                or str(c.state.exit_code) not in filters.values("exited")
-            ):
-                continue
-            if filters.has("ancestor") and c.image_id not in ancestors:
-                continue
-            if before is not None and c.created >= before.created:
-                continue
-            if since is not None and c.created <= since.created:
-                continue
-            out.append(c)
-        return out[:limit] if limit > 0 else out
-
-    def _image_known(self, name: str) -> bool:
-        try:
-            self._images.resolve(name)
-            return True
-        except NotFound:
-            return False
-
-    def _bound(self, filters: Filters, key: str) -> Container | None:
-        values = filters.values(key)
-        return self._table.resolve(next(iter(values))) if values else None
+        return select(self._table.all(), filters, include_all=include_all, limit=limit, image_ids=self._images.family)
 
     async def sizes(self, c: Container) -> Sizes:
         rw = await asyncio.to_thread(self._dirs.size, c.rw_layer)
@@ -224,7 +179,7 @@ class ContainerService:
             self._table.release_name(name)
             await asyncio.to_thread(self._remove_files, files, rw_layer)
             raise
-        self._events.publish("container", "create", container_id, event_attrs(container))
+        self._events.publish("container", "create", container_id, attributes_of(container))
         return container
 
     def _prepare_files(self, files: ContainerFiles, rw_layer: str, hostname: str) -> None:
@@ -289,7 +244,7 @@ class ContainerService:
         self._table.drop(c.id)
         self._attachments.release(c.id)
         self.empty_trash()
-        self._events.publish("container", "destroy", c.id, event_attrs(c))
+        self._events.publish("container", "destroy", c.id, attributes_of(c))
         log.debug("container %s: removed", c.id[:12])
 
     async def prune(self, filters: Filters) -> tuple[list[str], int]:
@@ -326,7 +281,7 @@ class ContainerService:
         if new_name == c.name:
             raise InvalidArgument("Renaming a container with the same name as its current name")
         renamed = self._table.rename(c.id, new_name)
-        self._events.publish("container", "rename", c.id, event_attrs(renamed, oldName="/" + c.name))
+        self._events.publish("container", "rename", c.id, attributes_of(renamed, oldName="/" + c.name))
 
     def note_attach(self, c: Container) -> None:
-        self._events.publish("container", "attach", c.id, event_attrs(c))
+        self._events.publish("container", "attach", c.id, attributes_of(c))

@@ -17,8 +17,8 @@ from dockyard.engine.events import EventBus
 from dockyard.engine.table import ContainerTable
 from dockyard.model import times
 from dockyard.model.containers import Container, ContainerStatus
+from dockyard.model.events import attributes_of, health_action
 from dockyard.model.health import (
-    Health,
     Probe,
     ProbeResult,
     after_probe,
@@ -36,10 +36,6 @@ class ProbeRunner(Protocol):
     async def probe(self, c: Container, argv: tuple[str, ...], timeout_ns: int) -> ProbeResult:
         """Run `argv` in the container as its healthcheck; never raises for a failed probe."""
         ...
-
-
-def _attrs(c: Container) -> dict[str, str]:
-    return {**c.spec.labels, "image": c.spec.image, "name": c.name}
 
 
 class HealthMonitor:
@@ -113,9 +109,4 @@ class HealthMonitor:
         updated = self._table.publish_health(container_id, health)
         if updated is not None and health.status is not c.health.status:
             log.debug("container %s: %s", container_id[:12], health.status)
-            self._events.publish("container", f"health_status: {health.status}", c.id, _attrs(updated))
-
-    def status_of(self, c: Container) -> str:
-        """What `ps --filter health=` compares: none without a healthcheck."""
-        health: Health | None = c.health if self._probe(c) is not None else None
-        return "none" if health is None else health.status.value
+            self._events.publish("container", health_action(health.status), c.id, attributes_of(updated))

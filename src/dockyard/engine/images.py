@@ -21,6 +21,7 @@ from dockyard.images.archive import SaveImage, SaveLayer, read_archive, write_ar
 from dockyard.layers.overlay import LayerDirs, chain_id, chain_ids
 from dockyard.model import times
 from dockyard.model.changes import apply_changes
+from dockyard.model.containerquery import image_family
 from dockyard.model.filters import Filters, parse_time_filter
 from dockyard.model.ids import is_full_id, short_id, strip_algorithm
 from dockyard.model.images import Image, ImageConfig, image_config_to_json, parse_image_config
@@ -178,6 +179,13 @@ class ImageService:
         """The image's layer directories, top-most first, as overlayfs wants them."""
         image = self.get(image_id).image
         return [self._layers[c].cache_id for c in reversed(chain_ids(image.diff_ids))]
+
+    def family(self, name: str) -> frozenset[str]:
+        """The image `name` names and every image built on it (ps --filter ancestor=)."""
+        entry = self._find(name)
+        if entry is None:
+            return frozenset()
+        return image_family(entry.id, {e.id: e.parent for e in self._images.values()})
 
     def diff_dirs(self, image_id: str) -> list[str]:
         """Where the image's layers are on disk, top-most first (inspect's GraphDriver)."""

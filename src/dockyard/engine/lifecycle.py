@@ -27,6 +27,7 @@ from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.process import ProcessHandle, boot_id, start_time
 from dockyard.model import times
 from dockyard.model.containers import Container, ContainerState, ContainerStatus
+from dockyard.model.events import attributes_of
 from dockyard.model.signals import parse_signal
 from dockyard.network.netns import NetnsPool
 from dockyard.runtime.driver import Launch, RuntimeDriver
@@ -35,11 +36,6 @@ from dockyard.tasks import Tasks
 log = logging.getLogger(__name__)
 
 DEFAULT_STOP_TIMEOUT = 10
-
-
-def event_attrs(c: Container, **extra: str) -> dict[str, str]:
-    """The attributes dockerd puts on a container's events."""
-    return {**c.spec.labels, "image": c.spec.image, "name": c.name, **extra}
 
 
 @dataclass(frozen=True)
@@ -85,7 +81,7 @@ class Lifecycle:
         await self._tasks.__aexit__(kind, exc, tb)
 
     def _emit(self, action: str, c: Container, **extra: str) -> None:
-        self._events.publish("container", action, c.id, event_attrs(c, **extra))
+        self._events.publish("container", action, c.id, attributes_of(c, **extra))
 
     # ---- start -------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from dockyard.errors import Conflict
 from dockyard.linux.cgroupstats import CgroupStatsReader
 from dockyard.linux.ps import run_ps
 from dockyard.model.containers import Container, ContainerStatus
+from dockyard.model.events import attributes_of
 from dockyard.model.stats import STATS_INTERVAL, StatsMode, StatsSample
 from dockyard.model.top import Top, parse_ps, ps_arguments
 
@@ -77,5 +78,5 @@ class StatsService:
             raise Conflict(f"container {c.id} is not running")
         pids = await asyncio.to_thread(self._reader.pids, self._cgroup_of(c))
         top = parse_ps(await run_ps(args, pids), pids)
-        self._events.publish("container", "top", c.id, {**c.spec.labels, "image": c.spec.image, "name": c.name})
+        self._events.publish("container", "top", c.id, attributes_of(c))
         return top

@@ -20,7 +20,6 @@ Where dockerd answers 500 (a bad `publish`/`expose` value) this answers 400 with
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,21 +27,13 @@ from dataclasses import dataclass
 from dockyard.errors import InvalidArgument, NotFound
 from dockyard.model.containers import ZERO_TIME, Container, ContainerStatus
 from dockyard.model.filters import Filters
+from dockyard.model.health import status_of
 from dockyard.model.mounts import parse_bind
 
 PS_FILTER_KEYS = (
     "ancestor", "before", "exited", "expose", "health", "id", "is-task", "isolation", "label",
     "name", "network", "publish", "since", "status", "volume",
 )  # fmt: skip
-
-
-class Health(enum.StrEnum):
-    """What a health lookup returns for a container (dockerd's HealthStatus)."""
-
-    NONE = "none"
-    STARTING = "starting"
-    HEALTHY = "healthy"
-    UNHEALTHY = "unhealthy"
 
 
 # The order dockerd lists them in its error messages.
@@ -91,8 +82,9 @@ class ContainerQuery:
 # ---- the default lookups: what the container's spec alone says --------------------------------
 
 
-def no_health(c: Container) -> str:
-    return Health.NONE
+def container_health(c: Container) -> str:
+    """What the container's own record says: none without a healthcheck."""
+    return status_of(c.health, c.spec.healthcheck)
 
 
 def spec_networks(c: Container) -> Mapping[str, str]:
@@ -308,7 +300,7 @@ def select(
     include_all: bool = False,
     limit: int = -1,
     image_ids: Callable[[str], Iterable[str]] = lambda ref: (),
-    health_of: Callable[[Container], str] = no_health,
+    health_of: Callable[[Container], str] = container_health,
     networks_of: Callable[[Container], Mapping[str, str]] = spec_networks,
     mounts_of: Callable[[Container], Iterable[tuple[str, str]]] = spec_mounts,
     ports_of: Callable[[Container], Iterable[ListedPort]] = no_ports,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from dockyard.errors import InvalidArgument
+from dockyard.model.containers import Container
 from dockyard.model.filters import Filters
 from dockyard.model.references import parse_reference
 
@@ -147,6 +148,11 @@ def container_attributes(
         attributes["image"] = image
     attributes["name"] = name.lstrip("/")
     return attributes
+
+
+def attributes_of(c: Container, **extra: str) -> dict[str, str]:
+    """The attributes of an event about container `c`."""
+    return container_attributes(c.spec.labels, c.spec.image, c.name, extra)
 
 
 # ---- filters ---------------------------------------------------------------------------------

@@ -73,6 +73,13 @@ def probe_of(config: HealthConfig | None, shell: tuple[str, ...] | None) -> Prob
     )
 
 
+def status_of(health: Health | None, config: HealthConfig | None) -> HealthStatus:
+    """A container's health as `ps --filter health=` sees it: none without a healthcheck."""
+    if health is None or probe_of(config, None) is None:
+        return HealthStatus.NONE
+    return health.status
+
+
 def at_start(health: Health | None) -> Health:
     """A (re)started container is starting again; its log stays."""
     return replace(health or Health(), status=HealthStatus.STARTING, failing_streak=0)
