@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Self
 
 from dockyard.errors import Internal
+from dockyard.model.pathstat import go_clean
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_SYMLINKS = 40  # the kernel's limit for one lookup (ELOOP past it)
@@ -132,7 +133,7 @@ class ContainerRoot:
         self.read_only = read_only
         self._mounts: dict[str, MountPoint] = {}
         for m in mounts:
-            self._mounts[posixpath.normpath("/" + m.destination)] = m
+            self._mounts[go_clean("/" + m.destination)] = m
         self._mount_fds: dict[str, int] = {}
         self._fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -167,11 +168,11 @@ class ContainerRoot:
         return self._mounts.get(path)
 
     def mount_stat(self, mount: MountPoint) -> os.stat_result:
-        return os.fstat(self._mount_fds[posixpath.normpath("/" + mount.destination)])
+        return os.fstat(self._mount_fds[go_clean("/" + mount.destination)])
 
     def open_mount(self, mount: MountPoint) -> int:
         """A new fd of a mount's root: O_RDONLY for a directory, O_PATH for a file."""
-        fd = self._mount_fds[posixpath.normpath("/" + mount.destination)]
+        fd = self._mount_fds[go_clean("/" + mount.destination)]
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             return os.open(".", DIR_FLAGS, dir_fd=fd)
         return os.dup(fd)
@@ -273,7 +274,7 @@ class ContainerRoot:
         """moby's FollowSymlinkInScope(path, "/"): the container path `path` finally names,
         with every symlink expanded in the container's root; components that do not exist
         are taken as they are (a dangling link still has a target)."""
-        todo = deque(components(posixpath.normpath("/" + path)))
+        todo = deque(components(go_clean("/" + path)))
         names: list[str] = []
         fds: list[int | None] = []  # fd of each existing directory in names; None past that
         links = 0
