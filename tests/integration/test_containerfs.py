@@ -242,6 +242,8 @@ def test_archive_of_a_file_or_link_is_one_entry(box: Box) -> None:
     followed = tar_of("/to_root/", fs)
     assert "to_root/etc/passwd" in followed and "to_root/dir/sub/file" in followed
     assert tar_of("/mnt/up/etc/passwd", fs) == {"passwd": b"root:x:0:0:root:/root:/bin/sh\n"}
+    assert tar_of("/etc/hostname", fs) == {"hostname": b"c1-host\n"}  # a file bind mount
+    assert sorted(tar_of("/mnt", fs)) == ["mnt/", "mnt/data", "mnt/up"]
 
 
 @pytest.mark.parametrize(
