@@ -28,6 +28,7 @@ from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
 from dockyard.engine.reconcile import Reconciler
 from dockyard.engine.restarts import RestartManager
+from dockyard.engine.rootfs import RootfsMounts
 from dockyard.engine.stats import StatsService
 from dockyard.engine.system import ENGINE_VERSION, Counts, SystemService
 from dockyard.engine.table import ContainerTable
@@ -103,14 +104,15 @@ async def _compose_and_serve(
     attachments = Attachments(table, lambda cid: files(cid).attach_socket)
     netns = await stack.enter_async_context(NetnsPool(config.exec_root / "netns"))
     exits = await stack.enter_async_context(ExitMonitor())
+    mounts = RootfsMounts(dirs, images.layer_cache_ids)
     lifecycle = await stack.enter_async_context(
-        Lifecycle(table, driver, attachments, exits, netns, dirs, images.layer_cache_ids, files, events)
+        Lifecycle(table, driver, attachments, exits, netns, mounts, files, events)
     )
     containers = await stack.enter_async_context(
         ContainerService(config, table, lifecycle, attachments, driver, images, dirs, events)
     )
     restarts = await stack.enter_async_context(RestartManager(table, lifecycle, exits, containers))
-    Reconciler(table, exits, restarts, netns, lifecycle.boot_id).run()
+    Reconciler(table, exits, restarts, netns, mounts, lifecycle.boot_id).run()
 
     logs = LogService(table, files)
     stats = StatsService(table, CgroupStatsReader(), lambda c: f"/dockyard/{c.id}", events)

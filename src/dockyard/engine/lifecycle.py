@@ -21,9 +21,9 @@ from dockyard.engine.attach import Attachments
 from dockyard.engine.bundles import ContainerFiles, write_bundle
 from dockyard.engine.events import EventBus
 from dockyard.engine.exits import ExitMonitor
+from dockyard.engine.rootfs import RootfsMounts
 from dockyard.engine.table import ContainerTable, ExitStatus, Live
 from dockyard.errors import Conflict, InvalidArgument, NotModified, StartFailed
-from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.process import ProcessHandle, boot_id, start_time
 from dockyard.model import times
 from dockyard.model.containers import Container, ContainerState, ContainerStatus
@@ -54,8 +54,7 @@ class Lifecycle:
         attachments: Attachments,
         exits: ExitMonitor,
         netns: NetnsPool,
-        dirs: LayerDirs,
-        layers_of: Callable[[str], list[str]],
+        mounts: RootfsMounts,
         files: Callable[[str], ContainerFiles],
         events: EventBus,
     ) -> None:
@@ -64,8 +63,7 @@ class Lifecycle:
         self._attachments = attachments
         self._exits = exits
         self._netns = netns
-        self._dirs = dirs
-        self._layers_of = layers_of  # image id -> its layer directories, top first
+        self._mounts = mounts
         self._files = files
         self._events = events
         self._tasks = Tasks("lifecycle")
@@ -105,7 +103,7 @@ class Lifecycle:
             live.runtime_cleanup = None
         files = self._files(c.id)
         t0 = time.perf_counter()
-        rootfs = await asyncio.to_thread(self._dirs.mount, c.rw_layer, self._layers_of(c.image_id))
+        rootfs = await self._mounts.acquire(c)
         t_mount = time.perf_counter()
         created = False
         netns = ""
@@ -175,7 +173,7 @@ class Lifecycle:
         live.close_handles()
         self._attachments.release(c.id)
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(self._dirs.unmount, c.rw_layer)
+            await self._mounts.release(c)
 
     # ---- the exit path -----------------------------------------------------------------
 
@@ -226,7 +224,7 @@ class Lifecycle:
         (a start of the same container waits for it), off the path of `docker run --rm`."""
         live.close_handles()
         try:
-            await asyncio.to_thread(self._dirs.unmount, c.rw_layer)
+            await self._mounts.release(c)
         except Exception:
             log.exception("container %s: unmount failed", c.id[:12])
         await self._netns.release(c.state.netns)

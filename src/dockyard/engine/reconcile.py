@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from dockyard.engine.exits import ExitMonitor
 from dockyard.engine.restarts import RestartManager
+from dockyard.engine.rootfs import RootfsMounts
 from dockyard.engine.table import ContainerTable
 from dockyard.linux.process import ProcessHandle
 from dockyard.model.containers import Container, ContainerStatus
@@ -74,9 +75,11 @@ class Reconciler:
         exits: ExitMonitor,
         restarts: RestartManager,
         netns: NetnsPool,
+        mounts: RootfsMounts,
         boot_id: str,
     ) -> None:
         self._table = table
+        self._mounts = mounts
         self._exits = exits
         self._restarts = restarts
         self._netns = netns
@@ -127,6 +130,7 @@ class Reconciler:
             self._exits.report(c.id)
             return
         live.monitor = monitor
+        self._mounts.adopt(c)
         live.process = ProcessHandle.adopt(c.state.pid, c.state.pid_start_time)
         log.info("container %s: adopted running monitor %d", c.id[:12], c.state.monitor_pid)
         self._exits.watch(c.id, monitor)
