@@ -274,8 +274,12 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
              "fileMode": d.file_mode, "uid": d.uid, "gid": d.gid}
             for d in inp.devices
         ]  # fmt: skip
-    if inp.sysctls:
-        linux["sysctl"] = dict(inp.sysctls)
+    sysctls = dict(inp.sysctls)
+    if inp.domainname and inp.namespaces.uts is not None:
+        # No OCI field that runc 1.1 reads: the NIS domain name goes in by sysctl, as dockerd does.
+        sysctls.setdefault("kernel.domainname", inp.domainname)
+    if sysctls:
+        linux["sysctl"] = sysctls
     if not inp.privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
@@ -286,10 +290,8 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
         "mounts": mounts,
         "linux": linux,
     }
-    if inp.namespaces.uts is not None:  # with the host's UTS namespace, the runtime must not set names
+    if inp.namespaces.uts is not None:  # with the host's UTS namespace, the runtime must not set it
         spec["hostname"] = inp.hostname
-        if inp.domainname:
-            spec["domainname"] = inp.domainname
     if inp.annotations:
         spec["annotations"] = dict(inp.annotations)
     return spec
