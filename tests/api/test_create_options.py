@@ -280,3 +280,24 @@ def test_what_the_host_cannot_give_is_refused(daemon: Daemon, busybox: str, opti
     result = daemon.docker("run", "--rm", *options, busybox, "true", check=False)
     assert result.returncode != 0
     assert words in result.stderr.decode()
+
+
+def test_docker_py_shapes(daemon: Daemon, busybox: str, host_dir: Path) -> None:
+    """docker-py's own encodings of the options (Ulimit, Mount, devices, mem_limit ...)."""
+    import docker.types
+
+    (host_dir / "f").write_text("py\n")
+    script = ("ulimit -n; cat /in/f; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cat /proc/sys/kernel/msgmax; "
+              "ls /dev/mynull; grep NoNewPrivs /proc/self/status")  # fmt: skip
+    client = daemon.client()
+    try:
+        out = client.containers.run(
+            busybox, ["sh", "-c", script],
+            remove=True, init=True, mem_limit="32m", ulimits=[docker.types.Ulimit(name="nofile", soft=256, hard=512)],
+            mounts=[docker.types.Mount("/in", str(host_dir), type="bind", read_only=True)],
+            devices=["/dev/null:/dev/mynull:rwm"], sysctls={"kernel.msgmax": "4096"},
+            security_opt=["no-new-privileges:true"], cpu_period=100000, cpu_quota=50000, oom_score_adj=50,
+        )  # fmt: skip
+        assert out.decode().split("\n")[:6] == ["256", "py", str(32 << 20), "4096", "/dev/mynull", "NoNewPrivs:\t1"]
+    finally:
+        client.close()

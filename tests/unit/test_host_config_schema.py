@@ -57,6 +57,11 @@ def test_devices_ulimits_rules_security() -> None:
     assert h.security == SecurityOptions(no_new_privileges=True)
 
 
+def test_isolation_default_is_kept() -> None:
+    assert host_config_doc(parse_host_config({"Isolation": "default"}), "runc")["Isolation"] == "default"
+    assert host_config_doc(parse_host_config({}), "runc")["Isolation"] == ""
+
+
 def test_namespace_modes_typed() -> None:
     h = parse_host_config({"IpcMode": "container:db", "PidMode": "host", "UTSMode": "host", "CgroupnsMode": "private"})
     assert h.ipc.kind is NamespaceKind.CONTAINER and h.ipc.container == "db"

@@ -152,6 +152,7 @@ class HostSpec:
     userns_mode: str = ""
     security: SecurityOptions = field(default_factory=SecurityOptions)  # parsed from security_opt
     annotations: Mapping[str, str] = field(default_factory=dict)
+    isolation: str = ""  # "" or "default": the only one linux has
 
     # The namespace modes are kept as the user wrote them (inspect shows them back) and
     # were checked at create; these give the typed value.

@@ -151,6 +151,11 @@ def config_doc(c: Container) -> dict[str, Any]:
         doc["StopTimeout"] = s.stop_timeout
     if s.healthcheck is not None:
         doc["Healthcheck"] = health_to_json(s.healthcheck)
+    # The rest are `omitempty` in dockerd's Config.
+    if s.network_disabled:
+        doc["NetworkDisabled"] = True
+    if s.shell:
+        doc["Shell"] = list(s.shell)
     return doc
 
 

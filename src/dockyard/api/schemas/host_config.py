@@ -312,6 +312,7 @@ def parse_host_config(doc: Mapping[str, Any]) -> HostSpec:
         userns_mode=userns,
         security=parse_security_opts(security_opt),
         annotations=f.str_map(doc.get("Annotations"), "Annotations"),
+        isolation=f.string(doc.get("Isolation"), "Isolation"),
     )
     normalize_caps(host.cap_add, "CapAdd")  # unknown names: 400 now; inspect shows them as given
     normalize_caps(host.cap_drop, "CapDrop")
@@ -395,7 +396,7 @@ def host_config_doc(h: HostSpec, runtime: str) -> dict[str, Any]:
         "ShmSize": h.shm_size,
         "Sysctls": dict(h.sysctls) or None,
         "Runtime": runtime,
-        "Isolation": "",
+        "Isolation": h.isolation,
         "CpuShares": h.cpu_shares,
         "Memory": h.memory,
         "NanoCpus": h.nano_cpus,
