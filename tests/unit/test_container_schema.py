@@ -305,12 +305,12 @@ def test_host_config_fields() -> None:
             "PidsLimit": 100,
             "ShmSize": 128 * MB,
             "OomKillDisable": False,
-            "LogConfig": {"Type": "k8s-file", "Config": {"max-size": "1m"}},
+            "LogConfig": {"Type": "local", "Config": {"max-size": "1m"}},
             "IpcMode": "shareable",
             "PidMode": "host",
             "UTSMode": "host",
             "GroupAdd": ["audio"],
-            "Sysctls": {"net.core.somaxconn": 1024},
+            "Sysctls": {"kernel.shmmax": "1024"},
         }
     )
     assert host.binds == ("/a:/b:ro",)
@@ -331,10 +331,10 @@ def test_host_config_fields() -> None:
     assert host.pids_limit == 100
     assert host.shm_size == 128 * MB
     assert host.oom_kill_disable is False
-    assert host.log_config.type == "k8s-file" and host.log_config.config == {"max-size": "1m"}
+    assert host.log_config.type == "local" and host.log_config.config == {"max-size": "1m"}
     assert (host.ipc_mode, host.pid_mode, host.uts_mode) == ("shareable", "host", "host")
     assert host.group_add == ("audio",)
-    assert host.sysctls == {"net.core.somaxconn": "1024"}
+    assert host.sysctls == {"kernel.shmmax": "1024"}
 
 
 def test_host_config_defaults() -> None:

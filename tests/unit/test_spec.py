@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dockyard.model.hostconfig import DeviceNode, DeviceRule, DeviceType, Ulimit
 from dockyard.runtime.spec import (
     ALL_CAPS,
     DEFAULT_CAPS,
@@ -11,6 +12,7 @@ from dockyard.runtime.spec import (
     MASKED_PATHS,
     READONLY_PATHS,
     Mount,
+    Namespaces,
     ProcessUser,
     Resources,
     SpecInput,
@@ -361,3 +363,79 @@ def test_env_later_duplicate_wins() -> None:
     env = process_env(["A=1", "A=2"], "h", False)
     assert env.count("A=2") == 1
     assert "A=1" not in env
+
+
+# ---- create options in the spec ----------------------------------------------------------
+
+
+
+def _ns(spec: dict[str, object]) -> list[dict[str, str]]:
+    return spec["linux"]["namespaces"]  # type: ignore[index,no-any-return]
+
+
+def test_default_namespaces() -> None:
+    assert _ns(build_spec(_input())) == [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")]
+
+
+def test_host_and_joined_namespaces() -> None:
+    spec = build_spec(_input(namespaces=Namespaces(pid=None, ipc="/proc/7/ns/ipc", uts=None, cgroup="")))
+    assert _ns(spec) == [{"type": "ipc", "path": "/proc/7/ns/ipc"}, {"type": "mount"}, {"type": "network"},
+                         {"type": "cgroup"}]  # fmt: skip
+    assert "hostname" not in spec  # the host's UTS namespace: the runtime must not rename the host
+
+
+def test_domainname_goes_in_by_sysctl() -> None:
+    assert build_spec(_input(domainname="example.org"))["linux"]["sysctl"] == {"kernel.domainname": "example.org"}
+    with_host_uts = build_spec(_input(domainname="example.org", namespaces=Namespaces(uts=None)))
+    assert "sysctl" not in with_host_uts["linux"]
+
+
+def test_rlimits_oom_and_no_new_privileges() -> None:
+    spec = build_spec(_input(rlimits=(Ulimit("nofile", 512, 1024), Ulimit("core", -1, -1)), oom_score_adj=100,
+                             no_new_privileges=True))  # fmt: skip
+    process = spec["process"]
+    assert process["rlimits"] == [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 512},
+                                  {"type": "RLIMIT_CORE", "hard": 2**64 - 1, "soft": 2**64 - 1}]  # fmt: skip
+    assert process["oomScoreAdj"] == 100 and process["noNewPrivileges"] is True
+    assert "rlimits" not in build_spec(_input())["process"] and "oomScoreAdj" not in build_spec(_input())["process"]
+
+
+def test_devices_and_rules() -> None:
+    node = DeviceNode("/dev/mynull", DeviceType.CHAR, 1, 3, 0o666, 0, 0)
+    rule = DeviceRule(DeviceType.CHAR, 1, 3, "rw")
+    spec = build_spec(_input(devices=(node,), resources=Resources(devices=(rule, DeviceRule(DeviceType.BLOCK, None, None, "m")))))
+    assert spec["linux"]["devices"] == [{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3,
+                                         "fileMode": 0o666, "uid": 0, "gid": 0}]  # fmt: skip
+    assert spec["linux"]["resources"]["devices"] == [
+        {"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"},
+        {"allow": True, "type": "b", "access": "m"},
+    ]  # fmt: skip
+    privileged = build_spec(_input(privileged=True, resources=Resources(allow_all_devices=True)))
+    assert privileged["linux"]["resources"]["devices"] == [{"allow": True, "access": "rwm"}]
+
+
+def test_more_resources() -> None:
+    res = build_spec(_input(resources=Resources(
+        memory=64 << 20, memory_swap=-1, memory_reservation=32 << 20, memory_swappiness=0, oom_kill_disable=True,
+        cpu_period=50_000, cpu_quota=25_000, cpuset_cpus="0-1", cpuset_mems="0", blkio_weight=300,
+    )))["linux"]["resources"]  # fmt: skip
+    assert res["memory"] == {"limit": 64 << 20, "reservation": 32 << 20, "swap": -1, "swappiness": 0,
+                             "disableOOMKiller": True}  # fmt: skip
+    assert res["cpu"] == {"period": 50_000, "quota": 25_000, "cpus": "0-1", "mems": "0"}
+    assert res["blockIO"] == {"weight": 300}
+
+
+def test_shm_and_cgroup_mounts() -> None:
+    assert "/dev/shm" not in _mounts(build_spec(_input(shm_size=None)))
+    assert _mounts(build_spec(_input()))["/sys/fs/cgroup"]["options"][0] == "ro"
+    assert "ro" not in _mounts(build_spec(_input(writable_cgroups=True)))["/sys/fs/cgroup"]["options"]
+    assert "ro" not in _mounts(build_spec(_input(privileged=True)))["/sys/fs/cgroup"]["options"]
+
+
+def test_capabilities_stay_within_the_bounding_set() -> None:
+    available = tuple(c for c in ALL_CAPS if c not in ("CAP_SYS_RESOURCE", "CAP_KILL"))
+    assert capabilities(True, [], [], available) == list(available)
+    assert "CAP_KILL" not in capabilities(False, [], [], available)
+    assert capabilities(False, ["ALL"], ["CHOWN"], available) == [c for c in available if c != "CAP_CHOWN"]
+    spec = build_spec(_input(privileged=True, available_caps=available))
+    assert "CAP_SYS_RESOURCE" not in spec["process"]["capabilities"]["bounding"]

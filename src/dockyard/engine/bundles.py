@@ -5,15 +5,29 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from dockyard.config import DaemonConfig
-from dockyard.errors import InvalidArgument
+from dockyard.errors import Conflict, InvalidArgument
 from dockyard.linux.fs import atomic_write
-from dockyard.model.containers import Container
-from dockyard.model.mounts import oci_options, parse_mounts
-from dockyard.runtime.spec import Mount, Resources, SpecInput, build_spec
+from dockyard.linux.hostinfo import device_node, host_devices, probe_path, read_host_facts
+from dockyard.model.admission import HostFacts, admit
+from dockyard.model.containers import Container, HostSpec
+from dockyard.model.hostconfig import (
+    DeviceNode,
+    DeviceRule,
+    ExtraHost,
+    NamespaceKind,
+    NamespaceMode,
+    parse_extra_host,
+)
+from dockyard.model.mounts import MountSpec, oci_options, parse_mounts
+from dockyard.runtime.spec import Mount, Namespaces, Resources, SpecInput, build_spec
 from dockyard.runtime.users import resolve_in_rootfs
+
+INIT_IN_CONTAINER = "/sbin/docker-init"  # where dockerd puts its init, so tools look there
+DEFAULT_CGROUP_PARENT = "/dockyard"
 
 
 class ContainerFiles:
@@ -48,78 +62,206 @@ class ContainerFiles:
     def attach_socket(self) -> Path:
         return self.bundle / "attach"
 
-    def write_host_files(self, hostname: str) -> None:
+    def write_host_files(
+        self,
+        hostname: str,
+        *,
+        extra_hosts: Sequence[ExtraHost] = (),
+        dns: Sequence[str] = (),
+        dns_search: Sequence[str] = (),
+        dns_options: Sequence[str] = (),
+    ) -> None:
         """/etc/hostname, /etc/hosts and /etc/resolv.conf as the container will see them."""
         self.data.mkdir(parents=True, exist_ok=True)
         atomic_write(self.hostname, (hostname + "\n").encode())
-        atomic_write(self.hosts, _hosts_file(hostname))
-        atomic_write(self.resolv, _resolv_conf())
+        atomic_write(self.hosts, hosts_file(extra_hosts))
+        host_resolv = _read_text(Path("/etc/resolv.conf"))
+        atomic_write(self.resolv, resolv_conf(host_resolv, dns, dns_search, dns_options))
 
 
-def _resolv_conf() -> bytes:
-    """The host's resolv.conf without loopback nameservers, which mean nothing in a netns."""
+def _read_text(path: Path) -> str:
     try:
-        lines = Path("/etc/resolv.conf").read_text().splitlines()
+        return path.read_text()
     except OSError:
-        return b""
+        return ""
+
+
+def resolv_conf(host: str, dns: Sequence[str], search: Sequence[str], options: Sequence[str]) -> bytes:
+    """The host's resolv.conf without loopback nameservers (they mean nothing in a netns);
+    --dns, --dns-search and --dns-option replace the host's lines of their kind, as dockerd."""
     kept = []
-    for line in lines:
+    for line in host.splitlines():
         parts = line.split()
-        if parts[:1] == ["nameserver"] and len(parts) > 1 and (parts[1].startswith("127.") or parts[1] == "::1"):
+        kind = parts[0] if parts else ""
+        if kind == "nameserver" and (dns or (len(parts) > 1 and (parts[1].startswith("127.") or parts[1] == "::1"))):
+            continue
+        if (kind in ("search", "domain") and search) or (kind == "options" and options):
             continue
         kept.append(line)
-    return ("\n".join(kept) + "\n").encode()
+    kept += [f"nameserver {server}" for server in dns]
+    if search:
+        kept.append("search " + " ".join(search))
+    if options:
+        kept.append("options " + " ".join(options))
+    return ("\n".join(kept) + "\n").encode() if kept else b""
 
 
-def _hosts_file(hostname: str) -> bytes:
-    return (
-        b"127.0.0.1\tlocalhost\n"
-        b"::1\tlocalhost ip6-localhost ip6-loopback\n"
-        b"fe00::0\tip6-localnet\n"
-        b"ff00::0\tip6-mcastprefix\n"
-        b"ff02::1\tip6-allnodes\n"
-        b"ff02::2\tip6-allrouters\n"
+def hosts_file(extra_hosts: Sequence[ExtraHost] = ()) -> bytes:
+    base = (
+        "127.0.0.1\tlocalhost\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        "fe00::0\tip6-localnet\n"
+        "ff00::0\tip6-mcastprefix\n"
+        "ff02::1\tip6-allnodes\n"
+        "ff02::2\tip6-allrouters\n"
     )
+    return (base + "".join(f"{h.ip}\t{h.name}\n" for h in extra_hosts)).encode()
 
 
-def write_bundle(c: Container, files: ContainerFiles, rootfs: Path, netns: str) -> None:
-    """The OCI bundle (config.json) for one start of `c`, on its mounted rootfs (blocking)."""
+def _namespace(mode: NamespaceMode, joined: str, what: str) -> str | None:
+    """The spec's choice for one namespace: new (""), the host's (None), or a path to join."""
+    if mode.kind is NamespaceKind.HOST:
+        return None
+    if mode.kind is NamespaceKind.CONTAINER:
+        if not joined:
+            raise Conflict(f"cannot join {what} of a non running container: {mode.container}")
+        return joined
+    return ""
+
+
+def _depth(m: MountSpec) -> int:
+    return len([p for p in m.destination.split("/") if p])
+
+
+def _devices(h: HostSpec) -> tuple[tuple[DeviceNode, ...], tuple[DeviceRule, ...]]:
+    """Nodes to create and cgroup rules to allow: --device, --device-cgroup-rule, --privileged."""
+    nodes: list[DeviceNode] = list(host_devices()) if h.privileged else []
+    rules: list[DeviceRule] = []
+    for d in h.devices:
+        node = device_node(d.path_on_host, d.path_in_container)
+        if node is None:
+            raise InvalidArgument(
+                f'error gathering device information while adding custom device "{d.path_on_host}": not a device node'
+            )
+        if h.privileged and d.path_on_host == d.path_in_container:
+            continue  # already there with every host device
+        nodes.append(node)
+        rules.append(DeviceRule(node.type, node.major, node.minor, d.cgroup_permissions))
+    rules += h.device_cgroup_rules
+    return tuple(nodes), tuple(rules)
+
+
+def _cgroups_path(h: HostSpec, container_id: str) -> str:
+    parent = h.cgroup_parent or DEFAULT_CGROUP_PARENT
+    # Relative parents are taken from the hierarchy's root, so the place does not depend on
+    # where the daemon itself runs.
+    return "/" + "/".join(p for p in [*parent.split("/"), container_id] if p and p != ".")
+
+
+def write_bundle(
+    c: Container,
+    files: ContainerFiles,
+    rootfs: Path,
+    netns: str,
+    *,
+    facts: HostFacts | None = None,
+    pid_namespace: str = "",
+    ipc_namespace: str = "",
+) -> None:
+    """The OCI bundle (config.json) for one start of `c`, on its mounted rootfs (blocking).
+
+    `pid_namespace`/`ipc_namespace`: for `--pid/--ipc container:<x>`, the engine passes the
+    other container's /proc/<pid>/ns/<kind> ("" when it does not run: a Conflict here).
+    `facts`: the host as read once by the caller; read now when not given."""
     s = c.spec
-    user = resolve_in_rootfs(rootfs, s.user, s.host.group_add)
+    h = s.host
+    facts = facts if facts is not None else read_host_facts()
+    admit(s, facts, probe_path)  # the host may have changed since create (a bind source removed)
+    user = resolve_in_rootfs(rootfs, s.user, h.group_add)
     cwd = s.working_dir or "/"
     _ensure_dir_in_rootfs(rootfs, cwd, user.uid, user.gid)
+    files.write_host_files(
+        s.hostname,
+        extra_hosts=[parse_extra_host(e) for e in h.extra_hosts],
+        dns=h.dns,
+        dns_search=h.dns_search,
+        dns_options=h.dns_options,
+    )
     binds = ("rbind", "rprivate")
-    user_mounts = parse_mounts(s.host.binds, s.host.tmpfs)
+    user_mounts = sorted(parse_mounts(h.binds, h.tmpfs, h.mounts), key=_depth)
     for m in user_mounts:
-        if m.type == "bind" and not os.path.exists(m.source):
+        if m.type == "bind" and (not m.from_api or m.create_mountpoint) and not os.path.exists(m.source):
             os.makedirs(m.source, exist_ok=True)  # as dockerd does for -v host paths
-    mounts = (
+    mounts = [
         Mount("/etc/resolv.conf", "bind", str(files.resolv), binds),
         Mount("/etc/hostname", "bind", str(files.hostname), binds),
         Mount("/etc/hosts", "bind", str(files.hosts), binds),
         *(Mount(m.destination, m.type, m.source, oci_options(m)) for m in user_mounts),
-    )
-    h = s.host
+    ]
+    args = s.argv
+    if h.init_enabled:
+        mounts.append(Mount(INIT_IN_CONTAINER, "bind", facts.init_path, ("bind", "ro")))
+        args = (INIT_IN_CONTAINER, "--", *args)
+    ipc = h.ipc
+    shm_size: int | None = h.shm_size
+    if ipc.kind is NamespaceKind.NONE:
+        shm_size = None
+    elif ipc.kind is NamespaceKind.HOST:
+        mounts.append(Mount("/dev/shm", "bind", "/dev/shm", binds))
+    uts = h.uts
+    devices, device_rules = _devices(h)
     spec = build_spec(
         SpecInput(
             rootfs=str(rootfs),
-            args=s.argv,
+            args=args,
             env=s.env,
             cwd=cwd,
             hostname=s.hostname,
-            cgroups_path=f"/dockyard/{c.id}",
+            cgroups_path=_cgroups_path(h, c.id),
             user=user,
             tty=s.tty,
             console_size=h.console_size,
-            mounts=mounts,
+            mounts=tuple(mounts),
             readonly_rootfs=h.readonly_rootfs,
             privileged=h.privileged,
             cap_add=h.cap_add,
             cap_drop=h.cap_drop,
-            shm_size=h.shm_size,
-            resources=Resources(h.memory, h.memory_swap, h.nano_cpus, h.cpu_shares, h.pids_limit),
+            shm_size=shm_size,
+            resources=Resources(
+                memory=h.memory,
+                # Without swap accounting the implied default (2x memory) cannot apply;
+                # an explicit MemorySwap was refused by admit() already.
+                memory_swap=h.memory_swap if facts.swap_limit else 0,
+                nano_cpus=h.nano_cpus,
+                cpu_shares=h.cpu_shares,
+                pids_limit=h.pids_limit,
+                memory_reservation=h.memory_reservation,
+                memory_swappiness=h.memory_swappiness,
+                oom_kill_disable=bool(h.oom_kill_disable),
+                cpu_period=h.cpu_period,
+                cpu_quota=h.cpu_quota,
+                cpuset_cpus=h.cpuset_cpus,
+                cpuset_mems=h.cpuset_mems,
+                blkio_weight=h.blkio_weight,
+                devices=device_rules,
+                allow_all_devices=h.privileged,
+            ),
             sysctls=tuple(h.sysctls.items()),
             netns_path=netns,
+            annotations=tuple(h.annotations.items()),
+            domainname=s.domainname,
+            namespaces=Namespaces(
+                pid=_namespace(h.pid, pid_namespace, "PID"),
+                ipc=_namespace(ipc, ipc_namespace, "IPC"),
+                uts=None if uts.kind is NamespaceKind.HOST else "",
+                cgroup="" if h.cgroupns.kind is NamespaceKind.PRIVATE else None,
+            ),
+            rlimits=h.ulimits,
+            devices=devices,
+            no_new_privileges=h.security.no_new_privileges,
+            oom_score_adj=h.oom_score_adj or None,
+            writable_cgroups=bool(h.security.writable_cgroups),
+            available_caps=tuple(sorted(facts.caps)),
         )
     )
     files.bundle.mkdir(parents=True, exist_ok=True)

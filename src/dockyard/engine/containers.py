@@ -22,7 +22,7 @@ from dockyard.engine.events import EventBus
 from dockyard.engine.images import ImageService
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.table import ContainerTable, Live
-from dockyard.errors import Conflict, InvalidArgument, NotFound, StartFailed
+from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound, NotModified
 from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.fs import Trash, remove_tree
 from dockyard.model import times
@@ -198,8 +198,8 @@ class ContainerService:
         c = self._table.resolve(ref)
         try:
             await self._lifecycle.start(c.id)
-        except StartFailed:
-            if c.spec.host.auto_remove:  # as dockerd: a --rm container that cannot start goes
+        except DockyardError as exc:
+            if c.spec.host.auto_remove and not isinstance(exc, NotModified):  # as dockerd: a --rm container that cannot start goes
                 with contextlib.suppress(NotFound, Conflict):
                     await self.remove(c.id, force=True)
             raise

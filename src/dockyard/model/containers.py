@@ -8,7 +8,19 @@ from dataclasses import dataclass, field
 
 from dockyard.errors import Conflict
 from dockyard.model.health import Health
+from dockyard.model.hostconfig import (
+    DeviceMapping,
+    DeviceRule,
+    NamespaceMode,
+    SecurityOptions,
+    Ulimit,
+    parse_cgroupns_mode,
+    parse_ipc_mode,
+    parse_pid_mode,
+    parse_uts_mode,
+)
 from dockyard.model.images import HealthConfig, ImageConfig
+from dockyard.model.mounts import MountSpec
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -120,13 +132,54 @@ class HostSpec:
     cpu_shares: int = 0
     pids_limit: int | None = None
     shm_size: int = 64 * 1024 * 1024
-    oom_kill_disable: bool | None = None
+    oom_kill_disable: bool | None = False  # dockerd fills in false
     log_config: LogConfig = LogConfig()
     ipc_mode: str = "private"
     pid_mode: str = ""
     uts_mode: str = ""
     group_add: tuple[str, ...] = ()
     sysctls: Mapping[str, str] = field(default_factory=dict)
+    mounts: tuple[MountSpec, ...] = ()  # HostConfig.Mounts (--mount)
+    ulimits: tuple[Ulimit, ...] = ()
+    devices: tuple[DeviceMapping, ...] = ()
+    device_cgroup_rules: tuple[DeviceRule, ...] = ()
+    memory_reservation: int = 0
+    memory_swappiness: int | None = None
+    cpu_period: int = 0
+    cpu_quota: int = 0
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    blkio_weight: int = 0
+    oom_score_adj: int = 0
+    cgroup_parent: str = ""
+    cgroupns_mode: str = "host"
+    userns_mode: str = ""
+    security: SecurityOptions = field(default_factory=SecurityOptions)  # parsed from security_opt
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    isolation: str = ""  # "" or "default": the only one linux has
+
+    # The namespace modes are kept as the user wrote them (inspect shows them back) and
+    # were checked at create; these give the typed value.
+    @property
+    def ipc(self) -> NamespaceMode:
+        return parse_ipc_mode(self.ipc_mode)
+
+    @property
+    def pid(self) -> NamespaceMode:
+        return parse_pid_mode(self.pid_mode)
+
+    @property
+    def uts(self) -> NamespaceMode:
+        return parse_uts_mode(self.uts_mode)
+
+    @property
+    def cgroupns(self) -> NamespaceMode:
+        return parse_cgroupns_mode(self.cgroupns_mode)
+
+    @property
+    def init_enabled(self) -> bool:
+        """--init (the daemon's default is off), only where we own the pid namespace."""
+        return bool(self.init) and self.pid.private
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Bind and tmpfs mounts as users write them (`-v /src:/dst:ro`, `--tmpfs /run:size=64m`)."""
+"""Bind and tmpfs mounts as users write them (`-v /src:/dst:ro`, `--tmpfs /run:size=64m`,
+`--mount type=bind,src=/x,dst=/y`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,60 @@ class MountSpec:
     propagation: str = "rprivate"
     options: tuple[str, ...] = ()  # tmpfs options (size=..., mode=...)
     mode: str = ""  # the mode string as given (-v ...:ro,z)
+    # From HostConfig.Mounts (--mount): what was asked, to show it back in inspect.
+    from_api: bool = False
+    recursive: bool = True  # BindOptions.NonRecursive false
+    create_mountpoint: bool = False  # BindOptions.CreateMountpoint
+    size_bytes: int = 0  # TmpfsOptions.SizeBytes
+    file_mode: int = 0  # TmpfsOptions.Mode
+
+
+def mount_from_api(
+    type: str,
+    source: str,
+    target: str,
+    read_only: bool = False,
+    propagation: str = "",
+    recursive: bool = True,
+    create_mountpoint: bool = False,
+    size_bytes: int = 0,
+    file_mode: int = 0,
+) -> MountSpec:
+    """One HostConfig.Mounts entry, checked as dockerd's ValidateMountConfig (the bind
+    source's existence is a host fact, checked by model.admission)."""
+
+    def fail(reason: str) -> InvalidArgument:
+        return InvalidArgument(f'invalid mount config for type "{type}": {reason}')
+
+    if not target:
+        raise fail("field Target must not be empty")
+    if type == "volume":
+        raise fail("named and anonymous volumes are not supported yet (they come with the volumes issue); use type=bind or type=tmpfs")
+    if type not in ("bind", "tmpfs"):
+        raise fail("mount type unknown" if type not in ("image", "npipe", "cluster") else f"type {type} is not supported by this daemon")
+    if posixpath.normpath(target) == "/":
+        raise fail("invalid specification: destination can't be '/'")
+    if not target.startswith("/"):
+        raise fail(f"invalid mount path: '{target}' mount path must be absolute")
+    dest = posixpath.normpath(target)
+    if type == "bind":
+        if not source:
+            raise fail("field Source must not be empty")
+        if not source.startswith("/"):
+            raise fail(f"invalid mount path: '{source}' mount path must be absolute")
+        if propagation and propagation not in _PROPAGATION:
+            raise fail(f"invalid propagation mode: {propagation}")
+        return MountSpec("bind", posixpath.normpath(source), dest, read_only, propagation or "rprivate",
+                         from_api=True, recursive=recursive, create_mountpoint=create_mountpoint)  # fmt: skip
+    if source:
+        raise fail("field Source must not be specified")
+    if size_bytes < 0:
+        raise fail("invalid tmpfs size")
+    if file_mode < 0 or file_mode > 0o7777:
+        raise fail(f"invalid tmpfs mode: {file_mode:o}")
+    options = ((f"size={size_bytes // 1024}k",) if size_bytes else ()) + ((f"mode={file_mode:o}",) if file_mode else ())
+    return MountSpec("tmpfs", "tmpfs", dest, read_only, "rprivate", options,
+                     from_api=True, size_bytes=size_bytes, file_mode=file_mode)  # fmt: skip
 
 
 def _check_destination(dest: str, kind: str) -> str:
@@ -64,8 +119,11 @@ def parse_tmpfs(dest: str, options: str) -> MountSpec:
                      tuple(o for o in opts if o not in ("ro", "rw")))  # fmt: skip
 
 
-def parse_mounts(binds: Sequence[str], tmpfs: Mapping[str, str]) -> tuple[MountSpec, ...]:
-    mounts = [parse_bind(b) for b in binds] + [parse_tmpfs(d, o) for d, o in tmpfs.items()]
+def parse_mounts(
+    binds: Sequence[str], tmpfs: Mapping[str, str], api_mounts: Sequence[MountSpec] = ()
+) -> tuple[MountSpec, ...]:
+    """Every user mount of a container (-v, --mount, --tmpfs), refusing two on one path."""
+    mounts = [parse_bind(b) for b in binds] + list(api_mounts) + [parse_tmpfs(d, o) for d, o in tmpfs.items()]
     seen: set[str] = set()
     for m in mounts:
         if m.destination in seen:
@@ -77,5 +135,5 @@ def parse_mounts(binds: Sequence[str], tmpfs: Mapping[str, str]) -> tuple[MountS
 def oci_options(m: MountSpec) -> tuple[str, ...]:
     """The options of the OCI runtime spec's mount entry."""
     if m.type == "bind":
-        return ("rbind", m.propagation) + (("ro",) if m.read_only else ())
+        return ("rbind" if m.recursive else "bind", m.propagation) + (("ro",) if m.read_only else ())
     return _TMPFS_DEFAULTS + m.options + (("ro",) if m.read_only else ())

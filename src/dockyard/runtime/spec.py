@@ -6,24 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dockyard.model.hostconfig import ALL_CAPS, DEFAULT_CAPS, DeviceNode, DeviceRule, Ulimit
+
+__all__ = ["ALL_CAPS", "DEFAULT_CAPS"]  # re-exported: the capability sets live in the model
+
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-# dockerd's default capability set.
-DEFAULT_CAPS = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-)  # fmt: skip
-
-ALL_CAPS = DEFAULT_CAPS + (
-    "CAP_DAC_READ_SEARCH", "CAP_LINUX_IMMUTABLE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
-    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_LEASE", "CAP_AUDIT_CONTROL", "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-)  # fmt: skip
 
 MASKED_PATHS = (
     "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
@@ -52,10 +40,30 @@ class Mount:
 @dataclass(frozen=True)
 class Resources:
     memory: int = 0
-    memory_swap: int = 0
+    memory_swap: int = 0  # memory + swap, as docker and cgroup v1 count it; -1: unlimited
     nano_cpus: int = 0
     cpu_shares: int = 0
     pids_limit: int | None = None
+    memory_reservation: int = 0
+    memory_swappiness: int | None = None
+    oom_kill_disable: bool = False
+    cpu_period: int = 0
+    cpu_quota: int = 0
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    blkio_weight: int = 0
+    devices: tuple[DeviceRule, ...] = ()  # allowed after the default deny-all
+    allow_all_devices: bool = False  # --privileged
+
+
+@dataclass(frozen=True)
+class Namespaces:
+    """Per namespace: "" makes a new one, a path joins that one, None shares the host's."""
+
+    pid: str | None = ""
+    ipc: str | None = ""
+    uts: str | None = ""
+    cgroup: str | None = None  # the host's: dockerd's default on cgroup v1
 
 
 @dataclass(frozen=True)
@@ -74,11 +82,19 @@ class SpecInput:
     privileged: bool = False
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
-    shm_size: int = 64 * 1024 * 1024
+    shm_size: int | None = 64 * 1024 * 1024  # None: no /dev/shm (--ipc none)
     resources: Resources = Resources()
     sysctls: tuple[tuple[str, str], ...] = ()
     netns_path: str = ""  # join this network namespace; empty: the runtime makes a new one
     annotations: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    domainname: str = ""
+    namespaces: Namespaces = Namespaces()
+    rlimits: tuple[Ulimit, ...] = ()
+    devices: tuple[DeviceNode, ...] = ()  # nodes the runtime creates in the container's /dev
+    no_new_privileges: bool = False
+    oom_score_adj: int | None = None
+    writable_cgroups: bool = False
+    available_caps: tuple[str, ...] = ALL_CAPS  # the bounding set we may hand out
 
 
 def _cap_name(name: str) -> str:
@@ -86,18 +102,22 @@ def _cap_name(name: str) -> str:
     return upper if upper.startswith("CAP_") else "CAP_" + upper
 
 
-def capabilities(privileged: bool, add: Sequence[str], drop: Sequence[str]) -> list[str]:
+def capabilities(
+    privileged: bool, add: Sequence[str], drop: Sequence[str], available: Sequence[str] = ALL_CAPS
+) -> list[str]:
     """dockerd's rule: ALL in add gives everything not dropped; ALL in drop gives just the
-    adds; otherwise drop from the defaults first, then add (so add wins over drop)."""
+    adds; otherwise drop from the defaults first, then add (so add wins over drop).
+    "Everything" is what the bounding set holds (`available`), as dockerd's GetAllCapabilities."""
+    everything = [c for c in ALL_CAPS if c in set(available)]
     if privileged:
-        return list(ALL_CAPS)
+        return everything
     adds = [_cap_name(c) for c in add]
     drops = {_cap_name(c) for c in drop}
     if "CAP_ALL" in adds:
-        return [c for c in ALL_CAPS if c not in drops]
+        return [c for c in everything if c not in drops]
     if "CAP_ALL" in drops:
         return list(dict.fromkeys(adds))
-    caps = [c for c in DEFAULT_CAPS if c not in drops]
+    caps = [c for c in DEFAULT_CAPS if c not in drops and c in everything]
     return list(dict.fromkeys(caps + adds))
 
 
@@ -113,45 +133,112 @@ def process_env(env: Sequence[str], hostname: str, tty: bool) -> list[str]:
     return [f"{k}={v}" for k, v in merged.items()]
 
 
-def _default_mounts(shm_size: int, privileged: bool) -> list[dict[str, Any]]:
+def _default_mounts(shm_size: int | None, privileged: bool, writable_cgroups: bool) -> list[dict[str, Any]]:
     sys_options = ["nosuid", "noexec", "nodev"] + ([] if privileged else ["ro"])
-    return [
+    cgroup_options = ([] if privileged or writable_cgroups else ["ro"]) + ["nosuid", "noexec", "nodev"]
+    mounts = [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
          "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_options},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": ["ro", "nosuid", "noexec", "nodev"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": cgroup_options},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm_size // 1024}k"]},
     ]  # fmt: skip
+    if shm_size is not None:
+        mounts.append({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                       "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm_size // 1024}k"]})  # fmt: skip
+    return mounts
 
 
-def _resources(res: Resources) -> dict[str, Any]:
-    out: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}]}
+def _device_rule(rule: DeviceRule) -> dict[str, Any]:
+    out: dict[str, Any] = {"allow": True, "type": rule.type.value}
+    if rule.major is not None:
+        out["major"] = rule.major
+    if rule.minor is not None:
+        out["minor"] = rule.minor
+    out["access"] = rule.access
+    return out
+
+
+def _memory(res: Resources) -> dict[str, Any]:
+    memory: dict[str, Any] = {}
     if res.memory:
-        memory: dict[str, Any] = {"limit": res.memory}
-        if res.memory_swap:
-            memory["swap"] = res.memory_swap
-        out["memory"] = memory
+        memory["limit"] = res.memory
+    if res.memory_reservation:
+        memory["reservation"] = res.memory_reservation
+    if res.memory_swap:
+        memory["swap"] = res.memory_swap
+    if res.memory_swappiness is not None and res.memory_swappiness >= 0:
+        memory["swappiness"] = res.memory_swappiness
+    if res.oom_kill_disable:
+        memory["disableOOMKiller"] = True
+    return memory
+
+
+def _cpu(res: Resources) -> dict[str, Any]:
     cpu: dict[str, Any] = {}
     if res.cpu_shares:
         cpu["shares"] = res.cpu_shares
     if res.nano_cpus:
         cpu["period"] = 100_000
         cpu["quota"] = res.nano_cpus * 100_000 // 1_000_000_000
+    if res.cpu_period:
+        cpu["period"] = res.cpu_period
+    if res.cpu_quota:
+        cpu["quota"] = res.cpu_quota
+    if res.cpuset_cpus:
+        cpu["cpus"] = res.cpuset_cpus
+    if res.cpuset_mems:
+        cpu["mems"] = res.cpuset_mems
+    return cpu
+
+
+def _resources(res: Resources) -> dict[str, Any]:
+    if res.allow_all_devices:
+        devices: list[dict[str, Any]] = [{"allow": True, "access": "rwm"}]
+    else:
+        devices = [{"allow": False, "access": "rwm"}, *(_device_rule(r) for r in res.devices)]
+    out: dict[str, Any] = {"devices": devices}
+    memory = _memory(res)
+    if memory:
+        out["memory"] = memory
+    cpu = _cpu(res)
     if cpu:
         out["cpu"] = cpu
     if res.pids_limit is not None and res.pids_limit > 0:
         out["pids"] = {"limit": res.pids_limit}
+    if res.blkio_weight:
+        out["blockIO"] = {"weight": res.blkio_weight}
+    return out
+
+
+_RLIM_INFINITY = 2**64 - 1
+
+
+def _rlimit(u: Ulimit) -> dict[str, Any]:
+    def value(v: int) -> int:
+        return _RLIM_INFINITY if v < 0 else v
+
+    return {"type": u.rlimit, "hard": value(u.hard), "soft": value(u.soft)}
+
+
+def _namespaces(inp: SpecInput) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    ns = inp.namespaces
+    for kind, path in (("pid", ns.pid), ("ipc", ns.ipc), ("uts", ns.uts)):
+        if path is not None:
+            out.append({"type": kind, "path": path} if path else {"type": kind})
+    out.append({"type": "mount"})
+    out.append({"type": "network", "path": inp.netns_path} if inp.netns_path else {"type": "network"})
+    if ns.cgroup is not None:
+        out.append({"type": "cgroup", "path": ns.cgroup} if ns.cgroup else {"type": "cgroup"})
     return out
 
 
 def build_spec(inp: SpecInput) -> dict[str, Any]:
-    caps = capabilities(inp.privileged, inp.cap_add, inp.cap_drop)
+    caps = capabilities(inp.privileged, inp.cap_add, inp.cap_drop, inp.available_caps)
     process: dict[str, Any] = {
         "terminal": inp.tty,
         "user": {"uid": inp.user.uid, "gid": inp.user.gid},
@@ -159,13 +246,17 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
         "env": process_env(inp.env, inp.hostname, inp.tty),
         "cwd": inp.cwd or "/",
         "capabilities": {key: caps for key in ("bounding", "effective", "permitted")},
-        "noNewPrivileges": False,
+        "noNewPrivileges": inp.no_new_privileges,
     }
     if inp.user.additional_gids:
         process["user"]["additionalGids"] = list(inp.user.additional_gids)
     if inp.tty and inp.console_size[0] and inp.console_size[1]:
         process["consoleSize"] = {"height": inp.console_size[0], "width": inp.console_size[1]}
-    mounts = _default_mounts(inp.shm_size, inp.privileged)
+    if inp.rlimits:
+        process["rlimits"] = [_rlimit(u) for u in inp.rlimits]
+    if inp.oom_score_adj is not None:
+        process["oomScoreAdj"] = inp.oom_score_adj
+    mounts = _default_mounts(inp.shm_size, inp.privileged, inp.writable_cgroups)
     taken = {m.destination for m in inp.mounts}
     mounts = [m for m in mounts if m["destination"] not in taken]
     mounts += [
@@ -173,13 +264,22 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
         for m in inp.mounts
     ]
     linux: dict[str, Any] = {
-        "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
-        + [{"type": "network", "path": inp.netns_path} if inp.netns_path else {"type": "network"}],
+        "namespaces": _namespaces(inp),
         "cgroupsPath": inp.cgroups_path,
         "resources": _resources(inp.resources),
     }
-    if inp.sysctls:
-        linux["sysctl"] = dict(inp.sysctls)
+    if inp.devices:
+        linux["devices"] = [
+            {"path": d.path, "type": d.type.value, "major": d.major, "minor": d.minor,
+             "fileMode": d.file_mode, "uid": d.uid, "gid": d.gid}
+            for d in inp.devices
+        ]  # fmt: skip
+    sysctls = dict(inp.sysctls)
+    if inp.domainname and inp.namespaces.uts is not None:
+        # No OCI field that runc 1.1 reads: the NIS domain name goes in by sysctl, as dockerd does.
+        sysctls.setdefault("kernel.domainname", inp.domainname)
+    if sysctls:
+        linux["sysctl"] = sysctls
     if not inp.privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
@@ -187,10 +287,11 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
         "ociVersion": OCI_VERSION,
         "process": process,
         "root": {"path": inp.rootfs, "readonly": inp.readonly_rootfs},
-        "hostname": inp.hostname,
         "mounts": mounts,
         "linux": linux,
     }
+    if inp.namespaces.uts is not None:  # with the host's UTS namespace, the runtime must not set it
+        spec["hostname"] = inp.hostname
     if inp.annotations:
         spec["annotations"] = dict(inp.annotations)
     return spec

@@ -2,140 +2,73 @@
 
 from __future__ import annotations
 
+import posixpath
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from dockyard.api.schemas import fields as f
+from dockyard.api.schemas.host_config import host_config_doc as host_config_spec_doc
+from dockyard.api.schemas.host_config import parse_host_config
 from dockyard.errors import InvalidArgument
-from dockyard.model.containers import (
-    Container,
-    ContainerSpec,
-    ContainerStatus,
-    HostSpec,
-    LogConfig,
-    RestartPolicy,
-)
+from dockyard.model.containers import Container, ContainerSpec, ContainerStatus
+from dockyard.model.hostconfig import NamespaceKind
 from dockyard.model.images import HealthConfig, health_to_json
 from dockyard.model.mounts import parse_mounts
+from dockyard.model.signals import parse_signal
 from dockyard.model.times import parse_ns, unix_seconds
 
-
-def _obj(value: Any, what: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidArgument(f"invalid {what}: expected an object")
-    return value
+__all__ = ["config_doc", "host_config_doc", "inspect_doc", "parse_create", "parse_host_config", "summary_doc"]
 
 
-def _strs(value: Any, what: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidArgument(f"invalid {what}: expected a list of strings")
-    return tuple(value)
+_obj = f.obj
+_strs = f.strs
+_opt_strs = f.opt_strs
 
-
-def _opt_strs(value: Any, what: str) -> tuple[str, ...] | None:
-    return None if value is None else _strs(value, what)
-
-
-def _int(value: Any, what: str, default: int = 0) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidArgument(f"invalid {what}: expected a number")
-    return int(value)
+MAX_HOSTNAME = 64  # HOST_NAME_MAX: sethostname(2) refuses longer names
+MIN_HEALTH_DURATION_NS = 1_000_000  # dockerd's MinimumDuration, 1ms
 
 
 def _health(value: Any) -> HealthConfig | None:
     if not value:
         return None
     doc = _obj(value, "Healthcheck")
-    return HealthConfig(
+    health = HealthConfig(
         test=_strs(doc.get("Test"), "Healthcheck.Test"),
-        interval_ns=_int(doc.get("Interval"), "Healthcheck.Interval"),
-        timeout_ns=_int(doc.get("Timeout"), "Healthcheck.Timeout"),
-        start_period_ns=_int(doc.get("StartPeriod"), "Healthcheck.StartPeriod"),
-        start_interval_ns=_int(doc.get("StartInterval"), "Healthcheck.StartInterval"),
-        retries=_int(doc.get("Retries"), "Healthcheck.Retries"),
+        interval_ns=f.integer(doc.get("Interval"), "Healthcheck.Interval"),
+        timeout_ns=f.integer(doc.get("Timeout"), "Healthcheck.Timeout"),
+        start_period_ns=f.integer(doc.get("StartPeriod"), "Healthcheck.StartPeriod"),
+        start_interval_ns=f.integer(doc.get("StartInterval"), "Healthcheck.StartInterval"),
+        retries=f.integer(doc.get("Retries"), "Healthcheck.Retries", go_type="int"),
     )
+    for name, ns in (("Interval", health.interval_ns), ("Timeout", health.timeout_ns),
+                     ("StartPeriod", health.start_period_ns), ("StartInterval", health.start_interval_ns)):  # fmt: skip
+        if ns != 0 and ns < MIN_HEALTH_DURATION_NS:
+            raise InvalidArgument(f"{name} in Healthcheck cannot be less than 1ms")
+    if health.retries < 0:
+        raise InvalidArgument("Retries in Healthcheck cannot be negative")
+    return health
 
 
-def _port_bindings(value: Any) -> dict[str, tuple[tuple[str, str], ...]]:
-    out = {}
-    for port, bindings in _obj(value, "PortBindings").items():
-        if bindings is None:
-            bindings = []
-        if not isinstance(bindings, list) or not all(isinstance(b, dict) or b is None for b in bindings):
-            raise InvalidArgument(f"invalid PortBindings for {port}: expected a list of objects")
-        out[port] = tuple((str((b or {}).get("HostIp") or ""), str((b or {}).get("HostPort") or "")) for b in bindings)
-    return out
+def _check_env(env: tuple[str, ...]) -> None:
+    for item in env:
+        if item.partition("=")[0] == "" or "\0" in item:
+            raise InvalidArgument(f"invalid environment variable: {item}")
 
 
-def _console_size(value: Any) -> tuple[int, int]:
-    if value is None:
-        return (0, 0)
-    if not isinstance(value, list):
-        raise InvalidArgument("invalid ConsoleSize: expected [height, width]")
-    # As Go decodes into [2]uint: missing entries are 0, extra ones ignored.
-    padded = [*value[:2], 0, 0][:2]
-    return (_int(padded[0], "ConsoleSize"), _int(padded[1], "ConsoleSize"))
+def _working_dir(text: str) -> str:
+    if not text:
+        return ""
+    if not text.startswith("/"):
+        raise InvalidArgument(f"the working directory '{text}' is invalid, it needs to be an absolute path")
+    return posixpath.normpath(text)
 
 
-def _opt_int(value: Any, what: str) -> int | None:
-    return None if value is None else _int(value, what)
-
-
-def parse_host_config(doc: Mapping[str, Any]) -> HostSpec:
-    restart = _obj(doc.get("RestartPolicy"), "RestartPolicy")
-    log_config = _obj(doc.get("LogConfig"), "LogConfig")
-    policy = RestartPolicy(str(restart.get("Name") or "no"), _int(restart.get("MaximumRetryCount"), "MaximumRetryCount"))
-    if policy.name not in ("no", "always", "unless-stopped", "on-failure"):
-        raise InvalidArgument(f"invalid restart policy: unknown policy '{policy.name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")
-    if policy.maximum_retry_count < 0:
-        raise InvalidArgument("invalid restart policy: maximum retry count cannot be negative")
-    if policy.maximum_retry_count and policy.name != "on-failure":
-        raise InvalidArgument("invalid restart policy: maximum retry count can only be used with 'on-failure'")
-    host = HostSpec(
-        binds=_strs(doc.get("Binds"), "Binds"),
-        network_mode=str(doc.get("NetworkMode") or "default"),
-        port_bindings=_port_bindings(doc.get("PortBindings")),
-        restart_policy=policy,
-        auto_remove=bool(doc.get("AutoRemove")),
-        runtime=str(doc.get("Runtime") or ""),
-        privileged=bool(doc.get("Privileged")),
-        publish_all_ports=bool(doc.get("PublishAllPorts")),
-        readonly_rootfs=bool(doc.get("ReadonlyRootfs")),
-        cap_add=_strs(doc.get("CapAdd"), "CapAdd"),
-        cap_drop=_strs(doc.get("CapDrop"), "CapDrop"),
-        dns=_strs(doc.get("Dns"), "Dns"),
-        dns_options=_strs(doc.get("DnsOptions"), "DnsOptions"),
-        dns_search=_strs(doc.get("DnsSearch"), "DnsSearch"),
-        extra_hosts=_strs(doc.get("ExtraHosts"), "ExtraHosts"),
-        security_opt=_strs(doc.get("SecurityOpt"), "SecurityOpt"),
-        tmpfs={str(k): str(v) for k, v in _obj(doc.get("Tmpfs"), "Tmpfs").items()},
-        console_size=_console_size(doc.get("ConsoleSize")),
-        init=doc.get("Init"),
-        memory=_int(doc.get("Memory"), "Memory"),
-        memory_swap=_int(doc.get("MemorySwap"), "MemorySwap"),
-        nano_cpus=_int(doc.get("NanoCpus"), "NanoCpus"),
-        cpu_shares=_int(doc.get("CpuShares"), "CpuShares"),
-        pids_limit=_opt_int(doc.get("PidsLimit"), "PidsLimit"),
-        shm_size=_int(doc.get("ShmSize"), "ShmSize") or 64 * 1024 * 1024,
-        oom_kill_disable=doc.get("OomKillDisable"),
-        log_config=LogConfig(str(log_config.get("Type") or "json-file"), dict(log_config.get("Config") or {})),
-        ipc_mode=str(doc.get("IpcMode") or "private"),
-        pid_mode=str(doc.get("PidMode") or ""),
-        uts_mode=str(doc.get("UTSMode") or ""),
-        group_add=_strs(doc.get("GroupAdd"), "GroupAdd"),
-        sysctls={str(k): str(v) for k, v in _obj(doc.get("Sysctls"), "Sysctls").items()},
-    )
-    if host.memory and host.memory < 6 * 1024 * 1024:
-        raise InvalidArgument("Minimum memory limit allowed is 6MB")
-    return host
+def _check_host_name(text: str, what: str) -> None:
+    if len(text.encode()) > MAX_HOSTNAME:
+        raise InvalidArgument(f'{what} "{text}" is too long (maximum {MAX_HOSTNAME} bytes)')
+    if any(ch.isspace() or not ch.isprintable() or ch == "/" for ch in text):
+        raise InvalidArgument(f"invalid {what} {text!r}: it may not contain spaces, control characters or '/'")
 
 
 def parse_create(body: Any, hostname: str) -> ContainerSpec:
@@ -143,31 +76,42 @@ def parse_create(body: Any, hostname: str) -> ContainerSpec:
     doc = _obj(body, "container config")
     if not doc.get("Image"):
         raise InvalidArgument("config cannot be empty in order to create a container")
-    stop_timeout = doc.get("StopTimeout")
+    host = parse_host_config(_obj(doc.get("HostConfig"), "HostConfig"))
+    user_hostname = f.string(doc.get("Hostname"), "Hostname")
+    if user_hostname and host.uts.kind is NamespaceKind.HOST:
+        raise InvalidArgument("conflicting options: hostname and the UTS mode")
+    _check_host_name(user_hostname, "hostname")
+    domainname = f.string(doc.get("Domainname"), "Domainname")
+    _check_host_name(domainname, "domainname")
+    env = _strs(doc.get("Env"), "Env")
+    _check_env(env)
+    stop_signal = f.string(doc.get("StopSignal"), "StopSignal")
+    if stop_signal:
+        parse_signal(stop_signal)
     return ContainerSpec(
-        image=str(doc["Image"]),
-        hostname=str(doc.get("Hostname") or hostname),
-        domainname=str(doc.get("Domainname") or ""),
-        user=str(doc.get("User") or ""),
-        env=_strs(doc.get("Env"), "Env"),
+        image=f.string(doc["Image"], "Image"),
+        hostname=user_hostname or hostname,
+        domainname=domainname,
+        user=f.string(doc.get("User"), "User"),
+        env=env,
         cmd=_opt_strs(doc.get("Cmd"), "Cmd"),
         entrypoint=_opt_strs(doc.get("Entrypoint"), "Entrypoint"),
-        working_dir=str(doc.get("WorkingDir") or ""),
-        labels={str(k): str(v) for k, v in _obj(doc.get("Labels"), "Labels").items()},
-        tty=bool(doc.get("Tty")),
-        open_stdin=bool(doc.get("OpenStdin")),
-        stdin_once=bool(doc.get("StdinOnce")),
-        attach_stdin=bool(doc.get("AttachStdin")),
-        attach_stdout=bool(doc.get("AttachStdout")),
-        attach_stderr=bool(doc.get("AttachStderr")),
+        working_dir=_working_dir(f.string(doc.get("WorkingDir"), "WorkingDir")),
+        labels=f.str_map(doc.get("Labels"), "Labels"),
+        tty=f.boolean(doc.get("Tty"), "Tty"),
+        open_stdin=f.boolean(doc.get("OpenStdin"), "OpenStdin"),
+        stdin_once=f.boolean(doc.get("StdinOnce"), "StdinOnce"),
+        attach_stdin=f.boolean(doc.get("AttachStdin"), "AttachStdin"),
+        attach_stdout=f.boolean(doc.get("AttachStdout"), "AttachStdout"),
+        attach_stderr=f.boolean(doc.get("AttachStderr"), "AttachStderr"),
         exposed_ports=tuple(sorted(_obj(doc.get("ExposedPorts"), "ExposedPorts"))),
         volumes=tuple(sorted(_obj(doc.get("Volumes"), "Volumes"))),
-        stop_signal=str(doc.get("StopSignal") or ""),
-        stop_timeout=None if stop_timeout is None else _int(stop_timeout, "StopTimeout"),
+        stop_signal=stop_signal,
+        stop_timeout=f.opt_integer(doc.get("StopTimeout"), "StopTimeout", go_type="int"),
         healthcheck=_health(doc.get("Healthcheck")),
-        network_disabled=bool(doc.get("NetworkDisabled")),
-        mac_address=str(doc.get("MacAddress") or ""),
-        host=parse_host_config(_obj(doc.get("HostConfig"), "HostConfig")),
+        network_disabled=f.boolean(doc.get("NetworkDisabled"), "NetworkDisabled"),
+        mac_address=f.string(doc.get("MacAddress"), "MacAddress"),
+        host=host,
     )
 
 
@@ -207,83 +151,16 @@ def config_doc(c: Container) -> dict[str, Any]:
         doc["StopTimeout"] = s.stop_timeout
     if s.healthcheck is not None:
         doc["Healthcheck"] = health_to_json(s.healthcheck)
+    # The rest are `omitempty` in dockerd's Config.
+    if s.network_disabled:
+        doc["NetworkDisabled"] = True
+    if s.shell:
+        doc["Shell"] = list(s.shell)
     return doc
 
 
 def host_config_doc(c: Container) -> dict[str, Any]:
-    h = c.spec.host
-    return {
-        "Binds": list(h.binds) or None,
-        "ContainerIDFile": "",
-        "LogConfig": {"Type": h.log_config.type, "Config": dict(h.log_config.config)},
-        "NetworkMode": h.network_mode,
-        "PortBindings": {p: [{"HostIp": ip, "HostPort": port} for ip, port in b] for p, b in h.port_bindings.items()},
-        "RestartPolicy": {"Name": h.restart_policy.name, "MaximumRetryCount": h.restart_policy.maximum_retry_count},
-        "AutoRemove": h.auto_remove,
-        "VolumeDriver": "",
-        "VolumesFrom": None,
-        "ConsoleSize": list(h.console_size),
-        "CapAdd": list(h.cap_add) or None,
-        "CapDrop": list(h.cap_drop) or None,
-        "CgroupnsMode": "host",
-        "Dns": list(h.dns),
-        "DnsOptions": list(h.dns_options),
-        "DnsSearch": list(h.dns_search),
-        "ExtraHosts": list(h.extra_hosts) or None,
-        "GroupAdd": list(h.group_add) or None,
-        "IpcMode": h.ipc_mode,
-        "Cgroup": "",
-        "Links": None,
-        "OomScoreAdj": 0,
-        "PidMode": h.pid_mode,
-        "Privileged": h.privileged,
-        "PublishAllPorts": h.publish_all_ports,
-        "ReadonlyRootfs": h.readonly_rootfs,
-        "SecurityOpt": list(h.security_opt) or None,
-        "Tmpfs": dict(h.tmpfs) or None,
-        "UTSMode": h.uts_mode,
-        "UsernsMode": "",
-        "ShmSize": h.shm_size,
-        "Sysctls": dict(h.sysctls) or None,
-        "Runtime": c.runtime,
-        "Isolation": "",
-        "CpuShares": h.cpu_shares,
-        "Memory": h.memory,
-        "NanoCpus": h.nano_cpus,
-        "CgroupParent": "",
-        "BlkioWeight": 0,
-        "BlkioWeightDevice": [],
-        "BlkioDeviceReadBps": [],
-        "BlkioDeviceWriteBps": [],
-        "BlkioDeviceReadIOps": [],
-        "BlkioDeviceWriteIOps": [],
-        "CpuPeriod": 0,
-        "CpuQuota": 0,
-        "CpuRealtimePeriod": 0,
-        "CpuRealtimeRuntime": 0,
-        "CpusetCpus": "",
-        "CpusetMems": "",
-        "Devices": [],
-        "DeviceCgroupRules": None,
-        "DeviceRequests": None,
-        "MemoryReservation": 0,
-        "MemorySwap": h.memory_swap,
-        "MemorySwappiness": None,
-        "OomKillDisable": h.oom_kill_disable,
-        "PidsLimit": h.pids_limit,
-        "Ulimits": [],
-        "CpuCount": 0,
-        "CpuPercent": 0,
-        "IOMaximumIOps": 0,
-        "IOMaximumBandwidth": 0,
-        "Init": h.init,
-        "MaskedPaths": None if h.privileged else [
-            "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-            "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-            "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"],
-        "ReadonlyPaths": None if h.privileged else [
-            "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-    }  # fmt: skip
+    return host_config_spec_doc(c.spec.host, c.runtime)
 
 
 def state_doc(c: Container) -> dict[str, Any]:
@@ -353,10 +230,13 @@ def inspect_doc(c: Container, paths: Mapping[str, str], graph: Mapping[str, str]
 
 def mounts_doc(c: Container) -> list[dict[str, Any]]:
     out = []
-    for m in parse_mounts(c.spec.host.binds, c.spec.host.tmpfs):
+    for m in parse_mounts(c.spec.host.binds, c.spec.host.tmpfs, c.spec.host.mounts):
         if m.type == "bind":
             out.append({"Type": "bind", "Source": m.source, "Destination": m.destination, "Mode": m.mode,
                         "RW": not m.read_only, "Propagation": m.propagation})  # fmt: skip
+        elif m.from_api:
+            out.append({"Type": "tmpfs", "Source": "", "Destination": m.destination, "Mode": "",
+                        "RW": not m.read_only, "Propagation": ""})  # fmt: skip
         else:
             out.append({"Type": "tmpfs", "Source": "", "Destination": m.destination, "Mode": ",".join(m.options),
                         "RW": not m.read_only, "Propagation": ""})  # fmt: skip

@@ -1,0 +1,111 @@
+"""Readers of Docker's JSON fields that refuse what Go's decoder would refuse: a number
+for a string, a fraction or a value beyond int64 for an integer (dockerd answers 400)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dockyard.errors import InvalidArgument
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def _go_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+_EXPECTED = {"string": "a string", "bool": "a boolean", "int64": "an integer (int64)", "int": "an integer (int64)",
+             "uint16": "an integer from 0 to 65535", "uint32": "an integer from 0 to 4294967295",
+             "uint64": "an integer (uint64)", "uint": "an integer (uint64)", "int32": "an integer (int32)"}  # fmt: skip
+
+
+def type_error(field: str, value: Any, go_type: str) -> InvalidArgument:
+    """Go's decoder would fail here ("cannot unmarshal ... of type int64"); we say which field."""
+    shown = f"number {value}" if _go_type(value) == "number" else _go_type(value)
+    return InvalidArgument(f"invalid {field}: expected {_EXPECTED.get(go_type, go_type)}, got {shown}")
+
+
+def obj(value: Any, what: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"invalid {what}: expected an object")
+    return value
+
+
+def string(value: Any, field: str, default: str = "") -> str:
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise type_error(field, value, "string")
+    return value
+
+
+def strs(value: Any, what: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidArgument(f"invalid {what}: expected a list of strings")
+    return tuple(value)
+
+
+def opt_strs(value: Any, what: str) -> tuple[str, ...] | None:
+    return None if value is None else strs(value, what)
+
+
+def str_map(value: Any, field: str) -> dict[str, str]:
+    """A JSON object of strings (Labels, Tmpfs, Sysctls, ...)."""
+    out = {}
+    for key, item in obj(value, field).items():
+        if not isinstance(item, str):
+            raise type_error(field, item, "string")
+        out[str(key)] = item
+    return out
+
+
+def integer(value: Any, field: str, default: int = 0, go_type: str = "int64") -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise type_error(field, value, go_type)
+    if isinstance(value, float) and not value.is_integer():
+        raise type_error(field, value, go_type)
+    number = int(value)
+    low, high = (0, 2**64 - 1) if go_type.startswith("uint") else (INT64_MIN, INT64_MAX)
+    if go_type == "uint16":
+        low, high = 0, 2**16 - 1
+    elif go_type == "uint32":
+        low, high = 0, 2**32 - 1
+    elif go_type == "int32":
+        low, high = -(2**31), 2**31 - 1
+    if not low <= number <= high:
+        raise type_error(field, value, go_type)
+    return number
+
+
+def opt_integer(value: Any, field: str, go_type: str = "int64") -> int | None:
+    return None if value is None else integer(value, field, go_type=go_type)
+
+
+def boolean(value: Any, field: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise type_error(field, value, "bool")
+    return value
+
+
+def opt_boolean(value: Any, field: str) -> bool | None:
+    return None if value is None else boolean(value, field)
