@@ -37,3 +37,23 @@ class Unavailable(DockyardError):
 
 class Internal(DockyardError):
     """Something failed inside the daemon or below it (500)."""
+
+
+class StartFailed(DockyardError):
+    """The runtime could not start a container's or an exec's process.
+
+    exit_code is what dockerd records for it: 126 (not executable, permission denied),
+    127 (not found), 128 (anything else). Raised as one of the two kinds below.
+    """
+
+    def __init__(self, message: str, exit_code: int = 128) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class CommandNotRunnable(StartFailed, InvalidArgument):
+    """The user's command cannot run: missing, not executable, a bad working directory (400)."""
+
+
+class RuntimeFailed(StartFailed, Internal):
+    """The runtime failed for another reason (500)."""

@@ -15,7 +15,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.errors import Internal, InvalidArgument
+from dockyard.errors import Internal, StartFailed
+from dockyard.runtime.failures import start_failure
 
 log = logging.getLogger(__name__)
 
@@ -101,21 +102,9 @@ async def _read_sync(fd: int) -> list[dict[str, object]]:
         loop.remove_reader(fd)
 
 
-def _runtime_error(message: str) -> Exception:
+def _runtime_error(message: str) -> StartFailed:
     """Sort a runtime failure: the user's command problems are theirs (400), others ours."""
-    lowered = message.lower()
-    if "executable file not found" in lowered or "no such file or directory" in lowered or "permission denied" in lowered:
-        return InvalidArgument(_tidy(message))
-    return Internal(_tidy(message))
-
-
-def _tidy(message: str) -> str:
-    text = message.strip()
-    # conmon prefixes with the runtime's stderr path; keep the part a user can act on.
-    marker = "exec: "
-    if marker in text:
-        return "failed to create task for container: OCI runtime create failed: " + text[text.index(marker):].rstrip('"\n')
-    return "OCI runtime create failed: " + text
+    return start_failure(message, "create")
 
 
 async def create(req: ConmonRequest) -> Created:
