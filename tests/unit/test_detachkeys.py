@@ -81,14 +81,14 @@ def _chunkings(stream: bytes) -> list[list[bytes]]:
     n = len(stream)
     for mask in range(1 << max(n - 1, 0)):
         cuts = [0] + [i + 1 for i in range(n - 1) if mask >> i & 1] + [n]
-        cuts_all.append([stream[a:b] for a, b in zip(cuts, cuts[1:], strict=False)])
+        cuts_all.append([stream[a:b] for a, b in itertools.pairwise(cuts)])
     return cuts_all
 
 
 @pytest.mark.parametrize("keys", [b"\x10\x11", b"\x10", b"aab", b"aba", b"aaa", b"abab", b"\x10\x10\x11"])
 def test_scanner_matches_reference_for_every_stream_and_chunking(keys: bytes) -> None:
     alphabet = sorted(set(keys)) + [ord("x")]
-    for length in range(0, 7):
+    for length in range(7):
         for combo in itertools.product(alphabet, repeat=length):
             stream = bytes(combo)
             expected = _reference(stream, keys)

@@ -33,20 +33,22 @@ class ExecSpec:
 
 
 def replace_or_append(defaults: Sequence[str], overrides: Iterable[str]) -> list[str]:
-    """dockerd's ReplaceOrAppendEnvValues: KEY=value replaces KEY in place or appends;
-    a bare KEY (no '=') removes it."""
-    env = list(defaults)
+    """dockerd's ReplaceOrAppendEnvValues: KEY=value replaces KEY in place or appends; a
+    bare KEY (no '=') removes it. As there, only keys of `defaults` are looked up (the last
+    one of a duplicated key), so two overrides of a new key are both appended."""
+    env: list[str | None] = list(defaults)
+    index = {item.partition("=")[0]: i for i, item in enumerate(defaults)}
     for item in overrides:
         key, sep, _ = item.partition("=")
-        at = next((i for i, e in enumerate(env) if e.partition("=")[0] == key), None)
+        at = index.get(key)
         if not sep:
             if at is not None:
-                del env[at]
+                env[at] = None
         elif at is None:
             env.append(item)
         else:
             env[at] = item
-    return env
+    return [item for item in env if item is not None]
 
 
 def exec_env(spec: ExecSpec) -> list[str]:
