@@ -22,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,8 @@ from dockyard.runtime import conmon
 from dockyard.runtime.attach import AttachConnection
 from dockyard.runtime.execspec import ExecSpec, exec_process
 from dockyard.runtime.failures import start_failure
+
+log = logging.getLogger(__name__)
 
 _TIMEOUT = 30.0
 _GO = b"0"
@@ -237,6 +241,7 @@ class _Launch:
 
     async def run(self) -> ExecProcess:
         req = self.req
+        t0 = time.perf_counter()
         first = await self._spawn()
         stderr = await first.stderr.read() if first.stderr is not None else b""
         # The first conmon exits once its daemonized child runs, after writing that child's pid.
@@ -247,11 +252,17 @@ class _Launch:
         ready = await self.ready.next()
         if ready is None or ready.get("data") != 0:
             raise Internal(f"conmon did not set up the exec session: {ready}")
+        t_ready = time.perf_counter()
         if req.attach:
             self.attach = await AttachConnection.connect(req.attach_socket)
         self.went = True
         os.write(self.start_w, _GO)
         pid = _started_pid(await self.sync.next())
+        t_started = time.perf_counter()
+        log.debug(
+            "exec %s: conmon ready %.1f ms, runtime exec %.1f ms",
+            req.exec_id[:12], (t_ready - t0) * 1e3, (t_started - t_ready) * 1e3,
+        )  # fmt: skip
         return ExecProcess(req, pid, self.monitor, self.attach)
 
     async def _spawn(self) -> asyncio.subprocess.Process:
