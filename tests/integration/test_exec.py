@@ -203,6 +203,35 @@ def test_resize_through_the_ctl_fifo_changes_the_size(box: Box) -> None:
     asyncio.run(scenario())
 
 
+def test_tty_exec_survives_its_client_leaving(box: Box) -> None:
+    async def scenario() -> None:
+        proc = await start_exec(box.request("cat", stdin=True, tty=True))
+        try:
+            assert proc.attach is not None
+            proc.attach.close()  # as after the detach keys: the session leaves, the process stays
+            await asyncio.sleep(0.3)
+            assert Path(f"/proc/{proc.pid}").exists() and not proc.exit_file.exists()
+            os.kill(proc.pid, signal.SIGKILL)
+            assert await asyncio.wait_for(proc.wait(), 10) == 137
+        finally:
+            proc.close()
+
+    asyncio.run(scenario())
+
+
+def test_pipe_stdin_ends_with_the_client(box: Box) -> None:
+    async def scenario() -> None:
+        proc = await start_exec(box.request("cat", stdin=True))
+        try:
+            assert proc.attach is not None
+            proc.attach.close()
+            assert await asyncio.wait_for(proc.wait(), 10) == 0  # cat saw EOF
+        finally:
+            proc.close()
+
+    asyncio.run(scenario())
+
+
 def test_user_resolved_in_the_rootfs(box: Box) -> None:
     nobody = resolve_in_rootfs(box.rootfs, "nobody")
     code, packets = asyncio.run(_run(box.request("sh", "-c", "id -u; id -g", user=nobody)))

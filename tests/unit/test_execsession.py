@@ -48,7 +48,7 @@ def test_argv_names_the_session_files_and_exec_mode() -> None:
     assert _value(argv, "-l") == "none"  # exec output is not the container's log
     assert _value(argv, "--exec-process-spec") == str(req.process_file)
     assert "-e" in argv and "--exec-attach" in argv and "--no-sync-log" in argv
-    assert "--persist-dir" not in argv and "--leave-stdin-open" not in argv
+    assert "--persist-dir" not in argv
 
 
 def test_runtime_args_are_passed_one_by_one() -> None:
@@ -61,6 +61,7 @@ def test_tty_and_stdin_flags() -> None:
     for tty, stdin, attach in itertools.product((False, True), repeat=3):
         argv = exec_argv(_req(tty=tty, stdin=stdin, attach=attach))
         assert ("-t" in argv) == tty and ("-i" in argv) == stdin
+        assert ("--leave-stdin-open" in argv) == (tty and stdin)
         # Detached or not, conmon waits for our go: the monitor's pid is known before the process runs.
         assert "--exec-attach" in argv
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from dockyard.errors import InvalidArgument
 from dockyard.linux.capabilities import CAPABILITY_BITS
 from dockyard.runtime.execspec import (
     ExecSpec,
@@ -190,8 +191,8 @@ def test_no_new_privileges_defaults_false() -> None:
     assert exec_process(_spec(), container)["noNewPrivileges"] is False
 
 
-def test_an_empty_command_is_refused() -> None:
-    with pytest.raises(ValueError):
+def test_an_empty_command_is_refused_in_dockerds_words() -> None:
+    with pytest.raises(InvalidArgument, match="^No exec command specified$"):
         exec_process(_spec(args=()), _container())
 
 

@@ -100,6 +100,10 @@ def exec_argv(req: ExecRequest) -> list[str]:
         argv.append("-t")
     if req.stdin:
         argv.append("-i")
+        if req.spec.tty:
+            # dockerd never closes a tty's stdin when the client leaves (detach keys, EOF):
+            # only a pipe's stdin ends with the client's (attach.go: CloseStdin && !TTY).
+            argv.append("--leave-stdin-open")
     return argv
 
 
@@ -129,8 +133,8 @@ class ExecProcess:
         conmon.resize(self.request.directory, height, width)
 
     def close(self) -> None:
-        """Release the pidfd and the attach socket, and remove the session's directory
-        (after wait(): the exit file lives there)."""
+        """Release the pidfd and the attach socket, and remove the session's directory.
+        Call it once wait() returned (the exit file lives there) and the attach pump ended."""
         self.monitor.close()
         if self.attach is not None:
             self.attach.close()
@@ -211,10 +215,10 @@ async def start_exec(req: ExecRequest) -> ExecProcess:
     not start the process, Internal when conmon itself failed. On any failure, and when
     cancelled, nothing is left: no process, no conmon, no session directory.
     """
-    # A few small files on the exec root's tmpfs: not worth a thread hop on this hot path.
-    _write_session(req)
     launch = _Launch(req)
     try:
+        # A few small files on the exec root's tmpfs: not worth a thread hop on this hot path.
+        _write_session(req)
         async with asyncio.timeout(_TIMEOUT):
             return await launch.run()
     except BaseException as exc:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dockyard.errors import InvalidArgument
 from dockyard.linux.capabilities import CAPABILITY_BITS
 from dockyard.runtime.spec import DEFAULT_PATH, ProcessUser
 
@@ -69,7 +70,7 @@ def exec_process(spec: ExecSpec, container: Mapping[str, Any], host_caps: frozen
     a privileged exec needs it.
     """
     if not spec.args:
-        raise ValueError("an exec needs a command")
+        raise InvalidArgument("No exec command specified")
     process: dict[str, Any] = {k: v for k, v in container.items() if k not in _REPLACED}
     process["terminal"] = spec.tty
     height, width = spec.console_size
