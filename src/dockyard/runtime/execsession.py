@@ -14,7 +14,9 @@ The handshake (conmon 2.1.6, src/conmon.c) uses three pipes named in the environ
 Between the attach message and our go we connect to the attach socket (so not a byte of
 output is lost) and open a pidfd on the session's conmon (it cannot exit while it waits
 for us, so the pidfd is surely the right process). conmon closes the attach socket when the
-process has exited and its output is drained, then writes the exit file and exits.
+process has exited and its output is drained, then writes the exit file and exits. (It
+also writes the exit code to the sync pipe, which we closed once the pid was known: that
+write fails after the exit file is written, and only changes conmon's own exit status.)
 """
 
 from __future__ import annotations
