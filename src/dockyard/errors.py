@@ -40,16 +40,19 @@ class Internal(DockyardError):
 
 
 class StartFailed(DockyardError):
-    """The OCI runtime could not start the process. `exit_code` is what dockerd records for
-    it: 126 (not executable), 127 (not found) or 128 (anything else)."""
+    """The runtime could not start a container's or an exec's process.
 
-    def __init__(self, message: str, exit_code: int) -> None:
+    exit_code is what dockerd records for it: 126 (not executable, permission denied),
+    127 (not found), 128 (anything else). Raised as one of the two kinds below.
+    """
+
+    def __init__(self, message: str, exit_code: int = 128) -> None:
         super().__init__(message)
         self.exit_code = exit_code
 
 
 class CommandNotRunnable(StartFailed, InvalidArgument):
-    """The user's command cannot run (126, 127): the request's fault (400)."""
+    """The user's command cannot run: missing, not executable, a bad working directory (400)."""
 
 
 class RuntimeFailed(StartFailed, Internal):

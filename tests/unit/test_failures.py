@@ -1,44 +1,117 @@
-"""runtime.failures.start_failure: dockerd's exit code and fault for a refused start."""
+"""Start failures: the runtime's stderr becomes dockerd's words, kind and exit code."""
 
 from __future__ import annotations
 
 import pytest
 
-from dockyard.errors import CommandNotRunnable, Internal, InvalidArgument, RuntimeFailed
-from dockyard.runtime.failures import start_failure
-
-
-@pytest.mark.parametrize(
-    ("message", "code"),
-    [
-        ('exec: "nosuch": executable file not found in $PATH', 127),
-        ("exec /no/such/binary: no such file or directory", 127),
-        ("exec /etc/passwd: permission denied", 126),
-        ("mount /x to rootfs: not a directory", 127),
-    ],
+from dockyard.errors import (
+    CommandNotRunnable,
+    Internal,
+    InvalidArgument,
+    RuntimeFailed,
+    StartFailed,
 )
-def test_the_users_command_is_the_users_fault(message: str, code: int) -> None:
-    err = start_failure(message)
-    assert isinstance(err, CommandNotRunnable) and isinstance(err, InvalidArgument)
-    assert err.exit_code == code
+from dockyard.runtime.failures import classify, failure_text, runtime_reason, start_failure
+
+RUNC_EXEC_NOT_FOUND = (
+    'time="2026-12-01T21:46:05Z" level=error msg="exec failed: unable to start container process: '
+    'exec: \\"nosuch\\": executable file not found in $PATH"\n'
+)
+RUNC_CREATE_MISSING = (
+    'time="2026-12-01T21:46:05Z" level=error msg="runc create failed: unable to start container process: '
+    'exec: \\"/no/such/binary\\": stat /no/such/binary: no such file or directory"\n'
+)
 
 
-def test_anything_else_is_the_runtimes_fault() -> None:
-    err = start_failure("cgroup: cannot enter")
-    assert isinstance(err, RuntimeFailed) and isinstance(err, Internal)
-    assert err.exit_code == 128
-    assert err.message == "OCI runtime create failed: cgroup: cannot enter"
-
-
-def test_the_message_keeps_the_part_a_user_can_act_on() -> None:
-    err = start_failure('/usr/bin/runc: blah: exec: "nosuch": executable file not found in $PATH"\n')
+def test_exec_not_found_reads_as_dockerd() -> None:
+    err = start_failure(RUNC_EXEC_NOT_FOUND, "exec")
+    assert isinstance(err, CommandNotRunnable) and isinstance(err, InvalidArgument) and isinstance(err, StartFailed)
+    assert err.exit_code == 127
     assert err.message == (
-        'failed to create task for container: OCI runtime create failed: exec: "nosuch": '
-        "executable file not found in $PATH"
+        'OCI runtime exec failed: exec failed: unable to start container process: exec: "nosuch": '
+        "executable file not found in $PATH: unknown"
     )
 
 
-def test_a_not_found_message_about_another_path_is_not_the_command() -> None:
-    # dockerd says 127 only when the missing file is the command itself.
-    err = start_failure("open /etc/whatever: no such file or directory", command="sh")
-    assert isinstance(err, RuntimeFailed)
+def test_create_missing_binary_reads_as_dockerd() -> None:
+    err = start_failure(RUNC_CREATE_MISSING, "create")
+    assert isinstance(err, CommandNotRunnable) and err.exit_code == 127
+    assert err.message == (
+        "failed to create task for container: failed to create shim task: OCI runtime create failed: "
+        'runc create failed: unable to start container process: exec: "/no/such/binary": '
+        "stat /no/such/binary: no such file or directory: unknown"
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "kind", "code", "suffix"),
+    [
+        ('exec: "/etc/passwd": permission denied', CommandNotRunnable, 126, ""),
+        ("exec: PERMISSION DENIED", CommandNotRunnable, 126, ""),
+        ('exec: "/tmp": is a directory', CommandNotRunnable, 126, ": permission denied"),
+        ("mounting x to rootfs: not a directory", CommandNotRunnable, 127,
+         (": Are you trying to mount a directory onto a file (or vice-versa)? "
+          "Check if the specified host path exists and is the expected type")),
+        ('exec: "x": executable file not found in $PATH', CommandNotRunnable, 127, ""),
+        ("chdir to cwd (\"/nope\") set in config.json failed: no such file or directory", CommandNotRunnable, 127, ""),
+        ("The system cannot find the file specified", CommandNotRunnable, 127, ""),
+        ("failed to run runc create/exec call", CommandNotRunnable, 127, ""),
+        ("unable to apply caps: operation not permitted", RuntimeFailed, 128, ""),
+        ("cannot exec in a stopped container", RuntimeFailed, 128, ""),
+        ("", RuntimeFailed, 128, ""),
+    ],
+)  # fmt: skip
+def test_classification_follows_set_exit_code_from_error(reason: str, kind: type[StartFailed], code: int, suffix: str) -> None:
+    text = failure_text(reason, "exec")
+    err = classify(text)
+    assert type(err) is kind and err.exit_code == code and err.message == text + suffix
+
+
+def test_permission_denied_wins_over_not_found() -> None:
+    assert classify("no such file or directory: permission denied").exit_code == 126
+
+
+def test_runtime_failed_is_internal() -> None:
+    err = start_failure('level=error msg="unable to apply caps: operation not permitted"', "exec")
+    assert isinstance(err, RuntimeFailed) and isinstance(err, Internal) and not isinstance(err, InvalidArgument)
+    assert err.message == "OCI runtime exec failed: unable to apply caps: operation not permitted: unknown"
+
+
+@pytest.mark.parametrize(
+    ("stderr", "reason"),
+    [
+        (RUNC_EXEC_NOT_FOUND, 'exec failed: unable to start container process: exec: "nosuch": executable file not found in $PATH'),
+        ('{"level":"error","msg":"json \\"quoted\\"","time":"x"}\n', 'json "quoted"'),
+        ("crun: executable file `nosuch` not found in $PATH: No such file or directory\n",
+         "crun: executable file `nosuch` not found in $PATH: No such file or directory"),
+        ('level=warning msg="first"\nlevel=error msg="second"\nlevel=info msg="third"\n', "second"),
+        ('level=warning msg="only a warning"\n', "only a warning"),
+        ('level=warning msg="w"\nplain failure text\n', "plain failure text"),
+        ("level=error msg=bare\n", "bare"),
+        ('level=error msg="tab\\there \\x41\\u00e9 back\\\\slash"', "tab\there A\u00e9 back\\slash"),
+        ('level=error msg="odd \\q escape"', "odd \\q escape"),
+        ("   \n\n", ""),
+        ("", ""),
+        ("{not json\n", "{not json"),
+        ('{"msg": 5}\n', '{"msg": 5}'),
+    ],
+)  # fmt: skip
+def test_runtime_reason(stderr: str, reason: str) -> None:
+    assert runtime_reason(stderr) == reason
+
+
+def test_failure_text_per_operation() -> None:
+    assert failure_text("r", "exec") == "OCI runtime exec failed: r: unknown"
+    assert failure_text("r", "create") == (
+        "failed to create task for container: failed to create shim task: OCI runtime create failed: r: unknown"
+    )
+    assert failure_text("r", "start") == "OCI runtime start failed: r: unknown"
+
+
+def test_empty_message_still_says_what_failed() -> None:
+    err = start_failure("", "exec")
+    assert isinstance(err, RuntimeFailed) and "exec failed" in err.message
+
+
+def test_start_failed_defaults_to_128() -> None:
+    assert StartFailed("x").exit_code == 128 and StartFailed("x", 127).exit_code == 127

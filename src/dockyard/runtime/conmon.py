@@ -138,7 +138,7 @@ async def create(req: ConmonRequest) -> Created:
     pid = next((int(m["data"]) for m in messages if "data" in m), -1)  # type: ignore[call-overload]
     if pid <= 0:
         message = next((str(m.get("message")) for m in messages if m.get("message")), "")
-        raise start_failure(message or stderr.decode(errors="replace") or "conmon failed to create the container")
+        raise start_failure(message or stderr.decode(errors="replace") or "conmon failed to create the container", "create")
     monitor_pid = int((req.bundle / "conmon.pid").read_text().strip())
     return Created(pid=pid, monitor_pid=monitor_pid)
 

@@ -1,34 +1,124 @@
-"""What a runtime's refusal to start a process means, in dockerd's terms (daemon/start.go)."""
+"""Why a process did not start: the runtime's stderr, sorted by dockerd's rules.
+
+dockerd (daemon/errors.go `setExitCodeFromError`) looks for words in the error text: the
+user's command problems become 400 with exit code 126 or 127, anything else 500 with 128.
+The docker CLI chooses its own exit code from the same words, so the text must keep them.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+
 from dockyard.errors import CommandNotRunnable, RuntimeFailed, StartFailed
 
-_NOT_FOUND = ("executable file not found", "no such file or directory", "system cannot find the file specified")
+EXIT_NOT_EXECUTABLE = 126  # cannot be invoked: permission denied, a directory
+EXIT_NOT_FOUND = 127  # no such command, or a bad mount
+EXIT_UNKNOWN = 128
+
+_NOT_FOUND_WORDS = (
+    "executable file not found",
+    "no such file or directory",
+    "system cannot find the file specified",
+    "failed to run runc create/exec call",
+)
 _MOUNT_HINT = (
     ": Are you trying to mount a directory onto a file (or vice-versa)? "
     "Check if the specified host path exists and is the expected type"
 )
+# A logrus text line from runc: time="..." level=error msg="..." (msg is a Go-quoted string).
+_LOGRUS = re.compile(r'level=(?P<level>\w+)\s+msg=(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<bare>\S+))')
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
 
 
-def start_failure(runtime_message: str, command: str = "") -> StartFailed:
-    """One classification for every start (containers and execs): the exit code dockerd
-    records and whether the user's command (400) or the runtime (500) is at fault."""
-    message = _tidy(runtime_message)
-    lowered = message.lower()
-    if (not command or command.lower() in lowered) and any(s in lowered for s in _NOT_FOUND):
-        return CommandNotRunnable(message, 127)
+def runtime_reason(stderr: str) -> str:
+    """The error a runtime printed, without its log decoration: runc's logrus text or JSON
+    lines (the last error wins), otherwise the text as it is (crun prints plain lines)."""
+    error = logged = plain = ""
+    for line in stderr.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        level, msg = _log_line(line)
+        if msg is None:
+            plain = line
+        elif level in ("error", "fatal", "panic"):
+            error = msg
+        else:
+            logged = msg
+    return error or plain or logged
+
+
+def _log_line(line: str) -> tuple[str, str | None]:
+    if line.startswith("{"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return "", None
+        if isinstance(record, dict) and isinstance(record.get("msg"), str):
+            return str(record.get("level", "")), record["msg"]
+        return "", None
+    match = _LOGRUS.search(line)
+    if match is None:
+        return "", None
+    quoted = match.group("quoted")
+    return match.group("level"), _unquote(quoted) if quoted is not None else match.group("bare")
+
+
+def _unquote(text: str) -> str:
+    """Undo Go's strconv.Quote escapes (enough for error messages)."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch != "\\" or i + 1 == len(text):
+            out.append(ch)
+            i += 1
+            continue
+        nxt = text[i + 1]
+        width = {"x": 2, "u": 4, "U": 8}.get(nxt, 0)
+        if width:
+            digits = text[i + 2 : i + 2 + width]
+            try:
+                out.append(chr(int(digits, 16)))
+                i += 2 + width
+                continue
+            except ValueError:
+                pass
+        out.append(_ESCAPES.get(nxt, "\\" + nxt))
+        i += 2
+    return "".join(out)
+
+
+def failure_text(reason: str, operation: str) -> str:
+    """dockerd's wording around the runtime's reason (containerd's shim adds ': unknown')."""
+    if operation == "create":
+        head = "failed to create task for container: failed to create shim task: OCI runtime create failed: "
+    else:
+        head = f"OCI runtime {operation} failed: "
+    return f"{head}{reason}: unknown"
+
+
+def classify(text: str) -> StartFailed:
+    """dockerd's setExitCodeFromError on an already worded message."""
+    lowered = text.lower()
     if "permission denied" in lowered:
-        return CommandNotRunnable(message, 126)
+        return CommandNotRunnable(text, EXIT_NOT_EXECUTABLE)
+    if "is a directory" in lowered:
+        # As dockerd: the CLI looks for "permission denied" to exit 126.
+        return CommandNotRunnable(text + ": permission denied", EXIT_NOT_EXECUTABLE)
     if "not a directory" in lowered:
-        return CommandNotRunnable(message + _MOUNT_HINT, 127)
-    return RuntimeFailed(message, 128)
+        return CommandNotRunnable(text + _MOUNT_HINT, EXIT_NOT_FOUND)
+    if any(words in lowered for words in _NOT_FOUND_WORDS):
+        return CommandNotRunnable(text, EXIT_NOT_FOUND)
+    return RuntimeFailed(text, EXIT_UNKNOWN)
 
 
-def _tidy(message: str) -> str:
-    text = message.strip()
-    # conmon prefixes with the runtime's stderr path; keep the part a user can act on.
-    marker = "exec: "
-    if marker in text:
-        return "failed to create task for container: OCI runtime create failed: " + text[text.index(marker):].rstrip('"\n')
-    return "OCI runtime create failed: " + text
+def start_failure(runtime_message: str, operation: str) -> StartFailed:
+    """The typed error for a runtime that could not start a process.
+
+    `runtime_message` is the runtime's stderr (as conmon relays it); `operation` is the
+    runtime command that failed: "create" for a container, "exec" for an exec session.
+    """
+    reason = runtime_reason(runtime_message) or f"{operation} failed without a message"
+    return classify(failure_text(reason, operation))
