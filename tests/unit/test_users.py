@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dockyard.errors import InvalidArgument
 from dockyard.runtime.spec import ProcessUser
-from dockyard.runtime.users import GroupEntry, PasswdEntry, parse_group, parse_passwd, resolve_user
+from dockyard.runtime.users import (
+    GroupEntry,
+    PasswdEntry,
+    parse_group,
+    parse_passwd,
+    resolve_in_rootfs,
+    resolve_user,
+)
 
 PASSWD = """\
 root:x:0:0:root:/root:/bin/sh
@@ -190,3 +199,15 @@ def test_explicit_group_has_no_membership_groups(
     passwd: list[PasswdEntry], groups: list[GroupEntry]
 ) -> None:
     assert resolve_user("app:daemon", passwd, groups) == ProcessUser(1000, 1, ())
+
+
+def test_account_files_are_read_inside_the_rootfs_never_through_a_symlink_out(tmp_path: Path) -> None:
+    # A container whose /etc points at / must not make the daemon read the host's /etc/passwd
+    # (which has `daemon`); inside its root, /etc/passwd is /passwd: the container's own.
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    (rootfs / "etc").symlink_to("/")
+    with pytest.raises(InvalidArgument):
+        resolve_in_rootfs(rootfs, "daemon")
+    (rootfs / "passwd").write_text("daemon:x:4242:4242::/:/bin/sh\n")
+    assert resolve_in_rootfs(rootfs, "daemon").uid == 4242

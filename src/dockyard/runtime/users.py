@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.errors import InvalidArgument
+from dockyard.linux.rootpath import ContainerRoot
 from dockyard.runtime.spec import ProcessUser
 
 
@@ -91,16 +92,16 @@ def resolve_user(
 
 
 def resolve_in_rootfs(rootfs: Path, spec: str, group_add: Sequence[str] = ()) -> ProcessUser:
-    """Read the container's own account files (a symlink must not lead out of the rootfs)."""
-    def read(rel: str) -> str:
-        path = rootfs / rel
-        try:
-            if path.is_symlink():
-                return ""
-            return path.read_text(errors="replace")
-        except OSError:
-            return ""
-
+    """Read the container's own account files, resolved inside its root: an `/etc` that is a
+    symlink to `/` must not make the daemon read the host's (linux/rootpath.py)."""
     if not spec and not group_add:
         return ProcessUser()
-    return resolve_user(spec, parse_passwd(read("etc/passwd")), parse_group(read("etc/group")), group_add)
+    with ContainerRoot(rootfs) as root:
+        passwd = root.read_file("/etc/passwd") or b""
+        group = root.read_file("/etc/group") or b""
+    return resolve_user(
+        spec,
+        parse_passwd(passwd.decode(errors="replace")),
+        parse_group(group.decode(errors="replace")),
+        group_add,
+    )
