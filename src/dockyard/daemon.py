@@ -101,7 +101,7 @@ async def _compose_and_serve(
     def files(container_id: str) -> ContainerFiles:
         return ContainerFiles(config, container_id)
 
-    attachments = Attachments(table, lambda cid: files(cid).attach_socket)
+    attachments = Attachments(table, lambda cid: files(cid).attach_socket, events)
     netns = await stack.enter_async_context(NetnsPool(config.exec_root / "netns"))
     exits = await stack.enter_async_context(ExitMonitor())
     mounts = RootfsMounts(dirs, images.layer_cache_ids)

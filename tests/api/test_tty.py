@@ -93,3 +93,79 @@ def test_kill_with_signal_reaches_the_process(daemon: Daemon, busybox: str, sign
         assert f"got-{signal}" in daemon.out("logs", f"sig-{signal}")
     finally:
         daemon.docker("rm", "-f", f"sig-{signal}", check=False)
+
+
+def _running(daemon: Daemon, name: str) -> bool:
+    return json.loads(daemon.out("inspect", name))[0]["State"]["Running"] is True
+
+
+def test_detach_keys_leave_run_it_running_and_attach_works_again(daemon: Daemon, busybox: str) -> None:
+    child = _spawn(daemon, f"docker run -it --name tty-detach {busybox} sh")
+    try:
+        child.expect("# ")
+        child.sendline("echo before-$((2+3))")
+        child.expect("before-5")
+        child.send("\x10\x11")  # ctrl-p ctrl-q
+        child.expect(pexpect.EOF)
+        child.close()
+        assert _running(daemon, "tty-detach")
+        again = _spawn(daemon, "docker attach --detach-keys ctrl-x tty-detach")
+        try:
+            again.sendline("echo again-$((3+4))")
+            again.expect("again-7")
+            again.send("\x18")  # ctrl-x: the keys given this time
+            again.expect(pexpect.EOF)
+        finally:
+            again.close(force=True)
+        assert _running(daemon, "tty-detach")
+    finally:
+        child.close(force=True)
+        daemon.docker("rm", "-f", "tty-detach", check=False)
+
+
+def test_bad_detach_keys_are_refused(daemon: Daemon, busybox: str) -> None:
+    daemon.docker("run", "-dit", "--name", "tty-badkeys", busybox, "sh")
+    try:
+        child = _spawn(daemon, "docker attach --detach-keys ctrl-bogus tty-badkeys")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus != 0
+        assert "received 400" in (child.before or b"").decode()  # the CLI's words for it
+        import docker.errors
+
+        client = daemon.client()
+        url = client.api._url("/containers/{0}/attach", "tty-badkeys")  # noqa: SLF001
+        with pytest.raises(docker.errors.APIError) as info:
+            client.api._raise_for_status(client.api._post(url, params={"stream": 1, "detachKeys": "ctrl-bogus"}))  # noqa: SLF001
+        assert info.value.status_code == 400
+        assert "Invalid detach keys (ctrl-bogus) provided" in str(info.value.explanation)
+        assert _running(daemon, "tty-badkeys")
+    finally:
+        daemon.docker("rm", "-f", "tty-badkeys", check=False)
+
+
+def test_the_daemon_sees_detach_keys_a_raw_client_sends(daemon: Daemon, busybox: str) -> None:
+    """The CLI detaches by itself; a raw client (docker-py's attach socket) relies on the daemon."""
+    daemon.docker("run", "-dit", "--name", "tty-raw", busybox, "sh")
+    try:
+        sock = daemon.client().api.attach_socket(
+            "tty-raw", params={"stdin": 1, "stdout": 1, "stream": 1, "detachKeys": "ctrl-a,x"}
+        )
+        raw = sock._sock  # noqa: SLF001 - the socket under docker-py's wrapper
+        raw.settimeout(10)
+        raw.sendall(b"echo raw-$((5+5))\n")
+        seen = b""
+        while b"raw-10" not in seen:
+            seen += raw.recv(4096)
+        raw.sendall(b"\x01x")
+        while raw.recv(4096):
+            pass  # the daemon ends the session
+        raw.close()
+        assert _running(daemon, "tty-raw")
+        # The CLI turns durations into whole seconds: end the replay a second from now.
+        until = str(int(time.time()) + 1)
+        actions = daemon.out("events", "--since", "60s", "--until", until, "--filter", "container=tty-raw",
+                             "--format", "{{.Action}}").splitlines()  # fmt: skip
+        assert "detach" in actions
+    finally:
+        daemon.docker("rm", "-f", "tty-raw", check=False)

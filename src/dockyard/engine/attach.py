@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from dockyard.engine.events import EventBus
 from dockyard.engine.table import ContainerTable
 from dockyard.errors import Conflict
 from dockyard.model.containers import Container
+from dockyard.model.detachkeys import DetachKeys
+from dockyard.model.events import attributes_of
 from dockyard.model.stdio import Pipe
 from dockyard.runtime.attach import AttachConnection
 
@@ -37,12 +41,21 @@ class AttachOptions:
     stdin: bool
     stdout: bool
     stderr: bool
-    stdin_once: bool  # client EOF closes the container's stdin (docker run -i)
+    stdin_once: bool  # client EOF closes the process's stdin (docker run -i, exec -i)
+    tty: bool = False
+    detach_keys: DetachKeys | None = None  # honoured on a TTY only, as dockerd does
+
+
+class SessionEnd(enum.Enum):
+    OUTPUT_ENDED = "output-ended"  # the process closed its output (it exited)
+    DETACHED = "detached"  # the client typed the detach keys: the process goes on
+    CLIENT_LEFT = "client-left"  # the client went away or closed a TTY session's stdin
 
 
 class Attachments:
-    def __init__(self, table: ContainerTable, socket_of: Callable[[str], Path]) -> None:
+    def __init__(self, table: ContainerTable, socket_of: Callable[[str], Path], events: EventBus) -> None:
         self._table = table
+        self._events = events
         self._socket_of = socket_of
         self._waiting: dict[str, list[asyncio.Future[AttachConnection | None]]] = {}
 
@@ -82,8 +95,8 @@ class Attachments:
     async def join(self, c: Container, client: ClientStream, opts: AttachOptions, frame: Framer) -> None:
         """One attach session: the client joined to the container's streams until either ends."""
         conn = await self.connect(c)
-        if conn is not None:
-            await pump(client, conn, opts, frame)
+        if conn is not None and await pump(client, conn, opts, frame) is SessionEnd.DETACHED:
+            self._events.publish("container", "detach", c.id, attributes_of(c))
 
     def release(self, container_id: str) -> None:
         """No start is coming (it failed, or the container is gone): early attaches end."""
@@ -92,15 +105,17 @@ class Attachments:
                 fut.set_result(None)
 
 
-async def pump(client: ClientStream, conn: AttachConnection, opts: AttachOptions, frame: Framer) -> None:
-    """Copy both ways until the container's output ends or the client leaves.
+async def pump(client: ClientStream, conn: AttachConnection, opts: AttachOptions, frame: Framer) -> SessionEnd:
+    """Copy both ways until the process's output ends or the client leaves or detaches.
 
-    A client EOF on stdin does not stop output (docker half-closes right away
-    when it sends no stdin). With StdinOnce it closes the container's stdin;
-    without, it ends this attach session, as dockerd does, but only once the
-    output has been quiet for a moment, so the answer to the last input is not cut off.
+    A client EOF on stdin does not stop output (docker half-closes right away when it
+    sends no stdin). With StdinOnce it closes the process's stdin; on a TTY it ends the
+    session and leaves stdin open (dockerd never closes a TTY's stdin); otherwise it ends
+    the session once output has been quiet for a moment, so the answer to the last input
+    is not cut off.
     """
     stdin_done = asyncio.Event()
+    ended = SessionEnd.OUTPUT_ENDED
 
     async def output() -> None:
         while True:
@@ -119,25 +134,44 @@ async def pump(client: ClientStream, conn: AttachConnection, opts: AttachOptions
             if data:
                 await client.write(frame(pipe, data))
 
-    async def input_() -> None:
-        while True:
-            data = await client.read()
-            if not data:
-                break
-            await conn.send(data)
+    async def input_() -> bool:
+        """True when the session must end now (detached, or a TTY's stdin closed)."""
+        nonlocal ended
+        scan = opts.detach_keys.scan() if opts.tty and opts.detach_keys is not None else None
+        while data := await client.read():
+            if scan is None:
+                await conn.send(data)
+                continue
+            scanned = scan.feed(data)
+            scan = scanned.next
+            if scanned.passed:
+                await conn.send(scanned.passed)
+            if scanned.detached:
+                ended = SessionEnd.DETACHED
+                return True
+        if scan is not None and (held := scan.flush()):
+            await conn.send(held)
+        if opts.tty:
+            ended = SessionEnd.CLIENT_LEFT
+            return True
         if opts.stdin_once:
             conn.close_stdin()
         else:
             stdin_done.set()
+        return False
 
     try:
-        # Output decides when the session ends; input ends it early only when it fails.
+        # Output decides when the session ends; input ends it early when it says so or fails.
         async with asyncio.TaskGroup() as group:
             out_task = group.create_task(output())
             if opts.stdin:
                 in_task = group.create_task(input_())
                 out_task.add_done_callback(lambda _: in_task.cancel())
+                in_task.add_done_callback(
+                    lambda t: out_task.cancel() if not t.cancelled() and t.exception() is None and t.result() else None
+                )
     except* (ConnectionError, OSError):
-        pass  # the client or the monitor went away: the session is over
+        ended = SessionEnd.CLIENT_LEFT  # the client or the monitor went away
     finally:
         conn.close()
+    return ended

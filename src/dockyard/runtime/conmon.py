@@ -66,8 +66,9 @@ def conmon_argv(req: ConmonRequest) -> list[str]:
         argv.append("-t")
     if req.stdin:
         argv.append("-i")
-        if not req.stdin_once:
-            # A non-StdinOnce container keeps stdin open when one attach client leaves.
+        if req.tty or not req.stdin_once:
+            # Stdin stays open when an attach client leaves: always on a TTY (dockerd never
+            # closes a TTY's stdin, so one can detach and attach again), and without StdinOnce.
             argv.append("--leave-stdin-open")
     return argv
 

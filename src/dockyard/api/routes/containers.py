@@ -26,6 +26,7 @@ from dockyard.engine.logs import LogQuery, LogRecord, LogStream, parse_tail, par
 from dockyard.engine.table import ExitStatus
 from dockyard.errors import DockyardError
 from dockyard.model.containers import Container, ContainerSpec
+from dockyard.model.detachkeys import parse_detach_keys
 from dockyard.model.filters import Filters, parse_filters
 from dockyard.model.stdio import Pipe
 from dockyard.model.times import format_ns
@@ -183,6 +184,8 @@ def routes(containers: Containers, lifecycle: Lifecycle, logs: Logs, attachments
             stdout=request.flag("stdout"),
             stderr=request.flag("stderr"),
             stdin_once=c.spec.stdin_once,
+            tty=c.spec.tty,
+            detach_keys=parse_detach_keys(request.arg("detachKeys")),
         )
         replay = request.flag("logs")
         stream_live = request.flag("stream")
