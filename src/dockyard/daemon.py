@@ -14,6 +14,7 @@ from dockyard.api.listeners import ApiServer
 from dockyard.api.router import Router
 from dockyard.api.routes import containers as container_routes
 from dockyard.api.routes import disk_usage as disk_usage_routes
+from dockyard.api.routes import execs as exec_routes
 from dockyard.api.routes import images as image_routes
 from dockyard.api.routes import processes as process_routes
 from dockyard.api.routes import system as system_routes
@@ -22,7 +23,9 @@ from dockyard.engine.attach import Attachments
 from dockyard.engine.bundles import ContainerFiles
 from dockyard.engine.containers import ContainerService
 from dockyard.engine.events import EventBus
+from dockyard.engine.execs import ExecService
 from dockyard.engine.exits import ExitMonitor
+from dockyard.engine.health import HealthMonitor
 from dockyard.engine.images import ImageService
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
@@ -105,14 +108,18 @@ async def _compose_and_serve(
     netns = await stack.enter_async_context(NetnsPool(config.exec_root / "netns"))
     exits = await stack.enter_async_context(ExitMonitor())
     mounts = RootfsMounts(dirs, images.layer_cache_ids)
+    execs = await stack.enter_async_context(
+        ExecService(table, driver, files, lambda c: dirs.merged(c.rw_layer), events)
+    )
+    health = await stack.enter_async_context(HealthMonitor(table, execs, events))
     lifecycle = await stack.enter_async_context(
-        Lifecycle(table, driver, attachments, exits, netns, mounts, files, events)
+        Lifecycle(table, driver, attachments, exits, netns, mounts, health, files, events)
     )
     containers = await stack.enter_async_context(
-        ContainerService(config, table, lifecycle, attachments, driver, images, dirs, events)
+        ContainerService(config, table, lifecycle, attachments, driver, execs, images, dirs, events)
     )
     restarts = await stack.enter_async_context(RestartManager(table, lifecycle, exits, containers))
-    Reconciler(table, exits, restarts, netns, mounts, lifecycle.boot_id).run()
+    Reconciler(table, exits, restarts, netns, mounts, health, lifecycle.boot_id).run()
 
     logs = LogService(table, files)
     stats = StatsService(table, CgroupStatsReader(), lambda c: f"/dockyard/{c.id}", events)
@@ -124,6 +131,7 @@ async def _compose_and_serve(
             *container_routes.routes(containers, lifecycle, logs, attachments),
             *disk_usage_routes.routes(containers, images, table.count_using),
             *process_routes.routes(stats),
+            *exec_routes.routes(execs),
         ]
     )
     api = ApiServer(router, server_header, config.tls)

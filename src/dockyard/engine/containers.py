@@ -19,6 +19,7 @@ from dockyard.config import DaemonConfig
 from dockyard.engine.attach import Attachments
 from dockyard.engine.bundles import ContainerFiles
 from dockyard.engine.events import EventBus
+from dockyard.engine.execs import ExecService
 from dockyard.engine.images import ImageService
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.table import ContainerTable, Live
@@ -75,6 +76,7 @@ class ContainerDetails:
     paths: ContainerPaths
     graph: GraphDriver
     sizes: Sizes | None
+    exec_ids: tuple[str, ...] = ()
 
 
 class ContainerService:
@@ -85,10 +87,12 @@ class ContainerService:
         lifecycle: Lifecycle,
         attachments: Attachments,
         driver: RuntimeDriver,
+        execs: ExecService,
         images: ImageService,
         dirs: LayerDirs,
         events: EventBus,
     ) -> None:
+        self._execs = execs
         self._config = config
         self._table = table
         self._lifecycle = lifecycle
@@ -138,7 +142,8 @@ class ContainerService:
             work=str(self._dirs.root / c.rw_layer / "work"),
         )
         paths = ContainerPaths(str(files.resolv), str(files.hostname), str(files.hosts), str(files.log))
-        return ContainerDetails(c, paths, graph, await self.sizes(c) if size else None)
+        sizes = await self.sizes(c) if size else None
+        return ContainerDetails(c, paths, graph, sizes, tuple(self._execs.running_ids(c.id)))
 
     # ---- create ------------------------------------------------------------------------
 
@@ -243,6 +248,7 @@ class ContainerService:
             raise
         self._table.drop(c.id)
         self._attachments.release(c.id)
+        self._execs.forget(c.id)
         self.empty_trash()
         self._events.publish("container", "destroy", c.id, attributes_of(c))
         log.debug("container %s: removed", c.id[:12])

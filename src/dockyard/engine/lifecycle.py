@@ -21,6 +21,7 @@ from dockyard.engine.attach import Attachments
 from dockyard.engine.bundles import ContainerFiles, write_bundle
 from dockyard.engine.events import EventBus
 from dockyard.engine.exits import ExitMonitor
+from dockyard.engine.health import HealthMonitor
 from dockyard.engine.rootfs import RootfsMounts
 from dockyard.engine.table import ContainerTable, ExitStatus, Live
 from dockyard.errors import Conflict, InvalidArgument, NotModified, StartFailed
@@ -55,9 +56,11 @@ class Lifecycle:
         exits: ExitMonitor,
         netns: NetnsPool,
         mounts: RootfsMounts,
+        health: HealthMonitor,
         files: Callable[[str], ContainerFiles],
         events: EventBus,
     ) -> None:
+        self._health = health
         self._table = table
         self._driver = driver
         self._attachments = attachments
@@ -161,6 +164,7 @@ class Lifecycle:
         c = self._table.publish(c.id, state)
         self._emit("start", c)
         self._exits.watch(c.id, live.monitor)
+        self._health.started(c)
 
     async def _undo_start(self, c: Container, live: Live, created: bool) -> None:
         if created:
@@ -190,6 +194,7 @@ class Lifecycle:
             c = self._table.current(c)
             if not c.state.running:
                 return None  # reported twice (adoption raced a watcher): recorded already
+            self._health.stopped(container_id)
             files = self._files(container_id)
             ended = self._driver.exit_of(files.exit_dir, files.persist, container_id)
             error = "" if ended.code is not None else "container monitor exited without an exit code"
@@ -329,6 +334,7 @@ class Lifecycle:
                 raise Conflict(f"Container {c.id} is not running")
             await self._driver.pause(c.runtime, c.id)
             c = self._table.publish(c.id, replace(c.state, status=ContainerStatus.PAUSED))
+            self._health.stopped(c.id)
         self._emit("pause", c)
 
     async def unpause(self, ref: str) -> None:
@@ -339,6 +345,7 @@ class Lifecycle:
                 raise Conflict(f"Container {c.id} is not paused")
             await self._driver.resume(c.runtime, c.id)
             c = self._table.publish(c.id, replace(c.state, status=ContainerStatus.RUNNING))
+            self._health.resumed(c)
         self._emit("unpause", c)
 
     def resize(self, ref: str, height: int, width: int) -> None:

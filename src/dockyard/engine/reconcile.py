@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from dockyard.engine.exits import ExitMonitor
+from dockyard.engine.health import HealthMonitor
 from dockyard.engine.restarts import RestartManager
 from dockyard.engine.rootfs import RootfsMounts
 from dockyard.engine.table import ContainerTable
@@ -76,8 +77,10 @@ class Reconciler:
         restarts: RestartManager,
         netns: NetnsPool,
         mounts: RootfsMounts,
+        health: HealthMonitor,
         boot_id: str,
     ) -> None:
+        self._health = health
         self._table = table
         self._mounts = mounts
         self._exits = exits
@@ -134,3 +137,4 @@ class Reconciler:
         live.process = ProcessHandle.adopt(c.state.pid, c.state.pid_start_time)
         log.info("container %s: adopted running monitor %d", c.id[:12], c.state.monitor_pid)
         self._exits.watch(c.id, monitor)
+        self._health.started(c)  # probes start over, as dockerd's do after a restart

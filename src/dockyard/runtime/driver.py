@@ -15,6 +15,8 @@ from pathlib import Path
 from dockyard.config import RuntimeOption
 from dockyard.errors import InvalidArgument
 from dockyard.runtime import conmon
+from dockyard.runtime.execsession import ExecProcess, ExecRequest, start_exec
+from dockyard.runtime.execspec import ExecSpec
 from dockyard.runtime.oci import OciRuntime
 
 
@@ -81,6 +83,25 @@ class RuntimeDriver:
             )
         )
         return Launched(pid=created.pid, monitor_pid=created.monitor_pid)
+
+    async def exec(
+        self, runtime: str, container_id: str, exec_id: str, bundle: Path, spec: ExecSpec, *, stdin: bool, attach: bool
+    ) -> ExecProcess:
+        """Start an exec session in a running container (its own conmon); raises StartFailed."""
+        oci = self._get(runtime)
+        return await start_exec(
+            ExecRequest(
+                container_id=container_id,
+                exec_id=exec_id,
+                bundle=bundle,
+                directory=bundle / "exec" / exec_id,
+                runtime_path=oci.path,
+                runtime_args=oci.global_args,
+                spec=spec,
+                stdin=stdin,
+                attach=attach,
+            )
+        )
 
     async def start(self, runtime: str, container_id: str) -> None:
         await self._get(runtime).start(container_id)

@@ -97,6 +97,7 @@ def _inspect_doc(details: ContainerDetails) -> dict[str, object]:
     )
     if details.sizes is not None:
         doc.update(_size_doc(details.sizes))
+    doc["ExecIDs"] = list(details.exec_ids) or None
     return doc
 
 
