@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dockyard.model.times import format_ns, now, parse_ns, unix_seconds
+from dockyard.model.times import format_ns, go_duration, now, parse_ns, unix_seconds
 
 NS = 1_000_000_000
 # 2026-11-27T19:52:41Z
@@ -98,3 +98,15 @@ def test_round_trip_text(text: str) -> None:
 
 def test_offset_normalised_to_utc() -> None:
     assert format_ns(parse_ns("2026-11-28T01:22:41.25+05:30")) == "2026-11-27T19:52:41.250000000Z"
+
+
+@pytest.mark.parametrize(
+    ("ns", "text"),
+    [
+        (0, "0s"), (1, "1ns"), (1500, "1.5µs"), (300_000_000, "300ms"), (1_500_000_000, "1.5s"),
+        (30_000_000_000, "30s"), (90_000_000_000, "1m30s"), (7_200_000_000_000, "2h0m0s"),
+        (3_723_500_000_000, "1h2m3.5s"), (-2_000_000_000, "-2s"),
+    ],
+)  # fmt: skip
+def test_go_duration(ns: int, text: str) -> None:
+    assert go_duration(ns) == text

@@ -7,6 +7,7 @@ import enum
 from dataclasses import dataclass, replace
 
 from dockyard.model.images import HealthConfig
+from dockyard.model.times import go_duration
 
 DEFAULT_INTERVAL_NS = 30_000_000_000
 DEFAULT_TIMEOUT_NS = 30_000_000_000
@@ -122,6 +123,5 @@ def probe_output(data: bytes) -> str:
 
 
 def timeout_message(timeout_ns: int, output: str) -> str:
-    seconds = timeout_ns / 1e9
-    shown = f"{seconds:g}s"  # Go prints a Duration as 30s, 1.5s
+    shown = go_duration(timeout_ns)
     return f"Health check exceeded timeout ({shown}): {output}" if output else f"Health check exceeded timeout ({shown})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from dockyard.api.messages import (
     EmptyResponse,
@@ -18,6 +18,7 @@ from dockyard.api.messages import (
 )
 from dockyard.api.router import Route
 from dockyard.api.schemas import containers as schema
+from dockyard.api.schemas.health import health_doc
 from dockyard.api.stdcopy import Stream, frame
 from dockyard.api.versioning import at_least
 from dockyard.engine.attach import AttachOptions, ClientStream, Framer
@@ -88,7 +89,7 @@ def _size_doc(sizes: Sizes) -> dict[str, int]:
     return {"SizeRw": sizes.rw, "SizeRootFs": sizes.root_fs}
 
 
-def _inspect_doc(details: ContainerDetails) -> dict[str, object]:
+def _inspect_doc(details: ContainerDetails) -> dict[str, Any]:
     p, g = details.paths, details.graph
     doc = schema.inspect_doc(
         details.container,
@@ -98,6 +99,9 @@ def _inspect_doc(details: ContainerDetails) -> dict[str, object]:
     if details.sizes is not None:
         doc.update(_size_doc(details.sizes))
     doc["ExecIDs"] = list(details.exec_ids) or None
+    health = details.container.health
+    if health is not None and details.container.spec.healthcheck is not None:
+        doc["State"]["Health"] = health_doc(health)
     return doc
 
 

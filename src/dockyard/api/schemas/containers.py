@@ -12,6 +12,7 @@ from dockyard.api.schemas.host_config import host_config_doc as host_config_spec
 from dockyard.api.schemas.host_config import parse_host_config
 from dockyard.errors import InvalidArgument
 from dockyard.model.containers import Container, ContainerSpec, ContainerStatus
+from dockyard.model.health import HealthStatus, status_of
 from dockyard.model.hostconfig import NamespaceKind
 from dockyard.model.images import HealthConfig, health_to_json
 from dockyard.model.mounts import parse_mounts
@@ -275,7 +276,12 @@ def status_text(c: Container, now_ns: int | None = None) -> str:
     st = c.state
     now = time.time_ns() if now_ns is None else now_ns
     if st.status is ContainerStatus.RUNNING:
-        return "Up " + human_duration((now - parse_ns(st.started_at)) / 1e9)
+        up = "Up " + human_duration((now - parse_ns(st.started_at)) / 1e9)
+        health = status_of(c.health, c.spec.healthcheck)
+        if health is HealthStatus.NONE:
+            return up
+        # dockerd's Health.String(): "health: starting", else the status itself
+        return f"{up} (health: starting)" if health is HealthStatus.STARTING else f"{up} ({health})"
     if st.status is ContainerStatus.PAUSED:
         return "Up " + human_duration((now - parse_ns(st.started_at)) / 1e9) + " (Paused)"
     if st.status is ContainerStatus.RESTARTING:
