@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dockyard.api.listeners import ApiServer
 from dockyard.api.router import Router
+from dockyard.api.routes import archive as archive_routes
 from dockyard.api.routes import containers as container_routes
 from dockyard.api.routes import disk_usage as disk_usage_routes
 from dockyard.api.routes import execs as exec_routes
@@ -19,6 +20,7 @@ from dockyard.api.routes import images as image_routes
 from dockyard.api.routes import processes as process_routes
 from dockyard.api.routes import system as system_routes
 from dockyard.config import DaemonConfig
+from dockyard.engine.archive import ArchiveService
 from dockyard.engine.attach import Attachments
 from dockyard.engine.bundles import ContainerFiles
 from dockyard.engine.containers import ContainerService
@@ -122,6 +124,7 @@ async def _compose_and_serve(
     Reconciler(table, exits, restarts, netns, mounts, health, lifecycle.boot_id).run()
 
     logs = LogService(table, files)
+    archives = ArchiveService(table, mounts, dirs, images.diff_dirs, files, events, config.data_root / "tmp")
     stats = StatsService(table, CgroupStatsReader(), lambda c: f"/dockyard/{c.id}", events)
     system = SystemService(config, _daemon_id(config.data_root), _Counts(table, images))
     router = Router(
@@ -132,6 +135,7 @@ async def _compose_and_serve(
             *disk_usage_routes.routes(containers, images, table.count_using),
             *process_routes.routes(stats),
             *exec_routes.routes(execs),
+            *archive_routes.routes(archives),
         ]
     )
     api = ApiServer(router, server_header, config.tls)

@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
-import secrets
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -16,6 +13,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from dockyard.engine.events import EventBus
+from dockyard.engine.transfer import Body, spool, stream_from_thread
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.images.archive import SaveImage, SaveLayer, read_archive, write_archive
 from dockyard.layers.overlay import LayerDirs, chain_id, chain_ids
@@ -33,10 +31,6 @@ from dockyard.streams.compression import decompressed
 log = logging.getLogger(__name__)
 
 _HEX_PREFIX = re.compile(r"^(sha256:)?[0-9a-f]{1,64}$")
-
-
-class Body(Protocol):
-    async def read(self, n: int = -1) -> bytes: ...
 
 
 class ImageUsers(Protocol):
@@ -350,16 +344,7 @@ class ImageService:
     # ---- create: import and load -------------------------------------------------------
 
     async def _spool(self, body: Body) -> Path:
-        """Receive an upload into a temporary file (the extraction that follows is blocking)."""
-        path = self._tmp / f"upload-{secrets.token_hex(8)}"
-        try:
-            with path.open("wb") as f:
-                while chunk := await body.read(1 << 20):
-                    f.write(chunk)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        return path
+        return await spool(body, self._tmp)
 
     def _add_layer_blocking(self, parent: str | None, stream: BinaryIO, expected_diff: str | None) -> tuple[LayerRow, bool]:
         """Store a layer tar (blob + directory). Returns (row, new). Runs in a thread."""
@@ -516,7 +501,7 @@ class ImageService:
             images.append(SaveImage(image.raw_config, image_id, tuple(dict.fromkeys(tags)), layers))
         for image_id in wanted:
             self._events.publish("image", "save", image_id, {"name": image_id})
-        return _stream_from_thread(lambda out: write_archive(out, images))
+        return stream_from_thread(lambda out: write_archive(out, images), "save-archive")
 
 
 def _opener(content: ContentStore, digest: str) -> Callable[[], BinaryIO]:
@@ -539,36 +524,3 @@ def _ref_matches(pattern: str, full_tag: str) -> bool:
     familiar = familiar_tag(full_tag)
     repo = familiar.rsplit(":", 1)[0]
     return fnmatch.fnmatch(familiar, pattern) or fnmatch.fnmatch(repo, pattern)
-
-
-def _stream_from_thread(produce: Callable[[BinaryIO], None]) -> AsyncIterator[bytes]:
-    """Run a blocking writer in a thread; yield what it writes, with back-pressure via a pipe."""
-
-    async def chunks() -> AsyncIterator[bytes]:
-        read_fd, write_fd = os.pipe()
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=1 << 20)
-        transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
-        )
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                with os.fdopen(write_fd, "wb") as out:
-                    produce(out)
-            except BaseException as exc:  # noqa: BLE001 - re-raised after the stream ends
-                errors.append(exc)
-
-        thread = threading.Thread(target=run, name="save-archive", daemon=True)
-        thread.start()
-        try:
-            while chunk := await reader.read(1 << 20):
-                yield chunk
-        finally:
-            transport.close()
-            await asyncio.to_thread(thread.join)
-        if errors:
-            raise errors[0]
-
-    return chunks()
