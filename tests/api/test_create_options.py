@@ -275,11 +275,32 @@ HOST_BAD = [
 
 @pytest.mark.parametrize(("options", "words"), HOST_BAD)
 def test_what_the_host_cannot_give_is_refused(daemon: Daemon, busybox: str, options: list[str], words: str) -> None:
-    """Checked against the host (engine.admission.check_on_host at create; write_bundle checks
-    again at start, so `docker run` reports it either way)."""
-    result = daemon.docker("run", "--rm", *options, busybox, "true", check=False)
+    """Checked against the host at create (engine.admission.check_on_host): a 400 before
+    anything is made (write_bundle checks again at each start: the host may change)."""
+    before = daemon.out("ps", "-aq", "--no-trunc")
+    result = daemon.docker("create", *options, busybox, "true", check=False)
     assert result.returncode != 0
     assert words in result.stderr.decode()
+    assert daemon.out("ps", "-aq", "--no-trunc") == before
+
+
+def test_joining_a_running_containers_namespaces(daemon: Daemon, busybox: str) -> None:
+    other = daemon.out("run", "-d", "--name", "ns-owner", "--ipc", "shareable", busybox, "sleep", "300")
+    try:
+        ipc = daemon.out("exec", other, "readlink", "/proc/self/ns/ipc")
+        pid = daemon.out("exec", other, "readlink", "/proc/self/ns/pid")
+        joined = daemon.out("run", "--rm", "--ipc", "container:ns-owner", "--pid", "container:ns-owner", busybox,
+                            "sh", "-c", "readlink /proc/self/ns/ipc; readlink /proc/self/ns/pid; ps -o comm | grep -c sleep")  # fmt: skip
+        assert joined.splitlines() == [ipc, pid, "1"]
+        cid = daemon.out("create", "--ipc", "container:ns-owner", busybox, "true")
+        try:
+            assert daemon.out("inspect", "--format", "{{.HostConfig.IpcMode}}", cid) == f"container:{other}"
+        finally:
+            daemon.docker("rm", cid)
+        missing = daemon.docker("run", "--rm", "--ipc", "container:nosuch-dy", busybox, "true", check=False)
+        assert missing.returncode != 0 and "nosuch-dy" in missing.stderr.decode()
+    finally:
+        daemon.docker("rm", "-f", other)
 
 
 def test_docker_py_shapes(daemon: Daemon, busybox: str, host_dir: Path) -> None:

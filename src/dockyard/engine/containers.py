@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Self
 
 from dockyard.config import DaemonConfig
+from dockyard.engine.admission import check_on_host, check_platform_on_host
 from dockyard.engine.attach import Attachments
 from dockyard.engine.bundles import ContainerFiles
 from dockyard.engine.events import EventBus
@@ -33,10 +34,12 @@ from dockyard.model.containers import (
     ContainerSpec,
     ContainerState,
     ContainerStatus,
+    HostSpec,
     merge_image_config,
 )
 from dockyard.model.events import attributes_of
 from dockyard.model.filters import Filters, parse_time_filter
+from dockyard.model.hostconfig import NamespaceKind
 from dockyard.model.ids import new_id
 from dockyard.model.mounts import parse_mounts
 from dockyard.model.names import validate_name
@@ -147,7 +150,9 @@ class ContainerService:
 
     # ---- create ------------------------------------------------------------------------
 
-    async def create(self, spec: ContainerSpec, name: str) -> Container:
+    async def create(self, spec: ContainerSpec, name: str, platform: str = "") -> Container:
+        if platform:
+            await asyncio.to_thread(check_platform_on_host, platform)
         image = self._images.resolve(spec.image)
         container_id = new_id()
         spec = merge_image_config(spec, image.image.config)
@@ -164,6 +169,8 @@ class ContainerService:
         parse_mounts(spec.host.binds, spec.host.tmpfs)  # refuse a bad mount now, not at start
         if spec.host.auto_remove and spec.host.restart_policy.name not in ("", "no"):
             raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
+        spec = replace(spec, host=self._joined_namespaces(spec.host))
+        await asyncio.to_thread(check_on_host, spec)  # what this host cannot run: 400, nothing made
         name = self._table.reserve_name(name, container_id)
         files = self.files(container_id)
         rw_layer = self._dirs.new_cache_id()
@@ -186,6 +193,23 @@ class ContainerService:
             raise
         self._events.publish("container", "create", container_id, attributes_of(container))
         return container
+
+    def _joined_namespaces(self, h: HostSpec) -> HostSpec:
+        """`--ipc/--pid container:<name>` name the other container by id from now on, as
+        dockerd rewrites them. One that does not exist is left as given: the start refuses
+        it (a 404 at create would make the CLI try to pull the image)."""
+        for field, mode in (("ipc_mode", h.ipc), ("pid_mode", h.pid)):
+            if mode.kind is NamespaceKind.CONTAINER:
+                other = self._table.get(mode.container) or self._find(mode.container)
+                if other is not None:
+                    h = replace(h, **{field: f"container:{other.id}"})
+        return h
+
+    def _find(self, ref: str) -> Container | None:
+        try:
+            return self._table.resolve(ref)
+        except (NotFound, InvalidArgument):
+            return None
 
     def _prepare_files(self, files: ContainerFiles, rw_layer: str, hostname: str) -> None:
         self._dirs.create_rw(rw_layer)

@@ -29,6 +29,7 @@ from dockyard.linux.process import ProcessHandle, boot_id, start_time
 from dockyard.model import times
 from dockyard.model.containers import Container, ContainerState, ContainerStatus
 from dockyard.model.events import attributes_of
+from dockyard.model.hostconfig import NamespaceKind, NamespaceMode
 from dockyard.model.signals import parse_signal
 from dockyard.network.netns import NetnsPool
 from dockyard.runtime.driver import Launch, RuntimeDriver
@@ -112,7 +113,11 @@ class Lifecycle:
         netns = ""
         try:
             netns = str(await self._netns.take())
-            await asyncio.to_thread(write_bundle, c, files, rootfs, netns)
+            await asyncio.to_thread(
+                write_bundle, c, files, rootfs, netns,
+                pid_namespace=self._joined(c.spec.host.pid, "pid"),
+                ipc_namespace=self._joined(c.spec.host.ipc, "ipc"),
+            )  # fmt: skip
             t_bundle = time.perf_counter()
             launched = await self._driver.create(
                 Launch(
@@ -165,6 +170,16 @@ class Lifecycle:
         self._emit("start", c)
         self._exits.watch(c.id, live.monitor)
         self._health.started(c)
+
+    def _joined(self, mode: NamespaceMode, kind: str) -> str:
+        """For `container:<id>`: that container's namespace while it runs, else "" (the
+        bundle then refuses the start with dockerd's words)."""
+        if mode.kind is not NamespaceKind.CONTAINER:
+            return ""
+        other = self._table.get(mode.container)
+        if other is None or not other.state.running or not other.state.pid:
+            return ""
+        return f"/proc/{other.state.pid}/ns/{kind}"
 
     async def _undo_start(self, c: Container, live: Live, created: bool) -> None:
         if created:
