@@ -39,7 +39,7 @@ from dockyard.model.containers import (
 )
 from dockyard.model.events import attributes_of
 from dockyard.model.filters import Filters, parse_time_filter
-from dockyard.model.hostconfig import NamespaceKind
+from dockyard.model.hostconfig import NamespaceKind, NamespaceMode
 from dockyard.model.ids import new_id
 from dockyard.model.mounts import parse_mounts
 from dockyard.model.names import validate_name
@@ -198,12 +198,15 @@ class ContainerService:
         """`--ipc/--pid container:<name>` name the other container by id from now on, as
         dockerd rewrites them. One that does not exist is left as given: the start refuses
         it (a 404 at create would make the CLI try to pull the image)."""
-        for field, mode in (("ipc_mode", h.ipc), ("pid_mode", h.pid)):
-            if mode.kind is NamespaceKind.CONTAINER:
-                other = self._table.get(mode.container) or self._find(mode.container)
-                if other is not None:
-                    h = replace(h, **{field: f"container:{other.id}"})
-        return h
+        ipc, pid = self._by_id(h.ipc), self._by_id(h.pid)
+        return replace(h, ipc_mode=ipc or h.ipc_mode, pid_mode=pid or h.pid_mode)
+
+    def _by_id(self, mode: NamespaceMode) -> str:
+        """`container:<id>` for a mode naming an existing container; "" otherwise."""
+        if mode.kind is not NamespaceKind.CONTAINER:
+            return ""
+        other = self._find(mode.container)
+        return f"container:{other.id}" if other is not None else ""
 
     def _find(self, ref: str) -> Container | None:
         try:
