@@ -234,7 +234,8 @@ class Lifecycle:
             c = self._table.publish(container_id, state)
             if ended.oom_killed:
                 self._emit("oom", c)
-            self._emit("die", c, exitCode=str(state.exit_code))
+            ran = (times.parse_ns(state.finished_at) - times.parse_ns(c.state.started_at)) // 1_000_000_000
+            self._emit("die", c, exitCode=str(state.exit_code), execDuration=str(max(ran, 0)))
             log.debug("container %s: exit recorded", c.id[:12])
             self._table.notify_exit(container_id, ExitStatus(state.exit_code, error))
         return ExitRecord(c, restarting)
@@ -315,6 +316,7 @@ class Lifecycle:
         except Conflict:
             exited.cancel()
             return
+        self._emit("kill", c, signal=str(sig))
         if timeout < 0:
             await exited
             return
@@ -326,6 +328,7 @@ class Lifecycle:
             log.info("container %s: no exit %ss after signal %d; killing", c.id[:12], timeout, sig)
         with contextlib.suppress(Conflict):
             self._signal(self._table.current(c), signals.SIGKILL)
+            self._emit("kill", c, signal=str(int(signals.SIGKILL)))
         await exited
 
     async def restart(self, ref: str, timeout: int | None = None, signal_name: str = "") -> None:
