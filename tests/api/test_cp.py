@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,11 @@ from tests.conftest import Daemon
 def box(daemon: Daemon, busybox: str) -> Iterator[str]:
     cid = daemon.out("run", "-d", busybox, "sh", "-c",
                      "mkdir -p /data/sub; echo hello > /data/file; echo deep > /data/sub/x; "
-                     "ln -s / /tmp/root; ln -s ../../../etc /tmp/up; exec sleep 300")  # fmt: skip
+                     "ln -s / /tmp/root; ln -s ../../../etc /tmp/up; touch /tmp/ready; exec sleep 300")  # fmt: skip
+    deadline = time.monotonic() + 10
+    while daemon.docker("exec", cid, "test", "-e", "/tmp/ready", check=False).returncode != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     yield cid
     daemon.docker("rm", "-f", cid)
 
@@ -95,10 +100,19 @@ def test_cp_into_a_stopped_container_and_out_again(daemon: Daemon, busybox: str,
         (tmp_path / "copied").write_text("into-stopped\n")
         daemon.docker("cp", str(tmp_path / "copied"), f"{cid}:/tmp/")
         assert daemon.out("start", "-a", cid) == "into-stopped"
+        daemon.docker("wait", cid)  # its exit is recorded (and its mount released)
         daemon.docker("cp", f"{cid}:/tmp/copied", str(tmp_path / "back"))
         assert (tmp_path / "back").read_text() == "into-stopped\n"
         merged = json.loads(daemon.out("inspect", cid))[0]["GraphDriver"]["Data"]["MergedDir"]
-        assert not any(line.split()[1] == merged for line in Path("/proc/mounts").read_text().splitlines())
+
+        def mounted() -> bool:
+            return any(line.split()[1] == merged for line in Path("/proc/mounts").read_text().splitlines())
+
+        # The CLI may hang up as soon as the tar ends: the release follows a moment later.
+        deadline = time.monotonic() + 5
+        while mounted() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not mounted()
     finally:
         daemon.docker("rm", cid)
 

@@ -32,7 +32,6 @@ from dockyard.linux.rootpath import ContainerRoot
 from dockyard.model.containers import Container, ContainerStatus
 from dockyard.model.events import attributes_of
 from dockyard.model.filechanges import FileChange
-from dockyard.model.mounts import parse_mounts
 from dockyard.model.pathstat import PathStat
 from dockyard.runtime.users import parse_group, parse_passwd, resolve_user
 
@@ -69,7 +68,7 @@ class ArchiveService:
         h = c.spec.host
         binds = [
             MountPoint(m.destination, m.source, m.read_only)
-            for m in parse_mounts(h.binds, h.tmpfs, h.mounts)
+            for m in h.all_mounts
             if m.type == "bind"
         ]
         own = [

@@ -22,7 +22,7 @@ from dockyard.model.hostconfig import (
     NamespaceMode,
     parse_extra_host,
 )
-from dockyard.model.mounts import MountSpec, oci_options, parse_mounts
+from dockyard.model.mounts import MountSpec, oci_options
 from dockyard.runtime.spec import Mount, Namespaces, Resources, SpecInput, build_spec
 from dockyard.runtime.users import resolve_in_rootfs
 
@@ -188,7 +188,7 @@ def write_bundle(
         dns_options=h.dns_options,
     )
     binds = ("rbind", "rprivate")
-    user_mounts = sorted(parse_mounts(h.binds, h.tmpfs, h.mounts), key=_depth)
+    user_mounts = sorted(h.all_mounts, key=_depth)
     for m in user_mounts:
         if m.type == "bind" and (not m.from_api or m.create_mountpoint) and not os.path.exists(m.source):
             os.makedirs(m.source, exist_ok=True)  # as dockerd does for -v host paths

@@ -41,7 +41,6 @@ from dockyard.model.events import attributes_of
 from dockyard.model.filters import Filters, parse_time_filter
 from dockyard.model.hostconfig import NamespaceKind, NamespaceMode
 from dockyard.model.ids import new_id
-from dockyard.model.mounts import parse_mounts
 from dockyard.model.names import validate_name
 from dockyard.runtime.driver import RuntimeDriver
 from dockyard.tasks import Tasks
@@ -166,7 +165,6 @@ class ContainerService:
             raise NotFound(f"network {spec.host.network_mode} not found")
         if spec.host.port_bindings and any(spec.host.port_bindings.values()) or spec.host.publish_all_ports:
             raise InvalidArgument("publishing ports is not supported yet: containers have loopback only")
-        parse_mounts(spec.host.binds, spec.host.tmpfs)  # refuse a bad mount now, not at start
         if spec.host.auto_remove and spec.host.restart_policy.name not in ("", "no"):
             raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
         spec = replace(spec, host=self._joined_namespaces(spec.host))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ from dockyard.model.hostconfig import (
     parse_uts_mode,
 )
 from dockyard.model.images import HealthConfig, ImageConfig
-from dockyard.model.mounts import MountSpec
+from dockyard.model.mounts import MountSpec, parse_mounts
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -175,6 +176,12 @@ class HostSpec:
     @property
     def cgroupns(self) -> NamespaceMode:
         return parse_cgroupns_mode(self.cgroupns_mode)
+
+    @functools.cached_property
+    def all_mounts(self) -> tuple[MountSpec, ...]:
+        """Every user mount (-v, --mount, --tmpfs), parsed once per spec: the spec is shared by
+        every snapshot of the container, so bundles, inspect and cp reuse this."""
+        return parse_mounts(self.binds, self.tmpfs, self.mounts)
 
     @property
     def init_enabled(self) -> bool:

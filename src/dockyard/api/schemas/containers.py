@@ -15,7 +15,6 @@ from dockyard.model.containers import Container, ContainerSpec, ContainerStatus
 from dockyard.model.health import HealthStatus, status_of
 from dockyard.model.hostconfig import NamespaceKind
 from dockyard.model.images import HealthConfig, health_to_json
-from dockyard.model.mounts import parse_mounts
 from dockyard.model.signals import parse_signal
 from dockyard.model.times import parse_ns, unix_seconds
 
@@ -231,7 +230,7 @@ def inspect_doc(c: Container, paths: Mapping[str, str], graph: Mapping[str, str]
 
 def mounts_doc(c: Container) -> list[dict[str, Any]]:
     out = []
-    for m in parse_mounts(c.spec.host.binds, c.spec.host.tmpfs, c.spec.host.mounts):
+    for m in c.spec.host.all_mounts:
         if m.type == "bind":
             out.append({"Type": "bind", "Source": m.source, "Destination": m.destination, "Mode": m.mode,
                         "RW": not m.read_only, "Propagation": m.propagation})  # fmt: skip

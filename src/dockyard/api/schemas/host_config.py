@@ -31,7 +31,7 @@ from dockyard.model.hostconfig import (
     parse_security_opts,
     parse_uts_mode,
 )
-from dockyard.model.mounts import MountSpec, mount_from_api, parse_mounts
+from dockyard.model.mounts import MountSpec, mount_from_api
 
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 MIN_MEMORY = 6 * 1024 * 1024
@@ -319,7 +319,7 @@ def parse_host_config(doc: Mapping[str, Any]) -> HostSpec:
     _check_memory(host)
     _check_cpu(host)
     _check_names(host)
-    parse_mounts(host.binds, host.tmpfs, host.mounts)  # bad specs and duplicate targets: 400 now
+    _ = host.all_mounts  # bad specs and duplicate targets: 400 now (and parsed once for later)
     return host
 
 
