@@ -17,6 +17,7 @@ from dockyard.api.routes import disk_usage as disk_usage_routes
 from dockyard.api.routes import images as image_routes
 from dockyard.api.routes import processes as process_routes
 from dockyard.api.routes import system as system_routes
+from dockyard.api.routes import update as update_routes
 from dockyard.config import DaemonConfig
 from dockyard.engine.attach import Attachments
 from dockyard.engine.bundles import ContainerFiles
@@ -32,6 +33,7 @@ from dockyard.engine.rootfs import RootfsMounts
 from dockyard.engine.stats import StatsService
 from dockyard.engine.system import ENGINE_VERSION, Counts, SystemService
 from dockyard.engine.table import ContainerTable
+from dockyard.engine.update import UpdateService
 from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.cgroupstats import CgroupStatsReader
 from dockyard.linux.lockfile import LockFile
@@ -117,6 +119,7 @@ async def _compose_and_serve(
     logs = LogService(table, files)
     stats = StatsService(table, CgroupStatsReader(), lambda c: f"/dockyard/{c.id}", events)
     system = SystemService(config, _daemon_id(config.data_root), _Counts(table, images))
+    updates = UpdateService(table, driver, events)
     router = Router(
         [
             *system_routes.routes(system, events),
@@ -124,6 +127,7 @@ async def _compose_and_serve(
             *container_routes.routes(containers, lifecycle, logs, attachments),
             *disk_usage_routes.routes(containers, images, table.count_using),
             *process_routes.routes(stats),
+            *update_routes.routes(updates),
         ]
     )
     api = ApiServer(router, server_header, config.tls)
