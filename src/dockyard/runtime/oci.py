@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.errors import Conflict, Internal, NotFound
+from dockyard.runtime.failures import runtime_reason
 from dockyard.runtime.spec import Resources, cpu_period_quota
 
 _TIMEOUT = 30.0
@@ -45,10 +46,11 @@ class OciRuntime:
             await proc.wait()
             raise Internal(f"{self.name} {args[0]} timed out") from None
         if proc.returncode != 0:
-            message = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
-            if "does not exist" in message or "not exist" in message:
+            raw = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
+            message = runtime_reason(raw) or raw  # runc's error, without its logrus decoration
+            if "does not exist" in raw or "not exist" in raw:
                 raise NotFound(f"{self.name} {args[0]}: {message}")
-            if "not running" in message or "is stopped" in message:
+            if "not running" in raw or "is stopped" in raw:
                 raise Conflict(f"{self.name} {args[0]}: {message}")
             raise Internal(f"{self.name} {args[0]} failed: {message}")
         return out.decode(errors="replace")
