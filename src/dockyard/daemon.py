@@ -19,6 +19,7 @@ from dockyard.api.routes import execs as exec_routes
 from dockyard.api.routes import images as image_routes
 from dockyard.api.routes import processes as process_routes
 from dockyard.api.routes import system as system_routes
+from dockyard.api.routes import update as update_routes
 from dockyard.config import DaemonConfig
 from dockyard.engine.archive import ArchiveService
 from dockyard.engine.attach import Attachments
@@ -37,6 +38,7 @@ from dockyard.engine.rootfs import RootfsMounts
 from dockyard.engine.stats import StatsService
 from dockyard.engine.system import ENGINE_VERSION, Counts, SystemService
 from dockyard.engine.table import ContainerTable
+from dockyard.engine.update import UpdateService
 from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.cgroupstats import CgroupStatsReader
 from dockyard.linux.lockfile import LockFile
@@ -127,6 +129,7 @@ async def _compose_and_serve(
     archives = ArchiveService(table, mounts, dirs, images.diff_dirs, files, events, config.data_root / "tmp")
     stats = StatsService(table, CgroupStatsReader(), lambda c: f"/dockyard/{c.id}", events)
     system = SystemService(config, _daemon_id(config.data_root), _Counts(table, images))
+    updates = UpdateService(table, driver, events)
     router = Router(
         [
             *system_routes.routes(system, events),
@@ -136,6 +139,7 @@ async def _compose_and_serve(
             *process_routes.routes(stats),
             *exec_routes.routes(execs),
             *archive_routes.routes(archives),
+            *update_routes.routes(updates),
         ]
     )
     api = ApiServer(router, server_header, config.tls)

@@ -158,6 +158,29 @@ def _cgroups_path(h: HostSpec, container_id: str) -> str:
     return "/" + "/".join(p for p in [*parent.split("/"), container_id] if p and p != ".")
 
 
+def cgroup_resources(h: HostSpec, facts: HostFacts, devices: tuple[DeviceRule, ...] = ()) -> Resources:
+    """The container's cgroup limits, for the OCI spec of a start and for `docker update`."""
+    return Resources(
+        memory=h.memory,
+        # Without swap accounting the implied default (2x memory) cannot apply;
+        # an explicit MemorySwap was refused by admission already.
+        memory_swap=h.memory_swap if facts.swap_limit else 0,
+        nano_cpus=h.nano_cpus,
+        cpu_shares=h.cpu_shares,
+        pids_limit=h.pids_limit,
+        memory_reservation=h.memory_reservation,
+        memory_swappiness=h.memory_swappiness,
+        oom_kill_disable=bool(h.oom_kill_disable),
+        cpu_period=h.cpu_period,
+        cpu_quota=h.cpu_quota,
+        cpuset_cpus=h.cpuset_cpus,
+        cpuset_mems=h.cpuset_mems,
+        blkio_weight=h.blkio_weight,
+        devices=devices,
+        allow_all_devices=h.privileged,
+    )
+
+
 def write_bundle(
     c: Container,
     files: ContainerFiles,
@@ -227,25 +250,7 @@ def write_bundle(
             cap_add=h.cap_add,
             cap_drop=h.cap_drop,
             shm_size=shm_size,
-            resources=Resources(
-                memory=h.memory,
-                # Without swap accounting the implied default (2x memory) cannot apply;
-                # an explicit MemorySwap was refused by admit() already.
-                memory_swap=h.memory_swap if facts.swap_limit else 0,
-                nano_cpus=h.nano_cpus,
-                cpu_shares=h.cpu_shares,
-                pids_limit=h.pids_limit,
-                memory_reservation=h.memory_reservation,
-                memory_swappiness=h.memory_swappiness,
-                oom_kill_disable=bool(h.oom_kill_disable),
-                cpu_period=h.cpu_period,
-                cpu_quota=h.cpu_quota,
-                cpuset_cpus=h.cpuset_cpus,
-                cpuset_mems=h.cpuset_mems,
-                blkio_weight=h.blkio_weight,
-                devices=device_rules,
-                allow_all_devices=h.privileged,
-            ),
+            resources=cgroup_resources(h, facts, device_rules),
             sysctls=tuple(h.sysctls.items()),
             netns_path=netns,
             annotations=tuple(h.annotations.items()),

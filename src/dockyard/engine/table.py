@@ -14,7 +14,13 @@ from dataclasses import dataclass, field, replace
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.linux.process import ProcessHandle
-from dockyard.model.containers import Container, ContainerState, ContainerStatus, check_move
+from dockyard.model.containers import (
+    Container,
+    ContainerSpec,
+    ContainerState,
+    ContainerStatus,
+    check_move,
+)
 from dockyard.model.health import Health
 from dockyard.model.names import generate_name, validate_name
 from dockyard.store.containers import ContainerRepository
@@ -152,6 +158,15 @@ class ContainerTable:
             check_move(c.state.status, state.status)
         self._repo.save_state(container_id, state)
         updated = replace(c, state=state)
+        self._containers[container_id] = updated
+        return updated
+
+    def publish_spec(self, container_id: str, spec: ContainerSpec) -> Container:
+        """A changed spec (docker update): persisted, then the new snapshot. The caller holds
+        the container's lock, so a start reads either the old spec or the new one whole."""
+        c = self._containers[container_id]
+        self._repo.save_spec(container_id, spec)
+        updated = replace(c, spec=spec)
         self._containers[container_id] = updated
         return updated
 

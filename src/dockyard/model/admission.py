@@ -118,6 +118,9 @@ def _check_limits(h: HostSpec, facts: HostFacts) -> None:
                 f"OomScoreAdj {h.oom_score_adj} is below the daemon's own ({facts.oom_score_adj}); "
                 "lowering it needs CAP_SYS_RESOURCE, which this host does not grant"
             )
+
+
+def _check_cgroup_support(h: HostSpec, facts: HostFacts) -> None:
     if h.memory_swap > 0 and h.memory_swap != h.memory * 2 and not facts.swap_limit:
         raise InvalidArgument("MemorySwap cannot be set: the kernel has no swap accounting (memory.memsw) here")
     if h.memory_swappiness is not None and h.memory_swappiness >= 0 and not facts.memory_swappiness:
@@ -156,10 +159,18 @@ def admit(spec: ContainerSpec, facts: HostFacts, probe: Callable[[str], PathKind
     h = spec.host
     _check_cpus(h, facts)
     _check_limits(h, facts)
+    _check_cgroup_support(h, facts)
     _check_caps(h, facts)
     _check_paths(h, probe)
     if h.init_enabled and not facts.init_path:
         raise InvalidArgument("--init: no static init is installed on this host (install tini or catatonit)")
+
+
+def check_resources(h: HostSpec, facts: HostFacts) -> None:
+    """The cgroup limits alone (CPUs, cpusets, swap, swappiness, blkio weight): what
+    `docker update` may change, checked against this host as at create."""
+    _check_cpus(h, facts)
+    _check_cgroup_support(h, facts)
 
 
 def check_platform(requested: str, facts: HostFacts) -> None:

@@ -18,6 +18,7 @@ from dockyard.runtime import conmon
 from dockyard.runtime.execsession import ExecProcess, ExecRequest, start_exec
 from dockyard.runtime.execspec import ExecSpec
 from dockyard.runtime.oci import OciRuntime
+from dockyard.runtime.spec import Resources
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,10 @@ class RuntimeDriver:
 
     async def resume(self, runtime: str, container_id: str) -> None:
         await self._get(runtime).resume(container_id)
+
+    async def update(self, runtime: str, container_id: str, resources: Resources) -> None:
+        """New cgroup limits for a running or paused container (`<runtime> update`)."""
+        await self._get(runtime).update(container_id, resources)
 
     @staticmethod
     def exit_of(exit_dir: Path, persist_dir: Path, container_id: str) -> Exit:

@@ -1,4 +1,4 @@
-"""The OCI runtime's command line (runc, crun): start, kill, delete, pause, resume."""
+"""The OCI runtime's command line (runc, crun): start, kill, delete, pause, resume, update."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.errors import Conflict, Internal, NotFound
+from dockyard.runtime.failures import runtime_reason
+from dockyard.runtime.spec import Resources, cpu_period_quota
 
 _TIMEOUT = 30.0
 _FIFO_WAIT = 2.0
@@ -44,10 +46,11 @@ class OciRuntime:
             await proc.wait()
             raise Internal(f"{self.name} {args[0]} timed out") from None
         if proc.returncode != 0:
-            message = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
-            if "does not exist" in message or "not exist" in message:
+            raw = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
+            message = runtime_reason(raw) or raw  # runc's error, without its logrus decoration
+            if "does not exist" in raw or "not exist" in raw:
                 raise NotFound(f"{self.name} {args[0]}: {message}")
-            if "not running" in message or "is stopped" in message:
+            if "not running" in raw or "is stopped" in raw:
                 raise Conflict(f"{self.name} {args[0]}: {message}")
             raise Internal(f"{self.name} {args[0]} failed: {message}")
         return out.decode(errors="replace")
@@ -76,6 +79,41 @@ class OciRuntime:
 
     async def resume(self, container_id: str) -> None:
         await self._run("resume", container_id)
+
+    async def update(self, container_id: str, resources: Resources) -> None:
+        """Set a running (or paused) container's cgroup limits. Conflict or NotFound when it
+        is not running (any more); Internal when the runtime or the kernel refuses a value."""
+        await self._run("update", *update_args(resources), container_id)
+
+
+def update_args(res: Resources) -> tuple[str, ...]:
+    """`runc update` / `crun update` flags for the whole set of limits, not only the changed
+    ones: runc records every limit it is given (and zero for those it is not) in its state,
+    which later updates start from. Zero and "" are left out: the runtime writes nothing
+    for them. Pids are always given, -1 lifting a previous limit."""
+    args: list[str] = []
+    if res.memory:
+        args += ["--memory", str(res.memory)]
+        if res.memory_swap:
+            args += ["--memory-swap", str(res.memory_swap)]
+    if res.memory_reservation:
+        args += ["--memory-reservation", str(res.memory_reservation)]
+    if res.cpu_shares:
+        args += ["--cpu-share", str(res.cpu_shares)]
+    period, quota = cpu_period_quota(res)
+    if period:
+        args += ["--cpu-period", str(period)]
+    if quota:
+        args += ["--cpu-quota", str(quota)]
+    if res.cpuset_cpus:
+        args += ["--cpuset-cpus", res.cpuset_cpus]
+    if res.cpuset_mems:
+        args += ["--cpuset-mems", res.cpuset_mems]
+    if res.blkio_weight:
+        args += ["--blkio-weight", str(res.blkio_weight)]
+    pids = res.pids_limit if res.pids_limit is not None and res.pids_limit > 0 else -1
+    args += ["--pids-limit", str(pids)]
+    return tuple(args)
 
 
 async def _release_exec_fifo(fifo: Path) -> bool:

@@ -177,17 +177,24 @@ def _memory(res: Resources) -> dict[str, Any]:
     return memory
 
 
+def cpu_period_quota(res: Resources) -> tuple[int, int]:
+    """The CFS period and quota (0: not set). NanoCpus means a 100 ms period, as dockerd."""
+    period = quota = 0
+    if res.nano_cpus:
+        period = 100_000
+        quota = res.nano_cpus * 100_000 // 1_000_000_000
+    return res.cpu_period or period, res.cpu_quota or quota
+
+
 def _cpu(res: Resources) -> dict[str, Any]:
     cpu: dict[str, Any] = {}
     if res.cpu_shares:
         cpu["shares"] = res.cpu_shares
-    if res.nano_cpus:
-        cpu["period"] = 100_000
-        cpu["quota"] = res.nano_cpus * 100_000 // 1_000_000_000
-    if res.cpu_period:
-        cpu["period"] = res.cpu_period
-    if res.cpu_quota:
-        cpu["quota"] = res.cpu_quota
+    period, quota = cpu_period_quota(res)
+    if period:
+        cpu["period"] = period
+    if quota:
+        cpu["quota"] = quota
     if res.cpuset_cpus:
         cpu["cpus"] = res.cpuset_cpus
     if res.cpuset_mems:

@@ -40,6 +40,11 @@ class ContainerRepository:
         with self._db.transaction() as conn:
             conn.execute("UPDATE containers SET state = ? WHERE id = ?", (codec.dumps(state), container_id))
 
+    def save_spec(self, container_id: str, spec: ContainerSpec) -> None:
+        """A changed spec (docker update), in one short transaction."""
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE containers SET spec = ? WHERE id = ?", (codec.dumps(spec), container_id))
+
     def save_health(self, container_id: str, health: Health | None) -> None:
         with self._db.transaction() as conn:
             text = codec.dumps(health) if health is not None else None
