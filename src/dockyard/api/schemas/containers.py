@@ -22,6 +22,7 @@ from dockyard.model.times import format_ns, parse_ns, unix_seconds
 __all__ = [
     "config_doc",
     "health_doc",
+    "healthcheck_doc",
     "host_config_doc",
     "inspect_doc",
     "mounts_doc",
