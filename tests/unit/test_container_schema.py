@@ -24,6 +24,7 @@ from dockyard.model.containers import (
     RestartPolicy,
     merge_image_config,
 )
+from dockyard.model.health import Health, HealthStatus, ProbeResult
 from dockyard.model.images import HealthConfig, ImageConfig
 from dockyard.model.times import format_ns, parse_ns
 
@@ -742,3 +743,98 @@ def test_create_then_inspect_round_trip() -> None:
 def test_format_ns_used_for_started() -> None:
     # sanity of the fixture: STARTED is what format_ns produces
     assert format_ns(STARTED_NS) == STARTED
+
+
+# ---- API 1.50 details: omitempty fields, health, sizes, exec ids ----------------------
+
+
+def _with_health(c: Container, health: Health | None) -> Container:
+    from dataclasses import replace
+
+    return replace(c, health=health)
+
+
+def test_state_has_no_health_without_one() -> None:
+    assert "Health" not in inspect_doc(_container(ContainerStatus.RUNNING), PATHS, {})["State"]
+
+
+def test_state_health_with_its_log() -> None:
+    probe = ProbeResult(start_ns=STARTED_NS, end_ns=STARTED_NS + 1500, exit_code=1, output="bad\n")
+    c = _with_health(_container(ContainerStatus.RUNNING), Health(HealthStatus.UNHEALTHY, 3, (probe,)))
+    health = inspect_doc(c, PATHS, {})["State"]["Health"]
+    assert health == {
+        "Status": "unhealthy",
+        "FailingStreak": 3,
+        "Log": [{"Start": STARTED, "End": "2026-11-27T19:52:41.000001500Z", "ExitCode": 1, "Output": "bad\n"}],
+    }
+    assert parse_ns(health["Log"][0]["End"]) == STARTED_NS + 1500
+
+
+def test_state_health_starting_has_an_empty_log() -> None:
+    c = _with_health(_container(ContainerStatus.RUNNING), Health())
+    assert inspect_doc(c, PATHS, {})["State"]["Health"] == {"Status": "starting", "FailingStreak": 0, "Log": []}
+
+
+def test_healthcheck_fields_are_omitempty() -> None:
+    spec = ContainerSpec(image="i", hostname="h", healthcheck=HealthConfig(test=("CMD-SHELL", "true")))
+    assert inspect_doc(_container(spec=spec), PATHS, {})["Config"]["Healthcheck"] == {"Test": ["CMD-SHELL", "true"]}
+    full = HealthConfig(test=("CMD", "x"), interval_ns=SEC, timeout_ns=2 * SEC, start_period_ns=3 * SEC,
+                        start_interval_ns=4 * SEC, retries=5)  # fmt: skip
+    spec = ContainerSpec(image="i", hostname="h", healthcheck=full)
+    assert inspect_doc(_container(spec=spec), PATHS, {})["Config"]["Healthcheck"] == {
+        "Test": ["CMD", "x"], "Interval": SEC, "Timeout": 2 * SEC, "StartPeriod": 3 * SEC,
+        "StartInterval": 4 * SEC, "Retries": 5,
+    }  # fmt: skip
+
+
+def test_config_omitempty_fields() -> None:
+    config = inspect_doc(_container(), PATHS, {})["Config"]
+    for key in ("ExposedPorts", "Healthcheck", "ArgsEscaped", "NetworkDisabled", "MacAddress", "StopSignal",
+                "StopTimeout", "Shell"):  # fmt: skip
+        assert key not in config
+    spec = ContainerSpec(image="i", hostname="h", mac_address="02:42:ac:11:00:02", stop_signal="SIGINT",
+                         stop_timeout=0, exposed_ports=("80/tcp",), network_disabled=True, shell=("/bin/sh", "-c"))  # fmt: skip
+    config = inspect_doc(_container(spec=spec), PATHS, {})["Config"]
+    assert config["MacAddress"] == "02:42:ac:11:00:02" and config["StopSignal"] == "SIGINT"
+    assert config["StopTimeout"] == 0  # a *int: zero is set, only nil is left out
+    assert config["ExposedPorts"] == {"80/tcp": {}} and config["NetworkDisabled"] is True
+    assert config["Shell"] == ["/bin/sh", "-c"]
+
+
+def test_exec_ids_null_when_none() -> None:
+    assert inspect_doc(_container(), PATHS, {})["ExecIDs"] is None
+    assert inspect_doc(_container(), PATHS, {}, exec_ids=("e1", "e2"))["ExecIDs"] == ["e1", "e2"]
+
+
+def test_inspect_sizes_only_when_asked_and_shown_when_zero() -> None:
+    doc = inspect_doc(_container(), PATHS, {})
+    assert "SizeRw" not in doc and "SizeRootFs" not in doc
+    doc = inspect_doc(_container(), PATHS, {}, size_rw=0, size_root_fs=4096)
+    assert doc["SizeRw"] == 0 and doc["SizeRootFs"] == 4096
+
+
+def test_summary_sizes_are_omitempty() -> None:
+    assert "SizeRw" not in summary_doc(_container()) and "SizeRootFs" not in summary_doc(_container())
+    doc = summary_doc(_container(), size_rw=0, size_root_fs=4096)
+    assert "SizeRw" not in doc and doc["SizeRootFs"] == 4096
+    assert summary_doc(_container(), size_rw=12, size_root_fs=4096)["SizeRw"] == 12
+
+
+def test_summary_host_config_annotations() -> None:
+    spec = ContainerSpec(image="i", hostname="h", host=HostSpec(annotations={"a": "b"}))
+    assert summary_doc(_container(spec=spec))["HostConfig"] == {"NetworkMode": "default", "Annotations": {"a": "b"}}
+
+
+def test_mounts_list_binds_and_api_mounts_but_not_tmpfs_option() -> None:
+    """dockerd's MountPoints come from Binds and HostConfig.Mounts; --tmpfs is not one."""
+    body = {"Image": "i", "HostConfig": {"Binds": ["/a:/a:ro"], "Tmpfs": {"/run": "size=1m"},
+                                         "Mounts": [{"Type": "tmpfs", "Target": "/t"},
+                                                    {"Type": "bind", "Source": "/s", "Target": "/d"}]}}  # fmt: skip
+    c = _container(spec=parse_create(body, "h"))
+    mounts = inspect_doc(c, PATHS, {})["Mounts"]
+    assert mounts == [
+        {"Type": "bind", "Source": "/a", "Destination": "/a", "Mode": "ro", "RW": False, "Propagation": "rprivate"},
+        {"Type": "tmpfs", "Source": "", "Destination": "/t", "Mode": "", "RW": True, "Propagation": ""},
+        {"Type": "bind", "Source": "/s", "Destination": "/d", "Mode": "", "RW": True, "Propagation": "rprivate"},
+    ]
+    assert summary_doc(c)["Mounts"] == mounts

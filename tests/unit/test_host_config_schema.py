@@ -218,11 +218,13 @@ def test_inspect_shows_every_option() -> None:
     assert doc["Annotations"] == {"k": "v"} and doc["Init"] is True and doc["Runtime"] == "runc"
     empty = host_config_doc(parse_host_config({}), "runc")
     assert "Mounts" not in empty and empty["OomKillDisable"] is False and empty["Ulimits"] == []
-    assert empty["DeviceCgroupRules"] is None and empty["MemorySwappiness"] is None and empty["Init"] is None
+    assert empty["DeviceCgroupRules"] is None and empty["MemorySwappiness"] is None and "Init" not in empty
 
 
 def test_inspect_has_the_swagger_fields() -> None:
-    doc = host_config_doc(parse_host_config({"Mounts": [{"Type": "tmpfs", "Target": "/t"}], "Annotations": {"a": "b"}}), "runc")
+    doc = host_config_doc(parse_host_config({"Mounts": [{"Type": "tmpfs", "Target": "/t"}], "Annotations": {"a": "b"},
+                                             "Tmpfs": {"/x": ""}, "Sysctls": {"net.ipv4.ip_forward": "1"},
+                                             "Init": False}), "runc")  # fmt: skip
     swagger = {
         "Binds", "ContainerIDFile", "LogConfig", "NetworkMode", "PortBindings", "RestartPolicy", "AutoRemove",
         "VolumeDriver", "VolumesFrom", "Mounts", "ConsoleSize", "Annotations", "CapAdd", "CapDrop", "CgroupnsMode",
@@ -237,3 +239,26 @@ def test_inspect_has_the_swagger_fields() -> None:
     }  # fmt: skip
     # StorageOpt is omitted by dockerd when empty, as here (a non-empty one is refused).
     assert swagger - set(doc) == set()
+
+
+# These are `omitempty` in moby's HostConfig (api/types/container/hostconfig.go, v28.2.2).
+OMITEMPTY = {"Tmpfs", "Sysctls", "Runtime", "Annotations", "Mounts", "Init", "StorageOpt", "KernelMemoryTCP"}
+
+
+def test_omitempty_fields_are_left_out_when_empty() -> None:
+    doc = host_config_doc(parse_host_config({}), "")
+    assert OMITEMPTY & set(doc) == set()
+    # ...but the others stay, with Go's zero values (null for a nil slice).
+    assert doc["Binds"] is None and doc["CapAdd"] is None and doc["Links"] is None and doc["ShmSize"] == 64 * MB
+
+
+def test_init_false_is_shown_as_given() -> None:
+    """Init is a *bool: false is set (shown), only nil is left out."""
+    assert host_config_doc(parse_host_config({"Init": False}), "runc")["Init"] is False
+    assert "Init" not in host_config_doc(parse_host_config({"Init": None}), "runc")
+
+
+def test_tmpfs_and_sysctls_shown_when_set() -> None:
+    doc = host_config_doc(parse_host_config({"Tmpfs": {"/run": "size=1m"}, "Sysctls": {"net.ipv4.ip_forward": "1"}}), "crun")
+    assert doc["Tmpfs"] == {"/run": "size=1m"} and doc["Sysctls"] == {"net.ipv4.ip_forward": "1"}
+    assert doc["Runtime"] == "crun"

@@ -18,7 +18,6 @@ from dockyard.api.messages import (
 )
 from dockyard.api.router import Route
 from dockyard.api.schemas import containers as schema
-from dockyard.api.schemas.health import health_doc
 from dockyard.api.stdcopy import Stream, frame
 from dockyard.api.versioning import at_least
 from dockyard.engine.attach import AttachOptions, ClientStream, Framer
@@ -85,24 +84,16 @@ def _error_framer(tty: bool) -> Callable[[str], bytes]:
     return lambda message: frame(Stream.SYSTEMERR, message.encode())
 
 
-def _size_doc(sizes: Sizes) -> dict[str, int]:
-    return {"SizeRw": sizes.rw, "SizeRootFs": sizes.root_fs}
-
-
 def _inspect_doc(details: ContainerDetails) -> dict[str, Any]:
-    p, g = details.paths, details.graph
-    doc = schema.inspect_doc(
+    p, g, sizes = details.paths, details.graph, details.sizes
+    return schema.inspect_doc(
         details.container,
         {"resolv": p.resolv, "hostname": p.hostname, "hosts": p.hosts, "log": p.log},
         {"LowerDir": g.lower, "MergedDir": g.merged, "UpperDir": g.upper, "WorkDir": g.work},
+        exec_ids=details.exec_ids,
+        size_rw=sizes.rw if sizes is not None else None,
+        size_root_fs=sizes.root_fs if sizes is not None else None,
     )
-    if details.sizes is not None:
-        doc.update(_size_doc(details.sizes))
-    doc["ExecIDs"] = list(details.exec_ids) or None
-    health = details.container.health
-    if health is not None and details.container.spec.healthcheck is not None:
-        doc["State"]["Health"] = health_doc(health)
-    return doc
 
 
 def routes(containers: Containers, lifecycle: Lifecycle, logs: Logs, attachments: Attachments) -> list[Route]:
@@ -117,10 +108,12 @@ def routes(containers: Containers, lifecycle: Lifecycle, logs: Logs, attachments
             request.flag("all"),
             request.int_arg("limit", -1) or -1,
         )
-        docs = [schema.summary_doc(c) for c in found]
-        if request.flag("size"):
-            for doc, c in zip(docs, found, strict=True):
-                doc.update(_size_doc(await containers.sizes(c)))
+        if not request.flag("size"):
+            return JsonResponse([schema.summary_doc(c) for c in found])
+        docs = []
+        for c in found:
+            sizes = await containers.sizes(c)
+            docs.append(schema.summary_doc(c, size_rw=sizes.rw, size_root_fs=sizes.root_fs))
         return JsonResponse(docs)
 
     async def inspect(request: Request) -> Response:

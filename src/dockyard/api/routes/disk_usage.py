@@ -22,9 +22,8 @@ def routes(containers: ContainerService, images: ImageService, count_users: Call
             image_docs.append(doc)
         container_docs = []
         for c in containers.query(parse_filters(""), include_all=True):
-            doc = schema.summary_doc(c)
             sizes = await containers.sizes(c)
-            doc.update({"SizeRw": sizes.rw, "SizeRootFs": sizes.root_fs})
+            doc = schema.summary_doc(c, size_rw=sizes.rw, size_root_fs=sizes.root_fs)
             container_docs.append(doc)
         return JsonResponse(
             {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dockyard.api.schemas import fields as f
@@ -12,13 +12,24 @@ from dockyard.api.schemas.host_config import host_config_doc as host_config_spec
 from dockyard.api.schemas.host_config import parse_host_config
 from dockyard.errors import InvalidArgument
 from dockyard.model.containers import Container, ContainerSpec, ContainerStatus
-from dockyard.model.health import HealthStatus, status_of
+from dockyard.model.health import Health, HealthStatus, status_of
 from dockyard.model.hostconfig import NamespaceKind
-from dockyard.model.images import HealthConfig, health_to_json
+from dockyard.model.images import HealthConfig
 from dockyard.model.signals import parse_signal
-from dockyard.model.times import parse_ns, unix_seconds
+from dockyard.model.times import format_ns, parse_ns, unix_seconds
 
-__all__ = ["config_doc", "host_config_doc", "inspect_doc", "parse_create", "parse_host_config", "summary_doc"]
+__all__ = [
+    "config_doc",
+    "health_doc",
+    "healthcheck_doc",
+    "host_config_doc",
+    "inspect_doc",
+    "mounts_doc",
+    "parse_create",
+    "parse_host_config",
+    "state_doc",
+    "summary_doc",
+]
 
 
 _obj = f.obj
@@ -145,17 +156,32 @@ def config_doc(c: Container) -> dict[str, Any]:
     }
     if s.exposed_ports:
         doc["ExposedPorts"] = {p: {} for p in s.exposed_ports}
+    # The rest are `omitempty` in dockerd's Config: absent unless set.
     if s.stop_signal:
         doc["StopSignal"] = s.stop_signal
     if s.stop_timeout is not None:
         doc["StopTimeout"] = s.stop_timeout
     if s.healthcheck is not None:
-        doc["Healthcheck"] = health_to_json(s.healthcheck)
-    # The rest are `omitempty` in dockerd's Config.
+        doc["Healthcheck"] = healthcheck_doc(s.healthcheck)
     if s.network_disabled:
         doc["NetworkDisabled"] = True
+    if s.mac_address:
+        doc["MacAddress"] = s.mac_address  # deprecated since 1.44, still shown when set
     if s.shell:
         doc["Shell"] = list(s.shell)
+    return doc
+
+
+def healthcheck_doc(h: HealthConfig) -> dict[str, Any]:
+    """Config.Healthcheck: every field is `omitempty` in dockerd's HealthcheckConfig, so
+    `--health-cmd true` alone shows only its Test."""
+    doc: dict[str, Any] = {}
+    if h.test:
+        doc["Test"] = list(h.test)
+    for key, value in (("Interval", h.interval_ns), ("Timeout", h.timeout_ns), ("StartPeriod", h.start_period_ns),
+                       ("StartInterval", h.start_interval_ns), ("Retries", h.retries)):  # fmt: skip
+        if value:
+            doc[key] = value
     return doc
 
 
@@ -163,9 +189,21 @@ def host_config_doc(c: Container) -> dict[str, Any]:
     return host_config_spec_doc(c.spec.host, c.runtime)
 
 
+def health_doc(h: Health) -> dict[str, Any]:
+    """State.Health: the status, the failing streak and the last probes, oldest first."""
+    return {
+        "Status": h.status.value,
+        "FailingStreak": h.failing_streak,
+        "Log": [
+            {"Start": format_ns(r.start_ns), "End": format_ns(r.end_ns), "ExitCode": r.exit_code, "Output": r.output}
+            for r in h.log
+        ],
+    }
+
+
 def state_doc(c: Container) -> dict[str, Any]:
     st = c.state
-    return {
+    doc: dict[str, Any] = {
         "Status": st.status.value,
         "Running": st.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED),
         "Paused": st.status is ContainerStatus.PAUSED,
@@ -178,11 +216,25 @@ def state_doc(c: Container) -> dict[str, Any]:
         "StartedAt": st.started_at,
         "FinishedAt": st.finished_at,
     }
+    # `omitempty`: dockerd has a Health only once a container with a healthcheck started.
+    if c.health is not None:
+        doc["Health"] = health_doc(c.health)
+    return doc
 
 
-def inspect_doc(c: Container, paths: Mapping[str, str], graph: Mapping[str, str]) -> dict[str, Any]:
+def inspect_doc(
+    c: Container,
+    paths: Mapping[str, str],
+    graph: Mapping[str, str],
+    *,
+    exec_ids: Sequence[str] = (),
+    size_rw: int | None = None,
+    size_root_fs: int | None = None,
+) -> dict[str, Any]:
+    """GET /containers/{id}/json (API 1.50). The sizes are given only for `size=1`: dockerd
+    then shows them even when zero, and leaves them out otherwise."""
     argv = c.spec.argv
-    return {
+    doc: dict[str, Any] = {
         "Id": c.id,
         "Created": c.created,
         "Path": argv[0] if argv else "",
@@ -200,7 +252,7 @@ def inspect_doc(c: Container, paths: Mapping[str, str], graph: Mapping[str, str]
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "ExecIDs": None,
+        "ExecIDs": list(exec_ids) or None,
         "HostConfig": host_config_doc(c),
         "GraphDriver": {"Name": "overlayfs", "Data": dict(graph)},
         "Mounts": mounts_doc(c),
@@ -226,19 +278,25 @@ def inspect_doc(c: Container, paths: Mapping[str, str], graph: Mapping[str, str]
             "Networks": {},
         },
     }
+    if size_rw is not None:
+        doc["SizeRw"] = size_rw
+    if size_root_fs is not None:
+        doc["SizeRootFs"] = size_root_fs
+    return doc
 
 
 def mounts_doc(c: Container) -> list[dict[str, Any]]:
+    """Mounts (dockerd's MountPoint): binds and HostConfig.Mounts. `--tmpfs` mounts
+    (HostConfig.Tmpfs) are not mount points in dockerd and are not listed."""
     out = []
     for m in c.spec.host.all_mounts:
+        if m.type == "tmpfs" and not m.from_api:
+            continue  # --tmpfs
         if m.type == "bind":
             out.append({"Type": "bind", "Source": m.source, "Destination": m.destination, "Mode": m.mode,
                         "RW": not m.read_only, "Propagation": m.propagation})  # fmt: skip
-        elif m.from_api:
-            out.append({"Type": "tmpfs", "Source": "", "Destination": m.destination, "Mode": "",
-                        "RW": not m.read_only, "Propagation": ""})  # fmt: skip
         else:
-            out.append({"Type": "tmpfs", "Source": "", "Destination": m.destination, "Mode": ",".join(m.options),
+            out.append({"Type": "tmpfs", "Source": "", "Destination": m.destination, "Mode": "",
                         "RW": not m.read_only, "Propagation": ""})  # fmt: skip
     return out
 
@@ -302,9 +360,14 @@ def _command(argv: tuple[str, ...]) -> str:
     return " ".join([argv[0], *args]) if args else argv[0]
 
 
-def summary_doc(c: Container) -> dict[str, Any]:
+def summary_doc(c: Container, *, size_rw: int | None = None, size_root_fs: int | None = None) -> dict[str, Any]:
+    """One entry of GET /containers/json (API 1.50). SizeRw and SizeRootFs are `omitempty`
+    in dockerd's Summary: a zero is left out even with `size=1`."""
     argv = c.spec.argv
-    return {
+    host: dict[str, Any] = {"NetworkMode": c.spec.host.network_mode}
+    if c.spec.host.annotations:
+        host["Annotations"] = dict(c.spec.host.annotations)
+    doc: dict[str, Any] = {
         "Id": c.id,
         "Names": ["/" + c.name],
         "Image": c.spec.image,
@@ -315,7 +378,12 @@ def summary_doc(c: Container) -> dict[str, Any]:
         "Labels": dict(c.spec.labels),
         "State": c.state.status.value,
         "Status": status_text(c),
-        "HostConfig": {"NetworkMode": c.spec.host.network_mode},
+        "HostConfig": host,
         "NetworkSettings": {"Networks": {}},
         "Mounts": mounts_doc(c),
     }
+    if size_rw:
+        doc["SizeRw"] = size_rw
+    if size_root_fs:
+        doc["SizeRootFs"] = size_root_fs
+    return doc

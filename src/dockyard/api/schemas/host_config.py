@@ -361,8 +361,10 @@ _READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-tri
 
 
 def host_config_doc(h: HostSpec, runtime: str) -> dict[str, Any]:
-    """HostConfig in inspect (API 1.50), every field as dockerd shows it."""
-    return {
+    """HostConfig in inspect (API 1.50), every field as dockerd shows it: the fields that are
+    `omitempty` in moby's HostConfig (Tmpfs, Sysctls, Runtime, Annotations, Mounts, Init,
+    StorageOpt, KernelMemoryTCP) are left out when empty, the others are always there."""
+    doc: dict[str, Any] = {
         "Binds": list(h.binds) or None,
         "ContainerIDFile": "",
         "LogConfig": {"Type": h.log_config.type, "Config": dict(h.log_config.config)},
@@ -390,12 +392,9 @@ def host_config_doc(h: HostSpec, runtime: str) -> dict[str, Any]:
         "PublishAllPorts": h.publish_all_ports,
         "ReadonlyRootfs": h.readonly_rootfs,
         "SecurityOpt": list(h.security_opt) or None,
-        "Tmpfs": dict(h.tmpfs) or None,
         "UTSMode": h.uts_mode,
         "UsernsMode": h.userns_mode,
         "ShmSize": h.shm_size,
-        "Sysctls": dict(h.sysctls) or None,
-        "Runtime": runtime,
         "Isolation": h.isolation,
         "CpuShares": h.cpu_shares,
         "Memory": h.memory,
@@ -427,9 +426,17 @@ def host_config_doc(h: HostSpec, runtime: str) -> dict[str, Any]:
         "CpuPercent": 0,
         "IOMaximumIOps": 0,
         "IOMaximumBandwidth": 0,
-        **({"Mounts": [mount_request_doc(m) for m in h.mounts]} if h.mounts else {}),
-        **({"Annotations": dict(h.annotations)} if h.annotations else {}),
-        "Init": h.init,
         "MaskedPaths": None if h.privileged else list(_MASKED),
         "ReadonlyPaths": None if h.privileged else list(_READONLY),
     }  # fmt: skip
+    optional: dict[str, Any] = {
+        "Tmpfs": dict(h.tmpfs),
+        "Sysctls": dict(h.sysctls),
+        "Runtime": runtime,
+        "Annotations": dict(h.annotations),
+        "Mounts": [mount_request_doc(m) for m in h.mounts],
+    }
+    doc.update((key, value) for key, value in optional.items() if value)
+    if h.init is not None:
+        doc["Init"] = h.init
+    return doc
