@@ -173,3 +173,18 @@ def test_a_failed_exec_leaves_no_session_behind(daemon: Daemon, box: str) -> Non
     while sessions.exists() and any(sessions.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not sessions.exists() or not any(sessions.iterdir())
+
+
+def test_framing_follows_the_start_bodys_tty(daemon: Daemon, box: str) -> None:
+    """docker-py creates with tty=True and starts with Tty false: dockerd frames by the start."""
+    api = daemon.client().api
+    exec_id = api.exec_create(box, ["echo", "framed"], tty=True)["Id"]
+    out, err = api.exec_start(exec_id, demux=True)
+    assert (out or b"").replace(b"\r", b"") == b"framed\n" and err is None
+
+
+def test_lowercase_detach_keys_in_the_body_count(daemon: Daemon, box: str) -> None:
+    api = daemon.client().api
+    res = api._post_json(api._url("/containers/{0}/exec", box), data={"Cmd": ["true"], "detachKeys": "ctrl-a"})  # noqa: SLF001
+    exec_id = api._result(res, True)["Id"]  # noqa: SLF001
+    assert api.exec_inspect(exec_id)["DetachKeys"] == "ctrl-a"

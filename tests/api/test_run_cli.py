@@ -299,3 +299,14 @@ def _proc_cmdlines():  # type: ignore[no-untyped-def]
                 yield (entry / "cmdline").read_bytes()
             except OSError:
                 continue  # gone meanwhile
+
+
+def test_kill_answers_once_the_container_has_exited(daemon: Daemon, busybox: str) -> None:
+    client = daemon.client()
+    container = client.containers.run(busybox, ["sleep", "300"], detach=True)
+    try:
+        container.kill()
+        container.reload()
+        assert container.status == "exited" and container.attrs["State"]["ExitCode"] == 137
+    finally:
+        container.remove(force=True)

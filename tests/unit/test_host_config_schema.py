@@ -262,3 +262,12 @@ def test_tmpfs_and_sysctls_shown_when_set() -> None:
     doc = host_config_doc(parse_host_config({"Tmpfs": {"/run": "size=1m"}, "Sysctls": {"net.ipv4.ip_forward": "1"}}), "crun")
     assert doc["Tmpfs"] == {"/run": "size=1m"} and doc["Sysctls"] == {"net.ipv4.ip_forward": "1"}
     assert doc["Runtime"] == "crun"
+
+
+def test_field_names_match_as_gos_decoder_matches_them() -> None:
+    from dockyard.api.schemas.fields import obj
+
+    doc = obj({"detachKeys": "ctrl-a", "DetachKeys": "ctrl-b", "memory": 1}, "body")
+    assert doc["DetachKeys"] == "ctrl-b"  # an exact match first
+    assert doc.get("Memory") == 1  # then any case
+    assert doc.get("Nothing") is None and "MEMORY" in doc

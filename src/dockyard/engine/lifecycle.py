@@ -24,7 +24,7 @@ from dockyard.engine.exits import ExitMonitor
 from dockyard.engine.health import HealthMonitor
 from dockyard.engine.rootfs import RootfsMounts
 from dockyard.engine.table import ContainerTable, ExitStatus, Live
-from dockyard.errors import Conflict, InvalidArgument, NotModified, StartFailed
+from dockyard.errors import Conflict, Internal, InvalidArgument, NotModified, StartFailed
 from dockyard.linux.process import ProcessHandle, boot_id, start_time
 from dockyard.model import times
 from dockyard.model.containers import Container, ContainerState, ContainerStatus
@@ -38,6 +38,8 @@ from dockyard.tasks import Tasks
 log = logging.getLogger(__name__)
 
 DEFAULT_STOP_TIMEOUT = 10
+_KILL_WAIT = 10.0  # dockerd's: how long a SIGKILL may take to show as an exit
+_KILL_RETRY_WAIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -275,8 +277,29 @@ class Lifecycle:
         if sig in (signals.SIGKILL, parse_signal(c.spec.stop_signal or "SIGTERM")):
             # Killed on purpose: the restart policy leaves it down. (HUP, USR1... are messages.)
             self._table.live(c.id).stopped_by_user = True
-        self._signal(c, sig)
+        if sig != signals.SIGKILL:
+            self._signal(c, sig)
+            self._emit("kill", c, signal=str(sig))
+            return
+        # As dockerd: a SIGKILL answers once the exit is recorded (clients read the exit code
+        # or remove the container right after), with one more try if none came in 10 s.
+        exited = self._table.next_exit(c.id)
+        try:
+            self._signal(c, sig)
+        except Conflict:
+            exited.cancel()
+            raise
         self._emit("kill", c, signal=str(sig))
+        for wait in (_KILL_WAIT, _KILL_RETRY_WAIT):
+            try:
+                async with asyncio.timeout(wait):
+                    await asyncio.shield(exited)
+                return
+            except TimeoutError:
+                with contextlib.suppress(Conflict):
+                    self._signal(self._table.current(c), sig)
+        exited.cancel()
+        raise Internal(f"tried to kill container {c.id}, but did not receive an exit event")
 
     async def kill_for_removal(self, c: Container) -> None:
         """rm -f: SIGKILL (a paused one thawed first) and wait for the exit to be recorded."""

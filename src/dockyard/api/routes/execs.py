@@ -52,8 +52,8 @@ def routes(execs: Execs) -> list[Route]:
         if start_config.detach:
             await execs.start_detached(exec_id, start_config)
             return EmptyResponse(200)
-        e, _ = execs.check_startable(exec_id)  # a 404 or 409 before the connection is taken
-        tty = e.config.tty
+        execs.check_startable(exec_id)  # a 404 or 409 before the connection is taken
+        tty = start_config.tty  # dockerd frames by the start body's Tty, not the create's
         framer = _framer(tty)
 
         async def session(client: RawStream) -> None:

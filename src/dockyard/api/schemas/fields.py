@@ -3,7 +3,7 @@ for a string, a fraction or a value beyond int64 for an integer (dockerd answers
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from dockyard.errors import InvalidArgument
@@ -35,12 +35,36 @@ def type_error(field: str, value: Any, go_type: str) -> InvalidArgument:
     return InvalidArgument(f"invalid {field}: expected {_EXPECTED.get(go_type, go_type)}, got {shown}")
 
 
+class GoObject(Mapping[str, Any]):
+    """A JSON object read as Go's encoding/json fills a struct: a field name matches exactly,
+    or else case-insensitively (docker-py sends `detachKeys` where the field is DetachKeys)."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self._raw = raw
+        self._folded: dict[str, str] | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._raw:
+            return self._raw[key]
+        if self._folded is None:
+            self._folded = {}
+            for name in self._raw:
+                self._folded.setdefault(name.casefold(), name)
+        return self._raw[self._folded[key.casefold()]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
 def obj(value: Any, what: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise InvalidArgument(f"invalid {what}: expected an object")
-    return value
+    return GoObject(value)
 
 
 def string(value: Any, field: str, default: str = "") -> str:
