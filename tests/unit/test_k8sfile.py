@@ -1,4 +1,5 @@
-"""conmon's k8s-file container log: line parsing, queries, reading and following."""
+"""conmon's k8s-file read directly (runtime.k8sfile, today's engine): parsing, queries,
+reading and following."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.model.logs import LogQuery, LogRecord
 from dockyard.model.times import parse_ns
-from dockyard.runtime.logfile import LogQuery, LogRecord, follow, parse_line, read_records
+from dockyard.runtime.k8sfile import follow, parse_line, read_records, wants
 
 T0 = "2026-11-27T19:52:41.652377680+00:00"
 T0_NS = parse_ns(T0)
@@ -26,24 +28,35 @@ def _ns(second: int) -> int:
     return parse_ns(_ts(second))
 
 
+def _rec(ns: int, stream: str, data: bytes) -> LogRecord:
+    """The record parse_line makes of a line stamped `ns` (in this file's format)."""
+    return LogRecord(stream, data, _stamp(ns).encode())
+
+
+def _stamp(ns: int) -> str:
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    return f"2026-11-27T19:52:{seconds - _BASE:02d}.{nanos:09d}+00:00"
+
+
+_BASE = parse_ns("2026-11-27T19:52:00+00:00") // 1_000_000_000
+
+
 # ---- parse_line ------------------------------------------------------------------------
 
 
 def test_parse_full_stdout_line() -> None:
     record = parse_line(b"2026-11-27T19:52:41.652377680+00:00 stdout F out\n")
-    assert record == LogRecord(T0_NS, "stdout", b"out\n")
+    assert record == _rec(T0_NS, "stdout", b"out\n")
     assert T0_NS == 1795809161 * 1_000_000_000 + 652377680
 
 
 def test_parse_without_trailing_newline() -> None:
-    assert parse_line(b"2026-11-27T19:52:41.652377680+00:00 stdout F out") == LogRecord(
-        T0_NS, "stdout", b"out\n"
+    assert parse_line(b"2026-11-27T19:52:41.652377680+00:00 stdout F out") == _rec(T0_NS, "stdout", b"out\n"
     )
 
 
 def test_parse_partial_record_gets_no_newline() -> None:
-    assert parse_line(f"{T0} stdout P no newline yet\n".encode()) == LogRecord(
-        T0_NS, "stdout", b"no newline yet"
+    assert parse_line(f"{T0} stdout P no newline yet\n".encode()) == _rec(T0_NS, "stdout", b"no newline yet"
     )
 
 
@@ -56,11 +69,11 @@ def test_parse_stderr() -> None:
 
 @pytest.mark.parametrize("raw", [f"{T0} stdout F\n", f"{T0} stdout F \n"])
 def test_parse_empty_full_line(raw: str) -> None:
-    assert parse_line(raw.encode()) == LogRecord(T0_NS, "stdout", b"\n")
+    assert parse_line(raw.encode()) == _rec(T0_NS, "stdout", b"\n")
 
 
 def test_parse_empty_partial_line() -> None:
-    assert parse_line(f"{T0} stdout P \n".encode()) == LogRecord(T0_NS, "stdout", b"")
+    assert parse_line(f"{T0} stdout P \n".encode()) == _rec(T0_NS, "stdout", b"")
 
 
 def test_parse_text_keeps_spaces_and_binary() -> None:
@@ -81,38 +94,38 @@ def test_parse_malformed_is_none(raw: bytes) -> None:
 # ---- LogQuery --------------------------------------------------------------------------
 
 
-OUT = LogRecord(_ns(10), "stdout", b"o\n")
-ERR = LogRecord(_ns(20), "stderr", b"e\n")
+OUT = _rec(_ns(10), "stdout", b"o\n")
+ERR = _rec(_ns(20), "stderr", b"e\n")
 
 
 def test_query_default_wants_everything() -> None:
-    assert LogQuery().wants(OUT) and LogQuery().wants(ERR)
+    assert wants(LogQuery(), OUT) and wants(LogQuery(), ERR)
 
 
 def test_query_streams() -> None:
-    assert LogQuery(stderr=False).wants(OUT)
-    assert not LogQuery(stderr=False).wants(ERR)
-    assert not LogQuery(stdout=False).wants(OUT)
-    assert LogQuery(stdout=False).wants(ERR)
-    assert not LogQuery(stdout=False, stderr=False).wants(OUT)
+    assert wants(LogQuery(stderr=False), OUT)
+    assert not wants(LogQuery(stderr=False), ERR)
+    assert not wants(LogQuery(stdout=False), OUT)
+    assert wants(LogQuery(stdout=False), ERR)
+    assert not wants(LogQuery(stdout=False, stderr=False), OUT)
 
 
 def test_query_since_is_inclusive() -> None:
-    assert LogQuery(since_ns=_ns(10)).wants(OUT)
-    assert not LogQuery(since_ns=_ns(10) + 1).wants(OUT)
-    assert LogQuery(since_ns=_ns(10) + 1).wants(ERR)
+    assert wants(LogQuery(since_ns=_ns(10)), OUT)
+    assert not wants(LogQuery(since_ns=_ns(10) + 1), OUT)
+    assert wants(LogQuery(since_ns=_ns(10) + 1), ERR)
 
 
 def test_query_until_is_inclusive() -> None:
-    assert LogQuery(until_ns=_ns(20)).wants(ERR)
-    assert not LogQuery(until_ns=_ns(20) - 1).wants(ERR)
-    assert LogQuery(until_ns=_ns(20) - 1).wants(OUT)
+    assert wants(LogQuery(until_ns=_ns(20)), ERR)
+    assert not wants(LogQuery(until_ns=_ns(20) - 1), ERR)
+    assert wants(LogQuery(until_ns=_ns(20) - 1), OUT)
 
 
 def test_query_since_and_until_window() -> None:
     query = LogQuery(since_ns=_ns(15), until_ns=_ns(25))
-    assert not query.wants(OUT)
-    assert query.wants(ERR)
+    assert not wants(query, OUT)
+    assert wants(query, ERR)
 
 
 # ---- read_records ----------------------------------------------------------------------
@@ -192,7 +205,7 @@ def test_read_skips_malformed_and_blank_lines(tmp_path: Path) -> None:
     log = tmp_path / "ctr.log"
     log.write_bytes(b"junk\n\n" + _line(_ts(1), "stderr", "F", "ok") + b"x y\n")
     records, offset = read_records(log, LogQuery())
-    assert records == [LogRecord(_ns(1), "stderr", b"ok\n")]
+    assert records == [_rec(_ns(1), "stderr", b"ok\n")]
     assert offset == log.stat().st_size
 
 
@@ -284,7 +297,7 @@ def test_follow_already_finished_drains_then_ends(tmp_path: Path) -> None:
 
 # ---- batches and tail offsets (the daemon's path for large logs) -----------------------
 
-from dockyard.runtime.logfile import read_batch, tail_offset
+from dockyard.runtime.k8sfile import read_batch, tail_offset
 
 
 def _big_log(tmp_path: Path, n: int) -> Path:
