@@ -215,8 +215,24 @@ def decode_line(line: bytes) -> LogRecord | None:
     return LogRecord(stream, _text_bytes(log), raw_stamp, attrs)
 
 
+def _valid_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 _STREAM_KEY = b'","stream":"'
 _TIME_KEY = b'","time":"'
+
+
+# Our own plainest record: a full line without escapes. For short lines one regex over
+# the whole buffer beats slicing line by line; long lines are quicker sliced (memchr).
+_PLAIN = re.compile(rb'^\{"log":"([^"\\\n]*)\\n","stream":"(std(?:out|err))","time":"([0-9]{4}-[^"\n]*)"\}$', re.MULTILINE)
+_PLAIN_MAX_LINE = 256
+_NAMES = {b"stdout": "stdout", b"stderr": "stderr"}
+_new = tuple.__new__  # builds a LogRecord without the Python-level __new__
 
 
 def decode(buffer: bytes, on_skip: Callable[[bytes], None] | None = None) -> list[LogRecord]:
@@ -224,29 +240,34 @@ def decode(buffer: bytes, on_skip: Callable[[bytes], None] | None = None) -> lis
     ignored). Lines in our own layout are sliced by position; only a log with a backslash
     other than its final \\n goes through json.loads; other lines take the general reader.
     Lines nothing can read are left out (and passed to `on_skip`)."""
+    count = buffer.count(b"\n")
+    if count and len(buffer) < count * _PLAIN_MAX_LINE and (buffer.isascii() or _valid_utf8(buffer)):
+        found = _PLAIN.findall(buffer)
+        if len(found) == count:
+            names = _NAMES
+            return [_new(LogRecord, (names[s], log + b"\n", t, ())) for log, s, t in found]
     lines = buffer.split(b"\n")
     lines.pop()
     out: list[LogRecord] = []
     append = out.append
+    names_get = _NAMES.get
     for line in lines:
         # {"log":"<log>","stream":"stdout","time":"<time>"}
         i = line.rfind(_STREAM_KEY)
-        if i >= 8 and line.startswith(b'{"log":"') and line.endswith(b'"}') and line[i + 18 : i + 28] == _TIME_KEY:
-            stream = line[i + 12 : i + 18]
-            if stream == b"stdout":
-                name = "stdout"
-            elif stream == b"stderr":
-                name = "stderr"
-            else:
-                name = ""
-            if name:
+        if i >= 8 and line[i + 18 : i + 28] == _TIME_KEY and line[:8] == b'{"log":"' and line[-2:] == b'"}':
+            name = names_get(line[i + 12 : i + 18])
+            stamp = line[i + 28 : -2]
+            if name is not None and stamp[10:11] == b"T":
                 log = line[8:i]
-                if log.endswith(b"\\n") and log.find(b"\\", 0, len(log) - 2) < 0:
-                    append(LogRecord(name, log[:-2] + b"\n", line[i + 28 : -2]))
-                    continue
-                data = _unescape(log) if b"\\" in log else log
+                if log.isascii() or _valid_utf8(log):
+                    if log[-2:] == b"\\n" and log.find(b"\\", 0, -2) < 0:
+                        append(_new(LogRecord, (name, log[:-2] + b"\n", stamp, ())))
+                        continue
+                    data = _unescape(log) if b"\\" in log else log
+                else:
+                    data = _unescape(log)  # raw invalid UTF-8 (not ours): as Go reads it
                 if data is not None:
-                    append(LogRecord(name, data, line[i + 28 : -2]))
+                    append(_new(LogRecord, (name, data, stamp, ())))
                     continue
         if not line:
             continue  # an empty line: nothing was lost
