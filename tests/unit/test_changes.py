@@ -17,8 +17,8 @@ from dockyard.model.dockerfile import (
     parse_instruction,
     parse_instructions,
 )
-from dockyard.model.shellwords import ShellLexer, env_mapping, extract_flags, split_words
 from dockyard.model.images import HealthConfig, ImageConfig
+from dockyard.model.shellwords import ShellLexer, env_mapping, extract_flags, split_words
 
 BASE = ImageConfig(
     env=("PATH=/usr/bin:/bin", "HOME=/root"),

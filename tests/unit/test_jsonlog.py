@@ -11,7 +11,14 @@ import pytest
 
 from dockyard.model.logs import LogRecord
 from dockyard.model.times import parse_ns
-from dockyard.runtime.jsonlog import SpoolEncoder, decode, decode_line, encode_record, escape, go_time
+from dockyard.runtime.jsonlog import (
+    SpoolEncoder,
+    decode,
+    decode_line,
+    encode_record,
+    escape,
+    go_time,
+)
 
 # ---- the reference: Go's writer, ported one rune at a time --------------------------------
 
@@ -72,7 +79,7 @@ def test_every_byte_alone_and_in_text(byte: int) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    ["<b>&amp;</b>".encode(), b'say "hi"\\', b"tab\there\r\n", "ÿ é € 😀 中文".encode(), "a\u2028b\u2029c".encode(),
+    [b"<b>&amp;</b>", b'say "hi"\\', b"tab\there\r\n", "ÿ é € 😀 中文".encode(), "a\u2028b\u2029c".encode(),
      b"\xe2\x82", b"\xe2\x82A", b"\xf0\x9f\x98", b"\xed\xa0\x80", b"\xc0\x80", b"\xf4\x90\x80\x80", b"\xff\xfe",
      b"\xe2\xe2\x80\xa8", b"\x80\xbf", "\ufffd".encode(), b"\x7f\x00\x1b[0m", b""],
 )  # fmt: skip

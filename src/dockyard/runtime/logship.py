@@ -114,7 +114,13 @@ class LogShipper:
         return _Chunk(records, spool, skipped)
 
     def _commit(self, records: bytes, spool_bytes: int) -> None:
-        self.writer.append(records)
+        before = self.writer.position.size
+        try:
+            self.writer.append(records)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self.writer.truncate(before)  # no torn record: the retry writes it whole
+            raise
         self.spool.consumed(spool_bytes)
         self.spool.save(self.writer.inode, self.writer.position.size)
 

@@ -88,7 +88,7 @@ class Spool:
         saved = Cursor.decode(os.pread(self._cursor_fd, _CURSOR_SIZE, 0))
         for candidate in (self.held, self.path):
             try:
-                fd = os.open(candidate, os.O_RDONLY | os.O_CLOEXEC)
+                fd = os.open(candidate, os.O_RDWR | os.O_CLOEXEC)  # RDWR: to punch holes
             except FileNotFoundError:
                 continue
             self._take(fd)
@@ -110,10 +110,16 @@ class Spool:
         """Link the file being read as `ctr.log.shipping` (replacing the previous one)."""
         partial = self.held.with_name(self.held.name + ".tmp")
         partial.unlink(missing_ok=True)
+        # linkat(AT_SYMLINK_FOLLOW) on /proc/self/fd/N links the open file itself, even if
+        # conmon renamed another over ctr.log meanwhile. os.link uses plain link(2), which
+        # does not follow, unless a dir fd is given: hence the (unused) src_dir_fd.
+        root = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            os.link(f"/proc/self/fd/{self._fd}", partial, follow_symlinks=True)
+            os.link(f"/proc/self/fd/{self._fd}", partial, src_dir_fd=root, follow_symlinks=True)
         except FileNotFoundError:
             return  # already replaced and unlinked: the fd alone keeps it readable
+        finally:
+            os.close(root)
         os.replace(partial, self.held)
 
     def read(self, *, final: bool = False) -> bytes:
@@ -143,7 +149,7 @@ class Spool:
     def switch(self) -> None:
         """Go on to the file conmon writes now; call once the current one is read to its end."""
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
             return
         self._take(fd)
