@@ -240,3 +240,17 @@ def test_encode_record_round_trip() -> None:
         expected = data.decode("utf-8", "replace").encode() if data else b""
         assert record == LogRecord("stderr", expected, record.stamp)
         assert json.loads(line)["stream"] == "stderr"
+
+
+def test_whole_buffer_path_agrees_with_the_general_reader() -> None:
+    rng = random.Random(11)
+    lines = []
+    for i in range(3000):
+        text = "x" * rng.randrange(0, 60)
+        log = text + ("\\n" if rng.random() < 0.8 else "")  # conmon's partial lines too
+        stamp = f"2026-12-01T10:00:00.{i:09d}".rstrip("0") + "Z"
+        stream = rng.choice(["stdout", "stderr"])
+        lines.append(f'{{"log":"{log}","stream":"{stream}","time":"{stamp}"}}\n'.encode())
+    records = decode(b"".join(lines))
+    assert records == [decode_line(line) for line in lines]
+    assert sum(1 for r in records if not r.data.endswith(b"\n")) > 300

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -186,6 +187,32 @@ def test_two_spool_rotations_while_away_lose_the_middle_file(where: tuple[Path, 
     _run(main)
 
 
+def test_a_burst_of_spool_rotations_while_the_shipper_is_busy(where: tuple[Path, LogFiles], monkeypatch: pytest.MonkeyPatch) -> None:
+    spool_dir, files = where
+    conmon = FakeConmon(spool_dir)
+    original = LogWriter.append
+
+    def slow(self: LogWriter, data: bytes) -> None:
+        time.sleep(0.3)  # a slow disk: the shipping loop is held up
+        original(self, data)
+
+    monkeypatch.setattr(LogWriter, "append", slow)
+
+    async def main() -> None:
+        async with LogShipping() as shipping:
+            shipping.start("c1", spool_dir, files, 1 << 20)
+            conmon.write(1)
+            await asyncio.sleep(0.05)  # the first append is under way
+            for _ in range(5):  # conmon rotates five times meanwhile
+                conmon.rotate()
+                conmon.write(10)
+                await asyncio.sleep(0.02)
+            await shipping.finish("c1")
+        assert _logged(files) == _expected(0, 51)
+
+    _run(main)
+
+
 def test_logpath_rotation_while_shipping(where: tuple[Path, LogFiles]) -> None:
     spool_dir, files = where
     conmon = FakeConmon(spool_dir)
@@ -356,6 +383,6 @@ def test_cursor_is_saved_beside_the_spool(where: tuple[Path, LogFiles]) -> None:
                 os.stat(spool_dir / "ctr.log").st_ino, (spool_dir / "ctr.log").stat().st_size,
                 files.path.stat().st_ino, files.path.stat().st_size,
             )  # fmt: skip
-        assert (spool_dir / "ctr.log.shipping").exists()  # left for the next daemon
+        assert (spool_dir / "ctr.log.held.0").exists()  # left for the next daemon
 
     _run(main)

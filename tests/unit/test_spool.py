@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from dockyard.linux.sparse import allocated_bytes
-from dockyard.runtime.spool import BLOCK, Cursor, Spool
+from dockyard.runtime.spool import BLOCK, MAX_HELD, Cursor, Spool
 
 
 def _line(i: int, text: str = "") -> bytes:
@@ -50,12 +50,17 @@ def test_read_whole_lines_from_the_cursor(tmp_path: Path) -> None:
     again.close()
 
 
+def _held(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.glob("ctr.log.held.*"))
+
+
 def test_the_read_file_is_held_by_a_link_across_conmons_rename(tmp_path: Path) -> None:
     _append(tmp_path, _line(1))
     spool = Spool(tmp_path)
     spool.open()
     first = spool.inode
-    assert os.stat(tmp_path / "ctr.log.shipping").st_ino == first
+    assert _held(tmp_path) == ["ctr.log.held.0"]
+    assert os.stat(tmp_path / "ctr.log.held.0").st_ino == first
     chunk = spool.read()
     spool.consumed(len(chunk))
     spool.save(0, 0)
@@ -66,17 +71,52 @@ def test_the_read_file_is_held_by_a_link_across_conmons_rename(tmp_path: Path) -
     resumed = Spool(tmp_path)
     resumed.open()
     assert resumed.inode == first and resumed.offset == len(chunk)
+    assert resumed.newer() and _held(tmp_path) == ["ctr.log.held.0", "ctr.log.held.1"]
     assert resumed.read() == _line(2)  # the rest of the old file first
     resumed.consumed(len(_line(2)))
-    assert resumed.replaced()
-    resumed.switch()
-    assert resumed.inode != first and resumed.offset == 0
-    assert os.stat(tmp_path / "ctr.log.shipping").st_ino == resumed.inode
+    assert resumed.read() == b""
+    resumed.advance()
+    assert resumed.inode != first and resumed.offset == 0 and not resumed.newer()
+    assert _held(tmp_path) == ["ctr.log.held.1"]
     assert resumed.read() == _line(3)
     resumed.close()
 
 
-def test_a_cursor_for_another_file_starts_the_held_one_from_zero(tmp_path: Path) -> None:
+def test_a_burst_of_rotations_loses_nothing_while_read(tmp_path: Path) -> None:
+    _append(tmp_path, _line(0))
+    spool = Spool(tmp_path)
+    spool.open()
+    for i in range(1, 5):  # conmon rotates four times before the reader reads again
+        _conmon_rotate(tmp_path)
+        _append(tmp_path, _line(i))
+        spool.notice()
+    got = b""
+    while True:
+        chunk = spool.read()
+        if chunk:
+            got += chunk
+            spool.consumed(len(chunk))
+        elif spool.newer():
+            spool.advance()
+        else:
+            break
+    assert got == b"".join(_line(i) for i in range(5))
+    spool.close()
+
+
+def test_held_files_are_bounded(tmp_path: Path) -> None:
+    _append(tmp_path, _line(0))
+    spool = Spool(tmp_path)
+    spool.open()
+    for i in range(1, MAX_HELD + 3):
+        _conmon_rotate(tmp_path)
+        _append(tmp_path, _line(i))
+        spool.notice()
+    assert spool.held == MAX_HELD
+    spool.close()
+
+
+def test_a_cursor_for_a_finished_file_starts_the_next_from_zero(tmp_path: Path) -> None:
     _append(tmp_path, _line(1))
     spool = Spool(tmp_path)
     spool.open()
@@ -84,7 +124,8 @@ def test_a_cursor_for_another_file_starts_the_held_one_from_zero(tmp_path: Path)
     spool.save(0, 0)
     _conmon_rotate(tmp_path)
     _append(tmp_path, _line(2))
-    spool.switch()  # linked the new file; killed before saving its cursor
+    spool.notice()
+    spool.advance()  # the finished file's link is gone; killed before saving the cursor
     spool.close()
     resumed = Spool(tmp_path)
     resumed.open()
@@ -95,11 +136,10 @@ def test_a_cursor_for_another_file_starts_the_held_one_from_zero(tmp_path: Path)
 def test_no_file_yet(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     spool.open()
-    assert spool.read() == b"" and not spool.replaced()
+    assert spool.read() == b"" and not spool.newer() and not spool.exists()
     _append(tmp_path, _line(1))
-    assert spool.replaced()
-    spool.switch()
-    assert spool.read() == _line(1)
+    spool.notice()
+    assert spool.read() == _line(1) and spool.exists()
     spool.remove()
     assert sorted(os.listdir(tmp_path)) == []
 

@@ -227,9 +227,12 @@ _STREAM_KEY = b'","stream":"'
 _TIME_KEY = b'","time":"'
 
 
-# Our own plainest record: a full line without escapes. For short lines one regex over
-# the whole buffer beats slicing line by line; long lines are quicker sliced (memchr).
-_PLAIN = re.compile(rb'^\{"log":"([^"\\\n]*)\\n","stream":"(std(?:out|err))","time":"([0-9]{4}-[^"\n]*)"\}$', re.MULTILINE)
+# Our own plainest records: no escapes but a final \n (full lines) or none (conmon's
+# partial lines, one per read buffer it filled). For short lines one regex over the
+# whole buffer beats slicing line by line; long lines are quicker sliced (memchr).
+_PLAIN = re.compile(
+    rb'^\{"log":"([^"\\\n]*)(\\n)?","stream":"(std(?:out|err))","time":"([0-9]{4}-[^"\n]*)"\}$', re.MULTILINE
+)
 _PLAIN_MAX_LINE = 256
 _NAMES = {b"stdout": "stdout", b"stderr": "stderr"}
 _new = tuple.__new__  # builds a LogRecord without the Python-level __new__
@@ -245,7 +248,7 @@ def decode(buffer: bytes, on_skip: Callable[[bytes], None] | None = None) -> lis
         found = _PLAIN.findall(buffer)
         if len(found) == count:
             names = _NAMES
-            return [_new(LogRecord, (names[s], log + b"\n", t, ())) for log, s, t in found]
+            return [_new(LogRecord, (names[s], log + b"\n" if nl else log, t, ())) for log, nl, s, t in found]
     lines = buffer.split(b"\n")
     lines.pop()
     out: list[LogRecord] = []

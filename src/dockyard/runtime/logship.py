@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from dockyard.linux.inotify import DirectoryWatch
+from dockyard.linux.inotify import IN_MOVED_TO, DirectoryWatch
 from dockyard.model.logs import LogQuery, LogRecord, LogWindow
 from dockyard.runtime.jsonlog import SpoolEncoder, decode
 from dockyard.runtime.logfile import (
@@ -68,11 +68,14 @@ class LogShipper:
         self.ready = asyncio.Event()  # LogPath is open: readers may take a position
         self.done = asyncio.Event()  # everything shipped; no record will follow
         self._moved = asyncio.Event()
+        self._position = WritePosition(0, 0)
         self.shipped_bytes = 0  # spool bytes consumed (for figures)
 
     @property
     def position(self) -> WritePosition:
-        return self.writer.position
+        """How far LogPath holds whole records: moved on the event loop after each write
+        (a write in progress in a thread is not counted yet)."""
+        return self._position
 
     @property
     def finished(self) -> bool:
@@ -84,6 +87,7 @@ class LogShipper:
             await self._moved.wait()
 
     def _publish(self) -> None:
+        self._position = self.writer.position
         self._moved.set()
         self._moved = asyncio.Event()
 
@@ -107,6 +111,7 @@ class LogShipper:
                 self.writer.truncate(0)
 
     def _read(self, final: bool) -> _Chunk:
+        self.spool.notice()  # first: a newer file seen now means ours is complete
         spool = self.spool.read(final=final)
         if not spool:
             return _Chunk(b"", b"", 0)
@@ -124,10 +129,18 @@ class LogShipper:
         self.spool.consumed(spool_bytes)
         self.spool.save(self.writer.inode, self.writer.position.size)
 
+    def _finish_or_advance(self) -> _Chunk:
+        chunk = self._read(True)
+        if not chunk.spool:
+            self.spool.advance()
+            self.spool.save(self.writer.inode, self.writer.position.size)
+        return chunk
+
     async def _ship(self, chunk: _Chunk) -> None:
         rest = chunk.records
-        spool_lines = chunk.spool.split(b"\n")
-        taken = 0  # spool lines already accounted for
+        done = 0  # spool bytes of the records committed so far
+        spool_lines: list[bytes] | None = None
+        taken = 0  # spool lines committed so far (counted only when a rotation cuts in)
         while rest:
             if chunk.skipped:
                 now, rest = rest, b""  # lines do not map one to one: no cut inside
@@ -135,13 +148,17 @@ class LogShipper:
                 now, rest = self.writer.split(rest)
             if not now:
                 await self.writer.rotate()
+                self._publish()
                 continue
-            if rest:
+            if rest:  # records map one to one to spool lines: count the cut's bytes
+                if spool_lines is None:
+                    spool_lines = chunk.spool.split(b"\n")
                 count = now.count(b"\n")
                 spool_bytes = sum(map(len, spool_lines[taken : taken + count])) + count
                 taken += count
             else:
-                spool_bytes = len(chunk.spool) - sum(map(len, spool_lines[:taken])) - taken
+                spool_bytes = len(chunk.spool) - done
+            done += spool_bytes
             await asyncio.to_thread(self._commit, now, spool_bytes)
             self._publish()
         if not chunk.records:  # only unreadable lines: step over them
@@ -158,6 +175,27 @@ class LogShipper:
             self._watch = DirectoryWatch(self.spool.directory)
             self.ready.set()
             self._publish()
+        async with asyncio.TaskGroup() as group:
+            noticing = group.create_task(self._notice_new_files())
+            try:
+                await self._ship_until_gone()
+            finally:
+                noticing.cancel()
+
+    async def _notice_new_files(self) -> None:
+        """Hold each new spool file as soon as conmon renames it in, even while the
+        shipping loop is busy (a compression to wait for, a slow disk): a burst of
+        conmon rotations then loses nothing."""
+        watch = DirectoryWatch(self.spool.directory, IN_MOVED_TO)
+        try:
+            while True:
+                watch.drain()
+                self.spool.notice()  # a few syscalls, on the loop: no thread hop to wait for
+                await watch.changed()
+        finally:
+            watch.close()
+
+    async def _ship_until_gone(self) -> None:
         watch = self._watch
         assert watch is not None
         while True:
@@ -167,13 +205,12 @@ class LogShipper:
             if chunk.spool:
                 await self._ship(chunk)
                 continue
-            if await asyncio.to_thread(self.spool.replaced):
-                # conmon went on to a new file: ours can get nothing more. Finish it first.
-                chunk = await asyncio.to_thread(self._read, True)
+            if self.spool.newer():
+                # conmon went on to a newer file, so ours is complete; a read begun after
+                # seeing that gets all of it. Then go on to the next.
+                chunk = await asyncio.to_thread(self._finish_or_advance)
                 if chunk.spool:
                     await self._ship(chunk)
-                    continue
-                await asyncio.to_thread(self.spool.switch)
                 continue
             if gone:
                 chunk = await asyncio.to_thread(self._read, True)  # a line cut by conmon's end

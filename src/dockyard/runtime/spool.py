@@ -1,18 +1,26 @@
 """conmon's k8s-file log, used as a spool in the exec root, read from a saved cursor.
 
 conmon writes `<dir>/ctr.log` with `--log-size-max`: when the file would pass that size,
-conmon opens `ctr.log.tmp` and renames it over `ctr.log` (conmon's reopen_k8s_file), after
-closing the old file. The reader therefore:
-- holds the file it reads by a hard link, `ctr.log.shipping`, as well as by its fd: the
-  old file survives conmon's rename even while the daemon is down, and is finished first;
-- switches to the new `ctr.log` only once the path names another file and its own is read
-  to the end (nothing more can be written to it then);
+conmon closes it, opens `ctr.log.tmp` and renames it over `ctr.log` (conmon's
+reopen_k8s_file). A file nobody holds is gone at that rename. So the reader:
+- holds every spool file it has seen by a hard link, `ctr.log.held.<n>` (n counts up), as
+  well as by an fd: a file survives conmon's renames, also while the daemon is down, and
+  the files are read in order. It looks for a new `ctr.log` before each read, so a burst
+  that makes conmon rotate several times before the shipper catches up loses nothing
+  (up to MAX_HELD files; past that, new files are left to conmon and their lines lost);
+- moves on from a file only once a newer one exists and its own is read to the end
+  (conmon closed it before making the next);
 - keeps its place in `ctr.log.cursor` (the spool file's inode and offset, and LogPath's
   inode and size after the records shipped so far), rewritten in place after each write;
-- punches the consumed part out of the spool file, so the exec root (tmpfs) holds only
-  what is not shipped yet, while conmon's own limit bounds the spool if nobody reads.
+- punches the consumed part out of the file it reads, so the exec root (tmpfs) holds only
+  what is not shipped yet.
 
-Everything here blocks: call it from a thread.
+While the daemon is down nobody links conmon's new files: the file being read and the one
+conmon writes survive, a file in between does not. Lines are lost only if the container
+writes more than SPOOL_MAX (plus the rest of the held file) during the absence.
+
+Everything here blocks: call it from a thread. notice() may also be called from the event
+loop (a few syscalls) while a thread reads: the held files are kept under a lock.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,12 +37,13 @@ from dockyard.linux.sparse import PAGE, punch_hole
 log = logging.getLogger(__name__)
 
 SPOOL_NAME = "ctr.log"
-# conmon's --log-size-max for the spool. While the daemon is up the spool holds only what
-# is not shipped yet; while it is down, conmon keeps at least this much before its second
-# rotation would drop the middle file: lines beyond that are what a long absence costs.
+# conmon's --log-size-max for the spool: how much conmon keeps in one file, so what a
+# daemon's absence can cost at most is bounded (see above) and so is the exec root's use.
 SPOOL_MAX = 16 * 1024 * 1024
+MAX_HELD = 8  # spool files held at once: a shipper this far behind drops lines
 BLOCK = 1 << 20
 _CURSOR_SIZE = 84  # four fixed-width numbers: rewritten in place by one pwrite
+_HELD = SPOOL_NAME + ".held."
 
 
 @dataclass(frozen=True)
@@ -55,19 +65,27 @@ class Cursor:
         return Cursor(a, b, c, d)
 
 
+@dataclass(frozen=True)
+class _Held:
+    number: int  # n of its link's name
+    fd: int
+    inode: int
+
+
 class Spool:
     """The reading side of one container's spool directory."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.path = directory / SPOOL_NAME
-        self.held = directory / (SPOOL_NAME + ".shipping")
         self.cursor_path = directory / (SPOOL_NAME + ".cursor")
-        self._fd = -1
-        self._inode = 0
+        self._files: list[_Held] = []  # the one being read first, then newer ones
+        self._next = 0
         self._offset = 0
         self._punched = 0
         self._cursor_fd = -1
+        self._dropping = False
+        self._lock = threading.Lock()
         self.punching = True
 
     @property
@@ -76,104 +94,141 @@ class Spool:
 
     @property
     def inode(self) -> int:
-        return self._inode
+        return self._files[0].inode if self._files else 0
+
+    @property
+    def held(self) -> int:
+        return len(self._files)
+
+    def _link(self, number: int) -> Path:
+        return self.directory / f"{_HELD}{number}"
 
     def exists(self) -> bool:
-        return self.path.exists() or self.held.exists()
+        return self.path.exists() or any(self.directory.glob(_HELD + "*"))
 
     def open(self) -> Cursor | None:
         """Take up where the saved cursor left off; the saved cursor is returned."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self._cursor_fd = os.open(self.cursor_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         saved = Cursor.decode(os.pread(self._cursor_fd, _CURSOR_SIZE, 0))
-        for candidate in (self.held, self.path):
-            try:
-                fd = os.open(candidate, os.O_RDWR | os.O_CLOEXEC)  # RDWR: to punch holes
-            except FileNotFoundError:
-                continue
-            self._take(fd)
-            if candidate is self.path:
-                self._hold()
-            if saved is not None and saved.spool_inode == self._inode:
-                self._offset = self._punched = saved.spool_offset
-            elif saved is not None and candidate is self.path and saved.spool_offset:
-                log.warning("%s: the spool was replaced while nobody read it; lines may be lost", self.directory)
-            break
+        numbered = []
+        for link in self.directory.glob(_HELD + "*"):
+            suffix = link.name[len(_HELD) :]
+            if suffix.isdigit():
+                numbered.append(int(suffix))
+        for number in sorted(numbered):
+            fd = os.open(self._link(number), os.O_RDWR | os.O_CLOEXEC)  # RDWR: to punch holes
+            self._files.append(_Held(number, fd, os.fstat(fd).st_ino))
+        self._next = max(numbered, default=-1) + 1
+        inodes = [h.inode for h in self._files]
+        if saved is not None and saved.spool_inode in inodes:
+            # Files before the cursor's were finished (their links not yet removed).
+            while self._files[0].inode != saved.spool_inode:
+                self._drop_first()
+            self._offset = self._punched = saved.spool_offset
+        elif saved is not None and saved.spool_offset and not self._files:
+            log.warning("%s: the spool was replaced while nobody read it; lines may be lost", self.directory)
+        self._notice()
         return saved
 
-    def _take(self, fd: int) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-        self._fd, self._inode, self._offset, self._punched = fd, os.fstat(fd).st_ino, 0, 0
+    def notice(self) -> None:
+        """Hold the file conmon writes now if it is a new one."""
+        with self._lock:
+            self._notice()
 
-    def _hold(self) -> None:
-        """Link the file being read as `ctr.log.shipping` (replacing the previous one)."""
-        partial = self.held.with_name(self.held.name + ".tmp")
-        partial.unlink(missing_ok=True)
+    def _notice(self) -> None:
+        try:
+            inode = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            return
+        if any(h.inode == inode for h in self._files):
+            return
+        if len(self._files) >= MAX_HELD:
+            if not self._dropping:
+                log.warning("%s: conmon writes faster than the log is shipped: dropping lines", self.directory)
+                self._dropping = True
+            return
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        inode = os.fstat(fd).st_ino  # perhaps newer still than the one stat saw: fine
+        if any(h.inode == inode for h in self._files):
+            os.close(fd)
+            return
+        number = self._next
+        self._next += 1
         # linkat(AT_SYMLINK_FOLLOW) on /proc/self/fd/N links the open file itself, even if
         # conmon renamed another over ctr.log meanwhile. os.link uses plain link(2), which
         # does not follow, unless a dir fd is given: hence the (unused) src_dir_fd.
         root = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            os.link(f"/proc/self/fd/{self._fd}", partial, src_dir_fd=root, follow_symlinks=True)
+            os.link(f"/proc/self/fd/{fd}", self._link(number), src_dir_fd=root, follow_symlinks=True)
         except FileNotFoundError:
-            return  # already replaced and unlinked: the fd alone keeps it readable
+            pass  # replaced and unlinked already: the fd alone keeps it readable
         finally:
             os.close(root)
-        os.replace(partial, self.held)
+        self._files.append(_Held(number, fd, inode))
+        self._dropping = False
 
     def read(self, *, final: bool = False) -> bytes:
         """The whole lines after the offset, about a block of them (b"" when none yet).
         `final`: the writer is gone, so a last line without its newline is taken too."""
-        if self._fd < 0:
-            return b""
-        data = os.pread(self._fd, BLOCK, self._offset)
+        with self._lock:
+            if not self._files:
+                return b""
+            fd = self._files[0].fd
+        data = os.pread(fd, BLOCK, self._offset)  # the first file changes only in advance()
         cut = data.rfind(b"\n") + 1
         if final and cut < len(data) and len(data) < BLOCK:
             return data + b"\n"
         return data[:cut]
 
     def consumed(self, length: int) -> None:
-        """`length` bytes after the offset are shipped (in the read chunk's terms: a final
-        chunk's added newline counts for nothing)."""
-        self._offset = min(self._offset + length, os.fstat(self._fd).st_size)
+        """`length` bytes after the offset are shipped (a final chunk's added newline
+        counts for nothing)."""
+        self._offset = min(self._offset + length, os.fstat(self._files[0].fd).st_size)
 
-    def replaced(self) -> bool:
-        """Whether conmon writes another file now (or a first file appeared)."""
-        try:
-            inode = os.stat(self.path).st_ino
-        except FileNotFoundError:
-            return False
-        return inode != self._inode
+    def newer(self) -> bool:
+        """Whether a newer file than the one being read exists: that one is complete."""
+        return len(self._files) > 1
 
-    def switch(self) -> None:
-        """Go on to the file conmon writes now; call once the current one is read to its end."""
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return
-        self._take(fd)
-        self._hold()
+    def advance(self) -> None:
+        """Go on to the next file; call once the current one is read to its end."""
+        with self._lock:
+            if len(self._files) > 1:
+                self._drop_first()
+                self._offset = self._punched = 0
+
+    def _drop_first(self) -> None:
+        first = self._files.pop(0)
+        os.close(first.fd)
+        with contextlib.suppress(FileNotFoundError):
+            self._link(first.number).unlink()
 
     def save(self, log_inode: int, log_size: int) -> None:
         """Record how far the records got, then give back the spool space they used."""
-        cursor = Cursor(self._inode, self._offset, log_inode, log_size)
+        cursor = Cursor(self.inode, self._offset, log_inode, log_size)
         os.pwrite(self._cursor_fd, cursor.encode(), 0)
         upto = self._offset // PAGE * PAGE
-        if self.punching and upto > self._punched:
-            if not punch_hole(self._fd, self._punched, upto - self._punched):
+        if self.punching and self._files and upto > self._punched:
+            if not punch_hole(self._files[0].fd, self._punched, upto - self._punched):
                 self.punching = False
             self._punched = upto
 
     def close(self) -> None:
-        for fd in (self._fd, self._cursor_fd):
-            if fd >= 0:
-                os.close(fd)
-        self._fd = self._cursor_fd = -1
+        for held in self._files:
+            os.close(held.fd)
+        self._files = []
+        if self._cursor_fd >= 0:
+            os.close(self._cursor_fd)
+            self._cursor_fd = -1
 
     def remove(self) -> None:
         """Delete the spool once everything in it is shipped (or the container is gone)."""
         self.close()
-        for path in (self.path, self.held, self.cursor_path, self.path.with_name(SPOOL_NAME + ".tmp")):
+        doomed = [self.path, self.cursor_path, self.path.with_name(SPOOL_NAME + ".tmp")]
+        doomed += list(self.directory.glob(_HELD + "*"))
+        for path in doomed:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
