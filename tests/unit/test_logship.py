@@ -386,3 +386,26 @@ def test_cursor_is_saved_beside_the_spool(where: tuple[Path, LogFiles]) -> None:
         assert (spool_dir / "ctr.log.held.0").exists()  # left for the next daemon
 
     _run(main)
+
+
+def test_killed_before_the_first_cursor_of_a_run(where: tuple[Path, LogFiles]) -> None:
+    spool_dir, files = where
+    files.path.parent.mkdir(parents=True)
+    earlier = b'{"log":"an earlier run\\n","stream":"stdout","time":"2026-12-01T09:00:00Z"}\n'
+    files.path.write_bytes(earlier)
+
+    async def main() -> None:
+        async with LogShipping() as shipping:
+            shipper = shipping.start("c1", spool_dir, files, 1 << 20)
+            await shipper.ready.wait()  # opened, nothing written yet
+        # the first write happened, the kill came before its cursor
+        with files.path.open("ab") as f:
+            f.write(b'{"log":"line 0\\n","stream":"stdout","time":"2026-12-01T10:00:00Z"}\n')
+        conmon = FakeConmon(spool_dir)
+        conmon.write(3)
+        async with LogShipping() as shipping:
+            shipping.start("c1", spool_dir, files, 1 << 20)
+            await shipping.finish("c1")
+        assert _logged(files) == [b"an earlier run\n", *_expected(0, 3)]
+
+    _run(main)

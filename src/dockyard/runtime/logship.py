@@ -109,6 +109,8 @@ class LogShipper:
                 # Rotated after the cursor was saved: the new LogPath holds only
                 # records the cursor does not count yet.
                 self.writer.truncate(0)
+        # Saved before the first write too: records a kill leaves uncounted are cut off.
+        self.spool.save(self.writer.inode, self.writer.position.size)
 
     def _read(self, final: bool) -> _Chunk:
         self.spool.notice()  # first: a newer file seen now means ours is complete
