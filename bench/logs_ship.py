@@ -77,7 +77,7 @@ async def run(args: argparse.Namespace, base: Path) -> None:
     monitor = ProcessHandle(created.monitor_pid)
     try:
         async with LogShipping() as shipping:
-            shipper = shipping.start(req.container_id, bundle, files, 20 * 1024 * 1024)
+            shipper = await shipping.start(req.container_id, bundle, files, 20 * 1024 * 1024)
             shipper.spool.punching = not args.no_punch
             peak = 0
 

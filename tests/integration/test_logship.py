@@ -111,7 +111,7 @@ def test_lines_written_while_the_shipper_is_away_are_all_shipped_once(lab: dict[
         monitor = ProcessHandle(created.monitor_pid)
         spool_inodes = set()
         async with LogShipping() as shipping:
-            shipping.start(req.container_id, req.bundle, files, 16 * 1024)
+            await shipping.start(req.container_id, req.bundle, files, 16 * 1024)
             await runtime.start(req.container_id)
             async with asyncio.timeout(20):
                 while not files.path.exists() or len(_logged(files)) < 500:
@@ -121,7 +121,7 @@ def test_lines_written_while_the_shipper_is_away_are_all_shipped_once(lab: dict[
         shipped_before = len(_logged(files))
         await asyncio.sleep(0.3)
         async with LogShipping() as shipping:
-            shipping.start(req.container_id, req.bundle, files, 16 * 1024)
+            await shipping.start(req.container_id, req.bundle, files, 16 * 1024)
             follower = shipping.reader(req.container_id, files, LogQuery(), follow=True)
             followed: list[bytes] = []
 

@@ -23,6 +23,7 @@ from dockyard.model.logs import (
     log_options,
     ram_in_bytes,
     stamp_ns,
+    stream_runs,
 )
 from dockyard.model.times import parse_ns
 
@@ -254,3 +255,17 @@ def test_query_tail_count() -> None:
     assert LogQuery(tail=-1).tail_count is None
     assert LogQuery(tail=0).tail_count == 0
     assert LogQuery(tail=7).tail_count == 7
+
+
+def test_stream_runs_join_consecutive_records_of_a_stream() -> None:
+    out = _records(1, 2)
+    err = _records(3, stream="stderr")
+    batch = out + err + _records(4)
+    assert stream_runs(batch) == [("stdout", b"1\n2\n"), ("stderr", b"3\n"), ("stdout", b"4\n")]
+    assert stream_runs(out) == [("stdout", b"1\n2\n")]
+    assert stream_runs([]) == []
+    stamped = stream_runs(out + err, timestamps=True)
+    assert stamped == [("stdout", b"2026-11-27T19:52:01.000000000Z 1\n2026-11-27T19:52:02.000000000Z 2\n"),
+                       ("stderr", b"2026-11-27T19:52:03.000000000Z 3\n")]  # fmt: skip
+    assert stream_runs(err, details=True) == [("stderr", b" 3\n")]
+    assert stream_runs(err, timestamps=True, details=True) == [("stderr", b"2026-11-27T19:52:03.000000000Z  3\n")]

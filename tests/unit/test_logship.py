@@ -85,7 +85,7 @@ def test_ships_and_finishes(where: tuple[Path, LogFiles]) -> None:
     async def main() -> None:
         conmon.write(3)
         async with LogShipping() as shipping:
-            shipper = shipping.start("c1", spool_dir, files, 1 << 20)
+            shipper = await shipping.start("c1", spool_dir, files, 1 << 20)
             await _until(lambda: len(_logged(files)) == 3)
             conmon.write(2, stream="stderr")
             conmon.partial("no newline")
@@ -106,7 +106,7 @@ def test_daemon_away_resumes_without_loss_or_repeat(where: tuple[Path, LogFiles]
 
     async def main() -> None:
         async with LogShipping() as shipping:
-            shipping.start("c1", spool_dir, files, 1 << 20)
+            await shipping.start("c1", spool_dir, files, 1 << 20)
             conmon.write(100)
             await _until(lambda: len(_logged(files)) == 100)
         # the daemon is gone; the container goes on, and conmon rotates its spool once
@@ -114,7 +114,7 @@ def test_daemon_away_resumes_without_loss_or_repeat(where: tuple[Path, LogFiles]
         conmon.rotate()
         conmon.write(50)
         async with LogShipping() as shipping:
-            shipping.start("c1", spool_dir, files, 1 << 20)
+            await shipping.start("c1", spool_dir, files, 1 << 20)
             conmon.write(10)
             await shipping.finish("c1")
         assert _logged(files) == _expected(0, 210)
@@ -128,7 +128,7 @@ def test_killed_mid_write_each_record_once(where: tuple[Path, LogFiles]) -> None
 
     async def main() -> None:
         async with LogShipping() as shipping:
-            shipping.start("c1", spool_dir, files, 1 << 20)
+            await shipping.start("c1", spool_dir, files, 1 << 20)
             conmon.write(20)
             await _until(lambda: len(_logged(files)) == 20)
         # A kill -9 between writing records and saving the cursor: records in LogPath
@@ -137,7 +137,7 @@ def test_killed_mid_write_each_record_once(where: tuple[Path, LogFiles]) -> None
         with files.path.open("ab") as f:
             f.write(b'{"log":"line 20\\n","stream":"stdout","time":"2026-12-01T10:00:00.00000002Z"}\n{"log":"li')
         async with LogShipping() as shipping:
-            shipping.start("c1", spool_dir, files, 1 << 20)
+            await shipping.start("c1", spool_dir, files, 1 << 20)
             await shipping.finish("c1")
         assert _logged(files) == _expected(0, 25)
 
@@ -150,7 +150,7 @@ def test_killed_after_rotating_logpath_before_the_cursor(where: tuple[Path, LogF
 
     async def main() -> None:
         async with LogShipping() as shipping:
-            shipping.start("c1", spool_dir, files, 1 << 20)
+            await shipping.start("c1", spool_dir, files, 1 << 20)
             conmon.write(10)
             await _until(lambda: len(_logged(files)) == 10)
         conmon.write(5)
@@ -158,7 +158,7 @@ def test_killed_after_rotating_logpath_before_the_cursor(where: tuple[Path, LogF
         os.rename(files.path, files.rotated(1))
         files.path.write_bytes(b'{"log":"line 10\\n","stream":"stdout","time":"2026-12-01T10:00:00.00000001Z"}\n')
         async with LogShipping() as shipping:
-            shipping.start("c1", spool_dir, files, 1 << 20)
+            await shipping.start("c1", spool_dir, files, 1 << 20)
             await shipping.finish("c1")
         assert _logged(files) == _expected(0, 15)
 
@@ -171,7 +171,7 @@ def test_two_spool_rotations_while_away_lose_the_middle_file(where: tuple[Path, 
 
     async def main() -> None:
         async with LogShipping() as shipping:
-            shipping.start("c1", spool_dir, files, 1 << 20)
+            await shipping.start("c1", spool_dir, files, 1 << 20)
             conmon.write(5)
             await _until(lambda: len(_logged(files)) == 5)
         conmon.write(5)  # 5-9: rest of the held file, kept
@@ -180,7 +180,7 @@ def test_two_spool_rotations_while_away_lose_the_middle_file(where: tuple[Path, 
         conmon.rotate()
         conmon.write(5)  # 15-19
         async with LogShipping() as shipping:
-            shipping.start("c1", spool_dir, files, 1 << 20)
+            await shipping.start("c1", spool_dir, files, 1 << 20)
             await shipping.finish("c1")
         assert _logged(files) == _expected(0, 10) + _expected(15, 20)
 
@@ -200,7 +200,7 @@ def test_a_burst_of_spool_rotations_while_the_shipper_is_busy(where: tuple[Path,
 
     async def main() -> None:
         async with LogShipping() as shipping:
-            shipping.start("c1", spool_dir, files, 1 << 20)
+            await shipping.start("c1", spool_dir, files, 1 << 20)
             conmon.write(1)
             await asyncio.sleep(0.05)  # the first append is under way
             for _ in range(5):  # conmon rotates five times meanwhile
@@ -219,7 +219,7 @@ def test_logpath_rotation_while_shipping(where: tuple[Path, LogFiles]) -> None:
 
     async def main() -> None:
         async with LogShipping() as shipping:
-            shipping.start("c1", spool_dir, files, 2000)
+            await shipping.start("c1", spool_dir, files, 2000)
             for _ in range(10):
                 conmon.write(10)
                 await asyncio.sleep(0.01)
@@ -244,7 +244,7 @@ def test_follow_across_rotations_until_the_end(where: tuple[Path, LogFiles]) -> 
 
     async def main() -> None:
         async with LogShipping() as shipping:
-            shipping.start("c1", spool_dir, files, 3000)
+            await shipping.start("c1", spool_dir, files, 3000)
             conmon.write(30)
             await _until(lambda: len(_logged(files)) == 30)
             follower = asyncio.create_task(_collect(shipping.reader("c1", files, LogQuery(), follow=True)))
@@ -269,7 +269,7 @@ def test_slow_follower_misses_nothing_kept(where: tuple[Path, LogFiles]) -> None
 
     async def main() -> None:
         async with LogShipping() as shipping:
-            shipping.start("c1", spool_dir, files, 1500)
+            await shipping.start("c1", spool_dir, files, 1500)
             conmon.write(1)
             await _until(lambda: len(_logged(files)) == 1)
             reader = shipping.reader("c1", files, LogQuery(), follow=True)
@@ -290,7 +290,7 @@ def test_follow_ends_at_until(where: tuple[Path, LogFiles]) -> None:
 
     async def main() -> None:
         async with LogShipping() as shipping:
-            shipping.start("c1", spool_dir, files, 1 << 20)
+            await shipping.start("c1", spool_dir, files, 1 << 20)
             conmon.write(3)
             await _until(lambda: len(_logged(files)) == 3)
             until = LogQuery(until_ns=LogRecord("stdout", b"", b"2026-12-01T10:00:00.000000005Z").time_ns)
@@ -309,7 +309,7 @@ def test_reader_of_a_running_container_stops_at_the_written_position(where: tupl
 
     async def main() -> None:
         async with LogShipping() as shipping:
-            shipping.start("c1", spool_dir, files, 1 << 20)
+            await shipping.start("c1", spool_dir, files, 1 << 20)
             conmon.write(4)
             await _until(lambda: len(_logged(files)) == 4)
             reader = shipping.reader("c1", files, LogQuery(), follow=False)
@@ -334,7 +334,7 @@ def test_drain_a_stopped_containers_spool_and_discard(where: tuple[Path, LogFile
             await shipping.drain("c1", spool_dir, files, 1 << 20)  # nothing left: no-op
             other = FakeConmon(tmp_path / "run" / "c2")
             other.write(3)
-            shipping.start("c2", other.directory, LogFiles(tmp_path / "c2.log"), 1 << 20)
+            await shipping.start("c2", other.directory, LogFiles(tmp_path / "c2.log"), 1 << 20)
             await _until(lambda: (tmp_path / "c2.log").exists() and (tmp_path / "c2.log").stat().st_size > 0)
             await shipping.discard("c2")
             assert shipping.shipper("c2") is None and os.listdir(other.directory) == []
@@ -361,7 +361,7 @@ def test_a_failing_write_is_retried_from_the_cursor(where: tuple[Path, LogFiles]
     async def main() -> None:
         async with LogShipping() as shipping:
             conmon.write(50)
-            shipping.start("c1", spool_dir, files, 1 << 20)
+            await shipping.start("c1", spool_dir, files, 1 << 20)
             await _until(lambda: failures["left"] == 0)
             await shipping.finish("c1")
         assert _logged(files) == _expected(0, 50)  # the torn write was cut off, then redone
@@ -375,7 +375,7 @@ def test_cursor_is_saved_beside_the_spool(where: tuple[Path, LogFiles]) -> None:
 
     async def main() -> None:
         async with LogShipping() as shipping:
-            shipping.start("c1", spool_dir, files, 1 << 20)
+            await shipping.start("c1", spool_dir, files, 1 << 20)
             conmon.write(3)
             await _until(lambda: len(_logged(files)) == 3)
             cursor = Cursor.decode((spool_dir / "ctr.log.cursor").read_bytes())
@@ -396,7 +396,7 @@ def test_killed_before_the_first_cursor_of_a_run(where: tuple[Path, LogFiles]) -
 
     async def main() -> None:
         async with LogShipping() as shipping:
-            shipper = shipping.start("c1", spool_dir, files, 1 << 20)
+            shipper = await shipping.start("c1", spool_dir, files, 1 << 20)
             await shipper.ready.wait()  # opened, nothing written yet
         # the first write happened, the kill came before its cursor
         with files.path.open("ab") as f:
@@ -404,8 +404,29 @@ def test_killed_before_the_first_cursor_of_a_run(where: tuple[Path, LogFiles]) -
         conmon = FakeConmon(spool_dir)
         conmon.write(3)
         async with LogShipping() as shipping:
-            shipping.start("c1", spool_dir, files, 1 << 20)
+            await shipping.start("c1", spool_dir, files, 1 << 20)
             await shipping.finish("c1")
         assert _logged(files) == [b"an earlier run\n", *_expected(0, 3)]
+
+    _run(main)
+
+
+def test_a_new_run_waits_for_the_previous_one_to_drain(where: tuple[Path, LogFiles]) -> None:
+    spool_dir, files = where
+    conmon = FakeConmon(spool_dir)
+
+    async def main() -> None:
+        async with LogShipping() as shipping:
+            first = await shipping.start("c1", spool_dir, files, 1 << 20)
+            conmon.write(5)
+            finishing = asyncio.create_task(shipping.finish("c1"))
+            await asyncio.sleep(0)
+            second = await shipping.start("c1", spool_dir, files, 1 << 20)  # the container restarts
+            assert first.finished and second is not first
+            assert not (spool_dir / "ctr.log").exists()  # the first run's spool is gone
+            conmon.write(3)  # the new conmon's spool
+            await finishing
+            await shipping.finish("c1")
+        assert _logged(files) == _expected(0, 8)
 
     _run(main)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import enum
 import functools
+import itertools
+import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -403,3 +405,29 @@ class LogWindow:
             wanted = self._streams
             batch = [r for r in batch if r.stream == wanted]
         return batch
+
+
+_STREAM = operator.itemgetter(0)
+_DATA = operator.itemgetter(1)
+
+
+def stream_runs(batch: Sequence[LogRecord], *, timestamps: bool = False, details: bool = False) -> list[tuple[str, bytes]]:
+    """The batch as `docker logs` sends it: consecutive records of one stream joined, each
+    record's data after its `-t` time and `--details` attributes when asked.
+
+    One stdcopy frame per run instead of one per record: the same bytes to the client,
+    and far less work on both sides (the docker CLI writes out each frame by itself).
+    """
+    if not batch:
+        return []
+    if timestamps or details:
+        def render(r: LogRecord) -> bytes:
+            head = (r.fixed_stamp() + b" " if timestamps else b"") + (r.details() if details else b"")
+            return head + r.data
+
+        return [(stream, b"".join(map(render, group))) for stream, group in itertools.groupby(batch, _STREAM)]
+    streams = list(map(_STREAM, batch))
+    first = streams[0]
+    if streams.count(first) == len(streams):
+        return [(first, b"".join(map(_DATA, batch)))]
+    return [(stream, b"".join(map(_DATA, group))) for stream, group in itertools.groupby(batch, _STREAM)]

@@ -81,6 +81,11 @@ class LogShipper:
     def finished(self) -> bool:
         return self.done.is_set()
 
+    @property
+    def finishing(self) -> bool:
+        """conmon is gone: the shipper drains the spool and ends."""
+        return self._gone
+
     async def moved(self, seen: WritePosition) -> None:
         """Return once the write position is past `seen`, or the shipper has finished."""
         while self.position == seen and not self.done.is_set():
@@ -262,12 +267,16 @@ class LogShipping:
         assert self._group is not None
         await self._group.__aexit__(kind, exc, tb)
 
-    def start(self, container_id: str, spool_dir: Path, files: LogFiles, max_size: int) -> LogShipper:
-        """Start shipping a container's spool: after conmon has created it, and again for
-        each running container after a daemon restart (it resumes from the cursor)."""
+    async def start(self, container_id: str, spool_dir: Path, files: LogFiles, max_size: int) -> LogShipper:
+        """Start shipping a container's spool: once conmon has created the container (before
+        `runtime start`), and again for each running container after a daemon restart (it
+        resumes from the cursor). A shipper still draining the container's previous run is
+        waited for first: it removes its spool when done."""
         current = self._shippers.get(container_id)
         if current is not None and not current.finished:
-            return current
+            if not current.finishing:
+                return current
+            await current.done.wait()
         assert self._group is not None, "LogShipping is not entered"
         shipper = LogShipper(container_id, spool_dir, files, max_size)
         self._shippers[container_id] = shipper
@@ -309,7 +318,7 @@ class LogShipping:
         exited); nothing to do when there is no spool."""
         if container_id not in self._shippers and not await asyncio.to_thread(Spool(spool_dir).exists):
             return
-        self.start(container_id, spool_dir, files, max_size)
+        await self.start(container_id, spool_dir, files, max_size)
         await self.finish(container_id)
 
     async def discard(self, container_id: str, spool_dir: Path | None = None) -> None:
