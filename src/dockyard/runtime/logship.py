@@ -386,6 +386,9 @@ class LogReader:
         await self._iterator.aclose()
         self._release()
 
+    def __del__(self) -> None:
+        self._release()  # a reader dropped unread: its fds are plain ints, close them
+
     def _release(self) -> None:
         close_sources(self._sources)
         self._sources = []
