@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import struct
 import subprocess
@@ -97,12 +98,15 @@ async def run(args: argparse.Namespace, base: Path) -> None:
                     await asyncio.sleep(0.005)
 
             sampler = asyncio.create_task(sample())
+            cpu0 = resource.getrusage(resource.RUSAGE_SELF)
             t0 = time.perf_counter()
             await runtime.start(req.container_id)
             await monitor.wait()
             t_written = time.perf_counter() - t0
             await shipping.finish(req.container_id)
             t_shipped = time.perf_counter() - t0
+            cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+            ship_cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
             sampler.cancel()
             t1 = time.perf_counter()
             records, framed = 0, 0
@@ -115,7 +119,8 @@ async def run(args: argparse.Namespace, base: Path) -> None:
         mb = args.mb
         print(f"container wrote {mb} MB of {args.line}-byte lines in {t_written:.2f} s ({mb / t_written:.0f} MB/s)")
         print(f"shipped by {t_shipped:.2f} s: {mb / t_shipped:.0f} MB/s; "
-              f"{t_shipped - t_written:.2f} s after the container's end")  # fmt: skip
+              f"{t_shipped - t_written:.2f} s after the container's end; "
+              f"{ship_cpu:.2f} CPU s in the shipper's process: {mb / ship_cpu:.0f} MB per CPU second")  # fmt: skip
         print(f"spool space at most {peak / 1e6:.1f} MB (hole punching {'off' if args.no_punch else 'on'})")
         print(f"read back {records} records, {log_bytes / 1e6:.0f} MB of LogPath in {t_read:.2f} s: "
               f"{log_bytes / t_read / 1e6:.0f} MB/s ({framed / t_read / 1e6:.0f} MB/s framed out)")  # fmt: skip
