@@ -1,337 +1,281 @@
-"""conmon's k8s-file container log: line parsing, queries, reading and following."""
+"""runtime.logwriter and runtime.logfile: LogPath written and rotated as dockerd's
+json-file driver does (names, max-size rule, gzip with lastTime), and read back oldest
+first across the rotated files with tail, since and until."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
+import os
 from pathlib import Path
 
 import pytest
 
+from dockyard.model.logs import LogDriver, LogOptions, LogQuery, LogWindow
 from dockyard.model.times import parse_ns
-from dockyard.runtime.logfile import LogQuery, LogRecord, follow, parse_line, read_records
-
-T0 = "2026-11-27T19:52:41.652377680+00:00"
-T0_NS = parse_ns(T0)
-
-
-def _line(ts: str, stream: str, tag: str, text: str) -> bytes:
-    return f"{ts} {stream} {tag} {text}\n".encode()
-
-
-def _ts(second: int) -> str:
-    return f"2026-11-27T19:52:{second:02d}.000000000+00:00"
-
-
-def _ns(second: int) -> int:
-    return parse_ns(_ts(second))
-
-
-# ---- parse_line ------------------------------------------------------------------------
-
-
-def test_parse_full_stdout_line() -> None:
-    record = parse_line(b"2026-11-27T19:52:41.652377680+00:00 stdout F out\n")
-    assert record == LogRecord(T0_NS, "stdout", b"out\n")
-    assert T0_NS == 1795809161 * 1_000_000_000 + 652377680
-
-
-def test_parse_without_trailing_newline() -> None:
-    assert parse_line(b"2026-11-27T19:52:41.652377680+00:00 stdout F out") == LogRecord(
-        T0_NS, "stdout", b"out\n"
-    )
-
-
-def test_parse_partial_record_gets_no_newline() -> None:
-    assert parse_line(f"{T0} stdout P no newline yet\n".encode()) == LogRecord(
-        T0_NS, "stdout", b"no newline yet"
-    )
-
-
-def test_parse_stderr() -> None:
-    record = parse_line(f"{T0} stderr F oops\n".encode())
-    assert record is not None
-    assert record.stream == "stderr"
-    assert record.data == b"oops\n"
-
-
-@pytest.mark.parametrize("raw", [f"{T0} stdout F\n", f"{T0} stdout F \n"])
-def test_parse_empty_full_line(raw: str) -> None:
-    assert parse_line(raw.encode()) == LogRecord(T0_NS, "stdout", b"\n")
-
-
-def test_parse_empty_partial_line() -> None:
-    assert parse_line(f"{T0} stdout P \n".encode()) == LogRecord(T0_NS, "stdout", b"")
-
-
-def test_parse_text_keeps_spaces_and_binary() -> None:
-    record = parse_line(f"{T0} stdout F  two  spaces ".encode() + b"\xff\x00\n")
-    assert record is not None
-    assert record.data == b" two  spaces \xff\x00\n"
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [b"", b"\n", b"garbage", b"2026-11-27T19:52:41Z stdout", f"{T0} stdin F x\n".encode(),
-     f"{T0} STDOUT F x\n".encode(), f"{T0}\tstdout F x\n".encode()],
-)  # fmt: skip
-def test_parse_malformed_is_none(raw: bytes) -> None:
-    assert parse_line(raw) is None
-
-
-# ---- LogQuery --------------------------------------------------------------------------
-
-
-OUT = LogRecord(_ns(10), "stdout", b"o\n")
-ERR = LogRecord(_ns(20), "stderr", b"e\n")
-
-
-def test_query_default_wants_everything() -> None:
-    assert LogQuery().wants(OUT) and LogQuery().wants(ERR)
-
-
-def test_query_streams() -> None:
-    assert LogQuery(stderr=False).wants(OUT)
-    assert not LogQuery(stderr=False).wants(ERR)
-    assert not LogQuery(stdout=False).wants(OUT)
-    assert LogQuery(stdout=False).wants(ERR)
-    assert not LogQuery(stdout=False, stderr=False).wants(OUT)
-
-
-def test_query_since_is_inclusive() -> None:
-    assert LogQuery(since_ns=_ns(10)).wants(OUT)
-    assert not LogQuery(since_ns=_ns(10) + 1).wants(OUT)
-    assert LogQuery(since_ns=_ns(10) + 1).wants(ERR)
-
-
-def test_query_until_is_inclusive() -> None:
-    assert LogQuery(until_ns=_ns(20)).wants(ERR)
-    assert not LogQuery(until_ns=_ns(20) - 1).wants(ERR)
-    assert LogQuery(until_ns=_ns(20) - 1).wants(OUT)
-
-
-def test_query_since_and_until_window() -> None:
-    query = LogQuery(since_ns=_ns(15), until_ns=_ns(25))
-    assert not query.wants(OUT)
-    assert query.wants(ERR)
-
-
-# ---- read_records ----------------------------------------------------------------------
-
-
-def _write_log(path: Path, seconds: range) -> None:
-    data = b""
-    for s in seconds:
-        stream = "stdout" if s % 2 == 0 else "stderr"
-        data += _line(_ts(s), stream, "F", f"line {s}")
-    path.write_bytes(data)
-
-
-def test_read_all(tmp_path: Path) -> None:
-    log = tmp_path / "ctr.log"
-    _write_log(log, range(6))
-    records, offset = read_records(log, LogQuery())
-    assert [r.data for r in records] == [f"line {s}\n".encode() for s in range(6)]
-    assert [r.stream for r in records] == ["stdout", "stderr"] * 3
-    assert offset == log.stat().st_size
-
-
-def test_read_missing_file(tmp_path: Path) -> None:
-    assert read_records(tmp_path / "none.log", LogQuery()) == ([], 0)
-
-
-def test_read_empty_file(tmp_path: Path) -> None:
-    log = tmp_path / "ctr.log"
-    log.write_bytes(b"")
-    assert read_records(log, LogQuery()) == ([], 0)
-
-
-def test_read_filters_streams(tmp_path: Path) -> None:
-    log = tmp_path / "ctr.log"
-    _write_log(log, range(6))
-    records, _ = read_records(log, LogQuery(stderr=False))
-    assert [r.data for r in records] == [b"line 0\n", b"line 2\n", b"line 4\n"]
-    records, _ = read_records(log, LogQuery(stdout=False))
-    assert [r.data for r in records] == [b"line 1\n", b"line 3\n", b"line 5\n"]
-
-
-def test_read_since_until(tmp_path: Path) -> None:
-    log = tmp_path / "ctr.log"
-    _write_log(log, range(10))
-    records, _ = read_records(log, LogQuery(since_ns=_ns(3), until_ns=_ns(6)))
-    assert [r.data for r in records] == [b"line 3\n", b"line 4\n", b"line 5\n", b"line 6\n"]
-
-
-@pytest.mark.parametrize(
-    ("tail", "expected"), [(None, 10), (3, 3), (1, 1), (100, 10), (0, 0), (-1, 0)]
+from dockyard.runtime.jsonlog import encode_record
+from dockyard.runtime.logfile import (
+    GzipSource,
+    LogFiles,
+    PlainSource,
+    close_sources,
+    gzip_last_time,
+    inspect_log_path,
+    log_path,
+    open_sources,
+    read_history,
 )
-def test_read_tail(tmp_path: Path, tail: int | None, expected: int) -> None:
-    log = tmp_path / "ctr.log"
-    _write_log(log, range(10))
-    records, offset = read_records(log, LogQuery(tail=tail))
-    assert [r.data for r in records] == [f"line {s}\n".encode() for s in range(10 - expected, 10)]
-    assert offset == log.stat().st_size  # tail never changes where following starts
+from dockyard.runtime.logwriter import LogWriter, WritePosition, compress_file, gzip_header
+
+T0 = parse_ns("2026-12-01T10:00:00Z")
 
 
-def test_read_tail_counts_after_filter(tmp_path: Path) -> None:
-    log = tmp_path / "ctr.log"
-    _write_log(log, range(10))
-    records, _ = read_records(log, LogQuery(stdout=False, tail=2))
-    assert [r.data for r in records] == [b"line 7\n", b"line 9\n"]
+def _rec(i: int, stream: str = "stdout") -> bytes:
+    return encode_record(stream, f"line {i}\n".encode(), T0 + i * 1_000_000 + 1)
 
 
-def test_read_trailing_incomplete_line_is_held_back(tmp_path: Path) -> None:
-    log = tmp_path / "ctr.log"
-    complete = _line(_ts(1), "stdout", "F", "one") + _line(_ts(2), "stdout", "P", "par")
-    log.write_bytes(complete + f"{_ts(3)} stdout F half-writ".encode())
-    records, offset = read_records(log, LogQuery())
-    assert [r.data for r in records] == [b"one\n", b"par"]
-    assert offset == len(complete)
+def _records(a: int, b: int) -> bytes:
+    return b"".join(_rec(i) for i in range(a, b))
 
 
-def test_read_skips_malformed_and_blank_lines(tmp_path: Path) -> None:
-    log = tmp_path / "ctr.log"
-    log.write_bytes(b"junk\n\n" + _line(_ts(1), "stderr", "F", "ok") + b"x y\n")
-    records, offset = read_records(log, LogQuery())
-    assert records == [LogRecord(_ns(1), "stderr", b"ok\n")]
-    assert offset == log.stat().st_size
+def _read(files: LogFiles, query: LogQuery | None = None, end: int | None = None) -> list[bytes]:
+    query = query or LogQuery()
+    sources = open_sources(files, end)
+    try:
+        return [r.data for batch in read_history(sources, query, LogWindow(query)) for r in batch]
+    finally:
+        close_sources(sources)
 
 
-def test_read_partial_then_full_records(tmp_path: Path) -> None:
-    log = tmp_path / "ctr.log"
-    log.write_bytes(
-        _line(_ts(1), "stdout", "P", "hel")
-        + _line(_ts(1), "stdout", "P", "lo ")
-        + _line(_ts(1), "stdout", "F", "world")
-    )
-    records, _ = read_records(log, LogQuery())
-    assert b"".join(r.data for r in records) == b"hello world\n"
+def _lines(a: int, b: int) -> list[bytes]:
+    return [f"line {i}\n".encode() for i in range(a, b)]
 
 
-# ---- follow ----------------------------------------------------------------------------
+def _write(files: LogFiles, max_size: int, batches: list[bytes]) -> LogWriter:
+    """Write as the shipper does: split at the rotation limit, rotate, go on."""
+
+    async def main() -> LogWriter:
+        writer = LogWriter(files, max_size)
+        writer.open()
+        for data in batches:
+            rest = data
+            while rest:
+                now, rest = writer.split(rest)
+                if not now:
+                    await writer.rotate()
+                    continue
+                writer.append(now)
+        await writer.aclose()
+        return writer
+
+    return asyncio.run(main())
 
 
-def test_follow_appended_lines_until_finished(tmp_path: Path) -> None:
-    log = tmp_path / "ctr.log"
-    log.write_bytes(_line(_ts(0), "stdout", "F", "old"))
-    _, offset = read_records(log, LogQuery())
-
-    async def main() -> list[LogRecord]:
-        state = {"finished": False}
-        got: list[LogRecord] = []
-
-        async def consume() -> None:
-            async for record in follow(
-                log, offset, LogQuery(stderr=False), lambda: state["finished"]
-            ):
-                got.append(record)
-
-        task = asyncio.create_task(consume())
-        await asyncio.sleep(0)  # first poll: nothing new yet
-        with log.open("ab") as f:
-            f.write(_line(_ts(1), "stdout", "F", "new 1"))
-            f.write(_line(_ts(2), "stderr", "F", "filtered"))
-            f.write(f"{_ts(3)} stdout F spl".encode())  # half a line
-        await asyncio.sleep(0.06)
-        with log.open("ab") as f:
-            f.write(b"it\n")
-            f.write(_line(_ts(4), "stdout", "P", "last"))
-        state["finished"] = True
-        await asyncio.wait_for(task, timeout=2)
-        return got
-
-    got = asyncio.run(main())
-    assert [r.data for r in got] == [b"new 1\n", b"split\n", b"last"]
-    assert [r.time_ns for r in got] == [_ns(1), _ns(3), _ns(4)]
+# ---- names ---------------------------------------------------------------------------------
 
 
-def test_follow_filters_until(tmp_path: Path) -> None:
-    log = tmp_path / "ctr.log"
-    log.write_bytes(b"".join(_line(_ts(s), "stdout", "F", f"l{s}") for s in range(5)))
-
-    async def main() -> list[bytes]:
-        return [r.data async for r in follow(log, 0, LogQuery(until_ns=_ns(2)), lambda: True)]
-
-    assert asyncio.run(asyncio.wait_for(main(), timeout=2)) == [b"l0\n", b"l1\n", b"l2\n"]
-
-
-def test_follow_stops_once_past_until(tmp_path: Path) -> None:
-    log = tmp_path / "ctr.log"
-    log.write_bytes(b"".join(_line(_ts(s), "stdout", "F", f"l{s}") for s in range(5)))
-
-    async def main() -> list[bytes]:
-        return [r.data async for r in follow(log, 0, LogQuery(until_ns=_ns(2)), lambda: False)]
-
-    assert asyncio.run(asyncio.wait_for(main(), timeout=0.3)) == [b"l0\n", b"l1\n", b"l2\n"]
+def test_paths_as_dockerd() -> None:
+    d = Path("/data/containers/abc")
+    assert log_path(d, "abc", LogDriver.JSON_FILE) == d / "abc-json.log"
+    assert log_path(d, "abc", LogDriver.LOCAL) == d / "local-logs" / "container.log"
+    assert log_path(d, "abc", LogDriver.NONE) is None
+    assert inspect_log_path(d, "abc", LogDriver.JSON_FILE) == "/data/containers/abc/abc-json.log"
+    assert inspect_log_path(d, "abc", LogDriver.LOCAL) == ""
+    files = LogFiles.of(d, "abc", LogOptions(max_file=3, compress=True))
+    assert files == LogFiles(d / "abc-json.log", 3, True)
+    assert files.rotated(2) == d / "abc-json.log.2" and files.rotated(1, gz=True) == d / "abc-json.log.1.gz"
+    assert LogFiles.of(d, "abc", LogOptions(driver=LogDriver.NONE)) is None
 
 
-def test_follow_missing_file_ends(tmp_path: Path) -> None:
-    async def main() -> list[LogRecord]:
-        return [r async for r in follow(tmp_path / "gone.log", 0, LogQuery(), lambda: False)]
-
-    assert asyncio.run(asyncio.wait_for(main(), timeout=2)) == []
+# ---- writing and rotating -------------------------------------------------------------------
 
 
-def test_follow_already_finished_drains_then_ends(tmp_path: Path) -> None:
-    log = tmp_path / "ctr.log"
-    first = _line(_ts(1), "stdout", "F", "seen")
-    log.write_bytes(first + _line(_ts(2), "stdout", "F", "unseen"))
-
-    async def main() -> list[bytes]:
-        return [r.data async for r in follow(log, len(first), LogQuery(), lambda: True)]
-
-    assert asyncio.run(asyncio.wait_for(main(), timeout=2)) == [b"unseen\n"]
-
-
-# ---- batches and tail offsets (the daemon's path for large logs) -----------------------
-
-from dockyard.runtime.logfile import read_batch, tail_offset
+def test_split_keeps_the_record_that_crosses_max_size(tmp_path: Path) -> None:
+    writer = LogWriter(LogFiles(tmp_path / "c.log"), max_size=len(_records(0, 2)) + 1)
+    writer.open()
+    data = _records(0, 5)
+    now, later = writer.split(data)
+    assert now == _records(0, 3)  # the third starts below max-size: it goes in, as dockerd
+    assert later == _records(3, 5)
+    writer.append(now)
+    assert writer.split(later) == (b"", later)  # at or past max-size: rotate first
+    assert writer.position == WritePosition(0, len(now))
 
 
-def _big_log(tmp_path: Path, n: int) -> Path:
-    log = tmp_path / "big.log"
-    with log.open("wb") as f:
-        for i in range(n):
-            stream = "stderr" if i % 3 == 0 else "stdout"
-            f.write(f"2026-11-27T19:52:41.{i:09d}+00:00 {stream} F line {i}\n".encode())
-        f.write(b"2026-11-27T19:52:42.000000000+00:00 stdout F unfinish")  # no newline yet
-    return log
+def test_rotation_names_and_order(tmp_path: Path) -> None:
+    files = LogFiles(tmp_path / "c.log", max_file=3)
+    size = len(_rec(0)) * 10
+    writer = _write(files, size, [_records(0, 25), _records(25, 45)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.log", "c.log.1", "c.log.2"]
+    assert files.path.read_bytes() == _records(40, 45)
+    assert files.rotated(1).read_bytes() == _records(30, 40)
+    assert files.rotated(2).read_bytes() == _records(20, 30)  # 0-19 fell off the end
+    assert writer.position.seq == 4
+    assert _read(files) == _lines(20, 45)
 
 
-def test_read_batch_walks_the_whole_log_in_steps(tmp_path: Path) -> None:
-    log = _big_log(tmp_path, 40000)  # about 2.5 MB: several batches
-    seen, offset = [], 0
-    with log.open("rb") as f:
-        while True:
-            batch, after = read_batch(f, offset, LogQuery(stderr=False))
-            seen += batch
-            if after == offset:
-                break
-            offset = after
-    assert len(seen) == 40000 - len(range(0, 40000, 3))
-    assert all(r.stream == "stdout" for r in seen)
-    assert seen[-1].data == b"line 39998\n"
-    assert offset == log.stat().st_size - len(b"2026-11-27T19:52:42.000000000+00:00 stdout F unfinish")
+def test_max_file_one_replaces_the_file(tmp_path: Path) -> None:
+    files = LogFiles(tmp_path / "c.log", max_file=1)
+    writer = LogWriter(files, len(_rec(0)))
+    writer.open()
+    writer.append(_rec(0))
+    inode = writer.inode
+
+    async def rotate() -> None:
+        await writer.rotate()
+
+    asyncio.run(rotate())
+    assert writer.inode != inode and files.path.read_bytes() == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.log"]
+    asyncio.run(writer.aclose())
 
 
-@pytest.mark.parametrize("count", [1, 5, 100, 30000])
-def test_tail_offset_finds_the_last_records(tmp_path: Path, count: int) -> None:
-    log = _big_log(tmp_path, 40000)
-    query = LogQuery(stdout=False)  # stderr: every third line
-    with log.open("rb") as f:
-        start = tail_offset(f, query, count)
-        records, offset = [], start
-        while True:
-            batch, after = read_batch(f, offset, query)
-            records += batch
-            if after == offset:
-                break
-            offset = after
-    expected = [f"line {i}\n".encode() for i in range(0, 40000, 3)][-count:]
-    assert [r.data for r in records] == expected
+def test_compressed_rotation(tmp_path: Path) -> None:
+    files = LogFiles(tmp_path / "c.log", max_file=4, compress=True)
+    _write(files, len(_rec(0)) * 10, [_records(0, 35)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.log", "c.log.1.gz", "c.log.2.gz", "c.log.3.gz"]
+    assert gzip.decompress(files.rotated(1, gz=True).read_bytes()) == _records(20, 30)
+    head = files.rotated(1, gz=True).read_bytes()[:200]
+    last = json.loads(_rec(29))["time"]
+    assert gzip_last_time(head) == parse_ns(last) == T0 + 29_000_001
+    assert head[3] & 0x04 and f'{{"lastTime":"{last}"}}'.encode() in head
+    assert _read(files) == _lines(0, 35)
 
 
-def test_tail_offset_edges(tmp_path: Path) -> None:
-    log = _big_log(tmp_path, 10)
-    with log.open("rb") as f:
-        assert tail_offset(f, LogQuery(), 0) == log.stat().st_size
-        assert tail_offset(f, LogQuery(), 1000) == 0  # fewer records than asked: from the start
+def test_a_compression_cut_short_is_finished_at_open(tmp_path: Path) -> None:
+    files = LogFiles(tmp_path / "c.log", max_file=3, compress=True)
+    files.rotated(1).write_bytes(_records(0, 5))  # rotated, not yet compressed
+    (tmp_path / "c.log.1.gz.tmp").write_bytes(b"half")
+    writer = LogWriter(files, 1000)
+    writer.open()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.log", "c.log.1.gz"]
+    assert gzip.decompress(files.rotated(1, gz=True).read_bytes()) == _records(0, 5)
+    # compressed but the plain file not yet removed: the gzip file is complete
+    files.rotated(1).write_bytes(b"stale")
+    LogWriter(files, 1000).open()
+    assert not files.rotated(1).exists()
+    asyncio.run(writer.aclose())
+
+
+def test_truncate_only_shrinks(tmp_path: Path) -> None:
+    writer = LogWriter(LogFiles(tmp_path / "c.log"), 1 << 20)
+    writer.open()
+    writer.append(_records(0, 3))
+    writer.truncate(10**6)
+    assert writer.position.size == len(_records(0, 3))
+    writer.truncate(len(_rec(0)))
+    assert (tmp_path / "c.log").read_bytes() == _rec(0)
+
+
+def test_gzip_header_is_gos_layout() -> None:
+    header = gzip_header(b"2026-12-01T10:00:00.5Z")
+    assert header[:4] == b"\x1f\x8b\x08\x04" and header[9] == 0xFF
+    assert header[12:] == b'{"lastTime":"2026-12-01T10:00:00.5Z"}'
+    assert int.from_bytes(header[10:12], "little") == len(header) - 12
+    assert gzip_last_time(header) == T0 + 500_000_000
+    assert gzip_last_time(b"\x1f\x8b\x08\x00" + b"\x00" * 8) is None
+
+
+def test_compress_file_without_a_known_stamp_reads_the_last_record(tmp_path: Path) -> None:
+    plain = tmp_path / "x.1"
+    plain.write_bytes(_records(0, 3))
+    compress_file(plain, b"")
+    assert gzip_last_time((tmp_path / "x.1.gz").read_bytes()[:200]) == T0 + 2_000_001
+    assert not plain.exists()
+
+
+# ---- reading --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rotated(tmp_path: Path) -> LogFiles:
+    """0-9 in .2.gz, 10-19 in .1.gz, 20-25 in LogPath (and a line being written)."""
+    files = LogFiles(tmp_path / "c.log", max_file=3, compress=True)
+    _write(files, len(_rec(0)) * 10, [_records(0, 26)])
+    with files.path.open("ab") as f:
+        f.write(_rec(26)[:-7])
+    return files
+
+
+def test_sources_oldest_first(rotated: LogFiles) -> None:
+    sources = open_sources(rotated)
+    try:
+        assert [s.name for s in sources] == ["c.log.2.gz", "c.log.1.gz", "c.log"]
+        assert isinstance(sources[0], GzipSource) and isinstance(sources[2], PlainSource)
+    finally:
+        close_sources(sources)
+
+
+def test_read_all_across_files(rotated: LogFiles) -> None:
+    assert _read(rotated) == _lines(0, 26)
+
+
+@pytest.mark.parametrize("tail", [0, 1, 5, 6, 7, 16, 25, 26, 27, 1000])
+def test_tail_across_files(rotated: LogFiles, tail: int) -> None:
+    assert _read(rotated, LogQuery(tail=tail)) == _lines(max(0, 26 - tail), 26)
+
+
+def test_since_and_until(rotated: LogFiles) -> None:
+    assert _read(rotated, LogQuery(since_ns=T0 + 15_000_001)) == _lines(15, 26)
+    assert _read(rotated, LogQuery(until_ns=T0 + 12_000_001)) == _lines(0, 13)
+    window = LogQuery(since_ns=T0 + 8_000_001, until_ns=T0 + 21_000_001)
+    assert _read(rotated, window) == _lines(8, 22)
+    assert _read(rotated, LogQuery(since_ns=T0 + 24_000_001, tail=5)) == _lines(24, 26)
+
+
+def test_since_skips_gzip_files_by_their_header(rotated: LogFiles, monkeypatch: pytest.MonkeyPatch) -> None:
+    inflated: list[str] = []
+    original = GzipSource._inflated
+
+    def spy(self: GzipSource):  # type: ignore[no-untyped-def]
+        inflated.append(self.name)
+        return original(self)
+
+    monkeypatch.setattr(GzipSource, "_inflated", spy)
+    assert _read(rotated, LogQuery(since_ns=T0 + 12_000_001)) == _lines(12, 26)
+    assert inflated == ["c.log.1.gz"]  # .2.gz ended before `since`: never inflated
+
+
+def test_end_bounds_the_current_file(rotated: LogFiles) -> None:
+    assert _read(rotated, end=len(_records(20, 23))) == _lines(0, 23)
+
+
+def test_streams_are_filtered_after_tail(tmp_path: Path) -> None:
+    files = LogFiles(tmp_path / "c.log")
+    files.path.write_bytes(_rec(0) + _rec(1) + _rec(2, "stderr"))
+    assert _read(files, LogQuery(stderr=False)) == [b"line 0\n", b"line 1\n"]
+    assert _read(files, LogQuery(stderr=False, tail=1)) == []  # dockerd: the last record is stderr's
+    assert _read(files, LogQuery(stdout=False, tail=1)) == [b"line 2\n"]
+
+
+def test_missing_log_reads_empty(tmp_path: Path) -> None:
+    assert _read(LogFiles(tmp_path / "none.log", max_file=5)) == []
+
+
+def test_open_files_survive_rotation_and_removal(tmp_path: Path) -> None:
+    files = LogFiles(tmp_path / "c.log", max_file=2)
+    files.path.write_bytes(_records(0, 3))
+    sources = open_sources(files)
+    try:
+        os.rename(files.path, files.rotated(1))
+        files.rotated(1).unlink()
+        data = [r.data for b in read_history(sources, LogQuery(), LogWindow(LogQuery())) for r in b]
+        assert data == _lines(0, 3)
+    finally:
+        close_sources(sources)
+
+
+def test_big_log_in_blocks(tmp_path: Path) -> None:
+    files = LogFiles(tmp_path / "c.log")
+    with files.path.open("wb") as f:
+        for start in range(0, 60000, 1000):
+            f.write(_records(start, start + 1000))  # ~4.5 MB: several blocks
+    sources = open_sources(files)
+    try:
+        batches = list(read_history(sources, LogQuery(), LogWindow(LogQuery())))
+        assert len(batches) > 3
+        assert [r.data for b in batches for r in b] == _lines(0, 60000)
+    finally:
+        close_sources(sources)
+    assert _read(files, LogQuery(tail=3)) == _lines(59997, 60000)

@@ -31,12 +31,16 @@ class ConmonRequest:
     runtime_path: str
     runtime_args: tuple[str, ...]  # global runtime flags, e.g. ("--root", "/run/dockyard/runc")
     bundle: Path
-    log_path: Path
+    # conmon's k8s-file: the spool (runtime.spool) the log shipper turns into LogPath;
+    # None for the `none` log driver (conmon keeps no log; attach still works).
+    log_path: Path | None
     exit_dir: Path
     persist_dir: Path
     tty: bool
     stdin: bool
     stdin_once: bool
+    # --log-size-max: conmon starts a new spool file past this size (0: never).
+    log_size_max: int = 0
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ def conmon_argv(req: ConmonRequest) -> list[str]:
         "-c", req.container_id, "-u", req.container_id, "-n", req.name,
         "-r", req.runtime_path, "-b", str(req.bundle),
         "-p", str(req.bundle / "pidfile"), "-P", str(req.bundle / "conmon.pid"),
-        "-l", f"k8s-file:{req.log_path}",
+        "-l", "none" if req.log_path is None else f"k8s-file:{req.log_path}",
         "--exit-dir", str(req.exit_dir),
         "--persist-dir", str(req.persist_dir),
         # --full-attach: the socket is <bundle>/attach, with no symlink left in a socket dir.
@@ -60,6 +64,8 @@ def conmon_argv(req: ConmonRequest) -> list[str]:
         # No sync(2) of the whole system at every exit: the log is not worth that stall.
         "--no-sync-log",
     ]  # fmt: skip
+    if req.log_path is not None and req.log_size_max > 0:
+        argv += ["--log-size-max", str(req.log_size_max)]
     for arg in req.runtime_args:
         argv += ["--runtime-arg", arg]
     if req.tty:
