@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.errors import InvalidArgument
+from dockyard.model.containers import LogConfig
+from dockyard.model.logs import daemon_log_config
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class DaemonConfig:
     default_runtime: str = "runc"
     runtimes: Mapping[str, RuntimeOption] = field(default_factory=dict)
     tls: TlsOptions | None = None
+    log_config: LogConfig = field(default_factory=LogConfig)  # daemon.json log-driver / log-opts: containers' default
 
     def runtime(self, name: str) -> RuntimeOption:
         found = self.runtimes.get(name or self.default_runtime)
@@ -62,6 +65,8 @@ _FILE_KEYS = {
     "pidfile": "pidfile",
     "log-level": "log_level",
     "default-runtime": "default_runtime",
+    "log-driver": "log_driver",
+    "log-opts": "log_opts",
     "tlsverify": "tlsverify",
     "tlscacert": "tlscacert",
     "tlscert": "tlscert",
@@ -81,6 +86,9 @@ def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-l", "--log-level", choices=["debug", "info", "warn", "error", "fatal"])
     parser.add_argument("-D", "--debug", action="store_true", default=None, help="same as --log-level debug")
     parser.add_argument("--default-runtime", help="OCI runtime for containers (default runc)")
+    parser.add_argument("--log-driver", help="default log driver for containers (default json-file)")
+    parser.add_argument("--log-opt", dest="log_opts", action="append", metavar="KEY=VALUE",
+                        help="default log driver option (repeatable)")
     parser.add_argument("--tlsverify", action="store_true", default=None)
     parser.add_argument("--tlscacert")
     parser.add_argument("--tlscert")
@@ -141,6 +149,8 @@ def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonC
     if default_runtime not in runtimes:
         raise InvalidArgument(f"default runtime {default_runtime!r} is not a configured runtime")
 
+    log_config = daemon_log_config(str(pick("log-driver") or ""), _log_opts(pick("log-opts")))
+
     tls = None
     if pick("tlsverify") or pick("tlscert"):
         tls = TlsOptions(
@@ -158,7 +168,23 @@ def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonC
         default_runtime=str(default_runtime),
         runtimes=runtimes,
         tls=tls,
+        log_config=log_config,
     )
+
+
+def _log_opts(value: Any) -> dict[str, str]:
+    """daemon.json's log-opts object, or the --log-opt KEY=VALUE flags."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    opts = {}
+    for item in value:
+        key, sep, val = str(item).partition("=")
+        if not sep:
+            raise InvalidArgument(f"invalid log-opt {item!r}: use KEY=VALUE")
+        opts[key] = val
+    return opts
 
 
 def _path(value: Any) -> Path | None:

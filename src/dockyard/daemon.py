@@ -44,6 +44,7 @@ from dockyard.linux.cgroupstats import CgroupStatsReader
 from dockyard.linux.lockfile import LockFile
 from dockyard.network.netns import NetnsPool
 from dockyard.runtime.driver import RuntimeDriver
+from dockyard.runtime.logship import LogShipping
 from dockyard.store.containers import ContainerRepository
 from dockyard.store.content import ContentStore
 from dockyard.store.db import Database
@@ -116,16 +117,17 @@ async def _compose_and_serve(
         ExecService(table, driver, files, lambda c: dirs.merged(c.rw_layer), events)
     )
     health = await stack.enter_async_context(HealthMonitor(table, execs, events))
+    shipping = await stack.enter_async_context(LogShipping())
+    logs = LogService(table, shipping, files, config.log_config)
     lifecycle = await stack.enter_async_context(
-        Lifecycle(table, driver, attachments, exits, netns, mounts, health, files, events)
+        Lifecycle(table, driver, attachments, exits, netns, mounts, health, logs, files, events)
     )
     containers = await stack.enter_async_context(
-        ContainerService(config, table, lifecycle, attachments, driver, execs, images, dirs, events)
+        ContainerService(config, table, lifecycle, attachments, driver, execs, logs, images, dirs, events)
     )
     restarts = await stack.enter_async_context(RestartManager(table, lifecycle, exits, containers))
-    Reconciler(table, exits, restarts, netns, mounts, health, lifecycle.boot_id).run()
+    await Reconciler(table, exits, restarts, netns, mounts, health, logs, lifecycle.boot_id).run()
 
-    logs = LogService(table, files)
     archives = ArchiveService(table, mounts, dirs, images.diff_dirs, files, events, config.data_root / "tmp")
     stats = StatsService(table, CgroupStatsReader(), lambda c: f"/dockyard/{c.id}", events)
     system = SystemService(config, _daemon_id(config.data_root), _Counts(table, images))

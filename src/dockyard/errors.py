@@ -57,3 +57,8 @@ class CommandNotRunnable(StartFailed, InvalidArgument):
 
 class RuntimeFailed(StartFailed, Internal):
     """The runtime failed for another reason (500)."""
+
+
+class Unsupported(DockyardError):
+    """The object cannot do this at all, by its configuration (501): reading the log of a
+    container whose log driver keeps none."""

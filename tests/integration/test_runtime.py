@@ -17,7 +17,6 @@ from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.process import ProcessHandle
 from dockyard.runtime import conmon
 from dockyard.runtime.attach import AttachConnection, Pipe
-from dockyard.runtime.logfile import LogQuery, read_records
 from dockyard.runtime.oci import OciRuntime
 from dockyard.runtime.spec import SpecInput, build_spec
 from tests.conftest import busybox_rootfs_tar
@@ -79,8 +78,9 @@ def test_output_exit_code_and_log(lab: dict[str, object]) -> None:
         await asyncio.wait_for(monitor.wait(), 10)
         assert (Pipe.STDOUT, b"out\n") in packets and (Pipe.STDERR, b"err\n") in packets
         assert conmon.read_exit_code(req.exit_dir, req.container_id) == 3
-        records, _ = read_records(req.log_path, LogQuery())
-        assert sorted((r.stream, r.data) for r in records) == [("stderr", b"err\n"), ("stdout", b"out\n")]
+        # conmon's k8s-file spool: `<time> <stream> <F|P> <text>` per line
+        lines = sorted(line.split(" ", 1)[1] for line in req.log_path.read_text().splitlines())
+        assert lines == ["stderr F err", "stdout F out"]
 
     asyncio.run(scenario())
 

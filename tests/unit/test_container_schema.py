@@ -344,7 +344,7 @@ def test_host_config_defaults() -> None:
     assert host.shm_size == 64 * MB
     assert host.network_mode == "default"
     assert host.ipc_mode == "private"
-    assert host.log_config.type == "json-file"
+    assert host.log_config.type == ""  # the daemon's default driver, chosen at create
     assert parse_host_config({"ShmSize": 0}).shm_size == 64 * MB
 
 

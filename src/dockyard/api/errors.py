@@ -12,6 +12,7 @@ _STATUS: tuple[tuple[type[errors.DockyardError], int], ...] = (
     (errors.Forbidden, 403),
     (errors.Unavailable, 503),
     (errors.Internal, 500),
+    (errors.Unsupported, 501),
 )
 
 

@@ -39,10 +39,6 @@ class ContainerFiles:
         self.exit_dir = config.exec_root / "exits"
 
     @property
-    def log(self) -> Path:
-        return self.data / "container.log"
-
-    @property
     def hostname(self) -> Path:
         return self.data / "hostname"
 

@@ -23,6 +23,7 @@ from dockyard.engine.events import EventBus
 from dockyard.engine.execs import ExecService
 from dockyard.engine.images import ImageService
 from dockyard.engine.lifecycle import Lifecycle
+from dockyard.engine.logs import LogService
 from dockyard.engine.table import ContainerTable, Live
 from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound, NotModified
 from dockyard.layers.overlay import LayerDirs
@@ -90,11 +91,13 @@ class ContainerService:
         attachments: Attachments,
         driver: RuntimeDriver,
         execs: ExecService,
+        logs: LogService,
         images: ImageService,
         dirs: LayerDirs,
         events: EventBus,
     ) -> None:
         self._execs = execs
+        self._logs = logs
         self._config = config
         self._table = table
         self._lifecycle = lifecycle
@@ -143,7 +146,7 @@ class ContainerService:
             upper=str(self._dirs.diff(c.rw_layer)),
             work=str(self._dirs.root / c.rw_layer / "work"),
         )
-        paths = ContainerPaths(str(files.resolv), str(files.hostname), str(files.hosts), str(files.log))
+        paths = ContainerPaths(str(files.resolv), str(files.hostname), str(files.hosts), self._logs.log_path(c))
         sizes = await self.sizes(c) if size else None
         return ContainerDetails(c, paths, graph, sizes, tuple(self._execs.running_ids(c.id)))
 
@@ -167,7 +170,8 @@ class ContainerService:
             raise InvalidArgument("publishing ports is not supported yet: containers have loopback only")
         if spec.host.auto_remove and spec.host.restart_policy.name not in ("", "no"):
             raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
-        spec = replace(spec, host=self._joined_namespaces(spec.host))
+        spec = replace(spec, host=replace(self._joined_namespaces(spec.host),
+                                          log_config=self._logs.config_for_create(spec.host.log_config)))  # fmt: skip
         await asyncio.to_thread(check_on_host, spec)  # what this host cannot run: 400, nothing made
         name = self._table.reserve_name(name, container_id)
         files = self.files(container_id)
@@ -266,6 +270,7 @@ class ContainerService:
         if c.state.status is ContainerStatus.REMOVING:
             raise Conflict(f"removal of container {c.id} is already in progress")
         self._table.publish(c.id, replace(c.state, status=ContainerStatus.REMOVING))
+        await self._logs.removed(c)
         try:
             await asyncio.to_thread(self._remove_files, self.files(c.id), c.rw_layer)
         except Exception:

@@ -22,6 +22,7 @@ from dockyard.engine.bundles import ContainerFiles, write_bundle
 from dockyard.engine.events import EventBus
 from dockyard.engine.exits import ExitMonitor
 from dockyard.engine.health import HealthMonitor
+from dockyard.engine.logs import LogService
 from dockyard.engine.rootfs import RootfsMounts
 from dockyard.engine.table import ContainerTable, ExitStatus, Live
 from dockyard.errors import Conflict, Internal, InvalidArgument, NotModified, StartFailed
@@ -60,10 +61,12 @@ class Lifecycle:
         netns: NetnsPool,
         mounts: RootfsMounts,
         health: HealthMonitor,
+        logs: LogService,
         files: Callable[[str], ContainerFiles],
         events: EventBus,
     ) -> None:
         self._health = health
+        self._logs = logs
         self._table = table
         self._driver = driver
         self._attachments = attachments
@@ -121,13 +124,15 @@ class Lifecycle:
                 ipc_namespace=self._joined(c.spec.host.ipc, "ipc"),
             )  # fmt: skip
             t_bundle = time.perf_counter()
+            log_setup = self._logs.of(c)
             launched = await self._driver.create(
                 Launch(
                     container_id=c.id,
                     name=c.name,
                     runtime=c.runtime,
                     bundle=files.bundle,
-                    log_path=files.log,
+                    log_path=log_setup.spool,
+                    log_size_max=log_setup.spool_max,
                     exit_dir=files.exit_dir,
                     persist_dir=files.persist,
                     tty=c.spec.tty,
@@ -139,6 +144,7 @@ class Lifecycle:
             live.process = ProcessHandle(launched.pid)
             live.monitor = ProcessHandle(launched.monitor_pid)
             t_created = time.perf_counter()
+            await self._logs.started(c, log_setup)
             await self._attachments.connect_waiting(c.id)
             await self._driver.start(c.runtime, c.id)
             t_started = time.perf_counter()
@@ -184,6 +190,8 @@ class Lifecycle:
         return f"/proc/{other.state.pid}/ns/{kind}"
 
     async def _undo_start(self, c: Container, live: Live, created: bool) -> None:
+        with contextlib.suppress(Exception):
+            await self._logs.failed_start(c)
         if created:
             with contextlib.suppress(Exception):
                 await self._driver.delete(c.runtime, c.id)
@@ -216,6 +224,10 @@ class Lifecycle:
             ended = self._driver.exit_of(files.exit_dir, files.persist, container_id)
             error = "" if ended.code is not None else "container monitor exited without an exit code"
             await self._cleanup_runtime(c, live)
+            try:
+                await self._logs.ended(c)  # LogPath holds every line before anyone is told
+            except Exception:
+                log.exception("container %s: shipping the rest of its log failed", c.id[:12])
             state = replace(
                 c.state,
                 status=ContainerStatus.EXITED,

@@ -1,18 +1,35 @@
-"""`docker logs` and attach's replay: a container's log, read and optionally followed."""
+"""Container logs: dockerd's json-file at LogPath, shipped from conmon's spool, and read back.
+
+conmon writes each container's output to a spool in the exec root; the log shipping
+component (runtime/logship.py) turns it into dockerd's json-file lines at LogPath, rotated
+as the container's log options say, and resumes from its cursor after a daemon restart, so
+nothing written while the daemon was away is lost. `docker logs` reads LogPath and its
+rotated files, and follows the shipper for new records.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from dockyard.engine.bundles import ContainerFiles
 from dockyard.engine.table import ContainerTable
-from dockyard.errors import InvalidArgument
-from dockyard.model.containers import Container
-from dockyard.runtime.logfile import LogQuery, LogRecord, follow, open_log, read_batch, tail_offset
+from dockyard.errors import Conflict, InvalidArgument, Unsupported
+from dockyard.model.containers import Container, ContainerStatus, LogConfig
+from dockyard.model.logs import (
+    READ_NOT_SUPPORTED,
+    LogOptions,
+    LogQuery,
+    LogRecord,
+    log_options,
+    stream_runs,
+)
+from dockyard.runtime.logfile import LogFiles, inspect_log_path
+from dockyard.runtime.logship import LogShipping
+from dockyard.runtime.spool import SPOOL_MAX, SPOOL_NAME
 
-__all__ = ["LogQuery", "LogRecord", "LogService", "LogStream", "parse_tail", "parse_unix_time"]
+__all__ = ["LogQuery", "LogRecord", "LogService", "LogStream", "parse_tail", "parse_unix_time", "stream_runs"]
 
 
 def parse_unix_time(value: str) -> int:
@@ -27,54 +44,108 @@ def parse_unix_time(value: str) -> int:
 
 
 def parse_tail(value: str) -> int | None:
-    if value in ("", "all"):
-        return None
+    """`tail`: a count, or all. As dockerd, what is not a number means all."""
     try:
-        return int(value)
-    except ValueError as exc:
-        raise InvalidArgument(f"invalid tail value {value!r}") from exc
+        count = int(value)
+    except ValueError:
+        return None
+    return count if count >= 0 else None
 
 
 @dataclass(frozen=True)
 class LogStream:
     container: Container  # as it was when the log was opened
-    records: AsyncIterator[LogRecord]
+    batches: AsyncIterator[list[LogRecord]]
+
+
+@dataclass(frozen=True)
+class ContainerLog:
+    """Where one container's log goes this run: its spool, and its files (None: `none`)."""
+
+    options: LogOptions
+    files: LogFiles | None
+    spool_dir: Path
+
+    @property
+    def spool(self) -> Path | None:
+        """Where conmon writes the output (None: it keeps none)."""
+        return self.spool_dir / SPOOL_NAME if self.files is not None else None
+
+    # conmon starts a new spool file past this size (the shipper follows it): what bounds
+    # the output kept while the daemon is away.
+    spool_max: int = SPOOL_MAX
 
 
 class LogService:
-    def __init__(self, table: ContainerTable, files: Callable[[str], ContainerFiles]) -> None:
+    def __init__(
+        self,
+        table: ContainerTable,
+        shipping: LogShipping,
+        files: Callable[[str], ContainerFiles],
+        defaults: LogConfig,
+    ) -> None:
         self._table = table
+        self._shipping = shipping
         self._files = files
+        self._defaults = defaults  # daemon.json log-driver / log-opts
 
-    def open(self, ref: str, query: LogQuery, follow_new: bool) -> LogStream:
+    # ---- create and inspect ------------------------------------------------------------
+
+    def config_for_create(self, requested: LogConfig) -> LogConfig:
+        """The log config a new container keeps: checked, with the daemon's defaults merged
+        in as dockerd stores them (400 with dockerd's words)."""
+        options = log_options(requested.type, requested.config, self._defaults)
+        return LogConfig(options.driver.value, options.config)
+
+    def of(self, c: Container) -> ContainerLog:
+        options = log_options(c.spec.host.log_config.type, c.spec.host.log_config.config, self._defaults)
+        files = self._files(c.id)
+        return ContainerLog(options, LogFiles.of(files.data, c.id, options), files.bundle)
+
+    def log_path(self, c: Container) -> str:
+        """inspect's LogPath: the json-file log, kubelet reads it directly; "" otherwise."""
+        return inspect_log_path(self._files(c.id).data, c.id, self.of(c).options.driver)
+
+    # ---- the container's runs ----------------------------------------------------------
+
+    async def started(self, c: Container, log: ContainerLog) -> None:
+        """conmon created the container (its process waits for start): ship its spool."""
+        if log.files is not None:
+            await self._shipping.start(c.id, log.spool_dir, log.files, log.options.max_size)
+
+    async def failed_start(self, c: Container) -> None:
+        await self._shipping.discard(c.id)
+
+    async def ended(self, c: Container) -> None:
+        """Its conmon exited: LogPath holds everything once this returns (before `wait`
+        answers). A run the daemon did not see end ships what its spool still holds."""
+        log = self.of(c)
+        if self._shipping.shipper(c.id) is not None:
+            await self._shipping.finish(c.id)
+        elif log.files is not None:
+            await self._shipping.drain(c.id, log.spool_dir, log.files, log.options.max_size)
+
+    async def resumed(self, c: Container) -> None:
+        """A running container adopted at start-up: its shipper resumes from its cursor."""
+        await self.started(c, self.of(c))
+
+    async def removed(self, c: Container) -> None:
+        await self._shipping.discard(c.id, self._files(c.id).bundle)
+
+    # ---- reading -----------------------------------------------------------------------
+
+    def open(self, ref: str, query: LogQuery, follow: bool) -> LogStream:
         c = self._table.resolve(ref)
-        return LogStream(c, self.records(c, query, follow_new))
+        if not (query.stdout or query.stderr):
+            raise InvalidArgument("You must choose at least one stream")
+        if c.state.status in (ContainerStatus.DEAD, ContainerStatus.REMOVING):
+            raise Conflict("can not get logs from container which is dead or marked for removal")
+        return LogStream(c, self.records(c, query, follow))
 
-    def records(self, c: Container, query: LogQuery, follow_new: bool) -> AsyncIterator[LogRecord]:
-        """The log opened now, before the caller answers: a removal right after
-        (docker-py reads `run` output only after it removed the container) cannot lose it."""
-        log_file = open_log(self._files(c.id).log)
-
-        def finished() -> bool:
-            current = self._table.get(c.id)
-            return current is None or not current.state.running
-
-        async def stream() -> AsyncIterator[LogRecord]:
-            if log_file is None:
-                return
-            with log_file:
-                offset = 0
-                if query.tail is not None:
-                    offset = await asyncio.to_thread(tail_offset, log_file, query, query.tail)
-                while True:
-                    batch, after = await asyncio.to_thread(read_batch, log_file, offset, query)
-                    for record in batch:
-                        yield record
-                    if after == offset:
-                        break  # nothing more in the file yet
-                    offset = after
-                if follow_new:
-                    async for record in follow(log_file, offset, query, finished):
-                        yield record
-
-        return stream()
+    def records(self, c: Container, query: LogQuery, follow: bool = False) -> AsyncIterator[list[LogRecord]]:
+        """The log opened now, before the caller answers: a removal right after (docker-py
+        reads `run` output only after it removed the container) cannot lose it."""
+        log = self.of(c)
+        if log.files is None:
+            raise Unsupported(READ_NOT_SUPPORTED)
+        return self._shipping.reader(c.id, log.files, query, follow and c.state.running)

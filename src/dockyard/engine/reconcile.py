@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from dockyard.engine.exits import ExitMonitor
 from dockyard.engine.health import HealthMonitor
+from dockyard.engine.logs import LogService
 from dockyard.engine.restarts import RestartManager
 from dockyard.engine.rootfs import RootfsMounts
 from dockyard.engine.table import ContainerTable
@@ -78,9 +79,11 @@ class Reconciler:
         netns: NetnsPool,
         mounts: RootfsMounts,
         health: HealthMonitor,
+        logs: LogService,
         boot_id: str,
     ) -> None:
         self._health = health
+        self._logs = logs
         self._table = table
         self._mounts = mounts
         self._exits = exits
@@ -100,14 +103,17 @@ class Reconciler:
         handle.close()
         return True
 
-    def run(self) -> None:
+    async def run(self) -> None:
         seen = [Seen(c, self._monitor_alive(c)) for c in self._table.all()]
         in_use = {s.container.state.netns for s in seen if s.monitor_alive and s.container.state.netns}
         self._netns.keep_only(in_use)
         for action in plan(seen):
-            self._apply(action)
+            await self._apply(action)
+        for s in seen:
+            if not s.container.state.running:
+                await self._logs.ended(s.container)  # a spool a crash left unshipped
 
-    def _apply(self, action: Action) -> None:
+    async def _apply(self, action: Action) -> None:
         c = self._table.get(action.container_id)
         if c is None:
             return
@@ -116,6 +122,7 @@ class Reconciler:
                 self._table.publish(c.id, replace(c.state, status=ContainerStatus.DEAD))
             case Step.ADOPT:
                 self._adopt(c)
+                await self._logs.resumed(c)
             case Step.SETTLE:
                 log.info("container %s: exited while the daemon was away", c.id[:12])
                 self._exits.report(c.id)

@@ -100,7 +100,7 @@ def restart_delay(previous_delay: float, ran_for: float) -> float:
 
 @dataclass(frozen=True)
 class LogConfig:
-    type: str = "json-file"
+    type: str = ""  # "": the daemon's default driver (resolved when the container is made)
     config: Mapping[str, str] = field(default_factory=dict)
 
 

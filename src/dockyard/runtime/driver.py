@@ -29,7 +29,8 @@ class Launch:
     name: str
     runtime: str
     bundle: Path
-    log_path: Path
+    log_path: Path | None  # conmon's output spool; None: no log kept
+    log_size_max: int
     exit_dir: Path
     persist_dir: Path
     tty: bool
@@ -76,6 +77,7 @@ class RuntimeDriver:
                 runtime_args=runtime.global_args,
                 bundle=launch.bundle,
                 log_path=launch.log_path,
+                log_size_max=launch.log_size_max,
                 exit_dir=launch.exit_dir,
                 persist_dir=launch.persist_dir,
                 tty=launch.tty,

@@ -21,7 +21,6 @@ from typing import Protocol
 
 from dockyard.model.logs import LogDriver, LogOptions, LogQuery, LogRecord, LogWindow, stamp_ns
 from dockyard.runtime.jsonlog import decode
-from dockyard.runtime.k8sfile import follow, open_log, read_batch, read_records, tail_offset
 
 BLOCK = 1 << 20
 
@@ -291,17 +290,12 @@ __all__ = [
     "LogSource",
     "PlainSource",
     "close_sources",
-    "follow",
     "gzip_last_time",
     "inspect_log_path",
     "log_path",
-    "open_log",
     "open_rotated",
     "open_sources",
     "plan_tail",
-    "read_batch",
     "read_history",
     "read_lines",
-    "read_records",
-    "tail_offset",
 ]

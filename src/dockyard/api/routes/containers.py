@@ -22,14 +22,20 @@ from dockyard.api.stdcopy import Stream, frame
 from dockyard.api.versioning import at_least
 from dockyard.engine.attach import AttachOptions, ClientStream, Framer
 from dockyard.engine.containers import ContainerDetails, Sizes
-from dockyard.engine.logs import LogQuery, LogRecord, LogStream, parse_tail, parse_unix_time
+from dockyard.engine.logs import (
+    LogQuery,
+    LogRecord,
+    LogStream,
+    parse_tail,
+    parse_unix_time,
+    stream_runs,
+)
 from dockyard.engine.table import ExitStatus
 from dockyard.errors import DockyardError
 from dockyard.model.containers import Container, ContainerSpec
 from dockyard.model.detachkeys import parse_detach_keys
 from dockyard.model.filters import Filters, parse_filters
 from dockyard.model.stdio import Pipe
-from dockyard.model.times import format_ns
 
 RAW = "application/vnd.docker.raw-stream"
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
@@ -59,8 +65,8 @@ class Lifecycle(Protocol):
 
 
 class Logs(Protocol):
-    def open(self, ref: str, query: LogQuery, follow_new: bool) -> LogStream: ...
-    def records(self, c: Container, query: LogQuery, follow_new: bool) -> AsyncIterator[LogRecord]: ...
+    def open(self, ref: str, query: LogQuery, follow: bool) -> LogStream: ...
+    def records(self, c: Container, query: LogQuery, follow: bool = False) -> AsyncIterator[list[LogRecord]]: ...
 
 
 class Attachments(Protocol):
@@ -191,11 +197,11 @@ def routes(containers: Containers, lifecycle: Lifecycle, logs: Logs, attachments
 
         async def session(client: RawStream) -> None:
             containers.note_attach(c)
-            if replay:
+            if replay and (opts.stdout or opts.stderr):
                 query = LogQuery(stdout=opts.stdout, stderr=opts.stderr)
-                async for record in logs.records(c, query, follow_new=False):
-                    pipe = Pipe.STDERR if record.stream == "stderr" else Pipe.STDOUT
-                    await client.write(framer(pipe, record.data))
+                async for batch in logs.records(c, query):
+                    for stream, data in stream_runs(batch):
+                        await client.write(framer(Pipe.STDERR if stream == "stderr" else Pipe.STDOUT, data))
             if stream_live:
                 await attachments.join(c, client, opts, framer)
 
@@ -209,17 +215,15 @@ def routes(containers: Containers, lifecycle: Lifecycle, logs: Logs, attachments
             until_ns=parse_unix_time(request.arg("until")),
             tail=parse_tail(request.arg("tail")),
         )
-        opened = logs.open(request.params["id"], query, follow_new=request.flag("follow"))
-        timestamps = request.flag("timestamps")
+        opened = logs.open(request.params["id"], query, follow=request.flag("follow"))
+        timestamps, details = request.flag("timestamps"), request.flag("details")
         tty = opened.container.spec.tty
         framer = _framer(tty)
 
         async def body() -> AsyncIterator[bytes]:
-            async for record in opened.records:
-                data = record.data
-                if timestamps:
-                    data = format_ns(record.time_ns).encode() + b" " + data
-                yield framer(Pipe.STDERR if record.stream == "stderr" else Pipe.STDOUT, data)
+            async for batch in opened.batches:
+                runs = stream_runs(batch, timestamps=timestamps, details=details)
+                yield b"".join(framer(Pipe.STDERR if stream == "stderr" else Pipe.STDOUT, data) for stream, data in runs)
 
         return StreamResponse(body(), content_type=_stream_type(request, tty))
 

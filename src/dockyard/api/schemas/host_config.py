@@ -77,8 +77,8 @@ def _console_size(value: Any) -> tuple[int, int]:
 
 def _log_config(value: Any) -> LogConfig:
     doc = f.obj(value, "LogConfig")
-    kind = f.string(doc.get("Type"), "LogConfig.Type") or "json-file"
-    if kind not in LOG_DRIVERS:
+    kind = f.string(doc.get("Type"), "LogConfig.Type")  # "": the daemon's default, set at create
+    if kind and kind not in LOG_DRIVERS:
         if kind in _OTHER_LOG_DRIVERS:
             raise InvalidArgument(f"logger: log driver '{kind}' is not supported by this daemon (use json-file, local or none)")
         raise InvalidArgument(f"logger: no log driver named '{kind}' is registered")
