@@ -596,3 +596,8 @@ def test_ping_headers(daemon: Daemon) -> None:
     assert headers["Api-Version"] == "1.50"
     status, _, body = _request(daemon, "GET", "/v1.50/_ping")
     assert status == 200 and body == b"OK"
+
+
+def test_streamed_logs_come_a_line_at_a_time(client: docker.DockerClient, busybox: str) -> None:
+    out = client.containers.run(busybox, ["sh", "-c", "echo hello && echo world"], stream=True, remove=True)
+    assert list(out) == [b"hello\n", b"world\n"]

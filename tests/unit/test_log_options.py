@@ -269,3 +269,12 @@ def test_stream_runs_join_consecutive_records_of_a_stream() -> None:
                        ("stderr", b"2026-11-27T19:52:03.000000000Z 3\n")]  # fmt: skip
     assert stream_runs(err, details=True) == [("stderr", b" 3\n")]
     assert stream_runs(err, timestamps=True, details=True) == [("stderr", b"2026-11-27T19:52:03.000000000Z  3\n")]
+
+
+def test_stream_runs_keep_records_apart_when_asked() -> None:
+    from dockyard.model.logs import LogRecord, stream_runs
+
+    batch = [LogRecord("stdout", b"a\n", b"2026-12-01T00:00:00Z"), LogRecord("stdout", b"b\n", b"2026-12-01T00:00:01Z")]
+    assert stream_runs(batch) == [("stdout", b"a\nb\n")]
+    assert stream_runs(batch, merge=False) == [("stdout", b"a\n"), ("stdout", b"b\n")]
+    assert stream_runs(batch, merge=False, timestamps=True)[1] == ("stdout", b"2026-12-01T00:00:01.000000000Z b\n")

@@ -411,7 +411,9 @@ _STREAM = operator.itemgetter(0)
 _DATA = operator.itemgetter(1)
 
 
-def stream_runs(batch: Sequence[LogRecord], *, timestamps: bool = False, details: bool = False) -> list[tuple[str, bytes]]:
+def stream_runs(
+    batch: Sequence[LogRecord], *, timestamps: bool = False, details: bool = False, merge: bool = True
+) -> list[tuple[str, bytes]]:
     """The batch as `docker logs` sends it: consecutive records of one stream joined, each
     record's data after its `-t` time and `--details` attributes when asked.
 
@@ -420,6 +422,15 @@ def stream_runs(batch: Sequence[LogRecord], *, timestamps: bool = False, details
     """
     if not batch:
         return []
+    if not merge:
+        # One piece per record, as dockerd frames them: a follower (docker-py's
+        # logs(stream=True, follow=True), testcontainers' wait for a line) sees each line alone.
+        if timestamps or details:
+            return [
+                (r.stream, (r.fixed_stamp() + b" " if timestamps else b"") + (r.details() if details else b"") + r.data)
+                for r in batch
+            ]
+        return [(r.stream, r.data) for r in batch]
     if timestamps or details:
         def render(r: LogRecord) -> bytes:
             head = (r.fixed_stamp() + b" " if timestamps else b"") + (r.details() if details else b"")

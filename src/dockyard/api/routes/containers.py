@@ -215,14 +215,17 @@ def routes(containers: Containers, lifecycle: Lifecycle, logs: Logs, attachments
             until_ns=parse_unix_time(request.arg("until")),
             tail=parse_tail(request.arg("tail")),
         )
-        opened = logs.open(request.params["id"], query, follow=request.flag("follow"))
+        follow = request.flag("follow")
+        opened = logs.open(request.params["id"], query, follow=follow)
         timestamps, details = request.flag("timestamps"), request.flag("details")
         tty = opened.container.spec.tty
         framer = _framer(tty)
 
         async def body() -> AsyncIterator[bytes]:
             async for batch in opened.batches:
-                runs = stream_runs(batch, timestamps=timestamps, details=details)
+                # Reading history, a frame per run of one stream (far less work for both
+                # sides); following, a frame per record, as clients watching lines expect.
+                runs = stream_runs(batch, timestamps=timestamps, details=details, merge=not follow)
                 yield b"".join(framer(Pipe.STDERR if stream == "stderr" else Pipe.STDOUT, data) for stream, data in runs)
 
         return StreamResponse(body(), content_type=_stream_type(request, tty))
