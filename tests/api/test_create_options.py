@@ -263,6 +263,15 @@ def test_bad_body_is_400(daemon: Daemon, busybox: str, config: dict[str, object]
     assert daemon.out("ps", "-aq", "--no-trunc") == before
 
 
+def test_what_needs_later_issues_is_refused_by_name(daemon: Daemon, busybox: str) -> None:
+    before = daemon.out("ps", "-aq", "--no-trunc")
+    anonymous = daemon.docker("create", "-v", "/data", busybox, "true", check=False)
+    assert "anonymous volumes are not supported yet: Config.Volumes /data" in anonymous.stderr.decode()
+    mac = daemon.docker("create", "--mac-address", "02:42:ac:11:00:02", busybox, "true", check=False)
+    assert "MacAddress is not supported yet" in mac.stderr.decode()
+    assert daemon.out("ps", "-aq", "--no-trunc") == before
+
+
 HOST_BAD = [
     (["--mount", "type=bind,src=/nonexistent-dy,dst=/x"],
      'invalid mount config for type "bind": bind source path does not exist: /nonexistent-dy'),

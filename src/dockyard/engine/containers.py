@@ -155,6 +155,14 @@ class ContainerService:
     async def create(self, spec: ContainerSpec, name: str, platform: str = "") -> Container:
         if platform:
             await asyncio.to_thread(check_platform_on_host, platform)
+        # What cannot be honoured yet is refused by name, never ignored (an image's own
+        # VOLUMEs stay directories of its root filesystem until volumes exist).
+        if spec.volumes:
+            raise InvalidArgument(
+                f"anonymous volumes are not supported yet: Config.Volumes {', '.join(spec.volumes)}"
+            )
+        if spec.mac_address:
+            raise InvalidArgument("MacAddress is not supported yet: containers have loopback only")
         image = self._images.resolve(spec.image)
         container_id = new_id()
         spec = merge_image_config(spec, image.image.config)
