@@ -82,6 +82,16 @@ def _check_host_name(text: str, what: str) -> None:
         raise InvalidArgument(f"invalid {what} {text!r}: it may not contain spaces, control characters or '/'")
 
 
+def _endpoint_mac(value: Any) -> str:
+    """Since API 1.44 the CLI sends --mac-address in the endpoint's settings."""
+    endpoints = _obj(_obj(value, "NetworkingConfig").get("EndpointsConfig"), "EndpointsConfig")
+    for name, endpoint in endpoints.items():
+        mac = f.string(_obj(endpoint, f"EndpointsConfig.{name}").get("MacAddress"), "MacAddress")
+        if mac:
+            return mac
+    return ""
+
+
 def parse_create(body: Any, hostname: str) -> ContainerSpec:
     """The create body as the user sent it; image defaults are merged later."""
     doc = _obj(body, "container config")
@@ -121,7 +131,7 @@ def parse_create(body: Any, hostname: str) -> ContainerSpec:
         stop_timeout=f.opt_integer(doc.get("StopTimeout"), "StopTimeout", go_type="int"),
         healthcheck=_health(doc.get("Healthcheck")),
         network_disabled=f.boolean(doc.get("NetworkDisabled"), "NetworkDisabled"),
-        mac_address=f.string(doc.get("MacAddress"), "MacAddress"),
+        mac_address=f.string(doc.get("MacAddress"), "MacAddress") or _endpoint_mac(doc.get("NetworkingConfig")),
         host=host,
     )
 
