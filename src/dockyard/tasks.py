@@ -62,3 +62,19 @@ class Tasks:
         except Exception:
             log.exception("%s: background task %s failed", self._owner, name)
             return None
+
+
+class Component:
+    """A component with background work: entering it opens its Tasks, leaving ends them.
+    Subclasses set `self._tasks` in their constructor and extend these when they do more."""
+
+    _tasks: Tasks
+
+    async def __aenter__(self) -> Self:
+        await self._tasks.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._tasks.__aexit__(kind, exc, tb)

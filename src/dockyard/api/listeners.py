@@ -14,14 +14,13 @@ import ssl
 import stat
 from pathlib import Path
 from types import TracebackType
-from typing import Self
 from urllib.parse import urlsplit
 
 from dockyard.api.connection import Connection
 from dockyard.api.router import Router
 from dockyard.config import TlsOptions
 from dockyard.errors import Conflict, InvalidArgument
-from dockyard.tasks import Tasks
+from dockyard.tasks import Component, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ def tls_context(options: TlsOptions) -> ssl.SSLContext:
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 
-class ApiServer:
+class ApiServer(Component):
     """The listeners, and one task per client connection, all ended when it is left."""
 
     def __init__(self, router: Router, server_header: str, tls: TlsOptions | None) -> None:
@@ -77,17 +76,13 @@ class ApiServer:
                         "socket (stop it, or give dockyard another one with -H)"
                     )
 
-    async def __aenter__(self) -> Self:
-        await self._tasks.__aenter__()
-        return self
-
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         for server in self._servers:
             server.close()
         try:
-            await self._tasks.__aexit__(kind, exc, tb)  # cancels the connections
+            await super().__aexit__(kind, exc, tb)  # cancels the connections
         finally:
             for server in self._servers:
                 with contextlib.suppress(Exception):

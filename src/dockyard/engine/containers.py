@@ -12,7 +12,6 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, replace
-from types import TracebackType
 from typing import Self
 
 from dockyard.config import DaemonConfig
@@ -44,7 +43,7 @@ from dockyard.model.hostconfig import NamespaceKind, NamespaceMode
 from dockyard.model.ids import new_id
 from dockyard.model.names import validate_name
 from dockyard.runtime.driver import RuntimeDriver
-from dockyard.tasks import Tasks
+from dockyard.tasks import Component, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ class ContainerDetails:
     exec_ids: tuple[str, ...] = ()
 
 
-class ContainerService:
+class ContainerService(Component):
     def __init__(
         self,
         config: DaemonConfig,
@@ -110,14 +109,9 @@ class ContainerService:
         self._tasks = Tasks("containers")
 
     async def __aenter__(self) -> Self:
-        await self._tasks.__aenter__()
+        await super().__aenter__()
         self.empty_trash()  # what a crash mid-removal left
         return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._tasks.__aexit__(kind, exc, tb)
 
     def files(self, container_id: str) -> ContainerFiles:
         return ContainerFiles(self._config, container_id)

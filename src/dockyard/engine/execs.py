@@ -17,8 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from dockyard.engine.attach import AttachOptions, ClientStream, Framer, SessionEnd, pump
 from dockyard.engine.bundles import ContainerFiles
@@ -43,7 +41,7 @@ from dockyard.runtime.driver import RuntimeDriver
 from dockyard.runtime.execsession import ExecProcess
 from dockyard.runtime.execspec import ExecSpec
 from dockyard.runtime.users import resolve_in_rootfs
-from dockyard.tasks import Tasks
+from dockyard.tasks import Component, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +75,7 @@ class _Capture:
         self.data += data[:room]
 
 
-class ExecService:
+class ExecService(Component):
     def __init__(
         self,
         table: ContainerTable,
@@ -95,15 +93,6 @@ class ExecService:
         self._running: dict[str, _Running] = {}
         self._ended_at: dict[str, float] = {}
         self._tasks = Tasks("execs")
-
-    async def __aenter__(self) -> Self:
-        await self._tasks.__aenter__()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._tasks.__aexit__(kind, exc, tb)
 
     # ---- reads -------------------------------------------------------------------------
 

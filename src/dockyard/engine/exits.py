@@ -9,28 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from types import TracebackType
-from typing import Self
 
 from dockyard.linux.process import ProcessHandle
-from dockyard.tasks import Tasks
+from dockyard.tasks import Component, Tasks
 
 log = logging.getLogger(__name__)
 
 
-class ExitMonitor:
+class ExitMonitor(Component):
     def __init__(self) -> None:
         self._tasks = Tasks("exits")
         self._ended: asyncio.Queue[str] = asyncio.Queue()
-
-    async def __aenter__(self) -> Self:
-        await self._tasks.__aenter__()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._tasks.__aexit__(kind, exc, tb)
 
     def watch(self, container_id: str, monitor: ProcessHandle) -> None:
         self._tasks.spawn(self._watch(container_id, monitor), f"exit-{container_id[:12]}")

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from dockyard.engine.events import EventBus
 from dockyard.engine.table import ContainerTable
@@ -27,7 +26,7 @@ from dockyard.model.health import (
     next_delay_ns,
     probe_of,
 )
-from dockyard.tasks import Tasks
+from dockyard.tasks import Component, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -38,22 +37,13 @@ class ProbeRunner(Protocol):
         ...
 
 
-class HealthMonitor:
+class HealthMonitor(Component):
     def __init__(self, table: ContainerTable, runner: ProbeRunner, events: EventBus) -> None:
         self._table = table
         self._runner = runner
         self._events = events
         self._loops: dict[str, asyncio.Task[None]] = {}
         self._tasks = Tasks("health")
-
-    async def __aenter__(self) -> Self:
-        await self._tasks.__aenter__()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._tasks.__aexit__(kind, exc, tb)
 
     def _probe(self, c: Container) -> Probe | None:
         return probe_of(c.spec.healthcheck, c.spec.shell)

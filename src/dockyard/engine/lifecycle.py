@@ -14,8 +14,6 @@ import signal as signals
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from types import TracebackType
-from typing import Self
 
 from dockyard.engine.attach import Attachments
 from dockyard.engine.bundles import ContainerFiles, write_bundle
@@ -34,7 +32,7 @@ from dockyard.model.hostconfig import NamespaceKind, NamespaceMode
 from dockyard.model.signals import parse_signal
 from dockyard.network.netns import NetnsPool
 from dockyard.runtime.driver import Launch, RuntimeDriver
-from dockyard.tasks import Tasks
+from dockyard.tasks import Component, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +49,7 @@ class ExitRecord:
     restarting: bool
 
 
-class Lifecycle:
+class Lifecycle(Component):
     def __init__(
         self,
         table: ContainerTable,
@@ -77,15 +75,6 @@ class Lifecycle:
         self._events = events
         self._tasks = Tasks("lifecycle")
         self.boot_id = boot_id()
-
-    async def __aenter__(self) -> Self:
-        await self._tasks.__aenter__()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._tasks.__aexit__(kind, exc, tb)
 
     def _emit(self, action: str, c: Container, **extra: str) -> None:
         self._events.publish("container", action, c.id, attributes_of(c, **extra))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from types import TracebackType
 from typing import Protocol, Self
 
 from dockyard.engine.exits import ExitMonitor
@@ -19,7 +18,7 @@ from dockyard.engine.table import ContainerTable
 from dockyard.errors import NotFound
 from dockyard.model import times
 from dockyard.model.containers import ContainerStatus, restart_delay
-from dockyard.tasks import Tasks
+from dockyard.tasks import Component, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +27,7 @@ class Remover(Protocol):
     async def remove(self, ref: str, *, force: bool = False) -> None: ...
 
 
-class RestartManager:
+class RestartManager(Component):
     def __init__(self, table: ContainerTable, lifecycle: Lifecycle, exits: ExitMonitor, remover: Remover) -> None:
         self._table = table
         self._lifecycle = lifecycle
@@ -37,14 +36,9 @@ class RestartManager:
         self._tasks = Tasks("restarts")
 
     async def __aenter__(self) -> Self:
-        await self._tasks.__aenter__()
+        await super().__aenter__()
         self._tasks.spawn(self._consume(), "exits")
         return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._tasks.__aexit__(kind, exc, tb)
 
     async def _consume(self) -> None:
         while True:

@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Collection, Sequence
 
 from dockyard.errors import Internal
+from dockyard.linux.command import run_command
 from dockyard.model.top import pids_argument
 
 PS_TIMEOUT = 10.0
 
 
 async def _run(argv: Sequence[str], timeout: float) -> tuple[int, bytes, bytes]:
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    except OSError as exc:
-        raise Internal(f"ps: {exc}") from exc
-    try:
-        async with asyncio.timeout(timeout):
-            out, err = await proc.communicate()
-    except TimeoutError:
-        raise Internal(f"ps: timed out after {timeout:g} s") from None
-    finally:
-        if proc.returncode is None:  # timed out or cancelled: do not leave it behind
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out, err
+    done = await run_command(argv, timeout=timeout, what="ps")
+    return done.returncode, done.stdout, done.stderr
 
 
 async def run_ps(

@@ -21,11 +21,10 @@ import struct
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Self
 
 from dockyard.errors import Internal
 from dockyard.linux import mount as linux_mount
-from dockyard.tasks import Tasks
+from dockyard.tasks import Component, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ def release_netns(path: Path) -> None:
         path.unlink()
 
 
-class NetnsPool:
+class NetnsPool(Component):
     """Keeps `size` namespaces ready; `take` hands one out and starts a refill."""
 
     def __init__(self, root: Path, size: int = 2) -> None:
@@ -91,16 +90,12 @@ class NetnsPool:
         self._tasks = Tasks("netns")
         root.mkdir(parents=True, exist_ok=True)
 
-    async def __aenter__(self) -> Self:
-        await self._tasks.__aenter__()
-        return self
-
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         """At shutdown: the spare namespaces go; those of running containers stay."""
         try:
-            await self._tasks.__aexit__(kind, exc, tb)
+            await super().__aexit__(kind, exc, tb)
         finally:
             ready, self._ready = self._ready, []
             for path in ready:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.errors import Conflict, Internal, NotFound
+from dockyard.linux.command import run_command
 from dockyard.runtime.failures import runtime_reason
 from dockyard.runtime.spec import Resources, cpu_period_quota
 
@@ -27,25 +28,11 @@ class OciRuntime:
         return ("--root", self.root, *self.extra_args)
 
     async def _run(self, *args: str) -> str:
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                self.path,
-                *self.global_args,
-                *args,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except OSError as exc:
-            raise Internal(f"cannot run {self.name}: {exc}") from exc
-        try:
-            async with asyncio.timeout(_TIMEOUT):
-                out, err = await proc.communicate()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise Internal(f"{self.name} {args[0]} timed out") from None
-        if proc.returncode != 0:
+        done = await run_command(
+            [self.path, *self.global_args, *args], timeout=_TIMEOUT, what=f"{self.name} {args[0]}"
+        )
+        out, err = done.stdout, done.stderr
+        if done.returncode != 0:
             raw = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
             message = runtime_reason(raw) or raw  # runc's error, without its logrus decoration
             if "does not exist" in raw or "not exist" in raw:
