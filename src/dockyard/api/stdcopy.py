@@ -8,6 +8,13 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Callable
+
+from dockyard.api.versioning import at_least
+from dockyard.model.stdio import Pipe
+
+RAW = "application/vnd.docker.raw-stream"
+MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 
 HEADER_SIZE = 8
 MAX_FRAME = 2**32 - 1
@@ -30,6 +37,18 @@ def frame(stream: Stream, data: bytes) -> bytes:
     if len(data) > MAX_FRAME:
         raise ValueError(f"frame payload too large: {len(data)} bytes")
     return _HEADER.pack(stream, len(data)) + data
+
+
+def content_type(api_version: str, tty: bool) -> str:
+    """A TTY's output is one raw stream; before API 1.42 the type said raw even when framed."""
+    return RAW if tty or not at_least(api_version, "1.42") else MULTIPLEXED
+
+
+def output_framer(tty: bool) -> Callable[[Pipe, bytes], bytes]:
+    """How a process's output goes on the wire: raw on a TTY, else framed by pipe."""
+    if tty:
+        return lambda pipe, data: data
+    return lambda pipe, data: frame(Stream.STDERR if pipe is Pipe.STDERR else Stream.STDOUT, data)
 
 
 class Demuxer:

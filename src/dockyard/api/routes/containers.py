@@ -18,8 +18,7 @@ from dockyard.api.messages import (
 )
 from dockyard.api.router import Route
 from dockyard.api.schemas import containers as schema
-from dockyard.api.stdcopy import Stream, frame
-from dockyard.api.versioning import at_least
+from dockyard.api.stdcopy import Stream, content_type, frame, output_framer
 from dockyard.engine.attach import AttachOptions, ClientStream, Framer
 from dockyard.engine.containers import ContainerDetails, Sizes
 from dockyard.engine.logs import (
@@ -36,9 +35,6 @@ from dockyard.model.containers import Container, ContainerSpec
 from dockyard.model.detachkeys import parse_detach_keys
 from dockyard.model.filters import Filters, parse_filters
 from dockyard.model.stdio import Pipe
-
-RAW = "application/vnd.docker.raw-stream"
-MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 
 
 class Containers(Protocol):
@@ -71,17 +67,6 @@ class Logs(Protocol):
 
 class Attachments(Protocol):
     async def join(self, c: Container, client: ClientStream, opts: AttachOptions, frame: Framer) -> None: ...
-
-
-def _stream_type(request: Request, tty: bool) -> str:
-    return RAW if tty or not at_least(request.api_version, "1.42") else MULTIPLEXED
-
-
-def _framer(tty: bool) -> Framer:
-    """TTY output goes raw; otherwise each piece gets the 8-byte stream header."""
-    if tty:
-        return lambda pipe, data: data
-    return lambda pipe, data: frame(Stream.STDERR if pipe is Pipe.STDERR else Stream.STDOUT, data)
 
 
 def _error_framer(tty: bool) -> Callable[[str], bytes]:
@@ -193,7 +178,7 @@ def routes(containers: Containers, lifecycle: Lifecycle, logs: Logs, attachments
         )
         replay = request.flag("logs")
         stream_live = request.flag("stream")
-        framer = _framer(c.spec.tty)
+        framer = output_framer(c.spec.tty)
 
         async def session(client: RawStream) -> None:
             containers.note_attach(c)
@@ -205,7 +190,7 @@ def routes(containers: Containers, lifecycle: Lifecycle, logs: Logs, attachments
             if stream_live:
                 await attachments.join(c, client, opts, framer)
 
-        return HijackResponse(_stream_type(request, c.spec.tty), session, _error_framer(c.spec.tty))
+        return HijackResponse(content_type(request.api_version, c.spec.tty), session, _error_framer(c.spec.tty))
 
     async def container_logs(request: Request) -> Response:
         query = LogQuery(
@@ -219,7 +204,7 @@ def routes(containers: Containers, lifecycle: Lifecycle, logs: Logs, attachments
         opened = logs.open(request.params["id"], query, follow=follow)
         timestamps, details = request.flag("timestamps"), request.flag("details")
         tty = opened.container.spec.tty
-        framer = _framer(tty)
+        framer = output_framer(tty)
 
         async def body() -> AsyncIterator[bytes]:
             async for batch in opened.batches:
@@ -228,7 +213,7 @@ def routes(containers: Containers, lifecycle: Lifecycle, logs: Logs, attachments
                 runs = stream_runs(batch, timestamps=timestamps, details=details, merge=not follow)
                 yield b"".join(framer(Pipe.STDERR if stream == "stderr" else Pipe.STDOUT, data) for stream, data in runs)
 
-        return StreamResponse(body(), content_type=_stream_type(request, tty))
+        return StreamResponse(body(), content_type=content_type(request.api_version, tty))
 
     return [
         Route("POST", "/containers/create", create),

@@ -14,15 +14,11 @@ from dockyard.api.messages import (
 )
 from dockyard.api.router import Route
 from dockyard.api.schemas.execs import exec_inspect_doc, parse_exec_create, parse_exec_start
-from dockyard.api.stdcopy import Stream, frame
-from dockyard.api.versioning import at_least
+from dockyard.api.stdcopy import content_type, output_framer
 from dockyard.engine.attach import ClientStream, Framer
 from dockyard.model.containers import Container
 from dockyard.model.execs import Exec, ExecConfig, ExecStart
 from dockyard.model.stdio import Pipe
-
-RAW = "application/vnd.docker.raw-stream"
-MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 
 
 class Execs(Protocol):
@@ -33,12 +29,6 @@ class Execs(Protocol):
     async def start_detached(self, exec_id: str, start: ExecStart) -> None: ...
     async def session(self, exec_id: str, start: ExecStart, client: ClientStream, frame: Framer) -> None: ...
     def resize(self, exec_id: str, height: int, width: int) -> None: ...
-
-
-def _framer(tty: bool) -> Framer:
-    if tty:
-        return lambda pipe, data: data
-    return lambda pipe, data: frame(Stream.STDERR if pipe is Pipe.STDERR else Stream.STDOUT, data)
 
 
 def routes(execs: Execs) -> list[Route]:
@@ -54,7 +44,7 @@ def routes(execs: Execs) -> list[Route]:
             return EmptyResponse(200)
         execs.check_startable(exec_id)  # a 404 or 409 before the connection is taken
         tty = start_config.tty  # dockerd frames by the start body's Tty, not the create's
-        framer = _framer(tty)
+        framer = output_framer(tty)
 
         async def session(client: RawStream) -> None:
             await execs.session(exec_id, start_config, client, framer)
@@ -63,8 +53,7 @@ def routes(execs: Execs) -> list[Route]:
         def error(message: str) -> bytes:
             return framer(Pipe.STDOUT, (message + "\r\n").encode())
 
-        content_type = RAW if tty or not at_least(request.api_version, "1.42") else MULTIPLEXED
-        return HijackResponse(content_type, session, error)
+        return HijackResponse(content_type(request.api_version, tty), session, error)
 
     async def resize(request: Request) -> Response:
         execs.resize(request.params["id"], request.int_arg("h", 0) or 0, request.int_arg("w", 0) or 0)
