@@ -103,3 +103,23 @@ def test_lines_written_while_the_daemon_was_killed_are_all_there(daemon_factory,
     d.start()
     d.docker("wait", cid)
     assert d.out("logs", cid).splitlines() == [f"n-{i}" for i in range(300)]
+
+
+def test_compressed_rotation_is_read_back(daemon: Daemon, busybox: str) -> None:
+    cid = daemon.out("run", "-d", "--log-opt", "max-size=2k", "--log-opt", "max-file=4", "--log-opt", "compress=true",
+                     busybox, "sh", "-c", "i=0; while [ $i -lt 300 ]; do echo z-$i; i=$((i+1)); done")  # fmt: skip
+    try:
+        _wait_exit(daemon, cid)
+        path = Path(json.loads(daemon.out("inspect", cid))[0]["LogPath"])
+        deadline = time.monotonic() + 10  # rotated files are compressed in the background
+        while True:
+            names = {p.name for p in path.parent.iterdir() if p.name.startswith(path.name)}
+            if {path.name + ".2.gz", path.name + ".3.gz"} <= names or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert {path.name + ".2.gz", path.name + ".3.gz"} <= names
+        lines = daemon.out("logs", cid).splitlines()
+        numbers = [int(line.split("-")[1]) for line in lines]
+        assert numbers == list(range(numbers[0], 300)) and numbers[0] > 0
+    finally:
+        daemon.docker("rm", "-f", cid)
