@@ -13,6 +13,7 @@ from pathlib import Path
 from dockyard.api.listeners import ApiServer
 from dockyard.api.router import Router
 from dockyard.api.routes import archive as archive_routes
+from dockyard.api.routes import commits as commit_routes
 from dockyard.api.routes import containers as container_routes
 from dockyard.api.routes import disk_usage as disk_usage_routes
 from dockyard.api.routes import execs as exec_routes
@@ -24,6 +25,7 @@ from dockyard.config import DaemonConfig
 from dockyard.engine.archive import ArchiveService
 from dockyard.engine.attach import Attachments
 from dockyard.engine.bundles import ContainerFiles
+from dockyard.engine.commits import CommitService
 from dockyard.engine.containers import ContainerService
 from dockyard.engine.events import EventBus
 from dockyard.engine.execs import ExecService
@@ -141,6 +143,7 @@ async def _compose_and_serve(
             *process_routes.routes(stats),
             *exec_routes.routes(execs),
             *archive_routes.routes(archives),
+            *commit_routes.routes(CommitService(table, lifecycle, images, dirs, events)),
             *update_routes.routes(updates),
         ]
     )

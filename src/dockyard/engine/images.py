@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -388,6 +389,37 @@ class ImageService:
         all_tags = tuple(sorted({*(existing.tags if existing else ()), *full_tags}))
         entry = ImageEntry(image, all_tags, parent, existing.loaded_at if existing else now, self._size(image))
         self._images[image_id] = entry
+        return entry
+
+    async def derive(
+        self, parent_id: str, write_layer: Callable[[BinaryIO], None] | None, make_config: Callable[[Image, str | None], bytes],
+        ref: Reference | None,
+    ) -> ImageEntry:
+        """A new image on top of `parent_id` (commit): one more layer, written by
+        `write_layer` into a spool (None: no layer), and the config `make_config(parent,
+        new diff id)` returns."""
+        parent = self.get(parent_id).image
+        chains = chain_ids(parent.diff_ids)
+        async with self._write_lock:
+            diff_id: str | None = None
+            if write_layer is not None:
+                spooled = self._tmp / f"commit-{secrets.token_hex(8)}"
+                try:
+                    def add() -> tuple[LayerRow, bool]:
+                        with spooled.open("w+b") as f:
+                            write_layer(f)
+                            f.seek(0)
+                            return self._add_layer_blocking(chains[-1] if chains else None, f, None)
+
+                    row, new = await asyncio.to_thread(add)
+                finally:
+                    spooled.unlink(missing_ok=True)
+                if new:
+                    await self._register_layers([row])
+                diff_id = row.diff_id
+            entry = await self._store_image(make_config(parent, diff_id), [ref] if ref else [], parent=parent_id)
+        if ref is not None:
+            self._events.publish("image", "tag", entry.id, {"name": ref.with_default_tag().familiar()})
         return entry
 
     async def import_image(
