@@ -70,6 +70,7 @@ class _Reader:
 class Client:
     def __init__(self, url: str, timeout: float = 60.0) -> None:
         parts = urlsplit(url)
+        self.address: str | tuple[str, int]
         if parts.scheme == "unix":
             self.family, self.address = socket.AF_UNIX, parts.path
         elif parts.scheme == "tcp":
@@ -137,7 +138,7 @@ class Client:
         if status == 101:  # hijacked: the raw stream runs until the daemon closes it
             return reader.rest()
         if "chunked" in headers.get("transfer-encoding", "").lower():
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(reader.until(b"\r\n").split(b";")[0], 16)
                 if size == 0:

@@ -55,6 +55,10 @@ def client(host: Host) -> Client:
     return c
 
 
+def field_of(doc: object, key: str) -> object:
+    return doc.get(key) if isinstance(doc, dict) else None
+
+
 def expect(reply_status: int, wanted: tuple[int, ...], what: str, host: Host, body: bytes) -> None:
     if reply_status not in wanted:
         raise BenchError(f"{host.label}: {what} answered {reply_status}: {body[:300]!r}")
@@ -127,14 +131,14 @@ class Exec(Workload):
         body = {"AttachStdout": True, "AttachStderr": True, "Cmd": ["true"]}
         made = c.request("POST", f"/containers/{cid}/exec", body)
         expect(made.status, (201,), "exec create", host, made.body)
-        eid = made.json()["Id"]  # type: ignore[index]
+        eid = str(field_of(made.json(), "Id"))
         started = c.request(
             "POST", f"/exec/{eid}/start", {"Detach": False, "Tty": False}, upgrade=True
         )
         expect(started.status, (101, 200), "exec start", host, started.body)
         seen = c.request("GET", f"/exec/{eid}/json")
         expect(seen.status, (200,), "exec inspect", host, seen.body)
-        code = seen.json().get("ExitCode")  # type: ignore[union-attr]
+        code = field_of(seen.json(), "ExitCode")
         if code != 0:
             raise BenchError(f"{host.label}: exec of true ended with ExitCode {code!r}")
         self.put(host, record, "exec.api", made.seconds + started.seconds + seen.seconds)
