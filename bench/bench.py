@@ -1,27 +1,38 @@
 #!/usr/bin/env python3
 """Time the docker CLI against one or two daemons (dockyard, dockerd, ...), side by side.
 
-    python3 bench/bench.py [--runs N] [--image busybox] [--prepare] [--json FILE]
-                           [--pidfile PATH ...] HOST [HOST2]
+    python3 bench/bench.py [--only NAME,...] [--runs N] [--image busybox] [--prepare]
+                           [--json FILE] [--pidfile PATH ...] HOST [HOST2]
 
 HOST is a DOCKER_HOST value (`unix:///tmp/x.sock`, `tcp://127.0.0.1:2375`), optionally
 labelled: `dockyard=unix:///tmp/dy-bench/dockyard.sock`.
 
 For each host, with the real `docker` CLI (one binary for all hosts, a private temporary
-DOCKER_CONFIG, DOCKER_HOST set), after one warm-up round, N rounds (default 15) of:
+DOCKER_CONFIG, DOCKER_HOST set), each selected workload (default: all, in this order) sets
+up, runs one warm-up round and N rounds (default 15), and removes what it made:
 
   version   `docker version`: the CLI's own start-up plus one round trip (a floor for the rest)
   run       `docker run --rm IMAGE true`
   cycle     `docker create IMAGE sleep 60`, `docker start`, `docker stop -t 0`, `docker rm`
             (the whole cycle, and each of its four steps)
+  exec      `docker exec C true` in a running `sleep`; exec.api: the same three requests
+            over the raw socket (create, start upgraded and read to EOF, inspect)
+  logs      `docker logs C > /dev/null` of a stopped container that wrote --logs-mb MB of
+            --logs-line-byte lines (`yes ... | head -n ...`); also as MB/s
+  ps100     100 created containers: GET /containers/json?all=1 over the raw socket (10 per
+            round, each on a new connection, beside GET /_ping as a floor), `docker ps -a`
+  stats10   `docker stats --no-stream` of 10 running `sleep`s; stats.api: one
+            GET /containers/C/stats?stream=0 over the raw socket
 
-Rounds alternate between the hosts, so drift on the machine hits both alike. Each figure is
-the wall time of one CLI process (time.perf_counter around subprocess.run). The table gives
-median, p90 and min per host, and host1/host2 of the medians when there are two.
+Rounds alternate between the hosts, so drift on the machine hits both alike. Each CLI figure
+is the wall time of one CLI process (time.perf_counter around subprocess.run); each raw-API
+figure (`*.api`) runs from connect to the last byte of the answer (rawhttp.py). The table
+gives median, p90 and min per host, and host1/host2 of the medians when there are two.
 
-The daemon's resident memory is read before and after: the process listening on the socket
-(from --pidfile, else found by matching the socket's inode in /proc/net/unix against
-/proc/*/fd), and that process with all its descendants (dockerd's managed containerd, ...).
+The daemon's CPU time per round is read per workload and its resident memory before and
+after: the process listening on the socket (from --pidfile, else found by matching the
+socket's inode in /proc/net/unix against /proc/*/fd), and that process with all its
+descendants (dockerd's managed containerd, ...).
 
 Every container it makes carries the labels dockyard-bench=1 and dockyard-bench.session=ID
 and is removed by that filter at the end, also after a failure, Ctrl-C or SIGTERM.
@@ -45,13 +56,11 @@ import tarfile
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-LABEL = "dockyard-bench"
-CYCLE_STEPS = ("create", "start", "stop", "rm")
-METRICS = ("version", "run", "cycle") + tuple(f"cycle.{s}" for s in CYCLE_STEPS)
+from dockercli import LABEL, BenchError, Docker, Host, cli_version
+from workloads import Workload, workloads
 
 PREPARE_HINT = """\
 The image {image!r} is not on {label} ({host}). Import one from the host's busybox-static
@@ -67,110 +76,11 @@ or by hand:
 """
 
 
-class BenchError(Exception):
-    pass
-
-
 class Interrupted(BaseException):
     """Raised from the SIGTERM handler, so `finally` blocks (cleanup) run as for Ctrl-C."""
 
 
-@dataclass
-class Host:
-    label: str
-    url: str
-    pidfile: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    server: str = ""
-    pid: int | None = None
-    mem_before: dict[str, int | None] = field(default_factory=dict)
-    mem_after: dict[str, int | None] = field(default_factory=dict)
-    cpu: dict[str, float | None] = field(default_factory=dict)
-    samples: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METRICS})
-    created: set[str] = field(default_factory=set)
-
-
-# ---------------------------------------------------------------- docker CLI
-
-
-class Docker:
-    def __init__(self, binary: str, config_dir: str, session: str, timeout: float) -> None:
-        self.binary = binary
-        self.config_dir = config_dir
-        self.session = session
-        self.timeout = timeout
-
-    def env_for(self, url: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-        env["DOCKER_HOST"] = url
-        env["DOCKER_CONFIG"] = self.config_dir
-        env["DOCKER_CLI_HINTS"] = "false"
-        return env
-
-    def call(
-        self, host: Host, *args: str, check: bool = True, stdin: bytes | None = None
-    ) -> tuple[float, subprocess.CompletedProcess[bytes]]:
-        """Run one CLI command against host; returns (seconds, completed process)."""
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            [self.binary, *args],
-            check=False,
-            env=host.env,
-            input=stdin,
-            stdin=None if stdin is not None else subprocess.DEVNULL,
-            capture_output=True,
-            timeout=self.timeout,
-        )
-        elapsed = time.perf_counter() - t0
-        if check and proc.returncode != 0:
-            err = proc.stderr.decode(errors="replace").strip()
-            raise BenchError(
-                f"{host.label}: `docker {' '.join(args)}` exited {proc.returncode}: {err}"
-            )
-        return elapsed, proc
-
-    def labels(self) -> list[str]:
-        return ["--label", f"{LABEL}=1", "--label", f"{LABEL}.session={self.session}"]
-
-
-def cli_version(binary: str) -> str:
-    try:
-        out = subprocess.run([binary, "--version"], capture_output=True, timeout=30, check=False)
-        return out.stdout.decode(errors="replace").strip()
-    except OSError as exc:
-        raise BenchError(f"cannot run the docker CLI {binary!r}: {exc}") from exc
-
-
-# ---------------------------------------------------------------- the benchmark
-
-
-def run_once(docker: Docker, host: Host, image: str) -> float:
-    elapsed, _ = docker.call(host, "run", "--rm", *docker.labels(), image, "true")
-    return elapsed
-
-
-def cycle_once(docker: Docker, host: Host, image: str) -> dict[str, float]:
-    times: dict[str, float] = {}
-    times["create"], proc = docker.call(host, "create", *docker.labels(), image, "sleep", "60")
-    cid = proc.stdout.decode().strip().splitlines()[-1]
-    host.created.add(cid)
-    times["start"], _ = docker.call(host, "start", cid)
-    times["stop"], _ = docker.call(host, "stop", "-t", "0", cid)
-    times["rm"], _ = docker.call(host, "rm", cid)
-    host.created.discard(cid)
-    return times
-
-
-def round_on(docker: Docker, host: Host, image: str, record: bool) -> None:
-    t_version, _ = docker.call(host, "version")
-    t_run = run_once(docker, host, image)
-    steps = cycle_once(docker, host, image)
-    if record:
-        host.samples["version"].append(t_version)
-        host.samples["run"].append(t_run)
-        host.samples["cycle"].append(sum(steps.values()))
-        for s in CYCLE_STEPS:
-            host.samples[f"cycle.{s}"].append(steps[s])
+# ---------------------------------------------------------------- image and cleanup
 
 
 def has_image(docker: Docker, host: Host, image: str) -> bool:
@@ -384,41 +294,60 @@ def summary(xs: list[float]) -> dict[str, float] | None:
 
 
 def ms(x: float | None) -> str:
-    return "-" if x is None else f"{x * 1e3:.1f}"
+    if x is None:
+        return "-"
+    return f"{x * 1e3:.2f}" if x < 0.01 else f"{x * 1e3:.1f}"
 
 
 def mib(k: int | None) -> str:
     return "-" if k is None else f"{k / 1024:.1f}"
 
 
-def table(hosts: list[Host]) -> str:
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a and b else "-"
+
+
+def table(hosts: list[Host], selected: list[Workload]) -> str:
     head = ["metric (ms)"]
     for h in hosts:
         head += [f"{h.label} median", "p90", "min"]
     if len(hosts) == 2:
         head.append(f"{hosts[0].label}/{hosts[1].label}")
     rows = [head]
-    for m in METRICS:
-        row = [m]
-        meds = []
-        for h in hosts:
-            s = summary(h.samples[m]) or {}
-            row += [ms(s.get("median")), ms(s.get("p90")), ms(s.get("min"))]
-            meds.append(s.get("median"))
-        if len(hosts) == 2:
-            row.append(f"{meds[0] / meds[1]:.2f}" if meds[0] and meds[1] else "-")
-        rows.append(row)
-    for key, name in (
-        ("daemon_ms", "daemon CPU per round (ms)"),
-        ("tree_ms", "daemon+children CPU per round (ms)"),
-    ):
-        row = [name]
-        vals = [h.cpu.get(key) for h in hosts]
-        for v in vals:
-            row += ["-" if v is None else f"{v:.1f}", "", ""]
-        if len(hosts) == 2:
-            row.append(f"{vals[0] / vals[1]:.2f}" if vals[0] and vals[1] else "-")
-        rows.append(row)
+    for w in selected:
+        for m in w.metrics:
+            row = [m]
+            meds = []
+            for h in hosts:
+                s = summary(h.samples.get(m, [])) or {}
+                row += [ms(s.get("median")), ms(s.get("p90")), ms(s.get("min"))]
+                meds.append(s.get("median"))
+            if len(hosts) == 2:
+                row.append(ratio(meds[0], meds[1]))
+            rows.append(row)
+            if not any(w.bytes_per_sample(h, m) for h in hosts):
+                continue
+            # Throughput from the median, p90 and fastest time (so "min" is the best rate).
+            row = [f"{m} (MB/s)"]
+            rates = []
+            for h in hosts:
+                s = summary(h.samples.get(m, [])) or {}
+                size = w.bytes_per_sample(h, m) or 0
+                vals = [size / 1e6 / s[k] if s.get(k) else None for k in ("median", "p90", "min")]
+                row += ["-" if v is None else f"{v:.1f}" for v in vals]
+                rates.append(vals[0])
+            if len(hosts) == 2:
+                row.append(ratio(rates[0], rates[1]))
+            rows.append(row)
+    for w in selected:
+        for key, name in (("daemon_ms", "daemon CPU"), ("tree_ms", "daemon+children CPU")):
+            row = [f"{w.name}: {name} per round (ms)"]
+            vals = [h.cpu.get(w.name, {}).get(key) for h in hosts]
+            for v in vals:
+                row += ["-" if v is None else f"{v:.1f}", "", ""]
+            if len(hosts) == 2:
+                row.append(ratio(vals[0], vals[1]))
+            rows.append(row)
     for key, name in (
         ("rss_kib", "daemon RSS (MiB)"),
         ("tree_rss_kib", "daemon+children RSS (MiB)"),
@@ -488,12 +417,50 @@ def parse_host(arg: str, n: int) -> Host:
     return Host(label=label, url=url)
 
 
+def run_workload(
+    docker: Docker, hosts: list[Host], w: Workload, image: str, runs: int, progress: bool
+) -> None:
+    """Set up on every host, one warm-up round each, `runs` rounds alternating, tear down."""
+    try:
+        for h in hosts:
+            w.setup(docker, h, image)
+        for h in hosts:
+            w.round(docker, h, image, record=False)
+        cpu_before = [cpu(h.pid) for h in hosts]
+        for i in range(runs):
+            for h in hosts:
+                w.round(docker, h, image, record=True)
+            if progress:
+                print(f"\r# {w.name}: round {i + 1}/{runs}", end="", file=sys.stderr, flush=True)
+        if progress:
+            print(file=sys.stderr)
+        for h, before in zip(hosts, cpu_before):
+            after = cpu(h.pid)
+            h.cpu[w.name] = {}
+            for key in ("daemon", "tree"):
+                x, y = after[f"{key}_s"], before[f"{key}_s"]
+                h.cpu[w.name][f"{key}_ms"] = (
+                    None if x is None or y is None else (x - y) * 1e3 / runs
+                )
+    finally:
+        for h in hosts:
+            try:
+                w.teardown(docker, h)
+            except (BenchError, subprocess.TimeoutExpired, OSError) as exc:
+                print(f"warning: {h.label}: {w.name} teardown: {exc}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("hosts", nargs="+", metavar="HOST", help="[label=]DOCKER_HOST, one or two")
     ap.add_argument("--runs", type=int, default=15, help="timed rounds per host (default 15)")
+    ap.add_argument(
+        "--only",
+        metavar="NAME,...",
+        help="workloads to run, comma-separated (default all: version,run,cycle,exec,logs,ps100,stats10)",
+    )
     ap.add_argument("--image", default="busybox", help="image to run (default busybox)")
     ap.add_argument("--json", metavar="FILE", help="write samples and summaries to FILE")
     ap.add_argument(
@@ -517,6 +484,12 @@ def main(argv: list[str] | None = None) -> int:
         "--docker", default=shutil.which("docker") or "docker", help="docker CLI binary"
     )
     ap.add_argument("--timeout", type=float, default=120, help="seconds allowed per CLI call")
+    ap.add_argument(
+        "--logs-mb", type=float, default=50, help="MB (10^6 bytes) the logs writer writes"
+    )
+    ap.add_argument(
+        "--logs-line", type=int, default=100, help="bytes per log line, newline included"
+    )
     args = ap.parse_args(argv)
     if not 1 <= len(args.hosts) <= 2:
         ap.error("give one or two hosts")
@@ -524,6 +497,15 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--runs must be at least 1")
     if len(args.pidfile) > len(args.hosts):
         ap.error("more --pidfile than hosts")
+    try:
+        known = workloads(int(args.logs_mb * 1e6), args.logs_line)
+    except BenchError as exc:
+        ap.error(str(exc))
+    names = list(known) if not args.only else [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        ap.error(f"--only takes some of {','.join(known)}; not {','.join(unknown) or args.only!r}")
+    selected = [w for n, w in known.items() if n in names]
 
     hosts = [parse_host(a, i + 1) for i, a in enumerate(args.hosts)]
     for h, pf in zip(hosts, args.pidfile):
@@ -570,36 +552,34 @@ def main(argv: list[str] | None = None) -> int:
         )
         for h in hosts:
             print(f"# {h.label}: {h.url}, server {h.server}, pid {h.pid}")
-        print(f"# warm-up, then {args.runs} rounds alternating between hosts ...", flush=True)
-        for h in hosts:
-            round_on(docker, h, args.image, record=False)
-        cpu_before = [cpu(h.pid) for h in hosts]
+        print(
+            f"# {', '.join(w.name for w in selected)}: each a warm-up, then {args.runs} rounds "
+            "alternating between hosts ...",
+            flush=True,
+        )
         progress = sys.stderr.isatty()
-        for i in range(args.runs):
-            for h in hosts:
-                round_on(docker, h, args.image, record=True)
-            if progress:
-                print(f"\r# round {i + 1}/{args.runs}", end="", file=sys.stderr, flush=True)
-        if progress:
-            print(file=sys.stderr)
-        for h, before in zip(hosts, cpu_before):
-            after = cpu(h.pid)
-            for key in ("daemon", "tree"):
-                a, b = after[f"{key}_s"], before[f"{key}_s"]
-                h.cpu[f"{key}_ms"] = None if a is None or b is None else (a - b) * 1e3 / args.runs
+        loads: dict[str, str] = {}
+        for w in selected:
+            run_workload(docker, hosts, w, args.image, args.runs, progress)
+            loads[w.name] = loadavg()
         cleanup(docker, hosts)
         for h in hosts:
             h.mem_after = memory(h.pid)
         facts["loadavg_after"] = loadavg()
-        print(f"# load average after: {facts['loadavg_after']}")
-        print(table(hosts))
+        print(f"# load average after each workload: {loads}")
+        for h in hosts:
+            for name, info in h.info.items():
+                print(f"# {h.label} {name}: {json.dumps(info)}")
+        print(table(hosts, selected))
         if args.json:
             doc = {
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 "machine": facts,
+                "loadavg_after_workload": loads,
                 "cli": cli,
                 "runs": args.runs,
                 "image": args.image,
+                "workloads": [w.name for w in selected],
                 "hosts": [
                     {
                         "label": h.label,
@@ -609,9 +589,14 @@ def main(argv: list[str] | None = None) -> int:
                         "memory_before": h.mem_before,
                         "memory_after": h.mem_after,
                         "cpu_per_round": h.cpu,
+                        "info": h.info,
                         "metrics": {
-                            m: {"summary": summary(h.samples[m]), "samples": h.samples[m]}
-                            for m in METRICS
+                            m: {
+                                "summary": summary(h.samples.get(m, [])),
+                                "samples": h.samples.get(m, []),
+                            }
+                            for w in selected
+                            for m in w.metrics
                         },
                     }
                     for h in hosts

@@ -144,6 +144,11 @@ def main() -> None:
                        capture_output=True, check=False)  # fmt: skip
         for cg in Path("/sys/fs/cgroup").glob("*/dockyard-bench/logs"):
             cg.rmdir()
+        for parent in Path("/sys/fs/cgroup").glob("*/dockyard-bench"):
+            try:
+                parent.rmdir()  # runc made it for the leaf; another run may still use it
+            except OSError:
+                pass
         shutil.rmtree(base, ignore_errors=True)
 
 
