@@ -254,3 +254,27 @@ def test_whole_buffer_path_agrees_with_the_general_reader() -> None:
     records = decode(b"".join(lines))
     assert records == [decode_line(line) for line in lines]
     assert sum(1 for r in records if not r.data.endswith(b"\n")) > 300
+
+
+def test_decode_runs_matches_decode_then_stream_runs() -> None:
+    from dockyard.model.logs import stream_runs
+    from dockyard.runtime.jsonlog import decode, decode_runs, encode_record
+
+    t = 1_764_547_200_123_456_789
+    lines = [("stdout", b"a\n"), ("stdout", b"part"), ("stdout", b"ial\n"), ("stderr", b"e1\n"),
+             ("stderr", b"e2\n"), ("stdout", b"b\n")]  # fmt: skip
+    buf = b"".join(encode_record(s, d, t + i) for i, (s, d) in enumerate(lines))
+    runs = decode_runs(buf)
+    assert runs is not None
+    assert [(r.stream, r.data) for r in runs] == stream_runs(decode(buf))
+    assert [(r.stream, r.data) for r in runs] == [("stdout", b"a\npartial\n"), ("stderr", b"e1\ne2\n"), ("stdout", b"b\n")]
+
+
+def test_decode_runs_leaves_anything_else_to_decode() -> None:
+    from dockyard.runtime.jsonlog import decode_runs, encode_record
+
+    t = 1_764_547_200_000_000_000
+    assert decode_runs(encode_record("stdout", b'say "hi"\n', t)) is None  # an escape
+    assert decode_runs(encode_record("stdout", b"<tag>\n", t)) is None  # \u003c
+    assert decode_runs(b'{"stream":"stdout","log":"x\\n","time":"2026-12-01T00:00:00Z"}\n') is None
+    assert decode_runs(b"") is None

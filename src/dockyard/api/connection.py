@@ -35,6 +35,7 @@ from dockyard.errors import DockyardError
 log = logging.getLogger(__name__)
 
 _READ_SIZE = 65536
+_BIG_WRITE = 65536  # a response part this big is written in its pieces, not joined
 
 
 def common_headers(server: str) -> list[tuple[str, str]]:
@@ -126,8 +127,17 @@ class Connection:
             self._h11.receive_data(data)
 
     async def _send(self, *events: h11.Event) -> None:
-        # One write per response part: headers and a small body leave in one segment.
-        self._writer.write(b"".join(self._h11.send(event) or b"" for event in events))
+        # One write per response part: headers and a small body leave in one segment. h11
+        # hands a body chunk back as is (no copy into its framing): big streams (docker
+        # logs, save) are not copied once more on their way out.
+        pieces: list[bytes] = []
+        for event in events:
+            pieces.extend(self._h11.send_with_data_passthrough(event) or ())
+        if sum(map(len, pieces)) < _BIG_WRITE:
+            self._writer.write(b"".join(pieces))
+        else:
+            for piece in pieces:  # (3.11's writelines would join them: a copy)
+                self._writer.write(piece)
         await self._writer.drain()
 
     async def serve(self) -> None:

@@ -303,6 +303,14 @@ class LogQuery:
     since_ns: int = 0  # 0 = from the start
     until_ns: int = 0  # 0 = no end
     tail: int | None = None  # None (or negative) = all records
+    # The reader may hand out runs of one stream joined into one record, without a time:
+    # for reads that need neither -t nor --details nor per-record frames.
+    joined: bool = False
+
+    @property
+    def runs_will_do(self) -> bool:
+        """Nothing in the query needs records one by one (or their times)."""
+        return self.joined and not self.since_ns and not self.until_ns and self.tail_count is None
 
     @property
     def tail_count(self) -> int | None:

@@ -14,7 +14,9 @@ slices each line by position, with json.loads kept for the lines that need it.
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 import re
 from collections.abc import Callable
 
@@ -236,6 +238,32 @@ _PLAIN = re.compile(
 _PLAIN_MAX_LINE = 256
 _NAMES = {b"stdout": "stdout", b"stderr": "stderr"}
 _new = tuple.__new__  # builds a LogRecord without the Python-level __new__
+
+
+# Our plainest records, for reads that want runs, not records (no -t, --details, since,
+# until or tail): the log with its escaped final newline, and the stream.
+_PLAIN_RUN = re.compile(
+    rb'^\{"log":"([^"\\\n]*+(?:\\n)?)","stream":"(std(?:out|err))","time":"[0-9]{4}-[^"\n]*+"\}$', re.MULTILINE
+)
+_RUN_STREAM = operator.itemgetter(1)
+_RUN_LOG = operator.itemgetter(0)
+
+
+def decode_runs(buffer: bytes) -> list[LogRecord] | None:
+    """The buffer as runs of one stream, each joined into one record without a time; None
+    unless every line is in our plainest layout (then `decode` reads it). A third less work
+    than record by record: the joining stays in C."""
+    count = buffer.count(b"\n")
+    if not count or len(buffer) >= count * _PLAIN_MAX_LINE or not (buffer.isascii() or _valid_utf8(buffer)):
+        return None
+    found = _PLAIN_RUN.findall(buffer)
+    if len(found) != count:
+        return None
+    names = _NAMES
+    return [
+        _new(LogRecord, (names[stream], b"".join(map(_RUN_LOG, run)).replace(b"\\n", b"\n"), b"", ()))
+        for stream, run in itertools.groupby(found, _RUN_STREAM)
+    ]
 
 
 def decode(buffer: bytes, on_skip: Callable[[bytes], None] | None = None) -> list[LogRecord]:

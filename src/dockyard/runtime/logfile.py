@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from dockyard.model.logs import LogDriver, LogOptions, LogQuery, LogRecord, LogWindow, stamp_ns
-from dockyard.runtime.jsonlog import decode
+from dockyard.runtime.jsonlog import decode, decode_runs
 
 BLOCK = 1 << 20
 
@@ -271,8 +271,9 @@ def read_history(sources: list[LogSource], query: LogQuery, window: LogWindow) -
             last = source.last_ns()
             if last is not None and last < since:
                 continue
+        runs = query.runs_will_do
         for chunk in source.chunks():
-            batch = window.admit(decode(chunk))
+            batch = window.admit((decode_runs(chunk) if runs else None) or decode(chunk))
             if batch:
                 yield batch
             if window.ended:

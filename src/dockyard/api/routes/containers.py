@@ -183,7 +183,7 @@ def routes(containers: Containers, lifecycle: Lifecycle, logs: Logs, attachments
         async def session(client: RawStream) -> None:
             containers.note_attach(c)
             if replay and (opts.stdout or opts.stderr):
-                query = LogQuery(stdout=opts.stdout, stderr=opts.stderr)
+                query = LogQuery(stdout=opts.stdout, stderr=opts.stderr, joined=True)
                 async for batch in logs.records(c, query):
                     for stream, data in stream_runs(batch):
                         await client.write(framer(Pipe.STDERR if stream == "stderr" else Pipe.STDOUT, data))
@@ -193,16 +193,17 @@ def routes(containers: Containers, lifecycle: Lifecycle, logs: Logs, attachments
         return HijackResponse(content_type(request.api_version, c.spec.tty), session, _error_framer(c.spec.tty))
 
     async def container_logs(request: Request) -> Response:
+        follow = request.flag("follow")
+        timestamps, details = request.flag("timestamps"), request.flag("details")
         query = LogQuery(
             stdout=request.flag("stdout"),
             stderr=request.flag("stderr"),
             since_ns=parse_unix_time(request.arg("since")),
             until_ns=parse_unix_time(request.arg("until")),
             tail=parse_tail(request.arg("tail")),
+            joined=not (follow or timestamps or details),
         )
-        follow = request.flag("follow")
         opened = logs.open(request.params["id"], query, follow=follow)
-        timestamps, details = request.flag("timestamps"), request.flag("details")
         tty = opened.container.spec.tty
         framer = output_framer(tty)
 
