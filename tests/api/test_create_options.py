@@ -272,6 +272,17 @@ def test_what_needs_later_issues_is_refused_by_name(daemon: Daemon, busybox: str
     assert daemon.out("ps", "-aq", "--no-trunc") == before
 
 
+def test_a_volume_entry_a_bind_covers_is_no_anonymous_volume(daemon: Daemon, busybox: str, host_dir: Path) -> None:
+    """docker-py sends Config.Volumes for its binds' targets too: the bind is what counts."""
+    api = daemon.client().api
+    host_config = api.create_host_config(binds={str(host_dir): {"bind": "/mnt", "mode": "ro"}})
+    cid = api.create_container(busybox, ["true"], volumes=["/mnt"], host_config=host_config)["Id"]
+    try:
+        assert [m["Destination"] for m in api.inspect_container(cid)["Mounts"]] == ["/mnt"]
+    finally:
+        api.remove_container(cid)
+
+
 HOST_BAD = [
     (["--mount", "type=bind,src=/nonexistent-dy,dst=/x"],
      'invalid mount config for type "bind": bind source path does not exist: /nonexistent-dy'),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import posixpath
 import time
 from dataclasses import dataclass, replace
 from typing import Self
@@ -151,10 +152,10 @@ class ContainerService(Component):
             await asyncio.to_thread(check_platform_on_host, platform)
         # What cannot be honoured yet is refused by name, never ignored (an image's own
         # VOLUMEs stay directories of its root filesystem until volumes exist).
-        if spec.volumes:
-            raise InvalidArgument(
-                f"anonymous volumes are not supported yet: Config.Volumes {', '.join(spec.volumes)}"
-            )
+        mounted = {m.destination for m in spec.host.all_mounts}
+        anonymous = [v for v in spec.volumes if posixpath.normpath(v) not in mounted]  # a bind there wins
+        if anonymous:
+            raise InvalidArgument(f"anonymous volumes are not supported yet: Config.Volumes {', '.join(anonymous)}")
         if spec.mac_address:
             raise InvalidArgument("MacAddress is not supported yet: containers have loopback only")
         image = self._images.resolve(spec.image)
