@@ -123,3 +123,26 @@ def test_compressed_rotation_is_read_back(daemon: Daemon, busybox: str) -> None:
         assert numbers == list(range(numbers[0], 300)) and numbers[0] > 0
     finally:
         daemon.docker("rm", "-f", cid)
+
+
+def test_daemon_json_log_defaults_apply_to_new_containers(daemon_factory, busybox_tar: bytes) -> None:  # type: ignore[no-untyped-def]
+    d = daemon_factory({"log-driver": "json-file", "log-opts": {"max-size": "1k", "max-file": "2"}})
+    d.docker("import", "-", "busybox:latest", input=busybox_tar)
+    cid = d.out("run", "-d", "busybox", "sh", "-c", "i=0; while [ $i -lt 200 ]; do echo d-$i; i=$((i+1)); done")
+    d.docker("wait", cid)
+    doc = json.loads(d.out("inspect", cid))[0]
+    assert doc["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1k", "max-file": "2"}}
+    path = Path(doc["LogPath"])
+    assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name)) == [path.name, path.name + ".1"]
+    local = d.out("create", "--log-driver", "local", "busybox", "true")  # another driver: the file's opts stay out
+    assert json.loads(d.out("inspect", local))[0]["HostConfig"]["LogConfig"]["Config"] == {}
+
+
+def test_a_bad_daemon_log_option_stops_the_daemon_with_dockerds_words(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    d = daemon_factory({"log-opts": {"max-size": "lots"}}, start=False)
+    try:
+        d.start()
+    except AssertionError as exc:
+        assert "failed to set log opts" in str(exc)
+    else:
+        raise AssertionError("the daemon started with a bad log-opts")

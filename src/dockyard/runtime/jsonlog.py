@@ -241,12 +241,14 @@ _new = tuple.__new__  # builds a LogRecord without the Python-level __new__
 
 
 # Our plainest records, for reads that want runs, not records (no -t, --details, since,
-# until or tail): the log with its escaped final newline, and the stream.
+# until or tail): the log, and the real newline ending the line when the log ends with an
+# escaped one (a conditional group), so a run is one flat join with no unescaping pass.
 _PLAIN_RUN = re.compile(
-    rb'^\{"log":"([^"\\\n]*+(?:\\n)?)","stream":"(std(?:out|err))","time":"[0-9]{4}-[^"\n]*+"\}$', re.MULTILINE
+    rb'^\{"log":"([^"\\\n]*+)(\\n)?","stream":"(std(?:out|err))","time":"[0-9]{4}-[^"\n]*+"\}(?(2)(\n)|\n)',
+    re.MULTILINE,
 )
-_RUN_STREAM = operator.itemgetter(1)
-_RUN_LOG = operator.itemgetter(0)
+_RUN_STREAM = operator.itemgetter(2)
+_RUN_DATA = operator.itemgetter(0, 3)  # the log and, for a full line, its newline
 
 
 def decode_runs(buffer: bytes) -> list[LogRecord] | None:
@@ -260,8 +262,9 @@ def decode_runs(buffer: bytes) -> list[LogRecord] | None:
     if len(found) != count:
         return None
     names = _NAMES
+    flat = itertools.chain.from_iterable
     return [
-        _new(LogRecord, (names[stream], b"".join(map(_RUN_LOG, run)).replace(b"\\n", b"\n"), b"", ()))
+        _new(LogRecord, (names[stream], b"".join(flat(map(_RUN_DATA, run))), b"", ()))
         for stream, run in itertools.groupby(found, _RUN_STREAM)
     ]
 
