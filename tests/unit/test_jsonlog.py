@@ -278,3 +278,14 @@ def test_decode_runs_leaves_anything_else_to_decode() -> None:
     assert decode_runs(encode_record("stdout", b"<tag>\n", t)) is None  # \u003c
     assert decode_runs(b'{"stream":"stdout","log":"x\\n","time":"2026-12-01T00:00:00Z"}\n') is None
     assert decode_runs(b"") is None
+
+
+def test_decode_runs_refuses_a_buffer_with_one_foreign_line() -> None:
+    from dockyard.runtime.jsonlog import decode_runs, encode_record
+
+    t = 1_764_547_200_000_000_000
+    plain = encode_record("stdout", b"a\n", t)
+    foreign = b'{"log":"b\\n","time":"2026-12-01T00:00:00Z","stream":"stdout"}\n'
+    assert decode_runs(plain + plain) is not None
+    assert decode_runs(plain + foreign + plain) is None
+    assert decode_runs(plain + b"garbage\n") is None
