@@ -25,7 +25,7 @@ from pathlib import Path
 
 from dockyard.errors import Internal
 from dockyard.layers.tarformat import is_whiteout
-from dockyard.layers.tarlayer import OPAQUE_XATTR
+from dockyard.layers.tarlayer import is_opaque
 from dockyard.linux.rootpath import DIR_FLAGS
 from dockyard.model.filechanges import ChangeKind, FileChange, sorted_changes
 
@@ -54,15 +54,6 @@ def _kind(st: os.stat_result) -> str:
     if stat.S_ISLNK(st.st_mode):
         return "symlink"
     return "file"
-
-
-def _opaque(fd: int) -> bool:
-    try:
-        return os.getxattr(fd, OPAQUE_XATTR) == b"y"
-    except OSError as exc:
-        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
-            return False
-        raise
 
 
 def _capability(dir_fd: int, name: str) -> bytes | None:
@@ -132,7 +123,7 @@ def _lower_lookup(lower: list[int], name: str) -> tuple[os.stat_result, list[int
                 if not stat.S_ISDIR(low_st.st_mode):
                     break  # a file or whiteout hides everything below
                 chain.append(os.open(name, DIR_FLAGS, dir_fd=low))
-                if _opaque(chain[-1]):
+                if is_opaque(chain[-1]):
                     break
         except BaseException:
             for child in chain:
@@ -194,7 +185,7 @@ class _Diff:
             for fd in chain:
                 os.close(fd)
             raise
-        child = _Dir(path, upper, chain, frame.hides_lower or _opaque(upper), added)
+        child = _Dir(path, upper, chain, frame.hides_lower or is_opaque(upper), added)
         child.reported = reported
         return child
 
@@ -229,9 +220,9 @@ def container_changes(
         stack.append(root)
         for directory in lowers:
             lower_fds.append(os.open(directory, DIR_FLAGS & ~os.O_NOFOLLOW))
-            if _opaque(lower_fds[-1]):
+            if is_opaque(lower_fds[-1]):
                 break
-        root.hides_lower = _opaque(root.upper)
+        root.hides_lower = is_opaque(root.upper)
         root.pending = sorted(os.listdir(root.upper), reverse=True)
         diff.deletions(root, root.pending)
         while stack:

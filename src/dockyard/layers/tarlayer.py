@@ -151,7 +151,8 @@ def apply_layer_tar(stream: BinaryIO, dest: Path) -> AppliedLayer:
     return AppliedLayer(diff_id=reader.digest(), size=extraction.size, tar_size=reader.count)
 
 
-def _is_opaque(fd: int) -> bool:
+def is_opaque(fd: int) -> bool:
+    """Does this overlay directory hide what the layers beneath hold under its name?"""
     try:
         return os.getxattr(fd, OPAQUE_XATTR) == b"y"
     except OSError as exc:
@@ -188,7 +189,7 @@ class _Archiver:
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 # Merged (export) view: a whiteout hides the name in every lower layer.
                 entries[name] = None if self._merged and is_whiteout(st) else (fd, st)
-            if self._merged and _is_opaque(fd):
+            if self._merged and is_opaque(fd):
                 break
         found = [(name, *entry) for name, entry in entries.items() if entry is not None]
         return sorted(found, key=lambda item: item[0], reverse=True)  # popped from the end
@@ -228,7 +229,7 @@ class _Archiver:
         stack = [own]
         try:
             self._entries.directory(path, own)
-            opaque = _is_opaque(own)
+            opaque = is_opaque(own)
             if opaque and not self._merged:
                 marker = header(f"{path}/{OPAQUE_MARKER}", st, tarfile.REGTYPE)
                 marker.mode = stat.S_IMODE(st.st_mode) & 0o777
