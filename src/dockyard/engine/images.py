@@ -24,7 +24,13 @@ from dockyard.model.containerquery import image_family
 from dockyard.model.filters import Filters, parse_time_filter
 from dockyard.model.ids import is_full_id, short_id, strip_algorithm
 from dockyard.model.images import Image, ImageConfig, image_config_to_json, parse_image_config
-from dockyard.model.references import Reference, parse_reference
+from dockyard.model.references import (
+    Reference,
+    display_name,
+    familiar_tag,
+    parse_reference,
+    tag_matches,
+)
 from dockyard.store.content import ContentStore
 from dockyard.store.images import ImageRepository, ImageRow, LayerRow, TagRow
 from dockyard.streams.compression import decompressed
@@ -57,10 +63,6 @@ class ImageEntry:
 class DeleteRecord:
     untagged: str = ""
     deleted: str = ""
-
-
-def familiar_tag(name: str) -> str:
-    return parse_reference(name).familiar()
 
 
 class ImageService:
@@ -138,7 +140,7 @@ class ImageService:
         """An image by id, id prefix, or reference (tag added when missing)."""
         entry = self._find(name)
         if entry is None:
-            raise NotFound(f"No such image: {_display(name)}")
+            raise NotFound(f"No such image: {display_name(name)}")
         return entry
 
     def _find(self, name: str) -> ImageEntry | None:
@@ -209,7 +211,7 @@ class ImageService:
                 continue
             if patterns:
                 # As dockerd: only the matching tags are listed.
-                matching = tuple(t for t in entry.tags if any(_ref_matches(p, t) for p in patterns))
+                matching = tuple(t for t in entry.tags if any(tag_matches(p, t) for p in patterns))
                 if not matching:
                     continue
                 entry = replace(entry, tags=matching)
@@ -249,7 +251,7 @@ class ImageService:
                         return records
                 else:
                     raise Conflict(
-                        f'conflict: unable to remove repository reference "{_display(name)}" (must force) '
+                        f'conflict: unable to remove repository reference "{display_name(name)}" (must force) '
                         f"- container {short_id(users[0][0])} is using its referenced image {short_id(entry.id)}"
                     )
             else:
@@ -538,21 +540,3 @@ class ImageService:
 
 def _opener(content: ContentStore, digest: str) -> Callable[[], BinaryIO]:
     return lambda: content.open(digest)
-
-
-
-
-def _display(name: str) -> str:
-    try:
-        ref = parse_reference(name)
-    except InvalidArgument:
-        return name
-    return ref.with_default_tag().familiar()
-
-
-def _ref_matches(pattern: str, full_tag: str) -> bool:
-    import fnmatch
-
-    familiar = familiar_tag(full_tag)
-    repo = familiar.rsplit(":", 1)[0]
-    return fnmatch.fnmatch(familiar, pattern) or fnmatch.fnmatch(repo, pattern)

@@ -7,6 +7,7 @@ same thing here as on the client. Error wording is dockerd's: clients print it v
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass, replace
 
@@ -211,3 +212,24 @@ def parse_repository_tag(repo: str, tag: str) -> Reference:
         else:
             ref = ref.with_tag(tag)
     return ref.with_default_tag()
+
+
+def familiar_tag(name: str) -> str:
+    """`docker.io/library/busybox:latest` as users write it: `busybox:latest`."""
+    return parse_reference(name).familiar()
+
+
+def display_name(name: str) -> str:
+    """A name as dockerd's messages show it (the tag added), or as given if it is none."""
+    try:
+        ref = parse_reference(name)
+    except InvalidArgument:
+        return name
+    return ref.with_default_tag().familiar()
+
+
+def tag_matches(pattern: str, full_tag: str) -> bool:
+    """`docker images --filter reference=`: a glob on the familiar name, with or without tag."""
+    familiar = familiar_tag(full_tag)
+    repo = familiar.rsplit(":", 1)[0]
+    return fnmatch.fnmatch(familiar, pattern) or fnmatch.fnmatch(repo, pattern)

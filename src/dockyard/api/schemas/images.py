@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dockyard.engine.images import DeleteRecord, ImageEntry, familiar_tag
+from dockyard.engine.images import DeleteRecord, ImageEntry
 from dockyard.model.images import image_config_to_json
+from dockyard.model.references import familiar_tag
 from dockyard.model.times import unix_seconds
 
 
