@@ -8,6 +8,7 @@ container's root filesystem is mounted for as long as a copy reads it (engine/ro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,8 +101,11 @@ class ArchiveService:
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
-                async for chunk in stream_from_thread(source.write, "cp-archive"):
-                    yield chunk
+                # aclosing: the producer thread has let go of the files before they close
+                tar = stream_from_thread(source.write, "cp-archive")
+                async with contextlib.aclosing(tar):
+                    async for chunk in tar:
+                        yield chunk
             finally:
                 source.close()
                 await self._mounts.release(c)
@@ -151,8 +155,10 @@ class ArchiveService:
 
         async def chunks() -> AsyncIterator[bytes]:
             async with self._mounts.lease(c) as rootfs:
-                async for chunk in stream_from_thread(lambda out: export_rootfs(rootfs, out), "export"):
-                    yield chunk
+                tar = stream_from_thread(lambda out: export_rootfs(rootfs, out), "export")
+                async with contextlib.aclosing(tar):  # the producer lets go before the unmount
+                    async for chunk in tar:
+                        yield chunk
 
         self._emit(c, "export")
         return chunks()

@@ -21,14 +21,13 @@ class RootfsMounts:
         self._dirs = dirs
         self._layers_of = layers_of  # image id -> its layer directories, top first
         self._holders: dict[str, int] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    def _lock(self, c: Container) -> asyncio.Lock:
-        return self._locks.setdefault(c.rw_layer, asyncio.Lock())
+        # One lock for every mount and unmount: each takes a millisecond or two, and one
+        # lock cannot be dropped while someone still waits on it.
+        self._lock = asyncio.Lock()
 
     async def acquire(self, c: Container) -> Path:
         """Mount (or share the mount of) `c`'s root filesystem: where it is on the host."""
-        async with self._lock(c):
+        async with self._lock:
             if self._holders.get(c.rw_layer, 0) == 0:
                 path = await asyncio.to_thread(self._dirs.mount, c.rw_layer, self._layers_of(c.image_id))
             else:
@@ -43,14 +42,15 @@ class RootfsMounts:
     async def release(self, c: Container) -> None:
         """One holder less; the last one unmounts (so does a release nobody counted: a
         container that ended while the daemon was away)."""
-        async with self._lock(c):
+        async with self._lock:
             left = self._holders.get(c.rw_layer, 0) - 1
             if left > 0:
                 self._holders[c.rw_layer] = left
                 return
             self._holders.pop(c.rw_layer, None)
-            self._locks.pop(c.rw_layer, None)
-            await asyncio.to_thread(self._dirs.unmount, c.rw_layer)
+            # Shielded: a release runs in cleanup, often of a cancelled task (a client that
+            # hung up); the unmount must happen all the same, not be dropped from the queue.
+            await asyncio.shield(asyncio.to_thread(self._dirs.unmount, c.rw_layer))
 
     @contextlib.asynccontextmanager
     async def lease(self, c: Container) -> AsyncIterator[Path]:

@@ -7,7 +7,7 @@ import asyncio
 import os
 import secrets
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -30,11 +30,11 @@ async def spool(body: Body, tmp_dir: Path, prefix: str = "upload") -> Path:
     return path
 
 
-def stream_from_thread(produce: Callable[[BinaryIO], None], name: str = "producer") -> AsyncIterator[bytes]:
+def stream_from_thread(produce: Callable[[BinaryIO], None], name: str = "producer") -> AsyncGenerator[bytes, None]:
     """Run a blocking writer in a thread; yield what it writes, with back-pressure via a pipe.
     A failure of the writer is raised once what it wrote is out."""
 
-    async def chunks() -> AsyncIterator[bytes]:
+    async def chunks() -> AsyncGenerator[bytes, None]:
         read_fd, write_fd = os.pipe()
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=1 << 20)

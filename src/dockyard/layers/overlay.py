@@ -116,7 +116,9 @@ class LayerDirs:
 
     def unmount(self, rw_cache_id: str) -> None:
         merged = self.merged(rw_cache_id)
-        linux_mount.unmount(str(merged))
-        # EBUSY would have raised; a lingering mount shows up here.
+        try:
+            linux_mount.unmount(str(merged))
+        except Internal:
+            pass  # busy (a reader still holds a file): detached below, gone once it lets go
         if os.path.ismount(merged):
             linux_mount.unmount(str(merged), lazy=True)
