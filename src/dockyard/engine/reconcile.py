@@ -148,10 +148,12 @@ class Reconciler:
         for runtime, container_id in self._driver.states():
             if self._table.get(container_id) is None:  # its removal was cut short
                 await self._driver.delete(runtime, container_id)
+        actions = plan(seen)
+        removed = {a.container_id for a in actions if a.step is Step.REMOVE}
         for s in seen:
-            if not s.container.state.running:
+            if not s.container.state.running and s.container.id not in removed:
                 self._lifecycle.ship_leftover_log(s.container)  # in the background: serving waits not
-        for action in plan(seen):
+        for action in actions:
             await self._apply(action)
 
     async def _apply(self, action: Action) -> None:
