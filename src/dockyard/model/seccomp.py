@@ -51,13 +51,13 @@ _NATIVE = {
     "mipsle": "mipsel", "ppc": "ppc", "ppc64": "ppc64", "ppc64le": "ppc64le", "riscv64": "riscv64",
     "s390": "s390", "s390x": "s390x",
 }  # fmt: skip
-# libseccomp's name -> the SCMP_ARCH_ that `archMap` is keyed by. As in moby, loong64's
-# native name ("loongarch64") is not a key here, so its archMap entry is never picked.
+# libseccomp's name -> the SCMP_ARCH_ that `archMap` is keyed by. (moby keys loong64 and mipsle by
+# their Go names, so their archMap entries are never picked there; here they are.)
 _SECCOMP_ARCH = {
     "x86": "SCMP_ARCH_X86", "amd64": "SCMP_ARCH_X86_64", "arm": "SCMP_ARCH_ARM",
-    "arm64": "SCMP_ARCH_AARCH64", "loong64": "SCMP_ARCH_LOONGARCH64", "mips64": "SCMP_ARCH_MIPS64",
+    "arm64": "SCMP_ARCH_AARCH64", "loongarch64": "SCMP_ARCH_LOONGARCH64", "mips64": "SCMP_ARCH_MIPS64",
     "mips64n32": "SCMP_ARCH_MIPS64N32", "mipsel64": "SCMP_ARCH_MIPSEL64",
-    "mips3l64n32": "SCMP_ARCH_MIPSEL64N32", "mipsle": "SCMP_ARCH_MIPSEL", "ppc": "SCMP_ARCH_PPC",
+    "mips3l64n32": "SCMP_ARCH_MIPSEL64N32", "mipsel": "SCMP_ARCH_MIPSEL", "ppc": "SCMP_ARCH_PPC",
     "ppc64": "SCMP_ARCH_PPC64", "ppc64le": "SCMP_ARCH_PPC64LE", "riscv64": "SCMP_ARCH_RISCV64",
     "s390": "SCMP_ARCH_S390", "s390x": "SCMP_ARCH_S390X",
 }  # fmt: skip
