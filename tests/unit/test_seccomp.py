@@ -14,6 +14,8 @@ import pytest
 from dockyard.config import parse_daemon_args
 from dockyard.engine.system import security_info
 from dockyard.errors import InvalidArgument
+from dockyard.model.admission import HostFacts, create_warnings
+from dockyard.model.containers import ContainerSpec, HostSpec
 from dockyard.model.hostconfig import ALL_CAPS, DEFAULT_CAPS, SecurityOptions, parse_security_opts
 from dockyard.model.seccomp import (
     ArchEntry,
@@ -610,3 +612,27 @@ def test_config_refuses_a_bad_profile(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument) as info:
         _parse(tmp_path, doc={"seccomp-profile": str(path)})
     assert info.value.message.startswith(f"seccomp profile ({path}): Decoding seccomp profile failed")
+
+
+# ---- what create says when the host grants less ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"),
+    [
+        (HostSpec(), False),
+        (HostSpec(privileged=True), True),
+        (HostSpec(cap_add=("ALL",)), True),
+        (HostSpec(cap_add=("all",), cap_drop=("SYS_RESOURCE",)), False),
+        (HostSpec(cap_add=("NET_ADMIN",)), False),
+        (HostSpec(privileged=True, cap_drop=("SYS_RESOURCE",)), True),  # privileged ignores drops
+    ],
+)  # fmt: skip
+def test_create_warnings_when_the_bounding_set_is_short(host: HostSpec, warned: bool) -> None:
+    short = HostFacts(caps=frozenset(c for c in ALL_CAPS if c != "CAP_SYS_RESOURCE"))
+    got = create_warnings(ContainerSpec(image="busybox", hostname="h", host=host), short)
+    assert bool(got) is warned
+    if warned:
+        assert "lacks CAP_SYS_RESOURCE; the container gets every other capability" in got[0]
+    full = HostFacts(caps=frozenset(ALL_CAPS))
+    assert create_warnings(ContainerSpec(image="busybox", hostname="h", host=host), full) == ()
