@@ -50,6 +50,10 @@ class DaemonConfig:
     runtimes: Mapping[str, RuntimeOption] = field(default_factory=dict)
     tls: TlsOptions | None = None
     log_config: LogConfig = field(default_factory=LogConfig)  # daemon.json log-driver / log-opts: containers' default
+    # Containers outlive the daemon by default (dockerd's live-restore, off there: moby#23213);
+    # with it off, a daemon that stops stops its containers, each within shutdown_timeout.
+    live_restore: bool = True
+    shutdown_timeout: int = 15
     seccomp_profile: str = "builtin"  # daemon.json seccomp-profile: "builtin", "unconfined" or a file's path
     seccomp_profile_json: str = ""  # that file's content, read (and checked) when the configuration is loaded
     no_new_privileges: bool = False  # daemon.json no-new-privileges: containers' default
@@ -71,6 +75,8 @@ _FILE_KEYS = {
     "default-runtime": "default_runtime",
     "log-driver": "log_driver",
     "log-opts": "log_opts",
+    "live-restore": "live_restore",
+    "shutdown-timeout": "shutdown_timeout",
     "tlsverify": "tlsverify",
     "tlscacert": "tlscacert",
     "tlscert": "tlscert",
@@ -92,12 +98,16 @@ def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-l", "--log-level", choices=["debug", "info", "warn", "error", "fatal"])
     parser.add_argument("-D", "--debug", action="store_true", default=None, help="same as --log-level debug")
     parser.add_argument("--default-runtime", help="OCI runtime for containers (default runc)")
+    parser.add_argument("--live-restore", type=_flag_bool, nargs="?", const=True, metavar="BOOL",
+                        help="containers keep running while the daemon is down (default true)")
+    parser.add_argument("--shutdown-timeout", type=int, metavar="SECONDS",
+                        help="without live-restore: how long containers get to stop (default 15)")
     parser.add_argument("--log-driver", help="default log driver for containers (default json-file)")
     parser.add_argument("--log-opt", dest="log_opts", action="append", metavar="KEY=VALUE",
                         help="default log driver option (repeatable)")
     parser.add_argument("--seccomp-profile", metavar="PATH",
                         help='seccomp profile for containers: a JSON file, or "unconfined" (default: the builtin one)')
-    parser.add_argument("--no-new-privileges", action="store_true", default=None,
+    parser.add_argument("--no-new-privileges", type=_flag_bool, nargs="?", const=True, metavar="BOOL",
                         help="set no-new-privileges by default for new containers")
     parser.add_argument("--tlsverify", action="store_true", default=None)
     parser.add_argument("--tlscacert")
@@ -159,6 +169,13 @@ def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonC
     if default_runtime not in runtimes:
         raise InvalidArgument(f"default runtime {default_runtime!r} is not a configured runtime")
 
+    live_restore = pick("live-restore")
+    if live_restore is not None and not isinstance(live_restore, bool):
+        raise InvalidArgument("invalid live-restore: expected true or false")
+    shutdown_timeout = pick("shutdown-timeout")
+    if shutdown_timeout is not None and (isinstance(shutdown_timeout, bool) or not isinstance(shutdown_timeout, int)
+                                         or shutdown_timeout < 0):  # fmt: skip
+        raise InvalidArgument("invalid shutdown-timeout: expected a number of seconds >= 0")
     log_config = daemon_log_config(str(pick("log-driver") or ""), _log_opts(pick("log-opts")))
 
     seccomp_profile, seccomp_json = _seccomp_profile(pick("seccomp-profile"))
@@ -184,10 +201,20 @@ def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonC
         runtimes=runtimes,
         tls=tls,
         log_config=log_config,
+        live_restore=True if live_restore is None else live_restore,
+        shutdown_timeout=15 if shutdown_timeout is None else shutdown_timeout,
         seccomp_profile=seccomp_profile,
         seccomp_profile_json=seccomp_json,
         no_new_privileges=bool(no_new_privileges),
     )
+
+
+def _flag_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value: {text!r}")
 
 
 def _seccomp_profile(value: Any) -> tuple[str, str]:

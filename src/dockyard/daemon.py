@@ -43,6 +43,7 @@ from dockyard.engine.table import ContainerTable
 from dockyard.engine.update import UpdateService
 from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.cgroupstats import CgroupStatsReader
+from dockyard.linux.fs import SpaceReserve
 from dockyard.linux.lockfile import LockFile
 from dockyard.network.netns import NetnsPool
 from dockyard.runtime.driver import RuntimeDriver
@@ -54,6 +55,8 @@ from dockyard.store.events import EventRepository
 from dockyard.store.images import ImageRepository
 
 log = logging.getLogger(__name__)
+
+_RESERVE = 16 * 1024 * 1024
 
 
 def _setup_logging(level: str) -> None:
@@ -102,7 +105,9 @@ async def _compose_and_serve(
     """Build every component in dependency order; each with background work is entered
     here, so leaving the stack (in reverse) ends the API first and the exit watchers last."""
     events = EventBus(EventRepository(db))
-    table = ContainerTable(ContainerRepository(db))
+    # Space held back for the database, given up when the disk fills (engine/table.py).
+    reserve = SpaceReserve(config.data_root / "reserve", _RESERVE)
+    table = await stack.enter_async_context(ContainerTable(ContainerRepository(db), reserve))
     content = ContentStore(config.data_root / "content")
     dirs = LayerDirs(config.data_root / "overlay")
     images = ImageService(ImageRepository(db), content, dirs, events, config.data_root / "tmp", table)
@@ -128,7 +133,10 @@ async def _compose_and_serve(
         ContainerService(config, table, lifecycle, attachments, driver, execs, logs, images, dirs, events)
     )
     restarts = await stack.enter_async_context(RestartManager(table, lifecycle, exits, containers))
-    await Reconciler(table, exits, restarts, netns, mounts, health, logs, lifecycle.boot_id).run()
+    await Reconciler(
+        table, exits, restarts, netns, mounts, health, logs, lifecycle, driver, images, dirs,
+        config.data_root / "tmp", lifecycle.boot_id,
+    ).run()
 
     archives = ArchiveService(table, mounts, dirs, images.diff_dirs, files, events, config.data_root / "tmp")
     stats = StatsService(table, CgroupStatsReader(), lambda c: f"/dockyard/{c.id}", events)
@@ -159,7 +167,11 @@ async def _compose_and_serve(
     await api.listen(config.hosts)
     log.info("dockyard %s ready (data root %s)", ENGINE_VERSION, config.data_root)
     await stop.wait()
-    log.info("shutting down; containers keep running")
+    if config.live_restore:
+        log.info("shutting down; containers keep running")
+    else:
+        await lifecycle.stop_all(config.shutdown_timeout)
+        log.info("shutting down; containers stopped")
 
 
 def run_daemon(config: DaemonConfig) -> int:

@@ -62,3 +62,7 @@ class RuntimeFailed(StartFailed, Internal):
 class Unsupported(DockyardError):
     """The object cannot do this at all, by its configuration (501): reading the log of a
     container whose log driver keeps none."""
+
+
+class StorageFull(Internal):
+    """The data root's disk is full: what could not be written now is kept and retried."""

@@ -48,8 +48,8 @@ def test_a_running_container_whose_monitor_died_is_settled_on_the_exit_path(poli
     assert _steps(Seen(c, monitor_alive=False)) == [Step.SETTLE]
 
 
-def test_a_removal_under_way_ends_dead() -> None:
-    assert _steps(Seen(_container(ContainerStatus.REMOVING), False)) == [Step.MARK_DEAD]
+def test_a_removal_cut_short_is_finished() -> None:
+    assert _steps(Seen(_container(ContainerStatus.REMOVING), False)) == [Step.MARK_DEAD, Step.REMOVE]
 
 
 def test_restarting_becomes_exited_then_starts_by_policy() -> None:
@@ -82,6 +82,13 @@ def test_created_and_dead_containers_are_left_alone(status: ContainerStatus) -> 
     assert _steps(Seen(_container(status, policy="always"), False)) == []
 
 
+@pytest.mark.parametrize("status", [ContainerStatus.CREATED, ContainerStatus.DEAD])
+def test_a_rm_container_that_never_ran_or_died_is_removed(status: ContainerStatus) -> None:
+    # dockerd's restore: an AutoRemove container that is not running is removed
+    # (a `docker run --rm` whose daemon was killed between create and start).
+    assert _steps(Seen(_container(status, auto_remove=True), False)) == [Step.REMOVE]
+
+
 def test_an_exited_rm_container_is_removed() -> None:
     c = _container(ContainerStatus.EXITED, auto_remove=True)
     assert plan([Seen(c, False)]) == [Action(Step.REMOVE, "c1")]
@@ -95,4 +102,6 @@ def test_a_monitor_alive_flag_never_adopts_a_stopped_container() -> None:
 def test_actions_keep_the_containers_order() -> None:
     a = _container(ContainerStatus.RUNNING, cid="a")
     b = replace(_container(ContainerStatus.REMOVING, cid="b"))
-    assert plan([Seen(a, True), Seen(b, False)]) == [Action(Step.ADOPT, "a"), Action(Step.MARK_DEAD, "b")]
+    assert plan([Seen(a, True), Seen(b, False)]) == [
+        Action(Step.ADOPT, "a"), Action(Step.MARK_DEAD, "b"), Action(Step.REMOVE, "b"),
+    ]

@@ -636,3 +636,8 @@ def test_create_warnings_when_the_bounding_set_is_short(host: HostSpec, warned: 
         assert "lacks CAP_SYS_RESOURCE; the container gets every other capability" in got[0]
     full = HostFacts(caps=frozenset(ALL_CAPS))
     assert create_warnings(ContainerSpec(image="busybox", hostname="h", host=host), full) == ()
+
+
+def test_config_no_new_privileges_flag_takes_a_value(tmp_path: Path) -> None:
+    assert _parse(tmp_path, "--no-new-privileges=false").no_new_privileges is False
+    assert _parse(tmp_path, "--no-new-privileges=true").no_new_privileges is True

@@ -254,7 +254,7 @@ class ContainerService(Component):
                         f"cannot remove container \"/{c.name}\": container is {state}: stop the "
                         "container before removing or force remove"
                     )
-                live.stopped_by_user = True  # no restart policy brings it back
+                self._lifecycle.mark_stopped(c)  # no restart policy brings it back
             if c.state.running:
                 await self._lifecycle.kill_for_removal(c)
             async with live.lock:

@@ -16,7 +16,7 @@ from typing import BinaryIO, Protocol
 from dockyard.engine.events import EventBus
 from dockyard.engine.transfer import Body, spool, stream_from_thread
 from dockyard.errors import Conflict, InvalidArgument, NotFound
-from dockyard.images.archive import SaveImage, SaveLayer, read_archive, write_archive
+from dockyard.images.archive import Archive, SaveImage, SaveLayer, read_archive, write_archive
 from dockyard.layers.overlay import LayerDirs, chain_id, chain_ids
 from dockyard.model import times
 from dockyard.model.changes import apply_changes
@@ -121,6 +121,10 @@ class ImageService:
             if previous and previous != image_id and previous in self._images:
                 old = self._images[previous]
                 self._publish(previous, tuple(t for t in old.tags if t != tag))
+
+    def layer_dirs(self) -> set[str]:
+        """The layer directories the images own (a start-up sweep keeps them)."""
+        return {row.cache_id for row in self._layers.values()}
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -464,10 +468,19 @@ class ImageService:
         return entry
 
     async def load(self, body: Body) -> AsyncIterator[str]:
-        """Load a `docker save` archive; yields one line per image loaded."""
+        """Load a `docker save` archive: the upload is received and its index read first, so
+        a full disk or a bad archive is an error status, not a stream cut short; then it
+        yields one line per image loaded."""
         spooled = await self._spool(body)
         try:
             archive = await asyncio.to_thread(read_archive, spooled)
+        except BaseException:
+            spooled.unlink(missing_ok=True)
+            raise
+        return self._load(spooled, archive)
+
+    async def _load(self, spooled: Path, archive: Archive) -> AsyncIterator[str]:
+        try:
             async with self._write_lock:
                 for item in archive.images:
                     new_rows: list[LayerRow] = []

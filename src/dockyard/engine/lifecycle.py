@@ -75,6 +75,7 @@ class Lifecycle(Component):
         self._events = events
         self._tasks = Tasks("lifecycle")
         self.boot_id = boot_id()
+        self._shutting_down = False
 
     def _emit(self, action: str, c: Container, **extra: str) -> None:
         self._events.publish("container", action, c.id, attributes_of(c, **extra))
@@ -193,6 +194,30 @@ class Lifecycle(Component):
         with contextlib.suppress(Exception):
             await self._mounts.release(c)
 
+    async def clear_leftovers(self, c: Container) -> None:
+        """Start-up, for a container the database says is not running: nothing of a start the
+        daemon did not finish (it was killed) may live on: no monitor, no created process,
+        no mount."""
+        files = self._files(c.id)
+        pid = self._driver.monitor_pid(files.bundle)
+        if pid and self._driver.is_monitor_of(pid, c.id):
+            monitor = ProcessHandle.adopt(pid, 0)
+            if monitor is not None:
+                log.info("container %s: ending the monitor of an unfinished start", c.id[:12])
+                monitor.send(signals.SIGKILL)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(5):
+                        await monitor.wait()
+                monitor.close()
+        with contextlib.suppress(Exception):
+            await self._driver.delete(c.runtime, c.id)  # a created process waiting for start dies
+        await self._mounts.release(c)  # unmounted if a start mounted it
+
+    def ship_leftover_log(self, c: Container) -> None:
+        """What a stopped container's spool still holds (a crash came between its exit and
+        the end of its shipping) goes to its log, in the background."""
+        self._tasks.spawn(self._logs.ended(c), f"leftover-log-{c.id[:12]}")
+
     # ---- the exit path -----------------------------------------------------------------
 
     async def record_exit(self, container_id: str) -> ExitRecord | None:
@@ -228,10 +253,12 @@ class Lifecycle(Component):
                 monitor_pid=0,
                 pid_start_time=0,
                 netns="",
-                manually_stopped=live.stopped_by_user,
+                manually_stopped=live.stopped_by_user or c.state.manually_stopped,
             )
             policy = c.spec.host.restart_policy
-            restarting = policy.should_restart(state.exit_code, state.restart_count, live.stopped_by_user)
+            restarting = not self._shutting_down and policy.should_restart(
+                state.exit_code, state.restart_count, state.manually_stopped
+            )
             if restarting:
                 state = replace(state, status=ContainerStatus.RESTARTING)
             c = self._table.publish(container_id, state)
@@ -265,6 +292,32 @@ class Lifecycle(Component):
 
     # ---- signals, stop, restart --------------------------------------------------------
 
+    async def stop_all(self, timeout: int) -> None:
+        """The daemon stops without live-restore: every running container is stopped, each
+        given its stop timeout but no more than `timeout`. Not by the user: restart policies
+        bring them back when the daemon starts again, and none restarts meanwhile."""
+        self._shutting_down = True
+        running = [c for c in self._table.all() if c.state.running]
+        if not running:
+            return
+        log.info("stopping %d containers (live-restore is off)", len(running))
+
+        def within(c: Container) -> int:
+            own = c.spec.stop_timeout if c.spec.stop_timeout is not None else DEFAULT_STOP_TIMEOUT
+            return min(own, timeout) if own >= 0 else timeout
+
+        async with asyncio.TaskGroup() as group:
+            for c in running:
+                group.create_task(self._stop(c, within(c), by_user=False))
+
+    def mark_stopped(self, c: Container) -> None:
+        """Stopped on purpose: no restart policy brings it back, even if the daemon is killed
+        before the exit is seen (so it is written down, not only remembered)."""
+        self._table.live(c.id).stopped_by_user = True
+        current = self._table.current(c)
+        if current.state.running and not current.state.manually_stopped:
+            self._table.publish(c.id, replace(current.state, manually_stopped=True))
+
     def _signal(self, c: Container, sig: int) -> None:
         process = self._table.live(c.id).process
         if not c.state.running or process is None or not process.send(sig):
@@ -277,7 +330,7 @@ class Lifecycle(Component):
             await self._driver.resume(c.runtime, c.id)
         if sig in (signals.SIGKILL, parse_signal(c.spec.stop_signal or "SIGTERM")):
             # Killed on purpose: the restart policy leaves it down. (HUP, USR1... are messages.)
-            self._table.live(c.id).stopped_by_user = True
+            self.mark_stopped(c)
         if sig != signals.SIGKILL:
             self._signal(c, sig)
             self._emit("kill", c, signal=str(sig))
@@ -325,7 +378,7 @@ class Lifecycle(Component):
         await self._stop(c, timeout, signal_name)
         self._emit("stop", self._table.current(c))
 
-    async def _stop(self, c: Container, timeout: int | None, signal_name: str = "") -> None:
+    async def _stop(self, c: Container, timeout: int | None, signal_name: str = "", *, by_user: bool = True) -> None:
         sig = parse_signal(signal_name or c.spec.stop_signal or "SIGTERM")
         if timeout is None:
             timeout = c.spec.stop_timeout if c.spec.stop_timeout is not None else DEFAULT_STOP_TIMEOUT
@@ -334,7 +387,8 @@ class Lifecycle(Component):
             await self.unpause(c.id)
             c = self._table.current(c)
         exited = self._table.next_exit(c.id)
-        self._table.live(c.id).stopped_by_user = True
+        if by_user:
+            self.mark_stopped(c)
         try:
             self._signal(c, sig)
         except Conflict:

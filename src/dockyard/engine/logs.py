@@ -9,6 +9,8 @@ rotated files, and follows the shipper for new records.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,10 @@ from dockyard.model.logs import (
 from dockyard.runtime.logfile import LogFiles, inspect_log_path
 from dockyard.runtime.logship import LogShipping
 from dockyard.runtime.spool import SPOOL_MAX, SPOOL_NAME
+
+logger = logging.getLogger(__name__)
+
+_ENDED_WAIT = 5.0  # seconds an exit waits for its last log lines to be written
 
 __all__ = ["LogQuery", "LogRecord", "LogService", "LogStream", "parse_tail", "parse_unix_time", "stream_runs"]
 
@@ -121,9 +127,19 @@ class LogService:
         answers). A run the daemon did not see end ships what its spool still holds."""
         log = self.of(c)
         if self._shipping.shipper(c.id) is not None:
-            await self._shipping.finish(c.id)
+            finishing = self._shipping.finish(c.id)
         elif log.files is not None:
-            await self._shipping.drain(c.id, log.spool_dir, log.files, log.options.max_size)
+            finishing = self._shipping.drain(c.id, log.spool_dir, log.files, log.options.max_size)
+        else:
+            return
+        try:
+            # Bounded: a log that cannot be written (a full disk) must not hold the exit back.
+            # Only the waiting is given up: its shipper (a task of its own) goes on trying,
+            # and the spool keeps what it has not written.
+            async with asyncio.timeout(_ENDED_WAIT):
+                await finishing
+        except TimeoutError:
+            logger.warning("container %s: its log is not all written yet; the exit is recorded anyway", c.id[:12])
 
     async def resumed(self, c: Container) -> None:
         """A running container adopted at start-up: its shipper resumes from its cursor."""

@@ -7,17 +7,23 @@ serves. A changed boot id means nothing of the last boot runs any more.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from dockyard.engine.exits import ExitMonitor
 from dockyard.engine.health import HealthMonitor
+from dockyard.engine.images import ImageService
+from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
 from dockyard.engine.restarts import RestartManager
 from dockyard.engine.rootfs import RootfsMounts
 from dockyard.engine.table import ContainerTable
+from dockyard.layers.overlay import LayerDirs
+from dockyard.linux.fs import remove_tree
 from dockyard.linux.process import ProcessHandle
 from dockyard.model.containers import Container, ContainerStatus
 from dockyard.network.netns import NetnsPool
@@ -53,7 +59,8 @@ def plan(seen: Sequence[Seen]) -> list[Action]:
     for s in seen:
         c, st = s.container, s.container.state
         if st.status is ContainerStatus.REMOVING:
-            actions.append(Action(Step.MARK_DEAD, c.id))
+            # Its removal was cut short: finish it (dockerd leaves it dead for the user to rm).
+            actions += [Action(Step.MARK_DEAD, c.id), Action(Step.REMOVE, c.id)]
             continue
         if st.running:
             actions.append(Action(Step.ADOPT if s.monitor_alive else Step.SETTLE, c.id))
@@ -61,6 +68,8 @@ def plan(seen: Sequence[Seen]) -> list[Action]:
         if st.status is ContainerStatus.RESTARTING:
             actions.append(Action(Step.SET_EXITED, c.id))
         if st.status in (ContainerStatus.CREATED, ContainerStatus.DEAD):
+            if c.spec.host.auto_remove:  # dockerd's restore: a --rm container not running goes
+                actions.append(Action(Step.REMOVE, c.id))
             continue
         policy = c.spec.host.restart_policy
         if policy.on_daemon_start(st.exit_code, st.manually_stopped):
@@ -80,8 +89,18 @@ class Reconciler:
         mounts: RootfsMounts,
         health: HealthMonitor,
         logs: LogService,
+        lifecycle: Lifecycle,
+        driver: RuntimeDriver,
+        images: ImageService,
+        dirs: LayerDirs,
+        tmp_dir: Path,
         boot_id: str,
     ) -> None:
+        self._images = images
+        self._dirs = dirs
+        self._tmp = tmp_dir
+        self._lifecycle = lifecycle
+        self._driver = driver
         self._health = health
         self._logs = logs
         self._table = table
@@ -90,6 +109,18 @@ class Reconciler:
         self._restarts = restarts
         self._netns = netns
         self._boot_id = boot_id
+
+    def _sweep(self, owned: set[str]) -> int:
+        """What a crash in an import, load or commit left (blocking): spooled uploads, and
+        layer directories no layer and no container owns."""
+        for entry in self._tmp.iterdir():
+            remove_tree(entry)
+        removed = 0
+        for entry in self._dirs.root.iterdir():
+            if entry.name not in owned and entry.name != "empty":
+                self._dirs.remove(entry.name)
+                removed += 1
+        return removed
 
     def _monitor_alive(self, c: Container) -> bool:
         st = c.state
@@ -107,11 +138,21 @@ class Reconciler:
         seen = [Seen(c, self._monitor_alive(c)) for c in self._table.all()]
         in_use = {s.container.state.netns for s in seen if s.monitor_alive and s.container.state.netns}
         self._netns.keep_only(in_use)
-        for action in plan(seen):
-            await self._apply(action)
         for s in seen:
             if not s.container.state.running:
-                await self._logs.ended(s.container)  # a spool a crash left unshipped
+                await self._lifecycle.clear_leftovers(s.container)
+        owned = self._images.layer_dirs() | {c.rw_layer for c in self._table.all()}
+        swept = await asyncio.to_thread(self._sweep, owned)
+        if swept:
+            log.info("removed %d layer directories a crash left half-made", swept)
+        for runtime, container_id in self._driver.states():
+            if self._table.get(container_id) is None:  # its removal was cut short
+                await self._driver.delete(runtime, container_id)
+        for s in seen:
+            if not s.container.state.running:
+                self._lifecycle.ship_leftover_log(s.container)  # in the background: serving waits not
+        for action in plan(seen):
+            await self._apply(action)
 
     async def _apply(self, action: Action) -> None:
         c = self._table.get(action.container_id)

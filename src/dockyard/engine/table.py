@@ -10,9 +10,14 @@ it. `publish` is the only way a state changes: it checks the move against the st
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import Self
 
-from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.errors import Conflict, InvalidArgument, NotFound, StorageFull
+from dockyard.linux.fs import SpaceReserve
 from dockyard.linux.process import ProcessHandle
 from dockyard.model.containers import (
     Container,
@@ -24,6 +29,11 @@ from dockyard.model.containers import (
 from dockyard.model.health import Health
 from dockyard.model.names import generate_name, validate_name
 from dockyard.store.containers import ContainerRepository
+from dockyard.tasks import Component, Tasks
+
+log = logging.getLogger(__name__)
+
+_FLUSH_RETRY = 1.0  # seconds between tries to write what a full disk held back
 
 
 @dataclass(frozen=True)
@@ -60,9 +70,13 @@ def _name_conflict(name: str, holder: str) -> Conflict:
     )
 
 
-class ContainerTable:
-    def __init__(self, repo: ContainerRepository) -> None:
+class ContainerTable(Component):
+    def __init__(self, repo: ContainerRepository, reserve: SpaceReserve | None = None) -> None:
         self._repo = repo
+        self._reserve = reserve
+        self._unwritten: dict[str, Container | None] = {}  # None: its deletion
+        self._flushing = asyncio.Event()
+        self._tasks = Tasks("table")
         self._containers: dict[str, Container] = {}
         self._names: dict[str, str] = {}
         self._live: dict[str, Live] = {}
@@ -156,8 +170,8 @@ class ContainerTable:
         c = self._containers[container_id]
         if state.status is not c.state.status:
             check_move(c.state.status, state.status)
-        self._repo.save_state(container_id, state)
         updated = replace(c, state=state)
+        self._persist(updated, lambda: self._repo.save_state(container_id, state))
         self._containers[container_id] = updated
         return updated
 
@@ -175,15 +189,15 @@ class ContainerTable:
         c = self._containers.get(container_id)
         if c is None:
             return None
-        self._repo.save_health(container_id, health)
         updated = replace(c, health=health)
+        self._persist(updated, lambda: self._repo.save_health(container_id, health))
         self._containers[container_id] = updated
         return updated
 
     def drop(self, container_id: str) -> None:
         """The container is gone: from the database, the table, and its waiters' hopes."""
         c = self._containers[container_id]
-        self._repo.delete(container_id)
+        self._persist_deletion(container_id)
         del self._containers[container_id]
         self._names.pop(c.name, None)
         live = self._live.pop(container_id)
@@ -191,6 +205,75 @@ class ContainerTable:
         for fut in live.removal_waiters + live.exit_waiters:
             if not fut.done():
                 fut.set_result(status)
+
+    # ---- a full disk -------------------------------------------------------------------
+    # What the container did (it exited, it was removed) is a fact whether or not the disk
+    # has room to record it: the table moves on in memory, keeps the writes that failed,
+    # gives up its reserved space, and writes them once it can.
+
+    def _persist(self, c: Container, write: Callable[[], None]) -> None:
+        if c.id in self._unwritten:
+            self._unwritten[c.id] = c  # written later, whole, after the older pending ones
+            return
+        try:
+            write()
+        except StorageFull as exc:
+            self._unwritten[c.id] = c
+            self._storage_full(exc)
+
+    def _persist_deletion(self, container_id: str) -> None:
+        if container_id in self._unwritten:
+            self._unwritten[container_id] = None
+            return
+        try:
+            self._repo.delete(container_id)
+        except StorageFull as exc:
+            self._unwritten[container_id] = None
+            self._storage_full(exc)
+
+    def _storage_full(self, exc: StorageFull) -> None:
+        freed = self._reserve is not None and self._reserve.give_up()
+        log.error("%s: keeping container state changes in memory until they can be written%s",
+                  exc.message, " (the reserved space is freed for them)" if freed else "")  # fmt: skip
+        self._flushing.set()
+
+    def _write_back(self) -> bool:
+        """Write what is pending, oldest first; False when the disk is still full."""
+        for container_id in list(self._unwritten):
+            c = self._unwritten[container_id]
+            try:
+                if c is None:
+                    self._repo.delete(container_id)
+                else:
+                    self._repo.save(c)
+            except StorageFull:
+                return False
+            del self._unwritten[container_id]
+        return True
+
+    async def _flush(self) -> None:
+        while True:
+            await self._flushing.wait()
+            if self._write_back():
+                log.info("container state changes kept during a full disk are written")
+                self._flushing.clear()
+                if self._reserve is not None and not await asyncio.to_thread(self._reserve.take):
+                    self._flushing.set()  # no room to reserve yet: look again soon
+            await asyncio.sleep(_FLUSH_RETRY)
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        if self._reserve is not None:
+            await asyncio.to_thread(self._reserve.take)
+        self._tasks.spawn(self._flush(), "write-back")
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await super().__aexit__(kind, exc, tb)
+        if self._unwritten and not self._write_back():  # one last try before the daemon ends
+            log.error("%d container state changes could not be written: the disk is still full", len(self._unwritten))
 
     # ---- waiting -----------------------------------------------------------------------
 

@@ -4,12 +4,15 @@ extractions): an upload spooled to a file, a thread's output streamed back."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import secrets
 import threading
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
+
+from dockyard.errors import StorageFull
 
 
 class Body(Protocol):
@@ -24,8 +27,10 @@ async def spool(body: Body, tmp_dir: Path, prefix: str = "upload") -> Path:
         with path.open("wb") as f:
             while chunk := await body.read(1 << 20):
                 f.write(chunk)
-    except BaseException:
+    except BaseException as exc:
         path.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise StorageFull("receiving the upload: no space left on device") from exc
         raise
     return path
 

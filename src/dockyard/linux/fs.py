@@ -186,3 +186,41 @@ class Trash:
                     left += 1
                     log.error("trash: %s (will try again)", exc.message)
         return left
+
+
+class SpaceReserve:
+    """A file that holds some disk space back, given up the moment the disk is full: then
+    the database can still record the state changes (an exit, a removal) that free space.
+    It is taken again once there is room."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self.size = size
+
+    def take(self) -> bool:
+        """Hold the space (blocking); False when the disk has not that much room to spare."""
+        if self.path.exists():
+            return True
+        st = os.statvfs(self.path.parent)
+        if st.f_bavail * st.f_frsize < 2 * self.size:
+            return False
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, self.size)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            return False
+        return True
+
+    def give_up(self) -> bool:
+        """Free the space; False if there was none held."""
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return False
+        return True

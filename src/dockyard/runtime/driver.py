@@ -8,6 +8,7 @@ once, where the runtime's words are read.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,3 +141,19 @@ class RuntimeDriver:
         except OSError:
             return False
         return argv[0].endswith(b"conmon") and container_id.encode() in argv
+
+    def states(self) -> list[tuple[str, str]]:
+        """(runtime, container id) for every container some runtime still keeps state of."""
+        found = []
+        for name, oci in self._runtimes.items():
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                found += [(name, entry.name) for entry in Path(oci.root).iterdir() if entry.is_dir()]
+        return found
+
+    @staticmethod
+    def monitor_pid(bundle: Path) -> int:
+        """The pid conmon wrote for the last start from this bundle (0: none)."""
+        try:
+            return int((bundle / "conmon.pid").read_text().strip())
+        except (OSError, ValueError):
+            return 0

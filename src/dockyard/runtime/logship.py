@@ -178,8 +178,8 @@ class LogShipper:
         """Ship until conmon is gone and the spool is drained; resumable after an error."""
         if not self._opened:
             await asyncio.to_thread(self._open)
-            self._opened = True
             self._watch = DirectoryWatch(self.spool.directory)
+            self._opened = True  # only once both are there: a retry opens again what failed
             self.ready.set()
             self._publish()
         async with asyncio.TaskGroup() as group:
@@ -291,6 +291,9 @@ class LogShipping:
                     await shipper.run()
                     break
                 except Exception as exc:  # noqa: BLE001 - the shipper's edge: log, retry from the cursor
+                    if not shipper.spool.directory.exists():
+                        log.info("container %s: its run directory is gone: nothing more to ship", shipper.container_id[:12])
+                        break  # the container was removed meanwhile
                     log.error("container %s: shipping its log failed (retrying): %r", shipper.container_id[:12], exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, _RETRY_MAX)

@@ -54,6 +54,16 @@ class ContainerRepository:
         with self._db.transaction() as conn:
             conn.execute("UPDATE containers SET name = ? WHERE id = ?", (name, container_id))
 
+    def save(self, c: Container) -> None:
+        """Everything that changes after create (name, spec, state, health) in one write:
+        how a change that found the disk full is written once there is room."""
+        health = codec.dumps(c.health) if c.health is not None else None
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE containers SET name = ?, spec = ?, state = ?, health = ? WHERE id = ?",
+                (c.name, codec.dumps(c.spec), codec.dumps(c.state), health, c.id),
+            )
+
     def delete(self, container_id: str) -> None:
         with self._db.transaction() as conn:
             conn.execute("DELETE FROM containers WHERE id = ?", (container_id,))

@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
-from dockyard.errors import Internal
+from dockyard.errors import Internal, StorageFull
 
 log = logging.getLogger(__name__)
+
+_SQLITE_FULL = 13
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -55,14 +57,20 @@ class Database:
         if conn.in_transaction:
             yield conn
             return
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) == _SQLITE_FULL or "disk is full" in str(exc):
+                raise StorageFull(f"the database cannot grow: no space left on device ({exc})") from exc
             raise
-        else:
-            conn.execute("COMMIT")
 
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         return self._conn.execute(sql, params).fetchall()

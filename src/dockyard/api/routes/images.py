@@ -68,9 +68,12 @@ def routes(images: ImageService, count_users: Callable[[str], int]) -> list[Rout
         return JsonResponse({"CachesDeleted": None, "SpaceReclaimed": 0})
 
     async def load(request: Request) -> Response:
+        # Received whole first: a full disk or a bad archive is an error status.
+        loading = await images.load(request.body)
+
         async def lines() -> AsyncIterator[bytes]:
             try:
-                async for line in images.load(request.body):
+                async for line in loading:
                     yield json_line({"stream": line})
             except DockyardError as exc:
                 yield json_line({"errorDetail": {"message": exc.message}, "error": exc.message})
