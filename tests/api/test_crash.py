@@ -229,3 +229,34 @@ def test_an_upload_on_a_full_disk_is_a_clear_error(small_daemon: Daemon, busybox
     assert "no space left on device" in result.stderr.decode().lower()
     assert list((d.data_root / "tmp").iterdir()) == []
     assert d.out("run", "--rm", "busybox", "echo", "fine") == "fine"
+
+
+def test_fifty_running_containers_survive_kill_9_and_work(fresh: Daemon) -> None:
+    ids = [fresh.out("run", "-d", "busybox", "sh", "-c", f"echo hello-{i}; trap 'exit 3' TERM; while :; do sleep 0.1; done")
+           for i in range(50)]  # fmt: skip
+    _kill9(fresh)
+    fresh.start()
+    running = fresh.out("ps", "-q", "--no-trunc").split()
+    assert sorted(running) == sorted(ids)  # all 50 adopted
+    assert fresh.out("logs", ids[7]) == "hello-7"
+    assert fresh.out("exec", ids[8], "echo", "exec-ok") == "exec-ok"
+    assert json.loads(fresh.out("stats", "--no-stream", "--format", "{{json .}}", ids[9]))["ID"] == ids[9][:12]
+    attach = subprocess.Popen(["docker", "attach", "--no-stdin", ids[10]], env=fresh.env(), stdout=subprocess.PIPE)
+    time.sleep(0.3)
+    fresh.docker("stop", *ids, timeout=120)
+    assert attach.wait(timeout=30) == 3  # attach followed it to its end
+    codes = {json.loads(fresh.out("inspect", c))[0]["State"]["ExitCode"] for c in ids}
+    assert codes == {3}
+
+
+def test_a_removal_cut_short_is_finished_at_start(fresh: Daemon) -> None:
+    cid = fresh.out("create", "busybox", "true")
+    assert fresh.stop() == 0
+    with sqlite3.connect(fresh.data_root / "dockyard.db") as db:  # as a crash in the middle of `docker rm` leaves it
+        (state,) = db.execute("SELECT state FROM containers WHERE id = ?", (cid,)).fetchone()
+        doc = json.loads(state)
+        doc["status"] = "removing"
+        db.execute("UPDATE containers SET state = ? WHERE id = ?", (json.dumps(doc), cid))
+    fresh.start()
+    _eventually(lambda: fresh.out("ps", "-aq") == "")
+    assert not (fresh.data_root / "containers" / cid).exists()
