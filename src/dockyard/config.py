@@ -17,6 +17,7 @@ from typing import Any
 from dockyard.errors import InvalidArgument
 from dockyard.model.containers import LogConfig
 from dockyard.model.logs import daemon_log_config
+from dockyard.model.seccomp import parse_profile
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ class DaemonConfig:
     # with it off, a daemon that stops stops its containers, each within shutdown_timeout.
     live_restore: bool = True
     shutdown_timeout: int = 15
+    seccomp_profile: str = "builtin"  # daemon.json seccomp-profile: "builtin", "unconfined" or a file's path
+    seccomp_profile_json: str = ""  # that file's content, read (and checked) when the configuration is loaded
+    no_new_privileges: bool = False  # daemon.json no-new-privileges: containers' default
 
     def runtime(self, name: str) -> RuntimeOption:
         found = self.runtimes.get(name or self.default_runtime)
@@ -77,6 +81,8 @@ _FILE_KEYS = {
     "tlscacert": "tlscacert",
     "tlscert": "tlscert",
     "tlskey": "tlskey",
+    "seccomp-profile": "seccomp_profile",
+    "no-new-privileges": "no_new_privileges",
 }
 
 
@@ -99,6 +105,10 @@ def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-driver", help="default log driver for containers (default json-file)")
     parser.add_argument("--log-opt", dest="log_opts", action="append", metavar="KEY=VALUE",
                         help="default log driver option (repeatable)")
+    parser.add_argument("--seccomp-profile", metavar="PATH",
+                        help='seccomp profile for containers: a JSON file, or "unconfined" (default: the builtin one)')
+    parser.add_argument("--no-new-privileges", type=_flag_bool, nargs="?", const=True, metavar="BOOL",
+                        help="set no-new-privileges by default for new containers")
     parser.add_argument("--tlsverify", action="store_true", default=None)
     parser.add_argument("--tlscacert")
     parser.add_argument("--tlscert")
@@ -168,6 +178,11 @@ def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonC
         raise InvalidArgument("invalid shutdown-timeout: expected a number of seconds >= 0")
     log_config = daemon_log_config(str(pick("log-driver") or ""), _log_opts(pick("log-opts")))
 
+    seccomp_profile, seccomp_json = _seccomp_profile(pick("seccomp-profile"))
+    no_new_privileges = pick("no-new-privileges")
+    if not isinstance(no_new_privileges, bool | None):
+        raise InvalidArgument(f"unable to configure the daemon: no-new-privileges must be true or false, not {no_new_privileges!r}")
+
     tls = None
     if pick("tlsverify") or pick("tlscert"):
         tls = TlsOptions(
@@ -188,6 +203,9 @@ def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonC
         log_config=log_config,
         live_restore=True if live_restore is None else live_restore,
         shutdown_timeout=15 if shutdown_timeout is None else shutdown_timeout,
+        seccomp_profile=seccomp_profile,
+        seccomp_profile_json=seccomp_json,
+        no_new_privileges=bool(no_new_privileges),
     )
 
 
@@ -197,6 +215,25 @@ def _flag_bool(text: str) -> bool:
     if text.lower() in ("0", "false", "no"):
         return False
     raise argparse.ArgumentTypeError(f"invalid boolean value: {text!r}")
+
+
+def _seccomp_profile(value: Any) -> tuple[str, str]:
+    """daemon.json seccomp-profile -> (setting, the file's JSON); a bad file stops the daemon."""
+    if value is None or value in ("", "builtin"):
+        return "builtin", ""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"unable to configure the daemon: seccomp-profile must be a path, not {value!r}")
+    if value == "unconfined":
+        return value, ""
+    try:
+        text = Path(value).read_text()
+    except OSError as exc:
+        raise InvalidArgument(f"opening seccomp profile ({value}) failed: {exc.strerror or exc}") from exc
+    try:
+        parse_profile(text)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"seccomp profile ({value}): {exc.message}") from exc
+    return value, text
 
 
 def _log_opts(value: Any) -> dict[str, str]:

@@ -158,7 +158,8 @@ def test_security_opts() -> None:
     ("opt", "words"),
     [("bogus", 'invalid --security-opt 1: "bogus"'), ("x=1", 'invalid --security-opt 2: "x=1"'),
      ("no-new-privileges=maybe", 'invalid --security-opt 2: "no-new-privileges=maybe"'),
-     ("seccomp=/etc/profile.json", "seccomp profile must be 'unconfined' or a JSON profile"),
+     ("seccomp=/etc/profile.json", "seccomp profile must be 'unconfined', 'builtin' or a JSON profile"),
+     ('seccomp={"defaultAction": "SCMP_ACT_NOPE"}', "Decoding seccomp profile failed"),
      ("apparmor=docker-default", "AppArmor is not supported by this daemon"),
      ("label=user:USER", "SELinux labels are not supported by this daemon")],
 )  # fmt: skip

@@ -156,9 +156,18 @@ def test_terminal_without_full_console_size(size: tuple[int, int]) -> None:
     assert "consoleSize" not in process
 
 
+# moby's DefaultLinuxSpec: deny all, then zero, null, urandom, random, tty, console; fuse denied.
+DOCKERD_DEVICES = [
+    {"allow": False, "access": "rwm"},
+    *({"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
+      for major, minor in ((1, 5), (1, 3), (1, 9), (1, 8), (5, 0), (5, 1))),
+    {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+]  # fmt: skip
+
+
 def test_default_resources() -> None:
     res = build_spec(_input())["linux"]["resources"]
-    assert res == {"devices": [{"allow": False, "access": "rwm"}]}
+    assert res == {"devices": DOCKERD_DEVICES}
 
 
 def test_memory_limit_and_swap() -> None:
@@ -407,7 +416,7 @@ def test_devices_and_rules() -> None:
     assert spec["linux"]["devices"] == [{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3,
                                          "fileMode": 0o666, "uid": 0, "gid": 0}]  # fmt: skip
     assert spec["linux"]["resources"]["devices"] == [
-        {"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"},
+        *DOCKERD_DEVICES, {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"},
         {"allow": True, "type": "b", "access": "m"},
     ]  # fmt: skip
     privileged = build_spec(_input(privileged=True, resources=Resources(allow_all_devices=True)))

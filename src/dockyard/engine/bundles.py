@@ -3,6 +3,7 @@ each start writes for the runtime."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ from dockyard.config import DaemonConfig
 from dockyard.errors import Conflict, InvalidArgument
 from dockyard.linux.fs import atomic_write
 from dockyard.linux.hostinfo import device_node, host_devices, probe_path, read_host_facts
-from dockyard.model.admission import HostFacts, admit
+from dockyard.model.admission import HostFacts, admit, parse_cpuset
 from dockyard.model.containers import Container, HostSpec
 from dockyard.model.hostconfig import (
     DeviceNode,
@@ -23,6 +24,7 @@ from dockyard.model.hostconfig import (
     parse_extra_host,
 )
 from dockyard.model.mounts import MountSpec, oci_options
+from dockyard.runtime.seccomp import SeccompProfiles, shared_profiles
 from dockyard.runtime.spec import Mount, Namespaces, Resources, SpecInput, build_spec
 from dockyard.runtime.users import resolve_in_rootfs
 
@@ -34,6 +36,7 @@ class ContainerFiles:
     """Where one container's files live."""
 
     def __init__(self, config: DaemonConfig, container_id: str) -> None:
+        self.config = config
         self.data = config.data_root / "containers" / container_id
         self.bundle = config.exec_root / "containers" / container_id
         self.exit_dir = config.exec_root / "exits"
@@ -186,16 +189,22 @@ def write_bundle(
     facts: HostFacts | None = None,
     pid_namespace: str = "",
     ipc_namespace: str = "",
+    seccomp: SeccompProfiles | None = None,
 ) -> None:
     """The OCI bundle (config.json) for one start of `c`, on its mounted rootfs (blocking).
 
     `pid_namespace`/`ipc_namespace`: for `--pid/--ipc container:<x>`, the engine passes the
     other container's /proc/<pid>/ns/<kind> ("" when it does not run: a Conflict here).
-    `facts`: the host as read once by the caller; read now when not given."""
+    `facts`: the host as read once by the caller; read now when not given.
+    `seccomp`: the daemon's profiles (one per daemon); when not given, the ones shared by
+    every caller with this daemon configuration."""
     s = c.spec
     h = s.host
     facts = facts if facts is not None else read_host_facts()
     admit(s, facts, probe_path)  # the host may have changed since create (a bind source removed)
+    config = files.config
+    profiles = seccomp if seccomp is not None else shared_profiles(config.seccomp_profile, config.seccomp_profile_json)
+    profile = profiles.for_container(h.security, h.privileged)
     user = resolve_in_rootfs(rootfs, s.user, h.group_add)
     cwd = s.working_dir or "/"
     _ensure_dir_in_rootfs(rootfs, cwd, user.uid, user.gid)
@@ -259,10 +268,13 @@ def write_bundle(
             ),
             rlimits=h.ulimits,
             devices=devices,
-            no_new_privileges=h.security.no_new_privileges,
+            no_new_privileges=h.security.no_new_privileges_or(config.no_new_privileges),
             oom_score_adj=h.oom_score_adj or None,
             writable_cgroups=bool(h.security.writable_cgroups),
             available_caps=tuple(sorted(facts.caps)),
+            seccomp=profile,
+            seccomp_host=profiles.host,
+            extra_masked_paths=thermal_throttle_paths(),
         )
     )
     files.bundle.mkdir(parents=True, exist_ok=True)
@@ -270,6 +282,15 @@ def write_bundle(
     for stale in ("ctl", "winsz", "pidfile", "conmon.pid", "attach"):
         (files.bundle / stale).unlink(missing_ok=True)
     atomic_write(files.bundle / "config.json", json.dumps(spec).encode())
+
+
+@functools.cache
+def thermal_throttle_paths() -> tuple[str, ...]:
+    """The per-CPU thermal_throttle directories dockerd also masks (GHSA-6fw5-f8r9-fgfm):
+    a host fact, read once."""
+    cpus = parse_cpuset(_read_text(Path("/sys/devices/system/cpu/possible")))
+    paths = (f"/sys/devices/system/cpu/cpu{n}/thermal_throttle" for n in sorted(cpus or ()))
+    return tuple(p for p in paths if os.path.exists(p))
 
 
 def _ensure_dir_in_rootfs(rootfs: Path, path: str, uid: int, gid: int) -> None:

@@ -13,6 +13,7 @@ from typing import Protocol
 from dockyard.config import DaemonConfig
 from dockyard.linux.cgroups import CgroupLayout, cgroup_layout
 from dockyard.runtime.conmon import CONMON
+from dockyard.runtime.seccomp import SeccompProfiles, shared_profiles
 
 ENGINE_VERSION = package_version("dockyard")
 
@@ -84,13 +85,38 @@ def host_facts() -> HostFacts:
     )
 
 
+@dataclass(frozen=True)
+class SecurityInfo:
+    """`docker info`'s SecurityOptions (dockerd's words) and the warnings that go with them."""
+
+    options: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def security_info(config: DaemonConfig, seccomp: SeccompProfiles) -> SecurityInfo:
+    """Only what containers really get: seccomp as in force (a missing default profile is
+    said as unconfined), no-new-privileges when the daemon default is on. No apparmor,
+    selinux, userns, rootless or cgroupns entries: this daemon applies none of them."""
+    report = seccomp.report()
+    options = list(report.options)
+    if config.no_new_privileges:
+        options.append("name=no-new-privileges")
+    return SecurityInfo(tuple(options), report.warnings)
+
+
 class SystemService:
-    def __init__(self, config: DaemonConfig, daemon_id: str, counts: CountSource) -> None:
+    def __init__(
+        self, config: DaemonConfig, daemon_id: str, counts: CountSource, *, seccomp: SeccompProfiles | None = None
+    ) -> None:
+        """`seccomp`: the daemon's profiles, as given to bundles; when not given, the ones
+        shared with every caller of this configuration. Read here, once (a small file)."""
         self.config = config
         self.daemon_id = daemon_id
         self.facts = host_facts()
         self._counts = counts
         self._components: list[Component] | None = None
+        profiles = seccomp if seccomp is not None else shared_profiles(config.seccomp_profile, config.seccomp_profile_json)
+        self.security = security_info(config, profiles)
 
     def counts(self) -> Counts:
         return self._counts.counts()

@@ -187,3 +187,24 @@ def check_platform(requested: str, facts: HostFacts) -> None:
         raise InvalidArgument(
             f"image platform {requested} cannot run on this {facts.os}/{facts.architecture} host"
         )
+
+
+def create_warnings(spec: ContainerSpec, facts: HostFacts) -> tuple[str, ...]:
+    """What the create response's Warnings should say (the CLI prints each after
+    "WARNING: "): where this host grants less than the container asked for. dockerd's
+    `--privileged` fails on a host whose bounding set lacks a capability; we grant what the
+    bounding set holds, and say so here (inspect has no field for granted capabilities)."""
+    h = spec.host
+    missing = [c for c in ALL_CAPS if c not in facts.caps]
+    if not missing:
+        return ()
+    wants_all = h.privileged or "ALL" in normalize_caps(h.cap_add, "CapAdd")
+    if not wants_all:
+        return ()
+    dropped = set(normalize_caps(h.cap_drop, "CapDrop")) if not h.privileged else set()
+    missing = [c for c in missing if c not in dropped]
+    if not missing:
+        return ()
+    asked = "--privileged" if h.privileged else "--cap-add ALL"
+    lacking = ", ".join(missing)
+    return (f"{asked}: the daemon's capability bounding set lacks {lacking}; the container gets every other capability",)

@@ -12,6 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from dockyard.errors import InvalidArgument
+from dockyard.model.seccomp import SeccompKind, parse_profile
+
+__all__ = ["SeccompKind"]  # re-exported: the security options name it
 
 # dockerd's default capability set.
 DEFAULT_CAPS = (
@@ -231,21 +234,27 @@ def check_ulimit(u: Ulimit) -> Ulimit:
 
 # ---- security options ----------------------------------------------------------------
 
-
-class SeccompKind(enum.StrEnum):
-    DEFAULT = "default"  # nothing asked
-    UNCONFINED = "unconfined"
-    PROFILE = "profile"  # a JSON profile (the CLI sends the file's content)
+# dockerd's defaults (moby daemon/pkg/oci/defaults.go), in its order; a privileged container
+# has neither. The host may add more masked paths (per-CPU thermal_throttle directories).
+MASKED_PATHS = (
+    "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+    "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
+    "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware",
+)  # fmt: skip
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
 
 @dataclass(frozen=True)
 class SecurityOptions:
-    no_new_privileges: bool = False
+    no_new_privileges: bool | None = None  # None: the daemon's default (daemon.json no-new-privileges)
     seccomp: SeccompKind = SeccompKind.DEFAULT
     seccomp_profile: str = ""  # the JSON text, with PROFILE
     apparmor: str = ""  # only "unconfined" is accepted: this daemon loads no AppArmor profiles
     label_disable: bool = False
     writable_cgroups: bool | None = None
+
+    def no_new_privileges_or(self, daemon_default: bool) -> bool:
+        return self.no_new_privileges if self.no_new_privileges is not None else daemon_default
 
 
 def _parse_bool(text: str) -> bool | None:
@@ -257,9 +266,22 @@ def _parse_bool(text: str) -> bool | None:
     return None
 
 
+def _seccomp_option(value: str) -> tuple[SeccompKind, str]:
+    if value == "unconfined":
+        return SeccompKind.UNCONFINED, ""
+    if value == "builtin":
+        return SeccompKind.BUILTIN, ""
+    if value.lstrip().startswith("{"):
+        parse_profile(value)  # refused now (400), not at start
+        return SeccompKind.PROFILE, value
+    # The CLI reads a file's content into the option; a path reaching us came from elsewhere.
+    raise InvalidArgument(f"seccomp profile must be 'unconfined', 'builtin' or a JSON profile, not {value!r}")
+
+
 def parse_security_opts(opts: Sequence[str]) -> SecurityOptions:
     """dockerd's parseSecurityOpt, with its error numbering; what we cannot enforce is a 400."""
-    nnp, seccomp, profile, apparmor, label_disable = False, SeccompKind.DEFAULT, "", "", False
+    nnp: bool | None = None
+    seccomp, profile, apparmor, label_disable = SeccompKind.DEFAULT, "", "", False
     writable: bool | None = None
     for opt in opts:
         if opt == "no-new-privileges":
@@ -286,12 +308,7 @@ def parse_security_opts(opts: Sequence[str]) -> SecurityOptions:
             else:
                 writable = flag
         elif key == "seccomp":
-            if value == "unconfined":
-                seccomp, profile = SeccompKind.UNCONFINED, ""
-            elif value.lstrip().startswith("{"):
-                seccomp, profile = SeccompKind.PROFILE, value
-            else:
-                raise InvalidArgument(f"seccomp profile must be 'unconfined' or a JSON profile, not {value!r}")
+            seccomp, profile = _seccomp_option(value)
         elif key == "apparmor":
             if value != "unconfined":
                 raise InvalidArgument(f"AppArmor is not supported by this daemon: only apparmor=unconfined is accepted, not {value!r}")

@@ -6,20 +6,36 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockyard.model.hostconfig import ALL_CAPS, DEFAULT_CAPS, DeviceNode, DeviceRule, Ulimit
+from dockyard.model.hostconfig import (
+    ALL_CAPS,
+    DEFAULT_CAPS,
+    MASKED_PATHS,
+    READONLY_PATHS,
+    DeviceNode,
+    DeviceRule,
+    DeviceType,
+    Ulimit,
+)
+from dockyard.model.seccomp import LinuxSeccomp, SeccompHost, SeccompProfile, resolve
 
-__all__ = ["ALL_CAPS", "DEFAULT_CAPS"]  # re-exported: the capability sets live in the model
+# re-exported: the capability sets and the path lists live in the model
+__all__ = ["ALL_CAPS", "DEFAULT_CAPS", "MASKED_PATHS", "READONLY_PATHS"]
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-MASKED_PATHS = (
-    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-    "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
-)  # fmt: skip
-
-READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+# dockerd's device cgroup rules after its deny-all (moby oci/defaults.go): zero, null,
+# urandom, random, tty, console; fuse denied. runc appends its own defaults after these
+# (mknod of any node, /dev/full, the pts and ptmx devices).
+DEFAULT_DEVICE_RULES: tuple[tuple[bool, DeviceRule], ...] = (
+    (True, DeviceRule(DeviceType.CHAR, 1, 5, "rwm")),
+    (True, DeviceRule(DeviceType.CHAR, 1, 3, "rwm")),
+    (True, DeviceRule(DeviceType.CHAR, 1, 9, "rwm")),
+    (True, DeviceRule(DeviceType.CHAR, 1, 8, "rwm")),
+    (True, DeviceRule(DeviceType.CHAR, 5, 0, "rwm")),
+    (True, DeviceRule(DeviceType.CHAR, 5, 1, "rwm")),
+    (False, DeviceRule(DeviceType.CHAR, 10, 229, "rwm")),
+)
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,9 @@ class SpecInput:
     oom_score_adj: int | None = None
     writable_cgroups: bool = False
     available_caps: tuple[str, ...] = ALL_CAPS  # the bounding set we may hand out
+    seccomp: SeccompProfile | None = None  # the profile chosen for the container; None: unconfined
+    seccomp_host: SeccompHost = field(default_factory=SeccompHost)  # what the profile's conditions look at
+    extra_masked_paths: tuple[str, ...] = ()  # the host's own, after dockerd's list
 
 
 def _cap_name(name: str) -> str:
@@ -152,8 +171,8 @@ def _default_mounts(shm_size: int | None, privileged: bool, writable_cgroups: bo
     return mounts
 
 
-def _device_rule(rule: DeviceRule) -> dict[str, Any]:
-    out: dict[str, Any] = {"allow": True, "type": rule.type.value}
+def _device_rule(rule: DeviceRule, allow: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {"allow": allow, "type": rule.type.value}
     if rule.major is not None:
         out["major"] = rule.major
     if rule.minor is not None:
@@ -206,7 +225,11 @@ def _resources(res: Resources) -> dict[str, Any]:
     if res.allow_all_devices:
         devices: list[dict[str, Any]] = [{"allow": True, "access": "rwm"}]
     else:
-        devices = [{"allow": False, "access": "rwm"}, *(_device_rule(r) for r in res.devices)]
+        devices = [
+            {"allow": False, "access": "rwm"},
+            *(_device_rule(rule, allow) for allow, rule in DEFAULT_DEVICE_RULES),
+            *(_device_rule(r) for r in res.devices),
+        ]
     out: dict[str, Any] = {"devices": devices}
     memory = _memory(res)
     if memory:
@@ -241,6 +264,33 @@ def _namespaces(inp: SpecInput) -> list[dict[str, Any]]:
     out.append({"type": "network", "path": inp.netns_path} if inp.netns_path else {"type": "network"})
     if ns.cgroup is not None:
         out.append({"type": "cgroup", "path": ns.cgroup} if ns.cgroup else {"type": "cgroup"})
+    return out
+
+
+def seccomp_json(s: LinuxSeccomp) -> dict[str, Any]:
+    """linux.seccomp as the runtime reads it; optional fields only when set."""
+    out: dict[str, Any] = {"defaultAction": s.default_action}
+    if s.default_errno_ret is not None:
+        out["defaultErrnoRet"] = s.default_errno_ret
+    if s.architectures:
+        out["architectures"] = list(s.architectures)
+    if s.flags:
+        out["flags"] = list(s.flags)
+    if s.listener_path:
+        out["listenerPath"] = s.listener_path
+    if s.listener_metadata:
+        out["listenerMetadata"] = s.listener_metadata
+    syscalls = []
+    for rule in s.syscalls:
+        entry: dict[str, Any] = {"names": list(rule.names), "action": rule.action}
+        if rule.errno_ret is not None:
+            entry["errnoRet"] = rule.errno_ret
+        if rule.args:
+            entry["args"] = [
+                {"index": a.index, "value": a.value, "valueTwo": a.value_two, "op": a.op} for a in rule.args
+            ]
+        syscalls.append(entry)
+    out["syscalls"] = syscalls
     return out
 
 
@@ -288,8 +338,11 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
     if sysctls:
         linux["sysctl"] = sysctls
     if not inp.privileged:
-        linux["maskedPaths"] = list(MASKED_PATHS)
+        linux["maskedPaths"] = [*MASKED_PATHS, *inp.extra_masked_paths]
         linux["readonlyPaths"] = list(READONLY_PATHS)
+    seccomp = resolve(inp.seccomp, inp.seccomp_host, frozenset(caps)) if inp.seccomp is not None else None
+    if seccomp is not None:
+        linux["seccomp"] = seccomp_json(seccomp)
     spec: dict[str, Any] = {
         "ociVersion": OCI_VERSION,
         "process": process,

@@ -126,9 +126,9 @@ def info_doc(system: SystemService, listeners: int = 0) -> dict[str, Any]:
         "ContainerdCommit": {"ID": ""},
         "RuncCommit": {"ID": ""},
         "InitCommit": {"ID": ""},
-        "SecurityOptions": ["name=seccomp,profile=builtin"],
+        "SecurityOptions": list(system.security.options),
         "CDISpecDirs": [],
-        "Warnings": None,
+        "Warnings": list(system.security.warnings) or None,
         "KernelMemoryTCP": False,
         "Containerd": None,
     }
