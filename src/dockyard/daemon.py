@@ -48,6 +48,7 @@ from dockyard.linux.lockfile import LockFile
 from dockyard.network.netns import NetnsPool
 from dockyard.runtime.driver import RuntimeDriver
 from dockyard.runtime.logship import LogShipping
+from dockyard.runtime.seccomp import SeccompProfiles
 from dockyard.store.containers import ContainerRepository
 from dockyard.store.content import ContentStore
 from dockyard.store.db import Database
@@ -126,8 +127,10 @@ async def _compose_and_serve(
     health = await stack.enter_async_context(HealthMonitor(table, execs, events))
     shipping = await stack.enter_async_context(LogShipping())
     logs = LogService(table, shipping, files, config.log_config)
+    seccomp = SeccompProfiles(config.seccomp_profile, config.seccomp_profile_json)
+    await asyncio.to_thread(seccomp.load)  # the default profile, read and converted once
     lifecycle = await stack.enter_async_context(
-        Lifecycle(table, driver, attachments, exits, netns, mounts, health, logs, files, events)
+        Lifecycle(table, driver, attachments, exits, netns, mounts, health, logs, seccomp, files, events)
     )
     containers = await stack.enter_async_context(
         ContainerService(config, table, lifecycle, attachments, driver, execs, logs, images, dirs, events)
@@ -140,7 +143,7 @@ async def _compose_and_serve(
 
     archives = ArchiveService(table, mounts, dirs, images.diff_dirs, files, events, config.data_root / "tmp")
     stats = StatsService(table, CgroupStatsReader(), lambda c: f"/dockyard/{c.id}", events)
-    system = SystemService(config, _daemon_id(config.data_root), _Counts(table, images))
+    system = SystemService(config, _daemon_id(config.data_root), _Counts(table, images), seccomp=seccomp)
     updates = UpdateService(table, driver, events)
     router = Router(
         [

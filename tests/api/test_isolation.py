@@ -420,3 +420,18 @@ def test_not_oom_killed_container(daemon: Daemon, busybox: str) -> None:
         assert daemon.out("inspect", "--format", "{{.State.OOMKilled}}", name) == "false"
     finally:
         daemon.docker("rm", "-f", name, check=False)
+
+
+def test_privileged_says_what_it_could_not_grant(daemon: Daemon, busybox: str) -> None:
+    """This host's bounding set lacks a capability (CAP_SYS_RESOURCE): dockerd's --privileged
+    fails here; dockyard grants what the set holds and says so in the create warnings."""
+    bounding = int(next(l for l in open("/proc/self/status") if l.startswith("CapBnd")).split()[1], 16)
+    result = daemon.docker("create", "--privileged", busybox, "true")
+    cid = result.stdout.decode().strip()
+    try:
+        if bounding.bit_count() < 41:  # not every capability the kernel knows is there
+            assert b"WARNING:" in result.stderr and b"CAP_" in result.stderr
+        else:
+            assert b"WARNING:" not in result.stderr
+    finally:
+        daemon.docker("rm", cid)

@@ -72,6 +72,12 @@ class GraphDriver:
 
 
 @dataclass(frozen=True)
+class Created:
+    container: Container
+    warnings: tuple[str, ...]  # what the create response says (the CLI prints each)
+
+
+@dataclass(frozen=True)
 class ContainerDetails:
     """What `inspect` shows beyond the container record itself."""
 
@@ -147,7 +153,7 @@ class ContainerService(Component):
 
     # ---- create ------------------------------------------------------------------------
 
-    async def create(self, spec: ContainerSpec, name: str, platform: str = "") -> Container:
+    async def create(self, spec: ContainerSpec, name: str, platform: str = "") -> Created:
         if platform:
             await asyncio.to_thread(check_platform_on_host, platform)
         # What cannot be honoured yet is refused by name, never ignored (an image's own
@@ -175,7 +181,7 @@ class ContainerService(Component):
             raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
         spec = replace(spec, host=replace(self._joined_namespaces(spec.host),
                                           log_config=self._logs.config_for_create(spec.host.log_config)))  # fmt: skip
-        await asyncio.to_thread(check_on_host, spec)  # what this host cannot run: 400, nothing made
+        warnings = await asyncio.to_thread(check_on_host, spec)  # what this host cannot run: 400, nothing made
         name = self._table.reserve_name(name, container_id)
         files = self.files(container_id)
         rw_layer = self._dirs.new_cache_id()
@@ -197,7 +203,7 @@ class ContainerService(Component):
             await asyncio.to_thread(self._remove_files, files, rw_layer)
             raise
         self._events.publish("container", "create", container_id, attributes_of(container))
-        return container
+        return Created(container, warnings)
 
     def _joined_namespaces(self, h: HostSpec) -> HostSpec:
         """`--ipc/--pid container:<name>` name the other container by id from now on, as

@@ -32,6 +32,7 @@ from dockyard.model.hostconfig import NamespaceKind, NamespaceMode
 from dockyard.model.signals import parse_signal
 from dockyard.network.netns import NetnsPool
 from dockyard.runtime.driver import Launch, RuntimeDriver
+from dockyard.runtime.seccomp import SeccompProfiles
 from dockyard.tasks import Component, Tasks
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,11 @@ class Lifecycle(Component):
         mounts: RootfsMounts,
         health: HealthMonitor,
         logs: LogService,
+        seccomp: SeccompProfiles,
         files: Callable[[str], ContainerFiles],
         events: EventBus,
     ) -> None:
+        self._seccomp = seccomp
         self._health = health
         self._logs = logs
         self._table = table
@@ -112,6 +115,7 @@ class Lifecycle(Component):
                 write_bundle, c, files, rootfs, netns,
                 pid_namespace=self._joined(c.spec.host.pid, "pid"),
                 ipc_namespace=self._joined(c.spec.host.ipc, "ipc"),
+                seccomp=self._seccomp,
             )  # fmt: skip
             t_bundle = time.perf_counter()
             log_setup = self._logs.of(c)

@@ -20,7 +20,7 @@ from dockyard.api.router import Route
 from dockyard.api.schemas import containers as schema
 from dockyard.api.stdcopy import Stream, content_type, frame, output_framer
 from dockyard.engine.attach import AttachOptions, ClientStream, Framer
-from dockyard.engine.containers import ContainerDetails, Sizes
+from dockyard.engine.containers import ContainerDetails, Created, Sizes
 from dockyard.engine.logs import (
     LogQuery,
     LogRecord,
@@ -42,7 +42,7 @@ class Containers(Protocol):
     def query(self, filters: Filters, include_all: bool, limit: int = -1) -> list[Container]: ...
     async def sizes(self, c: Container) -> Sizes: ...
     async def details(self, ref: str, *, size: bool = False) -> ContainerDetails: ...
-    async def create(self, spec: ContainerSpec, name: str, platform: str = "") -> Container: ...
+    async def create(self, spec: ContainerSpec, name: str, platform: str = "") -> Created: ...
     async def start(self, ref: str) -> None: ...
     async def remove(self, ref: str, *, force: bool = False) -> None: ...
     async def prune(self, filters: Filters) -> tuple[list[str], int]: ...
@@ -90,8 +90,8 @@ def _inspect_doc(details: ContainerDetails) -> dict[str, Any]:
 def routes(containers: Containers, lifecycle: Lifecycle, logs: Logs, attachments: Attachments) -> list[Route]:
     async def create(request: Request) -> Response:
         spec = schema.parse_create(await request.json(allow_empty=False), hostname="")
-        c = await containers.create(spec, request.arg("name"), request.arg("platform"))
-        return JsonResponse({"Id": c.id, "Warnings": []}, 201)
+        created = await containers.create(spec, request.arg("name"), request.arg("platform"))
+        return JsonResponse({"Id": created.container.id, "Warnings": list(created.warnings)}, 201)
 
     async def list_containers(request: Request) -> Response:
         found = containers.query(

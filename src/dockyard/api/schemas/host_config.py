@@ -16,6 +16,8 @@ from dockyard.api.schemas import fields as f
 from dockyard.errors import InvalidArgument
 from dockyard.model.containers import HostSpec, LogConfig, RestartPolicy
 from dockyard.model.hostconfig import (
+    MASKED_PATHS,
+    READONLY_PATHS,
     DeviceMapping,
     Ulimit,
     check_device,
@@ -352,12 +354,6 @@ def mount_request_doc(m: MountSpec) -> dict[str, Any]:
     return doc
 
 
-_MASKED = [
-    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-    "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
-]  # fmt: skip
-_READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
 
 def host_config_doc(h: HostSpec, runtime: str) -> dict[str, Any]:
@@ -426,8 +422,8 @@ def host_config_doc(h: HostSpec, runtime: str) -> dict[str, Any]:
         "CpuPercent": 0,
         "IOMaximumIOps": 0,
         "IOMaximumBandwidth": 0,
-        "MaskedPaths": None if h.privileged else list(_MASKED),
-        "ReadonlyPaths": None if h.privileged else list(_READONLY),
+        "MaskedPaths": None if h.privileged else list(MASKED_PATHS),
+        "ReadonlyPaths": None if h.privileged else list(READONLY_PATHS),
     }  # fmt: skip
     optional: dict[str, Any] = {
         "Tmpfs": dict(h.tmpfs),
