@@ -227,8 +227,8 @@ JSON_CASES = {
                   "invalid JSON: invalid character '[' exceeded max depth"),
     "100k deep objects": (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "invalid JSON: invalid character '{' exceeded max depth"),
     "a 5000-digit integer": (b'{"Image":"busybox","HostConfig":{"Memory":' + b"9" * 5000 + b"}}",
-                             "invalid JSON: json: cannot unmarshal number 99999999999999999999...9999999999 "
-                             "into Go value of type float64"),
+                             ("invalid JSON: json: cannot unmarshal number 99999999999999999999...9999999999 "
+                              "into Go value of type float64")),
     "two documents": (b'{"Image":"busybox"}{"Image":"busybox"}', "unexpected content after JSON"),
 }  # fmt: skip
 
@@ -473,6 +473,13 @@ def test_a_signal_of_5000_digits_is_400(daemon: Daemon, created: str) -> None:
     digits = "9" * 5000
     assert exchange(daemon, request("POST", f"/containers/{created}/kill?signal={digits}", b"")).status == 400
     assert post_json(daemon, "/containers/create", {"Image": "busybox", "StopSignal": digits}).status == 400
+
+
+@pytest.mark.xfail(strict=True, reason="engine/archive hands a path with a NUL to os.* (ValueError: embedded null "
+                   "byte, a 500); found by schemathesis")  # fmt: skip
+def test_an_archive_path_with_a_nul_is_400(daemon: Daemon, created: str) -> None:
+    for method in ("GET", "HEAD"):
+        assert exchange(daemon, request(method, f"/containers/{created}/archive?path=/etc%00x")).status == 400
 
 
 def test_deeply_nested_filters_are_400(daemon: Daemon, log_mark: int) -> None:

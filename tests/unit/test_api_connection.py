@@ -849,6 +849,17 @@ def test_absolute_and_asterisk_targets(tmp_path: Path, target: str, path: str | 
     run(tmp_path, scenario)
 
 
+def test_a_bad_escape_in_the_query_is_400_as_from_gos_parse_form(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reply = await roundtrip(connect, request_bytes("GET", "/info?all=1&x=%zz1"))
+        assert (reply.status, reply.json()) == (400, {"message": 'invalid URL escape "%zz"'})
+        reply = await roundtrip(connect, request_bytes("GET", "/info?x=%4"))
+        assert (reply.status, reply.json()) == (400, {"message": 'invalid URL escape "%4"'})
+        assert spy.requests == []
+
+    run(tmp_path, scenario)
+
+
 def test_trailing_newline_in_a_path_does_not_match_a_route(tmp_path: Path) -> None:
     async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
         assert (await roundtrip(connect, request_bytes("GET", "/info%0A"))).status == 404
@@ -959,6 +970,19 @@ def test_client_leaving_mid_body_is_a_debug_line(tmp_path: Path, caplog: pytest.
     run(tmp_path, scenario)
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert sum("went away" in r.getMessage() for r in caplog.records) == 3
+
+
+def test_a_big_body_on_an_upgrade_is_refused_before_the_upgrade(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        writer.write(request_bytes("POST", "/attach", headers={"Content-Length": str(1 << 30), "Connection": "Upgrade",
+                                                               "Upgrade": "tcp"}))  # fmt: skip
+        reply = await read_reply(reader)
+        assert (reply.status, reply.headers["connection"]) == (400, "close")
+        assert reply.json() == {"message": "request body too large for an upgraded connection"}
+        assert not spy.hijack_done.is_set()
+
+    run(tmp_path, scenario)
 
 
 def test_expect_100_continue(tmp_path: Path) -> None:

@@ -303,6 +303,9 @@ class Connection:
                 "GET" if method == "HEAD" and versioned.path != "/_ping" else method,
                 versioned.path,
             )
+            bad_escape = _BAD_ESCAPE.search(raw_query)
+            if bad_escape is not None:  # Go's r.ParseForm fails, dockerd answers 400
+                raise InvalidArgument(f'invalid URL escape "{raw_query[bad_escape.start() : bad_escape.start() + 3]}"')
             query = {k: tuple(v) for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
             deep = deep_query_value(query)
             if deep is not None:  # what the route would parse is too deep for it (filters=...)
