@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from dockyard.api.messages import (
     StreamResponse,
 )
 from dockyard.api.router import Route, Router
-from dockyard.errors import Conflict, NotFound, NotModified
+from dockyard.errors import Conflict, InvalidArgument, NotFound, NotModified
 
 TIMEOUT = 5
 
@@ -771,3 +772,296 @@ def test_cancelling_a_streaming_connection_closes_the_generator_and_leaks_no_tas
     asyncio.run(main())
     assert "connection failed" not in caplog.text
     assert "already running" not in caplog.text
+
+
+# ---- hostile and malformed requests ----------------------------------------------------
+# What Go's net/http answers dockerd's clients with is the reference: a request it cannot
+# read gets a plain-text status line and body, `Connection: close`, and the connection ends.
+
+
+def _go_refusal(status: str, text: str | None = None) -> bytes:
+    return (f"HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+            f"{status if text is None else text}").encode()  # fmt: skip
+
+
+BAD_REQUEST = _go_refusal("400 Bad Request")
+
+
+@pytest.mark.parametrize(
+    ("raw", "answer"),
+    [
+        (b"GARBAGE\r\n\r\n", BAD_REQUEST),
+        (b"GET /a b HTTP/1.1\r\nHost: docker\r\n\r\n", BAD_REQUEST),  # a space in the path
+        (b"GET /_ping HTTP/1.1\r\nHost: docker\r\nNoColonHere\r\n\r\n", BAD_REQUEST),
+        (b"POST /echo HTTP/1.1\r\nHost: docker\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab", BAD_REQUEST),
+        (b"POST /echo HTTP/1.1\r\nHost: docker\r\nContent-Length: -1\r\n\r\n", BAD_REQUEST),
+        (b"POST /echo HTTP/1.1\r\nHost: docker\r\nContent-Length: 99999999999999999999999\r\n\r\n", BAD_REQUEST),
+        (b"GET /_ping\r\n\r\n", BAD_REQUEST),  # HTTP/0.9
+        (b"GET /a\x00b HTTP/1.1\r\nHost: docker\r\n\r\n", BAD_REQUEST),
+        (b"GET _ping HTTP/1.1\r\nHost: docker\r\n\r\n", BAD_REQUEST),  # not a path
+        (b"GET /containers/%zz/json HTTP/1.1\r\nHost: docker\r\n\r\n", BAD_REQUEST),  # bad escape
+        (b"GET /_ping HTTP/1.1\r\n\r\n", _go_refusal("400 Bad Request: missing required Host header")),
+        (b"GET /_ping HTTP/2.0\r\nHost: docker\r\n\r\n",
+         _go_refusal("505 HTTP Version Not Supported: unsupported protocol version")),
+        (b"POST /echo HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: gzip\r\n\r\n",
+         _go_refusal("501 Not Implemented", "Unsupported transfer encoding")),
+        (b"GET /_ping HTTP/1.1\r\nHost: docker\r\nX-Big: " + b"a" * (2 << 20) + b"\r\n\r\n",
+         _go_refusal("431 Request Header Fields Too Large")),
+        (b"GET /_ping HTTP/1.1\r\nHost: docker\r\n" + b"X-Many: header\r\n" * 80_000 + b"\r\n",
+         _go_refusal("431 Request Header Fields Too Large")),
+    ],
+    ids=["garbage", "space-in-path", "no-colon", "two-lengths", "negative-length", "huge-length", "http09",
+         "nul", "no-slash", "bad-escape", "no-host", "http2", "gzip", "2MB-header", "80k-headers"],
+)  # fmt: skip
+def test_unreadable_request_gets_gos_plain_refusal_then_close(tmp_path: Path, raw: bytes, answer: bytes) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        writer.write(raw)
+        assert await reader.read() == answer  # all of it, then EOF
+        assert spy.requests == []
+        # a new connection is served as ever
+        assert (await roundtrip(connect, request_bytes("GET", "/_ping"))).body == b"OK"
+
+    run(tmp_path, scenario)
+
+
+def test_request_head_just_under_1mb_is_served(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        raw = request_bytes("GET", "/info", headers={"X-Big": "a" * 1_000_000})
+        assert (await roundtrip(connect, raw)).status == 200
+
+    run(tmp_path, scenario)
+
+
+@pytest.mark.parametrize(
+    ("target", "path"),
+    [("http://docker/v1.41/info?all=1", "/info"), ("*", None)],
+)
+def test_absolute_and_asterisk_targets(tmp_path: Path, target: str, path: str | None) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reply = await roundtrip(connect, request_bytes("GET", target))
+        if path is None:
+            assert reply.status == 404
+        else:
+            assert reply.json()["path"] == path
+            assert reply.json()["query"] == {"all": ["1"]}
+
+    run(tmp_path, scenario)
+
+
+def test_a_bad_escape_in_the_query_is_400_as_from_gos_parse_form(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reply = await roundtrip(connect, request_bytes("GET", "/info?all=1&x=%zz1"))
+        assert (reply.status, reply.json()) == (400, {"message": 'invalid URL escape "%zz"'})
+        reply = await roundtrip(connect, request_bytes("GET", "/info?x=%4"))
+        assert (reply.status, reply.json()) == (400, {"message": 'invalid URL escape "%4"'})
+        assert spy.requests == []
+
+    run(tmp_path, scenario)
+
+
+def test_trailing_newline_in_a_path_does_not_match_a_route(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        assert (await roundtrip(connect, request_bytes("GET", "/info%0A"))).status == 404
+
+    run(tmp_path, scenario)
+
+
+def test_duplicate_equal_content_lengths_are_one(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        raw = b"POST /echo HTTP/1.1\r\nHost: docker\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab"
+        assert (await roundtrip(connect, raw)).json() == {"len": 2, "body": "ab"}  # as Go takes it
+
+    run(tmp_path, scenario)
+
+
+def _chunked(*pieces: bytes) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize("route", ["/echo", "/json-body"])
+def test_bad_chunk_size_is_400_and_the_connection_ends(tmp_path: Path, route: str) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        writer.write(request_bytes("POST", route, b"2\r\n{}\r\nzz\r\nxx\r\n", {"Transfer-Encoding": "chunked"}))
+        reply = await read_reply(reader)
+        assert reply.status == 400
+        assert reply.json() == {"message": "malformed chunked encoding"}
+        assert reply.headers["connection"] == "close"
+        assert await reader.read() == b""
+
+    run(tmp_path, scenario)
+
+
+def test_bad_chunk_in_a_body_the_route_ignores_ends_the_connection_after_its_answer(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        writer.write(request_bytes("POST", "/ignore", b"1\r\na\r\n-5\r\n", {"Transfer-Encoding": "chunked"}))
+        reply = await read_reply(reader)
+        assert (reply.status, reply.headers["connection"]) == (204, "close")
+        assert await reader.read() == b""
+
+    run(tmp_path, scenario)
+
+
+def test_json_body_beyond_the_limit_is_413_without_reading_it(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        # Only the head is sent: the declared length alone is refused.
+        writer.write(request_bytes("POST", "/json-body", headers={"Content-Length": str(50 << 20)}))
+        reply = await read_reply(reader)
+        assert reply.status == 413
+        assert reply.json() == {"message": "request body too large: a JSON body may have at most 10 MB"}
+        assert reply.headers["connection"] == "close"
+        assert await reader.read() == b""
+
+    run(tmp_path, scenario)
+
+
+def test_chunked_json_body_beyond_the_limit_is_413(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        writer.write(request_bytes("POST", "/json-body", b"", {"Transfer-Encoding": "chunked"}))
+        piece = b"%x\r\n%s\r\n" % (1 << 20, b" " * (1 << 20))
+        for _ in range(12):
+            writer.write(piece)
+        reply = await read_reply(reader)
+        assert reply.status == 413
+        assert reply.headers["connection"] == "close"
+
+    run(tmp_path, scenario)
+
+
+def test_json_body_at_the_limit_is_read(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        body = b'{"a": "' + b"x" * ((10 << 20) - 10) + b'"}'
+        assert len(body) < 10 << 20
+        reply = await roundtrip(connect, request_bytes("POST", "/json-body", body))
+        assert reply.status == 200
+        assert len(reply.json()["got"]["a"]) == (10 << 20) - 10
+
+    run(tmp_path, scenario)
+
+
+def test_a_big_unread_body_ends_the_connection_after_the_answer(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        writer.write(request_bytes("POST", "/ignore", headers={"Content-Length": str(1 << 30)}))
+        writer.write(b"x" * (1 << 20))  # of 1 GB announced: the daemon reads no more than 256 KB
+        reply = await read_reply(reader)
+        assert (reply.status, reply.headers["connection"]) == (204, "close")
+        assert await reader.read() == b""
+
+    run(tmp_path, scenario)
+
+
+def test_client_leaving_mid_body_is_a_debug_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="dockyard.api.connection")
+
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        for route, body in (("/echo", b"12345"), ("/json-body", b'{"a":'), ("/pieces", b"abcdefg")):
+            reader, writer = await connect()
+            writer.write(request_bytes("POST", route, headers={"Content-Length": "100"}) + body)
+            await writer.drain()
+            writer.close()
+            assert await reader.read() == b""  # no answer: nobody is there to read it
+        assert (await roundtrip(connect, request_bytes("GET", "/_ping"))).body == b"OK"
+
+    run(tmp_path, scenario)
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert sum("went away" in r.getMessage() for r in caplog.records) == 3
+
+
+def test_a_big_body_on_an_upgrade_is_refused_before_the_upgrade(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        writer.write(request_bytes("POST", "/attach", headers={"Content-Length": str(1 << 30), "Connection": "Upgrade",
+                                                               "Upgrade": "tcp"}))  # fmt: skip
+        reply = await read_reply(reader)
+        assert (reply.status, reply.headers["connection"]) == (400, "close")
+        assert reply.json() == {"message": "request body too large for an upgraded connection"}
+        assert not spy.hijack_done.is_set()
+
+    run(tmp_path, scenario)
+
+
+def test_expect_100_continue(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        writer.write(request_bytes("POST", "/echo", headers={"Content-Length": "5", "Expect": "100-continue"}))
+        assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(b"hello")
+        assert (await read_reply(reader)).json() == {"len": 5, "body": "hello"}
+
+    run(tmp_path, scenario)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"Memory": NaN}', "invalid JSON: invalid character 'N' looking for beginning of value"),
+        (b'{"Memory": Infinity}', "invalid JSON: invalid character 'I' looking for beginning of value"),
+        (b'{"Memory": -Infinity}', "invalid JSON: invalid character 'I' in numeric literal"),
+        (b'{"Memory": 1e400}', "invalid JSON: json: cannot unmarshal number 1e400 into Go value of type float64"),
+        (b'{"Labels": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "invalid JSON: invalid character '[' exceeded max depth"),
+        (b"{} {}", "unexpected content after JSON"),
+    ],
+    ids=["nan", "infinity", "-infinity", "1e400", "100k-deep", "two-documents"],
+)  # fmt: skip
+def test_json_go_refuses_is_400(tmp_path: Path, body: bytes, message: str) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        writer.write(request_bytes("POST", "/json-body", body))
+        reply = await read_reply(reader)
+        assert (reply.status, reply.json()) == (400, {"message": message})
+        writer.write(request_bytes("GET", "/_ping"))  # and the connection goes on
+        assert (await read_reply(reader)).body == b"OK"
+
+    run(tmp_path, scenario)
+
+
+def test_deeply_nested_filters_are_400(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        deep = "%7B%22a%22%3A" + "%5B" * 5000 + "%5D" * 5000 + "%7D"
+        reply = await roundtrip(connect, request_bytes("GET", f"/info?filters={deep}"))
+        assert (reply.status, reply.json()) == (400, {"message": "invalid filter"})
+        reply = await roundtrip(connect, request_bytes("GET", "/info?other=" + "%5B" * 200))
+        assert (reply.status, reply.json()) == (400, {"message": "invalid value for other: nested too deep"})
+        assert spy.requests == []
+        shallow = "%7B%22a%22%3A" + "%5B" * 20 + "%5D" * 20 + "%7D"
+        assert (await roundtrip(connect, request_bytes("GET", f"/info?filters={shallow}"))).status == 200
+
+    run(tmp_path, scenario)
+
+
+def test_a_client_flooding_a_stream_is_cut_off(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        writer.write(request_bytes("GET", "/endless"))
+        await reader.readuntil(b"first\n\r\n")
+        writer.write(b"x" * (3 << 20))  # never a request: h11 would hold it all
+        await spy.stream_closed.wait()
+        with contextlib.suppress(ConnectionError):
+            assert await reader.read() == b""
+
+    run(tmp_path, scenario)
+
+
+def _request(**query: str) -> Request:
+    return Request("GET", "/x", "1.50", {k: (v,) for k, v in query.items()}, {}, {}, body=_NoBody())
+
+
+class _NoBody:
+    async def read(self, n: int = -1) -> bytes:
+        return b""
+
+
+@pytest.mark.parametrize("value", ["1e3", " 5", "5 ", "1_000", "\u0665", "9223372036854775808", "0x10", "1.5"])
+def test_int_arg_takes_what_strconv_atoi_takes(value: str) -> None:
+    with pytest.raises(InvalidArgument, match="invalid value for t"):
+        _request(t=value).int_arg("t")
+
+
+@pytest.mark.parametrize(("value", "number"), [("10", 10), ("-1", -1), ("+7", 7), ("-9223372036854775808", -(2**63))])
+def test_int_arg_numbers(value: str, number: int) -> None:
+    assert _request(t=value).int_arg("t") == number

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dockyard import errors
+from dockyard.api.messages import BodyTooLarge
 
 _STATUS: tuple[tuple[type[errors.DockyardError], int], ...] = (
+    (BodyTooLarge, 413),  # an InvalidArgument of the HTTP layer: before InvalidArgument
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.InvalidArgument, 400),

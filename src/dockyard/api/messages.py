@@ -8,20 +8,40 @@ connection (api/connection.py) turns those into bytes. Hijacked streams get a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from dockyard.api.decoder import TRAILING_CONTENT, JsonError, decode
 from dockyard.errors import InvalidArgument
 
 _TRUE = frozenset({"1", "true", "True", "TRUE", "yes"})
 _FALSE = frozenset({"0", "false", "False", "FALSE", "no", ""})
+_GO_INT = re.compile(r"[+-]?[0-9]+")  # what strconv.Atoi takes (Python's int() takes more)
+_INT64 = (-(2**63), 2**63 - 1)
+
+# dockerd has no limit on a JSON body (its decoder reads it as a stream); we hold a body whole
+# to parse it, so it gets one. A create or exec body is a few KB; a process cannot take more
+# than ARG_MAX (2 MB) of arguments and environment anyway. Beyond it: 413 (BodyTooLarge).
+MAX_JSON_BODY = 10 << 20
+_PIECE = 1 << 16
 
 
 class Body(Protocol):
     async def read(self, n: int = -1) -> bytes:
-        """Up to n bytes of the request body (all of it when n < 0); b"" at its end."""
+        """Up to n bytes of the request body (all of it when n < 0); b"" at its end.
+
+        Raises MalformedBody (a bad chunk) or ConnectionError (the client left mid-body)."""
         ...
+
+
+class BodyTooLarge(InvalidArgument):
+    """A request body beyond what the route holds in memory (413); the connection then ends."""
+
+
+class MalformedBody(InvalidArgument):
+    """The body's framing is broken (a bad chunk size): 400, and the connection ends."""
 
 
 @dataclass(frozen=True)
@@ -55,24 +75,47 @@ class Request:
         raise InvalidArgument(f"invalid value for {name}: {value!r}")
 
     def int_arg(self, name: str, default: int | None = None) -> int | None:
+        """An integer as Go's strconv.Atoi reads it: ASCII digits, within int64."""
         value = self.arg(name)
         if value == "":
             return default
-        try:
-            return int(value)
-        except ValueError as exc:
-            raise InvalidArgument(f"invalid value for {name}: {value!r}") from exc
+        if _GO_INT.fullmatch(value) and len(value) <= 20:
+            number = int(value)
+            if _INT64[0] <= number <= _INT64[1]:
+                return number
+        raise InvalidArgument(f"invalid value for {name}: {value[:64]!r}")
 
     async def json(self, *, allow_empty: bool = True) -> Any:
-        raw = await self.body.read()
+        """The body as one JSON document, read as Go reads it (api/decoder), at most MAX_JSON_BODY."""
+        raw = await self._read_bounded(MAX_JSON_BODY)
         if not raw.strip():
             if allow_empty:
                 return None
             raise InvalidArgument("invalid JSON: empty request body")
         try:
-            return json.loads(raw)
-        except ValueError as exc:
-            raise InvalidArgument(f"invalid JSON: {exc}") from exc
+            return decode(raw)
+        except JsonError as exc:
+            message = str(exc)
+            raise InvalidArgument(message if message == TRAILING_CONTENT else f"invalid JSON: {message}") from None
+
+    async def read_bounded(self, limit: int) -> bytes:
+        """The whole body, refused (BodyTooLarge) as soon as it passes `limit` bytes."""
+        return bytes(await self._read_bounded(limit))
+
+    async def _read_bounded(self, limit: int) -> bytearray:
+        declared = self.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)  # refused before a byte of it is read
+        buffer = bytearray()  # one growing block: freed whole, where 64 KB pieces would scatter
+        while piece := await self.body.read(_PIECE):
+            buffer += piece
+            if len(buffer) > limit:
+                raise _too_large(limit)
+        return buffer
+
+
+def _too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(f"request body too large: a JSON body may have at most {limit >> 20} MB")
 
 
 @dataclass(frozen=True)

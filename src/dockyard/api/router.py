@@ -29,7 +29,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
         out.append(f"(?P<{match.group(1)}>{'.+' if match.group(2) else '[^/]+'})")
         pos = match.end()
     out.append(re.escape(pattern[pos:]))
-    return re.compile("^" + "".join(out) + "/?$")
+    return re.compile("".join(out) + "/?")  # used with fullmatch: `$` would take a trailing "\n"
 
 
 class Router:
@@ -40,7 +40,7 @@ class Router:
         for route_method, regex, handler in self._routes:
             if route_method != method:
                 continue
-            found = regex.match(path)
+            found = regex.fullmatch(path)
             if found:
                 return handler, found.groupdict()
         raise NotFound("page not found")

@@ -133,3 +133,46 @@ def boolean(value: Any, field: str) -> bool:
 
 def opt_boolean(value: Any, field: str) -> bool | None:
     return None if value is None else boolean(value, field)
+
+
+def _struct_map(value: Any, field: str) -> None:
+    """A Go map[string]struct{} (ExposedPorts, Volumes): each value an object, or null."""
+    for item in obj(value, field).values():
+        if item is not None and not isinstance(item, dict):
+            raise InvalidArgument(f"invalid {field}: expected an object of objects")
+
+
+def _str_list(value: Any, field: str) -> None:
+    """A Go []string: a list of strings, or null (a lone string is refused, as Go does)."""
+    if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+        raise InvalidArgument(f"invalid {field}: expected a list of strings")
+
+
+_CONFIG_STRINGS = ("Hostname", "Domainname", "User", "Image", "WorkingDir", "MacAddress", "StopSignal")
+_CONFIG_BOOLS = ("AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin", "StdinOnce", "ArgsEscaped",
+                 "NetworkDisabled")  # fmt: skip
+_HEALTH_DURATIONS = ("Interval", "Timeout", "StartPeriod", "StartInterval")
+
+
+def container_config(value: Any, what: str = "config") -> Mapping[str, Any]:
+    """A container.Config document (a commit's config, an image config from a client), type-checked
+    field by field as Go's decoder would before anything trusts its types; returned as read."""
+    doc = obj(value, what)
+    for name in _CONFIG_STRINGS:
+        string(doc.get(name), name)
+    for name in _CONFIG_BOOLS:
+        boolean(doc.get(name), name)
+    for name in ("Cmd", "Entrypoint", "Shell"):  # strslice: a string or a list of strings
+        strs(doc.get(name), name)
+    for name in ("Env", "OnBuild"):
+        _str_list(doc.get(name), name)
+    str_map(doc.get("Labels"), "Labels")
+    for name in ("ExposedPorts", "Volumes"):
+        _struct_map(doc.get(name), name)
+    opt_integer(doc.get("StopTimeout"), "StopTimeout", go_type="int")
+    health = obj(doc.get("Healthcheck"), "Healthcheck")
+    _str_list(health.get("Test"), "Healthcheck.Test")
+    for name in _HEALTH_DURATIONS:
+        integer(health.get(name), f"Healthcheck.{name}")
+    integer(health.get("Retries"), "Healthcheck.Retries", go_type="int")
+    return doc
