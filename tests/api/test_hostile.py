@@ -410,8 +410,6 @@ COMMIT_FIELDS = ["Cmd", "Env", "Labels", "Entrypoint", "ExposedPorts", "Volumes"
                  "Healthcheck", "Healthcheck.Test", "Healthcheck.Interval", "StopSignal", "OnBuild", "Shell"]  # fmt: skip
 
 
-@pytest.mark.xfail(strict=True, reason="routes/commits.py reads its body with model.images.image_config_from_json, "
-                   "which trusts types: to be wired through api.schemas.fields.container_config")  # fmt: skip
 def test_wrong_types_in_commit_bodies_are_4xx(daemon: Daemon, created: str) -> None:
     failures = _matrix(daemon, f"/commit?container={created}&repo=hostile-commit", COMMIT_FIELDS, {}, WRONG_VALUES)
     exchange(daemon, request("DELETE", "/images/hostile-commit?force=1"))
@@ -467,16 +465,12 @@ def test_hostile_query_values_are_4xx(daemon: Daemon, created: str, log_mark: in
     assert not failures, f"{len(failures)} failed:\n" + "\n".join(failures)
 
 
-@pytest.mark.xfail(strict=True, reason="model.signals.parse_signal calls int() on any run of digits: "
-                   "past 4,300 Python raises ValueError (a 500)")  # fmt: skip
 def test_a_signal_of_5000_digits_is_400(daemon: Daemon, created: str) -> None:
     digits = "9" * 5000
     assert exchange(daemon, request("POST", f"/containers/{created}/kill?signal={digits}", b"")).status == 400
     assert post_json(daemon, "/containers/create", {"Image": "busybox", "StopSignal": digits}).status == 400
 
 
-@pytest.mark.xfail(strict=True, reason="engine/archive hands a path with a NUL to os.* (ValueError: embedded null "
-                   "byte, a 500); found by schemathesis")  # fmt: skip
 def test_an_archive_path_with_a_nul_is_400(daemon: Daemon, created: str) -> None:
     for method in ("GET", "HEAD"):
         assert exchange(daemon, request(method, f"/containers/{created}/archive?path=/etc%00x")).status == 400

@@ -18,7 +18,7 @@ from dockyard.engine.events import EventBus
 from dockyard.engine.rootfs import RootfsMounts
 from dockyard.engine.table import ContainerTable
 from dockyard.engine.transfer import Body, spool, stream_from_thread
-from dockyard.errors import Conflict
+from dockyard.errors import Conflict, InvalidArgument
 from dockyard.layers.changes import container_changes
 from dockyard.layers.containerfs import (
     ContainerFS,
@@ -80,10 +80,16 @@ class ArchiveService:
         taken = {m.destination for m in binds}
         return ContainerFS(rootfs, (*binds, *(m for m in own if m.destination not in taken)), h.readonly_rootfs, label)
 
+    @staticmethod
+    def _check_path(path: str) -> None:
+        if "\0" in path:  # the kernel's paths end at a NUL: refused, not cut short
+            raise InvalidArgument(f"invalid path {path!r}: it holds a NUL byte")
+
     def _emit(self, c: Container, action: str, **extra: str) -> None:
         self._events.publish("container", action, c.id, attributes_of(c, **extra))
 
     async def stat(self, ref: str, path: str) -> PathStat:
+        self._check_path(path)
         c = self._table.resolve(ref)
         async with self._mounts.lease(c) as rootfs:
             return await asyncio.to_thread(stat_path, self._fs(c, rootfs, ref), path)
@@ -91,6 +97,7 @@ class ArchiveService:
     async def archive(self, ref: str, path: str) -> PathArchiveStream:
         """GET archive: the stat (for the header) now, the tar as it is read; the root
         filesystem stays mounted until the stream ends."""
+        self._check_path(path)
         c = self._table.resolve(ref)
         rootfs = await self._mounts.acquire(c)
         try:
@@ -115,6 +122,7 @@ class ArchiveService:
 
     async def extract(self, ref: str, path: str, body: Body, *, no_overwrite_dir_non_dir: bool, copy_uid_gid: bool) -> None:
         """PUT archive: unpack an uploaded tar into the directory `path` in the container."""
+        self._check_path(path)
         c = self._table.resolve(ref)
         spooled = await spool(body, self._tmp, "cp")
         try:

@@ -48,6 +48,8 @@ def parse_signal(text: str) -> int:
     0 is refused: it would only test whether the process exists.
     """
     if text.isascii() and text.isdigit():
+        if len(text) > 3:  # no signal needs more digits; int() refuses beyond 4,300 of them
+            raise InvalidArgument(f"Invalid signal: {text}")
         num = int(text)
         if num in _NAMES:
             return num

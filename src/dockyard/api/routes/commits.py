@@ -33,7 +33,7 @@ def routes(commits: Commits) -> list[Route]:
         if not container:
             raise InvalidArgument("container is required")
         body = await request.json()
-        config = image_config_from_json(fields.obj(body, "config")) if body else None
+        config = image_config_from_json(fields.container_config(body)) if body else None
         repo = request.arg("repo")
         target = parse_repository_tag(repo, request.arg("tag")) if repo else None
         entry = await commits.commit(
