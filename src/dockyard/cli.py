@@ -12,10 +12,13 @@ from dockyard.errors import DockyardError
 def daemon_main(argv: Sequence[str] | None = None) -> int:
     from dockyard.config import parse_daemon_args
     from dockyard.daemon import run_daemon
+    from dockyard.runtime.catalog import resolve_runtimes
 
     try:
         config = parse_daemon_args(list(sys.argv[1:] if argv is None else argv))
-        return run_daemon(config)
+        # Which runtimes work on this host, and the default (belongs in run_daemon, once its
+        # logging is set up: the lead moves it there).
+        return run_daemon(resolve_runtimes(config))
     except DockyardError as exc:
         print(f"dockyardd: {exc.message}", file=sys.stderr)
         return 1
