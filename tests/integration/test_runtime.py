@@ -209,6 +209,10 @@ def test_pause_resume_update_and_delete(lab: dict[str, object]) -> None:
         assert (Path(f"/sys/fs/cgroup/pids/dockyard-test/{cid}") / "pids.max").read_text().strip() == "50"
         assert (Path(f"/sys/fs/cgroup/cpu/dockyard-test/{cid}") / "cpu.shares").read_text().strip() == "512"
         assert str(created.pid) in (memory / "cgroup.procs").read_text().split()
+        # Lifting the pids limit (crun 1.8 cannot say "max" to cgroup v1 itself).
+        await runtime.update(cid, Resources(memory=64 << 20, cpu_shares=512))
+        assert (Path(f"/sys/fs/cgroup/pids/dockyard-test/{cid}") / "pids.max").read_text().strip() == "max"
+        assert int((memory / "memory.limit_in_bytes").read_text()) == 64 << 20
         assert ProcessHandle(created.pid).send(9)
         await asyncio.wait_for(ProcessHandle(created.monitor_pid).wait(), 10)
         with pytest.raises(Conflict):

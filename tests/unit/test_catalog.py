@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from dockyard.runtime.catalog import (
     plan_runtimes,
     probe_host,
 )
-from dockyard.runtime.oci import OciRuntime
 
 RUNC = RuntimeOption("runc", "/usr/sbin/runc", origin=RuntimeOrigin.BUILTIN)
 CRUN = RuntimeOption("crun", "/usr/bin/crun", origin=RuntimeOrigin.BUILTIN)
@@ -171,20 +169,3 @@ def test_probe_host_sees_executables(tmp_path: Path) -> None:
     assert facts.layout in set(CgroupLayout)
     if facts.layout is not CgroupLayout.HYBRID:
         assert facts.v2_controllers == ()
-
-
-# ---- how a launched runtime is called ----------------------------------------------------
-
-
-def test_a_runtime_without_launcher_is_called_directly() -> None:
-    rt = OciRuntime("runc", "/usr/sbin/runc", "/run/dy/runc", ("--debug",))
-    assert rt.executable == "/usr/sbin/runc"
-    assert rt.global_args == ("--root", "/run/dy/runc", "--debug")
-
-
-def test_a_launched_runtime_puts_its_path_first_among_the_arguments() -> None:
-    # conmon runs `-r` with the --runtime-arg values right after it: the helper then execs crun.
-    rt = OciRuntime("crun", "/usr/bin/crun", "/run/dy/crun", ("--debug",), (HELPER, "--flag"))
-    assert rt.executable == HELPER
-    assert rt.global_args == ("--flag", "/usr/bin/crun", "--root", "/run/dy/crun", "--debug")
-    assert os.path.basename(rt.path) == "crun"

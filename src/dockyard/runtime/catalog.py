@@ -26,6 +26,7 @@ from pathlib import Path
 
 from dockyard.config import DaemonConfig, RuntimeOption, RuntimeOrigin
 from dockyard.linux.cgroups import CgroupLayout, cgroup_layout
+from dockyard.runtime.oci import is_crun
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +65,11 @@ class RuntimePlan:
         return replace(config, runtimes=dict(self.runtimes), default_runtime=self.default)
 
 
-def is_crun(option: RuntimeOption) -> bool:
-    return Path(option.path).name == "crun"
-
-
 def _launch(option: RuntimeOption, host: RuntimeHost) -> tuple[tuple[str, ...], str]:
     """(launcher, problem): how this runtime runs here, or why it cannot ("" when it can)."""
     if option.path not in host.executables:
         return (), f"{option.path} is not an executable file"
-    if is_crun(option) and host.layout is CgroupLayout.HYBRID and host.v2_controllers:
+    if is_crun(option.path) and host.layout is CgroupLayout.HYBRID and host.v2_controllers:
         if host.nounified is not None:
             return (host.nounified,), ""
         return (), (

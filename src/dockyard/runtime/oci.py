@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.errors import Conflict, Internal, NotFound
+from dockyard.errors import Conflict, DockyardError, Internal, NotFound
 from dockyard.linux.command import run_command
 from dockyard.runtime.failures import runtime_reason
 from dockyard.runtime.spec import Resources, cpu_period_quota
@@ -86,14 +87,51 @@ class OciRuntime:
     async def update(self, container_id: str, resources: Resources) -> None:
         """Set a running (or paused) container's cgroup limits. Conflict or NotFound when it
         is not running (any more); Internal when the runtime or the kernel refuses a value."""
-        await self._run(container_id, "update", *update_args(resources), container_id)
+        lifted = resources.pids_limit is None or resources.pids_limit <= 0
+        pids_max = await self._v1_pids_max(container_id) if lifted and is_crun(self.path) else None
+        if pids_max is None:
+            await self._run(container_id, "update", *update_args(resources), container_id)
+            return
+        # crun 1.8 writes the -1 that lifts a pids limit as "-1", which cgroup v1 refuses
+        # ("writing file `pids.max`: Invalid argument"): it gets the others, we write "max".
+        await self._run(container_id, "update", *update_args(resources, lift_pids=False), container_id)
+        try:
+            await asyncio.to_thread(pids_max.write_text, "max")
+        except OSError as exc:
+            raise Internal(f"{self.name} update failed: writing {pids_max}: {exc.strerror}") from exc
+
+    async def _v1_pids_max(self, container_id: str) -> Path | None:
+        """The container's cgroup v1 pids.max, from its init's /proc/<pid>/cgroup (None on a
+        v2 host, or when it is not running: the runtime's own call then says why)."""
+        try:
+            state = json.loads(await self._run(container_id, "state", container_id))
+            pid = int(state.get("pid") or 0)
+        except (DockyardError, ValueError, AttributeError):
+            return None
+        if pid <= 0:
+            return None
+        try:
+            lines = (await asyncio.to_thread(Path(f"/proc/{pid}/cgroup").read_text)).splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            if "pids" in controllers.split(","):
+                return Path("/sys/fs/cgroup/pids") / path.lstrip("/") / "pids.max"
+        return None
 
 
-def update_args(res: Resources) -> tuple[str, ...]:
+def is_crun(path: str) -> bool:
+    """Is this runtime binary crun (whose quirks some calls work around)?"""
+    return Path(path).name == "crun"
+
+
+def update_args(res: Resources, *, lift_pids: bool = True) -> tuple[str, ...]:
     """`runc update` / `crun update` flags for the whole set of limits, not only the changed
     ones: runc records every limit it is given (and zero for those it is not) in its state,
     which later updates start from. Zero and "" are left out: the runtime writes nothing
-    for them. Pids are always given, -1 lifting a previous limit."""
+    for them. Pids are always given, -1 lifting a previous limit (unless not `lift_pids`:
+    then no pids flag at all when there is no limit)."""
     args: list[str] = []
     if res.memory:
         args += ["--memory", str(res.memory)]
@@ -115,7 +153,8 @@ def update_args(res: Resources) -> tuple[str, ...]:
     if res.blkio_weight:
         args += ["--blkio-weight", str(res.blkio_weight)]
     pids = res.pids_limit if res.pids_limit is not None and res.pids_limit > 0 else -1
-    args += ["--pids-limit", str(pids)]
+    if pids > 0 or lift_pids:
+        args += ["--pids-limit", str(pids)]
     return tuple(args)
 
 
