@@ -87,38 +87,63 @@ class OciRuntime:
     async def update(self, container_id: str, resources: Resources) -> None:
         """Set a running (or paused) container's cgroup limits. Conflict or NotFound when it
         is not running (any more); Internal when the runtime or the kernel refuses a value."""
-        lifted = resources.pids_limit is None or resources.pids_limit <= 0
-        pids_max = await self._v1_pids_max(container_id) if lifted and is_crun(self.path) else None
-        if pids_max is None:
+        if is_crun(self.path):
+            await self._crun_update(container_id, resources)
+        else:
             await self._run(container_id, "update", *update_args(resources), container_id)
-            return
-        # crun 1.8 writes the -1 that lifts a pids limit as "-1", which cgroup v1 refuses
-        # ("writing file `pids.max`: Invalid argument"): it gets the others, we write "max".
-        await self._run(container_id, "update", *update_args(resources, lift_pids=False), container_id)
-        try:
-            await asyncio.to_thread(pids_max.write_text, "max")
-        except OSError as exc:
-            raise Internal(f"{self.name} update failed: writing {pids_max}: {exc.strerror}") from exc
 
-    async def _v1_pids_max(self, container_id: str) -> Path | None:
-        """The container's cgroup v1 pids.max, from its init's /proc/<pid>/cgroup (None on a
-        v2 host, or when it is not running: the runtime's own call then says why)."""
+    async def _crun_update(self, container_id: str, resources: Resources) -> None:
+        """crun 1.8 on cgroup v1 writes the -1 that lifts a pids limit as it is, which the
+        kernel refuses ("writing file `pids.max`: Invalid argument"): we write "max". And a
+        memory limit below the usage is told in runc's words, as dockerd shows them."""
+        cgroups = await self._v1_cgroups(container_id)
+        lift = "pids" in cgroups and not (resources.pids_limit is not None and resources.pids_limit > 0)
+        try:
+            await self._run(container_id, "update", *update_args(resources, lift_pids=not lift), container_id)
+        except Internal as exc:
+            if "memory" in cgroups and "memory.limit_in_bytes`: Device or resource busy" in exc.message:
+                usage, peak = await asyncio.to_thread(_memory_usage, cgroups["memory"])
+                raise Internal(
+                    f"{self.name} update failed: unable to set memory limit to {resources.memory} "
+                    f"(current usage: {usage}, peak usage: {peak})"
+                ) from exc
+            raise
+        if lift:
+            try:
+                await asyncio.to_thread((cgroups["pids"] / "pids.max").write_text, "max")
+            except OSError as exc:
+                raise Internal(f"{self.name} update failed: writing pids.max: {exc.strerror}") from exc
+
+    async def _v1_cgroups(self, container_id: str) -> dict[str, Path]:
+        """The container's cgroup v1 directories by controller, from its init's
+        /proc/<pid>/cgroup. Empty on a v2 host, or when it is not running (the runtime's
+        own call then says why)."""
         try:
             state = json.loads(await self._run(container_id, "state", container_id))
             pid = int(state.get("pid") or 0)
         except (DockyardError, ValueError, AttributeError):
-            return None
-        if pid <= 0:
-            return None
+            return {}
         try:
-            lines = (await asyncio.to_thread(Path(f"/proc/{pid}/cgroup").read_text)).splitlines()
+            text = await asyncio.to_thread(Path(f"/proc/{pid}/cgroup").read_text) if pid > 0 else ""
         except OSError:
-            return None
-        for line in lines:
+            return {}
+        found = {}
+        for line in text.splitlines():
             _, controllers, path = line.split(":", 2)
-            if "pids" in controllers.split(","):
-                return Path("/sys/fs/cgroup/pids") / path.lstrip("/") / "pids.max"
-        return None
+            for controller in controllers.split(","):
+                if controller in ("memory", "pids"):
+                    found[controller] = Path("/sys/fs/cgroup") / controller / path.lstrip("/")
+        return found
+
+
+def _memory_usage(memory: Path) -> tuple[int, int]:
+    def read(name: str) -> int:
+        try:
+            return int((memory / name).read_text())
+        except (OSError, ValueError):
+            return 0
+
+    return read("memory.usage_in_bytes"), read("memory.max_usage_in_bytes")
 
 
 def is_crun(path: str) -> bool:
