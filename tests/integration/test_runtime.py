@@ -224,3 +224,25 @@ def test_pause_resume_update_and_delete(lab: dict[str, object]) -> None:
         await runtime.delete(cid, force=True)  # already gone: nothing to do
 
     asyncio.run(scenario())
+
+
+def test_a_launched_runtime_runs_from_a_read_only_mount(lab: dict[str, object]) -> None:
+    # dockyard-nounified executes crun from a read-only bind of itself, so crun does not copy
+    # itself into a memfd (CVE-2019-5736) on each call: the container's init, still in crun's
+    # code before start, has a read-only executable; writing it fails.
+    runtime: OciRuntime = lab["runtime"]  # type: ignore[assignment]
+    if not runtime.launcher:
+        pytest.skip(f"{runtime.name} runs without the helper here")
+
+    async def scenario() -> None:
+        req, created = await _create(lab, "it-ro", ("true",))
+        exe = f"/proc/{created.pid}/exe"
+        assert os.statvfs(exe).f_flag & os.ST_RDONLY
+        assert os.path.samefile(exe, runtime.path)
+        with pytest.raises(OSError):
+            os.open(exe, os.O_WRONLY)
+        await runtime.start(req.container_id)
+        await asyncio.wait_for(ProcessHandle(created.monitor_pid).wait(), 10)
+        assert conmon.read_exit_code(req.exit_dir, req.container_id) == 0
+
+    asyncio.run(scenario())

@@ -11,17 +11,29 @@
  * private before it is detached, so the unmount does not propagate back to the host, and
  * mount propagation into containers is what the runtime would get on the host.
  *
+ * The command runs from a read-only bind mount of its own file that is attached nowhere
+ * (open_tree + mount_setattr + execveat). crun, like runc, guards against CVE-2019-5736 (a
+ * container overwriting the runtime through /proc/<pid>/exe) by copying itself into a sealed
+ * memfd and executing that, on every call, unless its binary is on a read-only mount: this
+ * gives the same protection without the copy and the second exec (1.3 ms per call here).
+ * Where the kernel lacks those calls, or for a script, it is executed as it is.
+ *
  * dockyard's dev/setup builds it (static: one exec, no dynamic loader) and installs it in
  * <prefix>/libexec/dockyard. Exit codes: 125 when the namespace cannot be set up, 127 when
  * the command cannot be executed; otherwise the command's own.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/mount.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+extern char **environ;
 
 static const char unified[] = "/sys/fs/cgroup/unified";
 
@@ -45,6 +57,13 @@ int main(int argc, char **argv)
 			return fail("make the unified mount private", 125);
 	} else if (umount2(unified, MNT_DETACH) < 0) {
 		return fail("unmount the unified mount", 125);
+	}
+	int tree = (int)syscall(SYS_open_tree, AT_FDCWD, argv[1], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (tree >= 0) {
+		struct mount_attr readonly = { .attr_set = MOUNT_ATTR_RDONLY };
+		if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &readonly, sizeof readonly) == 0)
+			syscall(SYS_execveat, tree, "", argv + 1, environ, AT_EMPTY_PATH);
+		close(tree); /* not done (an old kernel, a script): run it as it is */
 	}
 	execv(argv[1], argv + 1);
 	return fail(argv[1], 127);
