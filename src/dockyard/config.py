@@ -6,6 +6,7 @@ As in dockerd, an option may come from a flag or from the file, not both.
 from __future__ import annotations
 
 import argparse
+import enum
 import json
 import logging
 import shutil
@@ -24,11 +25,20 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 
 
+class RuntimeOrigin(enum.StrEnum):
+    BUILTIN = "builtin"  # found on the host by name (runc, crun): left out where it cannot work
+    CONFIGURED = "configured"  # named in daemon.json's "runtimes": kept as the user wrote it
+
+
 @dataclass(frozen=True)
 class RuntimeOption:
     name: str
-    path: str
-    args: tuple[str, ...] = ()
+    path: str  # the runtime's binary (what `docker info` reports)
+    args: tuple[str, ...] = ()  # daemon.json runtimeArgs: global flags given before the command
+    origin: RuntimeOrigin = RuntimeOrigin.CONFIGURED
+    # What runs the runtime on this host, its argv before `path` (empty: `path` itself).
+    # Set at start-up by runtime/catalog.py, e.g. crun on a hybrid cgroup host.
+    launcher: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,10 @@ class DaemonConfig:
     exec_root: Path = Path("/run/dockyard")
     pidfile: Path = Path("/var/run/dockyard.pid")
     log_level: str = "info"
+    # The runtime of containers that name none. Unless the user chose one (requested_runtime),
+    # start-up replaces it with the fastest that works on the host (runtime/catalog.py).
     default_runtime: str = "runc"
+    requested_runtime: str | None = None  # --default-runtime / daemon.json default-runtime
     runtimes: Mapping[str, RuntimeOption] = field(default_factory=dict)
     tls: TlsOptions | None = None
     log_config: LogConfig = field(default_factory=LogConfig)  # daemon.json log-driver / log-opts: containers' default
@@ -97,7 +110,7 @@ def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
                         help="daemon.json to read (default /etc/dockyard/daemon.json)")
     parser.add_argument("-l", "--log-level", choices=["debug", "info", "warn", "error", "fatal"])
     parser.add_argument("-D", "--debug", action="store_true", default=None, help="same as --log-level debug")
-    parser.add_argument("--default-runtime", help="OCI runtime for containers (default runc)")
+    parser.add_argument("--default-runtime", help="OCI runtime for containers (default: the fastest that works here)")
     parser.add_argument("--live-restore", type=_flag_bool, nargs="?", const=True, metavar="BOOL",
                         help="containers keep running while the daemon is down (default true)")
     parser.add_argument("--shutdown-timeout", type=int, metavar="SECONDS",
@@ -132,10 +145,11 @@ def _read_file(path: Path, explicit: bool) -> dict[str, Any]:
 
 
 def _default_runtimes() -> dict[str, RuntimeOption]:
+    """runc and crun where PATH has them; which of them work here is decided at start-up."""
     found = {}
     for name in ("runc", "crun"):
         path = shutil.which(name) or f"/usr/bin/{name}"
-        found[name] = RuntimeOption(name, path)
+        found[name] = RuntimeOption(name, path, origin=RuntimeOrigin.BUILTIN)
     return found
 
 
@@ -165,9 +179,9 @@ def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonC
     if isinstance(hosts, str):
         hosts = [hosts]
     log_level = pick("log-level") or ("debug" if (args.debug or doc.get("debug")) else "info")
-    default_runtime = pick("default-runtime") or "runc"
-    if default_runtime not in runtimes:
-        raise InvalidArgument(f"default runtime {default_runtime!r} is not a configured runtime")
+    requested_runtime = str(pick("default-runtime") or "") or None
+    if requested_runtime is not None and requested_runtime not in runtimes:
+        raise InvalidArgument(f"default runtime {requested_runtime!r} is not a configured runtime")
 
     live_restore = pick("live-restore")
     if live_restore is not None and not isinstance(live_restore, bool):
@@ -197,7 +211,8 @@ def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonC
         exec_root=Path(pick("exec-root") or "/run/dockyard").absolute(),
         pidfile=Path(pick("pidfile") or "/var/run/dockyard.pid").absolute(),
         log_level=str(log_level),
-        default_runtime=str(default_runtime),
+        default_runtime=requested_runtime or "runc",
+        requested_runtime=requested_runtime,
         runtimes=runtimes,
         tls=tls,
         log_config=log_config,

@@ -46,6 +46,7 @@ from dockyard.linux.cgroupstats import CgroupStatsReader
 from dockyard.linux.fs import SpaceReserve
 from dockyard.linux.lockfile import LockFile
 from dockyard.network.netns import NetnsPool
+from dockyard.runtime.catalog import resolve_runtimes
 from dockyard.runtime.driver import RuntimeDriver
 from dockyard.runtime.logship import LogShipping
 from dockyard.runtime.seccomp import SeccompProfiles
@@ -182,6 +183,7 @@ def run_daemon(config: DaemonConfig) -> int:
     if os.geteuid() != 0:
         log.error("dockyard must run as root")
         return 1
+    config = resolve_runtimes(config)  # which runtimes work on this host, and the default
     config.data_root.mkdir(parents=True, exist_ok=True, mode=0o711)
     config.exec_root.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = LockFile(config.data_root / "dockyard.lock")

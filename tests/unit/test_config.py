@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dockyard.config import DEFAULT_HOST, DaemonConfig, RuntimeOption, TlsOptions, parse_daemon_args
+from dockyard.config import DEFAULT_HOST, DaemonConfig, RuntimeOption, RuntimeOrigin, TlsOptions, parse_daemon_args
 from dockyard.errors import InvalidArgument
 
 
@@ -47,9 +47,12 @@ def test_defaults(no_file: Path) -> None:
     assert cfg.exec_root == Path("/run/dockyard")
     assert cfg.pidfile == Path("/var/run/dockyard.pid")
     assert cfg.log_level == "info"
-    assert cfg.default_runtime == "runc"
+    assert cfg.default_runtime == "runc"  # until start-up picks the fastest that works
+    assert cfg.requested_runtime is None
     assert set(cfg.runtimes) >= {"runc", "crun"}
     assert cfg.runtimes["runc"].name == "runc" and cfg.runtimes["runc"].path.endswith("runc")
+    assert {o.origin for o in cfg.runtimes.values()} == {RuntimeOrigin.BUILTIN}
+    assert all(o.launcher == () for o in cfg.runtimes.values())
     assert cfg.tls is None
 
 
@@ -64,6 +67,7 @@ def test_flags_only(no_file: Path, tmp_path: Path) -> None:
     assert cfg.pidfile == tmp_path / "d.pid"
     assert cfg.log_level == "warn"
     assert cfg.default_runtime == "crun"
+    assert cfg.requested_runtime == "crun"
 
 
 def test_relative_paths_made_absolute(no_file: Path) -> None:
@@ -123,7 +127,8 @@ def test_file_keys(tmp_path: Path) -> None:
     assert cfg.pidfile == tmp_path / "f.pid"
     assert cfg.log_level == "error"
     assert cfg.default_runtime == "fast"
-    assert cfg.runtimes["fast"] == RuntimeOption("fast", "/opt/fast", ("--debug", "--x=1"))
+    assert cfg.requested_runtime == "fast"
+    assert cfg.runtimes["fast"] == RuntimeOption("fast", "/opt/fast", ("--debug", "--x=1"), RuntimeOrigin.CONFIGURED)
     assert "runc" in cfg.runtimes  # defaults are kept beside configured ones
     assert cfg.runtime("") == cfg.runtimes["fast"]
     assert cfg.runtime("runc") == cfg.runtimes["runc"]

@@ -115,3 +115,55 @@ def test_empty_message_still_says_what_failed() -> None:
 
 def test_start_failed_defaults_to_128() -> None:
     assert StartFailed("x").exit_code == 128 and StartFailed("x", 127).exit_code == 127
+
+
+# ---- crun's words (crun 1.8.1, as its stderr reaches us through conmon) --------------------
+
+
+@pytest.mark.parametrize(
+    ("crun", "runc_words", "code"),
+    [
+        ("executable file `nope` not found in $PATH: No such file or directory",
+         'exec: "nope": executable file not found in $PATH', 127),
+        ("executable file `/no/such` not found in $PATH: No such file or directory",
+         'exec: "/no/such": stat /no/such: no such file or directory', 127),
+        ("executable file `./bin/x` not found in $PATH: No such file or directory",
+         'exec: "./bin/x": stat ./bin/x: no such file or directory', 127),
+        ("open executable: Permission denied", "open executable: permission denied", 126),
+        ("open executable: Operation not permitted", "open executable: permission denied", 126),
+        ("open `/tmp/dy/merged/etc/file/x`: Not a directory", "open `/tmp/dy/merged/etc/file/x`: not a directory", 127),
+        ("chdir `/nope`: No such file or directory", "chdir `/nope`: no such file or directory", 127),
+        ("write `/proc/self/oom_score_adj`: Is a directory", "write `/proc/self/oom_score_adj`: is a directory", 126),
+    ],
+)  # fmt: skip
+def test_crun_reasons_are_told_in_runc_words(crun: str, runc_words: str, code: int) -> None:
+    from dockyard.runtime.failures import as_runc_words
+
+    assert as_runc_words(crun) == runc_words
+    err = start_failure(crun + "\n", "create")
+    assert err.exit_code == code
+    # The docker CLI looks for these words case-sensitively to choose its own exit code
+    # (for "not a directory" it has none: 125, as with runc).
+    cli_words = {127: ("executable file not found", "no such file or directory"), 126: ("permission denied",)}[code]
+    assert any(words in err.message for words in cli_words) or "not a directory" in runc_words
+
+
+@pytest.mark.parametrize(
+    "runc",
+    [
+        'exec: "x": executable file not found in $PATH',
+        'exec: "/etc/passwd": permission denied',
+        "unable to apply caps: operation not permitted",
+        "container not running",
+    ],
+)
+def test_runc_reasons_are_left_as_they_are(runc: str) -> None:
+    from dockyard.runtime.failures import as_runc_words
+
+    assert as_runc_words(runc) == runc
+
+
+def test_crun_not_found_for_exec_reads_as_dockerd_with_runc() -> None:
+    err = start_failure("executable file `nosuch` not found in $PATH: No such file or directory\n", "exec")
+    assert isinstance(err, CommandNotRunnable) and err.exit_code == 127
+    assert err.message == 'OCI runtime exec failed: exec: "nosuch": executable file not found in $PATH: unknown'

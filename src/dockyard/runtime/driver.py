@@ -53,8 +53,10 @@ class Exit:
 
 class RuntimeDriver:
     def __init__(self, runtimes: Mapping[str, RuntimeOption], state_root: Path) -> None:
+        """`runtimes`: the daemon's, as runtime/catalog.py resolved them (with their launchers)."""
         self._runtimes = {
-            name: OciRuntime(name, opt.path, str(state_root / name), opt.args) for name, opt in runtimes.items()
+            name: OciRuntime(name, opt.path, str(state_root / name), opt.args, opt.launcher)
+            for name, opt in runtimes.items()
         }
 
     def check(self, name: str) -> None:
@@ -74,7 +76,7 @@ class RuntimeDriver:
             conmon.ConmonRequest(
                 container_id=launch.container_id,
                 name=launch.name,
-                runtime_path=runtime.path,
+                runtime_path=runtime.executable,
                 runtime_args=runtime.global_args,
                 bundle=launch.bundle,
                 log_path=launch.log_path,
@@ -99,7 +101,7 @@ class RuntimeDriver:
                 exec_id=exec_id,
                 bundle=bundle,
                 directory=bundle / "exec" / exec_id,
-                runtime_path=oci.path,
+                runtime_path=oci.executable,
                 runtime_args=oci.global_args,
                 spec=spec,
                 stdin=stdin,

@@ -28,6 +28,14 @@ _MOUNT_HINT = (
 )
 # A logrus text line from runc: time="..." level=error msg="..." (msg is a Go-quoted string).
 _LOGRUS = re.compile(r'level=(?P<level>\w+)\s+msg=(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<bare>\S+))')
+# crun words the user's command problems differently from runc; the docker CLI reads its exit
+# code from runc's lowercase words (case-sensitively, unlike dockerd), so they are told as runc
+# tells them. crun 1.8: "executable file `X` not found in $PATH: No such file or directory"
+# (also for an absolute X), "open executable: Operation not permitted" (X is not a regular
+# file, where runc says permission denied), and C's capitalised strerror texts.
+_CRUN_NOT_FOUND = re.compile(r"executable file `(?P<cmd>[^`]*)` not found in \$PATH: No such file or directory")
+_CRUN_NOT_REGULAR = "open executable: Operation not permitted"
+_STRERROR = ("No such file or directory", "Permission denied", "Not a directory", "Is a directory")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
 
 
@@ -47,6 +55,22 @@ def runtime_reason(stderr: str) -> str:
         else:
             logged = msg
     return error or plain or logged
+
+
+def as_runc_words(reason: str) -> str:
+    """A crun reason in runc's words where the two differ on what the user did wrong
+    (runc's own reasons come back unchanged)."""
+    found = _CRUN_NOT_FOUND.search(reason)
+    if found is not None:
+        cmd = found.group("cmd")
+        said = f'exec: "{cmd}": stat {cmd}: no such file or directory' if "/" in cmd else (
+            f'exec: "{cmd}": executable file not found in $PATH'
+        )
+        reason = reason[: found.start()] + said + reason[found.end() :]
+    reason = reason.replace(_CRUN_NOT_REGULAR, "open executable: permission denied")
+    for text in _STRERROR:
+        reason = reason.replace(f": {text}", f": {text.lower()}")
+    return reason
 
 
 def _log_line(line: str) -> tuple[str, str | None]:
@@ -120,5 +144,5 @@ def start_failure(runtime_message: str, operation: str) -> StartFailed:
     `runtime_message` is the runtime's stderr (as conmon relays it); `operation` is the
     runtime command that failed: "create" for a container, "exec" for an exec session.
     """
-    reason = runtime_reason(runtime_message) or f"{operation} failed without a message"
+    reason = as_runc_words(runtime_reason(runtime_message)) or f"{operation} failed without a message"
     return classify(failure_text(reason, operation))
