@@ -239,6 +239,8 @@ def test_fifty_running_containers_survive_kill_9_and_work(fresh: Daemon) -> None
     running = fresh.out("ps", "-q", "--no-trunc").split()
     assert sorted(running) == sorted(ids)  # all 50 adopted
     assert fresh.out("logs", ids[7]) == "hello-7"
+    # Their 50 log shippers share one inotify instance (root may have only 128 in all).
+    assert _inotify_instances(int(fresh.pidfile.read_text())) == 1
     assert fresh.out("exec", ids[8], "echo", "exec-ok") == "exec-ok"
     assert json.loads(fresh.out("stats", "--no-stream", "--format", "{{json .}}", ids[9]))["ID"] == ids[9][:12]
     attach = subprocess.Popen(["docker", "attach", "--no-stdin", ids[10]], env=fresh.env(), stdout=subprocess.PIPE)
@@ -247,6 +249,16 @@ def test_fifty_running_containers_survive_kill_9_and_work(fresh: Daemon) -> None
     assert attach.wait(timeout=30) == 3  # attach followed it to its end
     codes = {json.loads(fresh.out("inspect", c))[0]["State"]["ExitCode"] for c in ids}
     assert codes == {3}
+
+
+def _inotify_instances(pid: int) -> int:
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += os.readlink(fd) == "anon_inode:inotify"
+        except OSError:
+            pass  # closed meanwhile
+    return count
 
 
 def test_a_removal_cut_short_is_finished_at_start(fresh: Daemon) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from dockyard.linux.inotify import IN_MOVED_TO, DirectoryWatch
+from dockyard.linux.inotify import IN_MOVED_TO, DirectoryWatch, Inotify
 from dockyard.model.logs import LogQuery, LogRecord, LogWindow
 from dockyard.runtime.jsonlog import SpoolEncoder, decode
 from dockyard.runtime.logfile import (
@@ -56,8 +56,9 @@ class _Chunk:
 class LogShipper:
     """Ships one container's spool to its LogPath until the container's conmon is gone."""
 
-    def __init__(self, container_id: str, spool_dir: Path, files: LogFiles, max_size: int) -> None:
+    def __init__(self, container_id: str, spool_dir: Path, files: LogFiles, max_size: int, inotify: Inotify) -> None:
         self.container_id = container_id
+        self._inotify = inotify
         self.files = files
         self.spool = Spool(spool_dir)
         self.writer = LogWriter(files, max_size)
@@ -178,7 +179,7 @@ class LogShipper:
         """Ship until conmon is gone and the spool is drained; resumable after an error."""
         if not self._opened:
             await asyncio.to_thread(self._open)
-            self._watch = DirectoryWatch(self.spool.directory)
+            self._watch = self._inotify.watch(self.spool.directory)
             self._opened = True  # only once both are there: a retry opens again what failed
             self.ready.set()
             self._publish()
@@ -193,7 +194,7 @@ class LogShipper:
         """Hold each new spool file as soon as conmon renames it in, even while the
         shipping loop is busy (a compression to wait for, a slow disk): a burst of
         conmon rotations then loses nothing."""
-        watch = DirectoryWatch(self.spool.directory, IN_MOVED_TO)
+        watch = self._inotify.watch(self.spool.directory, IN_MOVED_TO)
         try:
             while True:
                 watch.drain()
@@ -249,10 +250,12 @@ class LogShipping:
 
     def __init__(self) -> None:
         self._group: asyncio.TaskGroup | None = None
+        self._inotify: Inotify | None = None  # one instance for every shipper's watches
         self._shippers: dict[str, LogShipper] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     async def __aenter__(self) -> Self:
+        self._inotify = Inotify()
         self._group = asyncio.TaskGroup()
         await self._group.__aenter__()
         return self
@@ -265,7 +268,11 @@ class LogShipping:
         for task in self._tasks.values():
             task.cancel()
         assert self._group is not None
-        await self._group.__aexit__(kind, exc, tb)
+        try:
+            await self._group.__aexit__(kind, exc, tb)
+        finally:
+            if self._inotify is not None:
+                self._inotify.close()
 
     async def start(self, container_id: str, spool_dir: Path, files: LogFiles, max_size: int) -> LogShipper:
         """Start shipping a container's spool: once conmon has created the container (before
@@ -278,7 +285,8 @@ class LogShipping:
                 return current
             await current.done.wait()
         assert self._group is not None, "LogShipping is not entered"
-        shipper = LogShipper(container_id, spool_dir, files, max_size)
+        assert self._inotify is not None
+        shipper = LogShipper(container_id, spool_dir, files, max_size, self._inotify)
         self._shippers[container_id] = shipper
         self._tasks[container_id] = self._group.create_task(self._run(shipper), name=f"logs-{container_id[:12]}")
         return shipper
