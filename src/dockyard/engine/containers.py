@@ -279,6 +279,11 @@ class ContainerService(Component):
         if c.state.status is ContainerStatus.REMOVING:
             raise Conflict(f"removal of container {c.id} is already in progress")
         self._table.publish(c.id, replace(c.state, status=ContainerStatus.REMOVING))
+        if live.runtime_cleanup is not None:
+            # The runtime forgets the last run before the container is gone: nothing of it outlives `rm`.
+            with contextlib.suppress(Exception):
+                await live.runtime_cleanup
+            live.runtime_cleanup = None
         await self._logs.removed(c)
         try:
             await asyncio.to_thread(self._remove_files, self.files(c.id), c.rw_layer)
