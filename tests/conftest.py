@@ -8,6 +8,7 @@ then any monitor process and mount left under its roots is ended/unmounted.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -118,7 +119,9 @@ class Daemon:
             self.docker("rm", "-f", *ids, check=False, timeout=60)
 
     def cleanup(self) -> None:
-        """Leave nothing behind: monitors, runtime state, mounts, directories."""
+        """Leave nothing behind: monitors, runtime state, mounts, bridges, directories."""
+        for bridge in _bridges_of(self.data_root / "dockyard.db"):
+            subprocess.run(["ip", "link", "delete", bridge, "type", "bridge"], capture_output=True, timeout=30)
         for pid in _pids_mentioning(str(self.exec_root)):
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -131,6 +134,20 @@ class Daemon:
         for mount in sorted(_mounts_under(self.base), key=len, reverse=True):
             subprocess.run(["umount", "-l", mount], capture_output=True)
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _bridges_of(db: Path) -> list[str]:
+    """The bridge devices of a daemon's networks, read from its database (also after a crash)."""
+    import sqlite3
+
+    if not db.exists():
+        return []
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+            rows = conn.execute("SELECT spec FROM networks").fetchall()
+    except sqlite3.Error:
+        return []
+    return [name for (spec,) in rows if (name := json.loads(spec).get("bridge"))]
 
 
 def _runtime_binary(name: str) -> str:
@@ -165,7 +182,8 @@ def _mounts_under(base: Path) -> list[str]:
 def make_daemon(config: dict[str, object] | None = None) -> Daemon:
     base = Path(tempfile.mkdtemp(prefix="dy-", dir="/tmp"))
     (base / "docker-config").mkdir()
-    (base / "daemon.json").write_text(json.dumps(config or {}))
+    # No default bridge unless a test asks for one (with a bridge name and subnet of its own).
+    (base / "daemon.json").write_text(json.dumps({"bridge": "none", **(config or {})}))
     return Daemon(
         base=base,
         socket=base / "docker.sock",

@@ -17,7 +17,9 @@ from typing import Any
 
 from dockyard.errors import InvalidArgument
 from dockyard.model.containers import LogConfig
+from dockyard.model.ipam import parse_address_pools
 from dockyard.model.logs import daemon_log_config
+from dockyard.model.networks import NetworkDefaults
 from dockyard.model.seccomp import parse_profile
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,7 @@ class DaemonConfig:
     seccomp_profile: str = "builtin"  # daemon.json seccomp-profile: "builtin", "unconfined" or a file's path
     seccomp_profile_json: str = ""  # that file's content, read (and checked) when the configuration is loaded
     no_new_privileges: bool = False  # daemon.json no-new-privileges: containers' default
+    network: NetworkDefaults = field(default_factory=NetworkDefaults)
 
     def runtime(self, name: str) -> RuntimeOption:
         found = self.runtimes.get(name or self.default_runtime)
@@ -96,6 +99,16 @@ _FILE_KEYS = {
     "tlskey": "tlskey",
     "seccomp-profile": "seccomp_profile",
     "no-new-privileges": "no_new_privileges",
+    "bridge": "bridge",
+    "bip": "bip",
+    "fixed-cidr": "fixed_cidr",
+    "mtu": "mtu",
+    "icc": "icc",
+    "ip-masq": "ip_masq",
+    "default-address-pools": "default_address_pools",
+    "dns": "dns",
+    "dns-search": "dns_search",
+    "dns-opts": "dns_opts",
 }
 
 
@@ -122,6 +135,19 @@ def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
                         help='seccomp profile for containers: a JSON file, or "unconfined" (default: the builtin one)')
     parser.add_argument("--no-new-privileges", type=_flag_bool, nargs="?", const=True, metavar="BOOL",
                         help="set no-new-privileges by default for new containers")
+    parser.add_argument("-b", "--bridge", help='the default bridge device (default dockyard0; "none": no default bridge)')
+    parser.add_argument("--bip", metavar="CIDR", help="the default bridge's address and prefix, e.g. 10.213.0.1/16")
+    parser.add_argument("--fixed-cidr", metavar="CIDR", help="the part of the default bridge's subnet containers get addresses from")
+    parser.add_argument("--mtu", type=int, help="the default bridge's MTU")
+    parser.add_argument("--icc", type=_flag_bool, nargs="?", const=True, metavar="BOOL",
+                        help="containers on the default bridge reach each other (default true)")
+    parser.add_argument("--ip-masq", type=_flag_bool, nargs="?", const=True, metavar="BOOL",
+                        help="masquerade containers' traffic leaving the host (default true)")
+    parser.add_argument("--default-address-pool", dest="default_address_pools", action="append", metavar="base=CIDR,size=N",
+                        help="where new networks' subnets come from (repeatable)")
+    parser.add_argument("--dns", action="append", metavar="ADDRESS", help="DNS server for containers (repeatable)")
+    parser.add_argument("--dns-search", action="append", metavar="DOMAIN", help="DNS search domain for containers")
+    parser.add_argument("--dns-opt", dest="dns_opts", action="append", metavar="OPTION", help="DNS option for containers")
     parser.add_argument("--tlsverify", action="store_true", default=None)
     parser.add_argument("--tlscacert")
     parser.add_argument("--tlscert")
@@ -197,6 +223,8 @@ def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonC
     if not isinstance(no_new_privileges, bool | None):
         raise InvalidArgument(f"unable to configure the daemon: no-new-privileges must be true or false, not {no_new_privileges!r}")
 
+    network = _network_defaults(pick)
+
     tls = None
     if pick("tlsverify") or pick("tlscert"):
         tls = TlsOptions(
@@ -221,7 +249,56 @@ def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonC
         seccomp_profile=seccomp_profile,
         seccomp_profile_json=seccomp_json,
         no_new_privileges=bool(no_new_privileges),
+        network=network,
     )
+
+
+def _network_defaults(pick: Any) -> NetworkDefaults:
+    """bridge, bip, fixed-cidr, mtu, icc, ip-masq, default-address-pools, dns* from flags or the file."""
+
+    def strings(key: str) -> tuple[str, ...]:
+        value = pick(key)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (value,)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidArgument(f"unable to configure the daemon: {key} must be a list of strings")
+        return tuple(value)
+
+    def flag(key: str) -> bool:
+        value = pick(key)
+        if value is not None and not isinstance(value, bool):
+            raise InvalidArgument(f"unable to configure the daemon: {key} must be true or false")
+        return True if value is None else value
+
+    pools = pick("default-address-pools")
+    if pools and all(isinstance(p, str) for p in pools):  # --default-address-pool base=...,size=...
+        pools = [_pool_flag(p) for p in pools]
+    mtu = pick("mtu")
+    if mtu is not None and (isinstance(mtu, bool) or not isinstance(mtu, int) or not 0 <= mtu <= 65535):
+        raise InvalidArgument("unable to configure the daemon: invalid mtu")
+    return NetworkDefaults(
+        bridge=str(pick("bridge") or "dockyard0"),
+        bip=str(pick("bip") or ""),
+        fixed_cidr=str(pick("fixed-cidr") or ""),
+        mtu=mtu or 0,
+        icc=flag("icc"),
+        ip_masq=flag("ip-masq"),
+        address_pools=parse_address_pools(pools) if pools else (),
+        dns=strings("dns"),
+        dns_search=strings("dns-search"),
+        dns_options=strings("dns-opts"),
+    )
+
+
+def _pool_flag(text: str) -> dict[str, Any]:
+    """dockerd's --default-address-pool base=10.10.0.0/16,size=24."""
+    fields = dict(part.partition("=")[::2] for part in text.split(","))
+    try:
+        return {"base": fields["base"], "size": int(fields["size"])}
+    except (KeyError, ValueError):
+        raise InvalidArgument(f"invalid default-address-pool {text!r}: use base=CIDR,size=N") from None
 
 
 def _flag_bool(text: str) -> bool:

@@ -18,6 +18,7 @@ from dockyard.api.routes import containers as container_routes
 from dockyard.api.routes import disk_usage as disk_usage_routes
 from dockyard.api.routes import execs as exec_routes
 from dockyard.api.routes import images as image_routes
+from dockyard.api.routes import networks as network_routes
 from dockyard.api.routes import processes as process_routes
 from dockyard.api.routes import system as system_routes
 from dockyard.api.routes import update as update_routes
@@ -34,6 +35,7 @@ from dockyard.engine.health import HealthMonitor
 from dockyard.engine.images import ImageService
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
+from dockyard.engine.networks import NetworkService
 from dockyard.engine.reconcile import Reconciler
 from dockyard.engine.restarts import RestartManager
 from dockyard.engine.rootfs import RootfsMounts
@@ -45,6 +47,7 @@ from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.cgroupstats import CgroupStatsReader
 from dockyard.linux.fs import SpaceReserve
 from dockyard.linux.lockfile import LockFile
+from dockyard.network.bridge import Bridges
 from dockyard.network.netns import NetnsPool
 from dockyard.runtime.catalog import resolve_runtimes
 from dockyard.runtime.driver import RuntimeDriver
@@ -55,6 +58,7 @@ from dockyard.store.content import ContentStore
 from dockyard.store.db import Database
 from dockyard.store.events import EventRepository
 from dockyard.store.images import ImageRepository
+from dockyard.store.networks import NetworkRepository
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +123,8 @@ async def _compose_and_serve(
         return ContainerFiles(config, container_id)
 
     attachments = Attachments(table, lambda cid: files(cid).attach_socket, events)
+    networks = NetworkService(NetworkRepository(db), Bridges(), events, config.network)
+    await networks.start()
     netns = await stack.enter_async_context(NetnsPool(config.exec_root / "netns"))
     exits = await stack.enter_async_context(ExitMonitor())
     mounts = RootfsMounts(dirs, images.layer_cache_ids)
@@ -157,6 +163,7 @@ async def _compose_and_serve(
             *archive_routes.routes(archives),
             *commit_routes.routes(CommitService(table, lifecycle, images, dirs, events)),
             *update_routes.routes(updates),
+            *network_routes.routes(networks),
         ]
     )
     api = ApiServer(router, server_header, config.tls)

@@ -118,6 +118,7 @@ def test_config_file_sets_roots_and_default_runtime(daemon_factory, busybox_tar:
         "pidfile": str(d.pidfile),
         "default-runtime": "myrunc",
         "runtimes": {"myrunc": {"path": "/usr/sbin/runc"}},
+        "bridge": "none",
     }
     (d.base / "daemon.json").write_text(json.dumps(config))
     d.proc = subprocess.Popen(

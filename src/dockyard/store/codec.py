@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import ipaddress
 import json
 import types
 import typing
@@ -18,12 +19,19 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+_ADDRESSES = (ipaddress.IPv4Address, ipaddress.IPv6Address)
+_NETWORKS = (ipaddress.IPv4Network, ipaddress.IPv6Network)
+_INTERFACES = (ipaddress.IPv4Interface, ipaddress.IPv6Interface)
+_IP_TYPES = (*_ADDRESSES, *_NETWORKS)  # interfaces are addresses too
+
 
 def encode(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, _IP_TYPES):
+        return str(value)  # "10.0.0.2", "10.0.0.0/24", "10.0.0.2/24" (an interface)
     if isinstance(value, (tuple, list)):
         return [encode(v) for v in value]
     if isinstance(value, Mapping):
@@ -62,6 +70,13 @@ def decode(tp: Any, raw: Any) -> Any:
         return tp(**kwargs)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return tp(raw)
+    # A union of both versions decodes through its first member: parse by the text, not the type.
+    if tp in _INTERFACES:
+        return ipaddress.ip_interface(raw)
+    if tp in _NETWORKS:
+        return ipaddress.ip_network(raw)
+    if tp in _ADDRESSES:
+        return ipaddress.ip_address(raw)
     if origin is tuple:
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:

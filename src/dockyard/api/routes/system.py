@@ -81,15 +81,10 @@ def routes(system: SystemService, events: EventBus) -> list[Route]:
 
         return StreamResponse(body())
 
-    async def prune_none_networks(request: Request) -> Response:
-        # Only the predefined networks exist here, and those are never pruned.
-        return JsonResponse({"NetworksDeleted": None})
-
     async def prune_none_volumes(request: Request) -> Response:
         return JsonResponse({"VolumesDeleted": None, "SpaceReclaimed": 0})
 
     return [
-        Route("POST", "/networks/prune", prune_none_networks),
         Route("POST", "/volumes/prune", prune_none_volumes),
         Route("GET", "/_ping", ping),
         Route("HEAD", "/_ping", ping),

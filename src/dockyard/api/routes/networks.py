@@ -1,0 +1,46 @@
+"""/networks routes."""
+
+from __future__ import annotations
+
+from dockyard.api.messages import EmptyResponse, JsonResponse, Request, Response
+from dockyard.api.router import Route
+from dockyard.api.schemas import networks as schema
+from dockyard.engine.networks import NetworkService
+from dockyard.errors import InvalidArgument, NotFound
+from dockyard.model.filters import parse_filters
+
+
+def routes(networks: NetworkService) -> list[Route]:
+    async def list_networks(request: Request) -> Response:
+        found = networks.query(parse_filters(request.arg("filters")))
+        return JsonResponse([schema.network_doc(n, request.api_version) for n in found])
+
+    async def inspect(request: Request) -> Response:
+        verbose = request.arg("verbose")
+        if verbose not in ("", "0", "1", "true", "false", "True", "False", "t", "f"):
+            raise InvalidArgument(f"invalid value for verbose: {verbose}")
+        scope = request.arg("scope")
+        n = networks.get(request.params["id"])
+        if scope and scope != "local":
+            raise NotFound(f"network {request.params['id']} not found")
+        return JsonResponse(schema.network_doc(n, request.api_version))
+
+    async def create(request: Request) -> Response:
+        network = await networks.create(schema.create_request(await request.json()))
+        return JsonResponse({"Id": network.id, "Warning": ""}, status=201)
+
+    async def remove(request: Request) -> Response:
+        await networks.remove(request.params["id"])
+        return EmptyResponse(204)
+
+    async def prune(request: Request) -> Response:
+        removed = await networks.prune(parse_filters(request.arg("filters")))
+        return JsonResponse({"NetworksDeleted": removed or None})  # Go's nil slice when none went
+
+    return [
+        Route("GET", "/networks", list_networks),
+        Route("POST", "/networks/create", create),
+        Route("POST", "/networks/prune", prune),
+        Route("GET", "/networks/{id}", inspect),
+        Route("DELETE", "/networks/{id}", remove),
+    ]

@@ -1,0 +1,89 @@
+"""Bridge devices in the daemon's namespace: made with their gateway addresses, taken down,
+and the host's routes, which a new network's subnet must not overlap."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from collections.abc import Iterable
+
+from dockyard.errors import Conflict, Internal, InvalidArgument
+from dockyard.network.netlink import Netlink
+from dockyard.network.rtnl import NetlinkError
+
+log = logging.getLogger(__name__)
+
+Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+Net = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _ensure(name: str, gateways: tuple[Interface, ...], mtu: int, create: bool) -> bool:
+    """Blocking: the bridge up with its addresses; True when this call made it."""
+    with Netlink() as nl:
+        link = nl.link(name)
+        made = False
+        if link is None:
+            if not create:
+                raise InvalidArgument(f"bridge device {name} not found: a bridge of another name must be created first")
+            nl.add_bridge(name, mtu=mtu)
+            made = True
+            link = nl.link(name)
+            if link is None:
+                raise Internal(f"bridge {name} vanished right after it was made")
+        elif link.kind != "bridge":
+            raise Conflict(f"device {name} exists and is not a bridge")
+        try:
+            for gateway in gateways:
+                nl.add_address(link.index, gateway)
+            nl.set_link(link.index, up=True)
+        except BaseException:
+            if made:
+                nl.delete_link(link.index)  # nothing half-made
+            raise
+        return made
+
+
+def _remove(name: str) -> None:
+    with Netlink() as nl:
+        link = nl.link(name)
+        if link is not None and link.kind == "bridge":
+            nl.delete_link(link.index)
+
+
+def _routes() -> list[Net]:
+    with Netlink() as nl:
+        found = [r.destination for r in nl.routes(socket.AF_INET)] + [r.destination for r in nl.routes(socket.AF_INET6)]
+    return [n for n in found if n.prefixlen > 0]  # the default route reserves nothing
+
+
+def _names() -> set[str]:
+    with Netlink() as nl:
+        return {link.name for link in nl.links()}
+
+
+class Bridges:
+    """The daemon's bridge devices. Each call is a few netlink requests, run in a thread."""
+
+    async def ensure(self, name: str, gateways: Iterable[Interface], *, mtu: int = 0, create: bool = True) -> bool:
+        """The bridge exists, is up and holds `gateways`; True if this call created it.
+        `create=False` for a device the user named (`--bridge`): it must exist already."""
+        try:
+            return await asyncio.to_thread(_ensure, name, tuple(gateways), mtu, create)
+        except NetlinkError as exc:
+            raise Internal(f"failed to set up bridge {name}: {exc.strerror}") from exc
+
+    async def remove(self, name: str) -> None:
+        try:
+            await asyncio.to_thread(_remove, name)
+        except NetlinkError as exc:
+            raise Internal(f"failed to remove bridge {name}: {exc.strerror}") from exc
+        log.debug("bridge %s removed", name)
+
+    async def host_routes(self) -> list[Net]:
+        """Destinations of the host's routes (not the default route): taken address space."""
+        return await asyncio.to_thread(_routes)
+
+    async def device_names(self) -> set[str]:
+        return await asyncio.to_thread(_names)
