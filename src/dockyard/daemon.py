@@ -28,6 +28,7 @@ from dockyard.engine.attach import Attachments
 from dockyard.engine.bundles import ContainerFiles
 from dockyard.engine.commits import CommitService
 from dockyard.engine.containers import ContainerService
+from dockyard.engine.endpoints import Endpoints
 from dockyard.engine.events import EventBus
 from dockyard.engine.execs import ExecService
 from dockyard.engine.exits import ExitMonitor
@@ -49,6 +50,7 @@ from dockyard.linux.fs import SpaceReserve
 from dockyard.linux.lockfile import LockFile
 from dockyard.network.bridge import Bridges
 from dockyard.network.netns import NetnsPool
+from dockyard.network.veth import Veths
 from dockyard.runtime.catalog import resolve_runtimes
 from dockyard.runtime.driver import RuntimeDriver
 from dockyard.runtime.logship import LogShipping
@@ -123,8 +125,11 @@ async def _compose_and_serve(
         return ContainerFiles(config, container_id)
 
     attachments = Attachments(table, lambda cid: files(cid).attach_socket, events)
-    networks = NetworkService(NetworkRepository(db), Bridges(), events, config.network)
+    networks = NetworkService(NetworkRepository(db), Bridges(), events, config.network,
+                              endpoints_of=lambda network_id: endpoints.attached(network_id))  # fmt: skip
+    endpoints = Endpoints(networks, Veths())
     await networks.start()
+    endpoints.restore(c for c in table.all() if c.state.running)
     netns = await stack.enter_async_context(NetnsPool(config.exec_root / "netns"))
     exits = await stack.enter_async_context(ExitMonitor())
     mounts = RootfsMounts(dirs, images.layer_cache_ids)
@@ -137,10 +142,10 @@ async def _compose_and_serve(
     seccomp = SeccompProfiles(config.seccomp_profile, config.seccomp_profile_json)
     await asyncio.to_thread(seccomp.load)  # the default profile, read and converted once
     lifecycle = await stack.enter_async_context(
-        Lifecycle(table, driver, attachments, exits, netns, mounts, health, logs, seccomp, files, events)
+        Lifecycle(table, driver, attachments, exits, netns, mounts, health, logs, seccomp, files, events, endpoints)
     )
     containers = await stack.enter_async_context(
-        ContainerService(config, table, lifecycle, attachments, driver, execs, logs, images, dirs, events)
+        ContainerService(config, table, lifecycle, attachments, driver, execs, logs, images, dirs, events, endpoints)
     )
     restarts = await stack.enter_async_context(RestartManager(table, lifecycle, exits, containers))
     await Reconciler(
@@ -163,7 +168,7 @@ async def _compose_and_serve(
             *archive_routes.routes(archives),
             *commit_routes.routes(CommitService(table, lifecycle, images, dirs, events)),
             *update_routes.routes(updates),
-            *network_routes.routes(networks),
+            *network_routes.routes(networks, endpoints),
         ]
     )
     api = ApiServer(router, server_header, config.tls)

@@ -15,6 +15,7 @@ from dockyard.linux.fs import atomic_write
 from dockyard.linux.hostinfo import device_node, host_devices, probe_path, read_host_facts
 from dockyard.model.admission import HostFacts, admit, parse_cpuset
 from dockyard.model.containers import Container, HostSpec
+from dockyard.model.endpoints import Endpoint, own_hosts_lines
 from dockyard.model.hostconfig import (
     DeviceNode,
     DeviceRule,
@@ -190,6 +191,7 @@ def write_bundle(
     pid_namespace: str = "",
     ipc_namespace: str = "",
     seccomp: SeccompProfiles | None = None,
+    endpoints: Sequence[Endpoint] = (),
 ) -> None:
     """The OCI bundle (config.json) for one start of `c`, on its mounted rootfs (blocking).
 
@@ -210,7 +212,8 @@ def write_bundle(
     _ensure_dir_in_rootfs(rootfs, cwd, user.uid, user.gid)
     files.write_host_files(
         s.hostname,
-        extra_hosts=[parse_extra_host(e) for e in h.extra_hosts],
+        extra_hosts=[parse_extra_host(e) for e in h.extra_hosts]
+        + [ExtraHost(name, ip) for ip, name in own_hosts_lines(endpoints, s.hostname, s.domainname)],
         dns=h.dns,
         dns_search=h.dns_search,
         dns_options=h.dns_options,

@@ -19,6 +19,7 @@ from dockyard.config import DaemonConfig
 from dockyard.engine.admission import check_on_host, check_platform_on_host
 from dockyard.engine.attach import Attachments
 from dockyard.engine.bundles import ContainerFiles
+from dockyard.engine.endpoints import Endpoints
 from dockyard.engine.events import EventBus
 from dockyard.engine.execs import ExecService
 from dockyard.engine.images import ImageService
@@ -101,7 +102,9 @@ class ContainerService(Component):
         images: ImageService,
         dirs: LayerDirs,
         events: EventBus,
+        endpoints: Endpoints,
     ) -> None:
+        self._endpoints = endpoints
         self._execs = execs
         self._logs = logs
         self._config = config
@@ -162,8 +165,6 @@ class ContainerService(Component):
         anonymous = [v for v in spec.volumes if posixpath.normpath(v) not in mounted]  # a bind there wins
         if anonymous:
             raise InvalidArgument(f"anonymous volumes are not supported yet: Config.Volumes {', '.join(anonymous)}")
-        if spec.mac_address:
-            raise InvalidArgument("MacAddress is not supported yet: containers have loopback only")
         image = self._images.resolve(spec.image)
         container_id = new_id()
         spec = merge_image_config(spec, image.image.config)
@@ -173,8 +174,7 @@ class ContainerService(Component):
             raise InvalidArgument("no command specified")
         runtime = spec.host.runtime or self._config.default_runtime
         self._driver.check(runtime)
-        if spec.host.network_mode not in ("default", "bridge", "none", ""):
-            raise NotFound(f"network {spec.host.network_mode} not found")
+        spec = self._endpoints.resolve(spec)  # the networks it joins, each found (404) and checked
         if spec.host.port_bindings and any(spec.host.port_bindings.values()) or spec.host.publish_all_ports:
             raise InvalidArgument("publishing ports is not supported yet: containers have loopback only")
         if spec.host.auto_remove and spec.host.restart_policy.name not in ("", "no"):
@@ -331,6 +331,7 @@ class ContainerService(Component):
         if new_name == c.name:
             raise InvalidArgument("Renaming a container with the same name as its current name")
         renamed = self._table.rename(c.id, new_name)
+        self._endpoints.renamed(c.id, new_name)
         self._events.publish("container", "rename", c.id, attributes_of(renamed, oldName="/" + c.name))
 
     def note_attach(self, c: Container) -> None:

@@ -14,9 +14,11 @@ import signal as signals
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from dockyard.engine.attach import Attachments
 from dockyard.engine.bundles import ContainerFiles, write_bundle
+from dockyard.engine.endpoints import Endpoints
 from dockyard.engine.events import EventBus
 from dockyard.engine.exits import ExitMonitor
 from dockyard.engine.health import HealthMonitor
@@ -27,6 +29,7 @@ from dockyard.errors import Conflict, Internal, InvalidArgument, NotModified, St
 from dockyard.linux.process import ProcessHandle, boot_id, start_time
 from dockyard.model import times
 from dockyard.model.containers import Container, ContainerState, ContainerStatus
+from dockyard.model.endpoints import Endpoint
 from dockyard.model.events import attributes_of
 from dockyard.model.hostconfig import NamespaceKind, NamespaceMode
 from dockyard.model.signals import parse_signal
@@ -64,7 +67,9 @@ class Lifecycle(Component):
         seccomp: SeccompProfiles,
         files: Callable[[str], ContainerFiles],
         events: EventBus,
+        endpoints: Endpoints,
     ) -> None:
+        self._endpoints = endpoints
         self._seccomp = seccomp
         self._health = health
         self._logs = logs
@@ -109,10 +114,14 @@ class Lifecycle(Component):
         t_mount = time.perf_counter()
         created = False
         netns = ""
+        endpoints: tuple[Endpoint, ...] = ()
         try:
             netns = str(await self._netns.take())
+            endpoints = await self._endpoints.attach(c, Path(netns))
+            t_network = time.perf_counter()
             await asyncio.to_thread(
                 write_bundle, c, files, rootfs, netns,
+                endpoints=endpoints,
                 pid_namespace=self._joined(c.spec.host.pid, "pid"),
                 ipc_namespace=self._joined(c.spec.host.ipc, "ipc"),
                 seccomp=self._seccomp,
@@ -143,12 +152,13 @@ class Lifecycle(Component):
             await self._driver.start(c.runtime, c.id)
             t_started = time.perf_counter()
             log.debug(
-                "container %s: mount %.1f ms, bundle %.1f ms, create %.1f ms, start %.1f ms",
-                c.id[:12], (t_mount - t0) * 1e3, (t_bundle - t_mount) * 1e3,
+                "container %s: mount %.1f ms, network %.1f ms, bundle %.1f ms, create %.1f ms, start %.1f ms",
+                c.id[:12], (t_mount - t0) * 1e3, (t_network - t_mount) * 1e3, (t_bundle - t_network) * 1e3,
                 (t_created - t_bundle) * 1e3, (t_started - t_created) * 1e3,
             )  # fmt: skip
         except BaseException as exc:
             await self._undo_start(c, live, created)
+            await self._endpoints.detach(endpoints, c.id)
             await self._netns.release(netns)
             if not isinstance(exc, asyncio.CancelledError):
                 message = getattr(exc, "message", str(exc))
@@ -164,6 +174,7 @@ class Lifecycle(Component):
             pid_start_time=start_time(launched.pid),
             boot_id=self.boot_id,
             netns=netns,
+            endpoints=endpoints,
         )
         live.stopped_by_user = False
         if not keep_restart_count:
@@ -257,6 +268,7 @@ class Lifecycle(Component):
                 monitor_pid=0,
                 pid_start_time=0,
                 netns="",
+                endpoints=(),
                 manually_stopped=live.stopped_by_user or c.state.manually_stopped,
             )
             policy = c.spec.host.restart_policy
@@ -282,6 +294,7 @@ class Lifecycle(Component):
             await self._mounts.release(c)
         except Exception:
             log.exception("container %s: unmount failed", c.id[:12])
+        await self._endpoints.detach(c.state.endpoints, c.id)
         await self._netns.release(c.state.netns)
         live.runtime_cleanup = self._tasks.spawn(self._driver.delete(c.runtime, c.id), f"delete-{c.id[:12]}")
 

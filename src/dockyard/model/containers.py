@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dockyard.errors import Conflict
+from dockyard.model.endpoints import Endpoint, EndpointRequest
 from dockyard.model.health import Health
 from dockyard.model.hostconfig import (
     DeviceMapping,
@@ -218,6 +219,8 @@ class ContainerSpec:
     network_disabled: bool = False
     mac_address: str = ""
     host: HostSpec = HostSpec()
+    # The networks joined at each start (resolved at create; connect and disconnect change it).
+    endpoints: tuple[EndpointRequest, ...] = ()
 
     @property
     def argv(self) -> tuple[str, ...]:
@@ -241,6 +244,7 @@ class ContainerState:
     pid_start_time: int = 0
     boot_id: str = ""
     netns: str = ""  # the pinned network namespace the process runs in
+    endpoints: tuple[Endpoint, ...] = ()  # its place on its networks while it runs
     manually_stopped: bool = False  # by docker stop/kill: restart policies leave it alone
 
     @property

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dockyard.api.messages import EmptyResponse, JsonResponse, Request, Response
 from dockyard.api.router import Route
 from dockyard.api.schemas import networks as schema
+from dockyard.engine.endpoints import Endpoints
 from dockyard.engine.networks import NetworkService
 from dockyard.errors import InvalidArgument, NotFound
 from dockyard.model.filters import parse_filters
 
 
-def routes(networks: NetworkService) -> list[Route]:
+def routes(networks: NetworkService, endpoints: Endpoints) -> list[Route]:
     async def list_networks(request: Request) -> Response:
         found = networks.query(parse_filters(request.arg("filters")))
         return JsonResponse([schema.network_doc(n, request.api_version) for n in found])
@@ -23,7 +24,7 @@ def routes(networks: NetworkService) -> list[Route]:
         n = networks.get(request.params["id"])
         if scope and scope != "local":
             raise NotFound(f"network {request.params['id']} not found")
-        return JsonResponse(schema.network_doc(n, request.api_version))
+        return JsonResponse(schema.network_doc(n, request.api_version, schema.members_doc(endpoints.members(n.id))))
 
     async def create(request: Request) -> Response:
         network = await networks.create(schema.create_request(await request.json()))

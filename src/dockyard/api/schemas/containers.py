@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import time
 from collections.abc import Mapping, Sequence
@@ -12,6 +13,7 @@ from dockyard.api.schemas.host_config import host_config_doc as host_config_spec
 from dockyard.api.schemas.host_config import parse_host_config
 from dockyard.errors import InvalidArgument
 from dockyard.model.containers import Container, ContainerSpec, ContainerStatus
+from dockyard.model.endpoints import Endpoint, EndpointRequest
 from dockyard.model.health import Health, HealthStatus, status_of
 from dockyard.model.hostconfig import NamespaceKind
 from dockyard.model.images import HealthConfig
@@ -82,14 +84,26 @@ def _check_host_name(text: str, what: str) -> None:
         raise InvalidArgument(f"invalid {what} {text!r}: it may not contain spaces, control characters or '/'")
 
 
-def _endpoint_mac(value: Any) -> str:
-    """Since API 1.44 the CLI sends --mac-address in the endpoint's settings."""
+def _endpoints(value: Any) -> tuple[EndpointRequest, ...]:
+    """NetworkingConfig.EndpointsConfig: one request per network named (resolved by the engine)."""
     endpoints = _obj(_obj(value, "NetworkingConfig").get("EndpointsConfig"), "EndpointsConfig")
-    for name, endpoint in endpoints.items():
-        mac = f.string(_obj(endpoint, f"EndpointsConfig.{name}").get("MacAddress"), "MacAddress")
-        if mac:
-            return mac
-    return ""
+    found = []
+    for name, raw in endpoints.items():
+        item = _obj(raw, f"EndpointsConfig.{name}")
+        ipam = _obj(item.get("IPAMConfig"), "IPAMConfig")
+        found.append(EndpointRequest(
+            network_id="",
+            network_name=str(name),
+            aliases=_strs(item.get("Aliases"), "Aliases"),
+            links=_strs(item.get("Links"), "Links"),
+            ipv4=f.string(ipam.get("IPv4Address"), "IPv4Address"),
+            ipv6=f.string(ipam.get("IPv6Address"), "IPv6Address"),
+            link_local=_strs(ipam.get("LinkLocalIPs"), "LinkLocalIPs"),
+            mac=f.string(item.get("MacAddress"), "MacAddress"),
+            driver_opts=f.str_map(item.get("DriverOpts"), "DriverOpts"),
+            gw_priority=f.integer(item.get("GwPriority"), "GwPriority", go_type="int"),
+        ))  # fmt: skip
+    return tuple(found)
 
 
 def parse_create(body: Any, hostname: str) -> ContainerSpec:
@@ -131,8 +145,9 @@ def parse_create(body: Any, hostname: str) -> ContainerSpec:
         stop_timeout=f.opt_integer(doc.get("StopTimeout"), "StopTimeout", go_type="int"),
         healthcheck=_health(doc.get("Healthcheck")),
         network_disabled=f.boolean(doc.get("NetworkDisabled"), "NetworkDisabled"),
-        mac_address=f.string(doc.get("MacAddress"), "MacAddress") or _endpoint_mac(doc.get("NetworkingConfig")),
+        mac_address=f.string(doc.get("MacAddress"), "MacAddress"),
         host=host,
+        endpoints=_endpoints(doc.get("NetworkingConfig")),
     )
 
 
@@ -267,32 +282,69 @@ def inspect_doc(
         "GraphDriver": {"Name": "overlayfs", "Data": dict(graph)},
         "Mounts": mounts_doc(c),
         "Config": config_doc(c),
-        "NetworkSettings": {
-            "Bridge": "",
-            "SandboxID": "",
-            "SandboxKey": "",
-            "Ports": {},
-            "HairpinMode": False,
-            "LinkLocalIPv6Address": "",
-            "LinkLocalIPv6PrefixLen": 0,
-            "SecondaryIPAddresses": None,
-            "SecondaryIPv6Addresses": None,
-            "EndpointID": "",
-            "Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
-            "IPAddress": "",
-            "IPPrefixLen": 0,
-            "IPv6Gateway": "",
-            "MacAddress": "",
-            "Networks": {},
-        },
+        "NetworkSettings": network_settings_doc(c),
     }
     if size_rw is not None:
         doc["SizeRw"] = size_rw
     if size_root_fs is not None:
         doc["SizeRootFs"] = size_root_fs
     return doc
+
+
+def _endpoint_doc(request: EndpointRequest, live: Endpoint | None) -> dict[str, Any]:
+    """network.EndpointSettings: the request, and while running what the start made."""
+    fixed: dict[str, Any] = {k: v for k, v in (("IPv4Address", request.ipv4), ("IPv6Address", request.ipv6)) if v}
+    if request.link_local:
+        fixed["LinkLocalIPs"] = list(request.link_local)
+    return {
+        "IPAMConfig": fixed or None,
+        "Links": list(request.links) or None,
+        "Aliases": list(request.aliases) or None,
+        "MacAddress": live.mac if live else request.mac,
+        "DriverOpts": dict(request.driver_opts) or None,
+        "GwPriority": request.gw_priority,
+        "NetworkID": request.network_id,
+        "EndpointID": live.endpoint_id if live else "",
+        "Gateway": str(live.gateway4) if live and live.gateway4 else "",
+        "IPAddress": str(live.ipv4.ip) if live and live.ipv4 else "",
+        "IPPrefixLen": live.ipv4.network.prefixlen if live and live.ipv4 else 0,
+        "IPv6Gateway": str(live.gateway6) if live and live.gateway6 else "",
+        "GlobalIPv6Address": str(live.ipv6.ip) if live and live.ipv6 else "",
+        "GlobalIPv6PrefixLen": live.ipv6.network.prefixlen if live and live.ipv6 else 0,
+        "DNSNames": list(live.dns_names) if live and live.dns_names else None,
+    }
+
+
+def networks_doc(c: Container) -> dict[str, Any]:
+    live = {e.network_id: e for e in c.state.endpoints} if c.state.running else {}
+    return {r.network_name: _endpoint_doc(r, live.get(r.network_id)) for r in c.spec.endpoints}
+
+
+def network_settings_doc(c: Container) -> dict[str, Any]:
+    """NetworkSettings: the sandbox, the endpoints; the deprecated top-level fields are the
+    default bridge's endpoint, as dockerd fills them."""
+    running = c.state.running and c.state.netns
+    bridge = next((e for e in c.state.endpoints if e.network_name == "bridge"), None) if running else None
+    return {
+        "Bridge": "",
+        "SandboxID": hashlib.sha256(c.state.netns.encode()).hexdigest() if running else "",  # one per namespace
+        "SandboxKey": c.state.netns if running else "",
+        "Ports": {},
+        "HairpinMode": False,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "SecondaryIPAddresses": None,
+        "SecondaryIPv6Addresses": None,
+        "EndpointID": bridge.endpoint_id if bridge else "",
+        "Gateway": str(bridge.gateway4) if bridge and bridge.gateway4 else "",
+        "GlobalIPv6Address": str(bridge.ipv6.ip) if bridge and bridge.ipv6 else "",
+        "GlobalIPv6PrefixLen": bridge.ipv6.network.prefixlen if bridge and bridge.ipv6 else 0,
+        "IPAddress": str(bridge.ipv4.ip) if bridge and bridge.ipv4 else "",
+        "IPPrefixLen": bridge.ipv4.network.prefixlen if bridge and bridge.ipv4 else 0,
+        "IPv6Gateway": str(bridge.gateway6) if bridge and bridge.gateway6 else "",
+        "MacAddress": bridge.mac if bridge else "",
+        "Networks": networks_doc(c),
+    }
 
 
 def mounts_doc(c: Container) -> list[dict[str, Any]]:
@@ -389,7 +441,7 @@ def summary_doc(c: Container, *, size_rw: int | None = None, size_root_fs: int |
         "State": c.state.status.value,
         "Status": status_text(c),
         "HostConfig": host,
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": networks_doc(c)},
         "Mounts": mounts_doc(c),
     }
     if size_rw:

@@ -7,6 +7,7 @@ from typing import Any
 from dockyard.api.schemas import fields as f
 from dockyard.api.versioning import at_least
 from dockyard.engine.networks import CreateRequest
+from dockyard.model.endpoints import Endpoint
 from dockyard.model.ipam import SubnetPlan, SubnetRequest
 from dockyard.model.networks import Network
 
@@ -85,3 +86,17 @@ def network_doc(n: Network, api_version: str, containers: dict[str, Any] | None 
         "Labels": dict(spec.labels),
     })  # fmt: skip
     return doc
+
+
+def members_doc(members: dict[str, tuple[str, Endpoint]]) -> dict[str, Any]:
+    """Containers of a network inspect: id -> network.EndpointResource."""
+    return {
+        cid: {
+            "Name": name,
+            "EndpointID": e.endpoint_id,
+            "MacAddress": e.mac,
+            "IPv4Address": str(e.ipv4) if e.ipv4 else "",
+            "IPv6Address": str(e.ipv6) if e.ipv6 else "",
+        }
+        for cid, (name, e) in sorted(members.items())
+    }

@@ -1,0 +1,228 @@
+"""Containers on networks: which networks a create means, and at each start the addresses
+taken and the veths plugged; released at the exit. The leases live in memory: at start-up
+they are rebuilt from the networks' gateways and the running containers' endpoints.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import secrets
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from dockyard.engine.networks import NetworkService
+from dockyard.errors import InvalidArgument, NotFound
+from dockyard.model import ids
+from dockyard.model.containers import Container, ContainerSpec
+from dockyard.model.endpoints import (
+    Endpoint,
+    EndpointRequest,
+    check_mac,
+    dns_names,
+    interface_name,
+    mac_for,
+    parse_fixed_address,
+)
+from dockyard.model.ipam import Leases
+from dockyard.model.networks import DEFAULT_BRIDGE, Driver, Network
+from dockyard.network.veth import Plug, Veths
+
+log = logging.getLogger(__name__)
+
+Net = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Endpoints:
+    def __init__(self, networks: NetworkService, veths: Veths) -> None:
+        self._networks = networks
+        self._veths = veths
+        self._leases: dict[tuple[str, Net], Leases] = {}
+        self._attached: dict[str, dict[str, tuple[str, Endpoint]]] = {}  # network id -> container id -> (name, endpoint)
+
+    # ---- create: what the request means ------------------------------------------------
+
+    def resolve(self, spec: ContainerSpec) -> ContainerSpec:
+        """The endpoints a new container asks for, each network found (404 if not)."""
+        mode = spec.host.network_mode or "default"
+        if spec.network_disabled or mode == "none":
+            if spec.endpoints and mode == "none":
+                extra = [r.network_name for r in spec.endpoints if r.network_name != "none"]
+                if extra:
+                    raise InvalidArgument("container cannot be connected to multiple networks with one of the networks in private (none) mode")
+            return replace(spec, endpoints=())
+        if mode == "host" or mode.startswith("container:"):
+            raise InvalidArgument(f"network mode {mode} is not supported yet")
+        asked = {r.network_name: r for r in spec.endpoints}
+        primary_term = DEFAULT_BRIDGE if mode == "default" else mode
+        primary = self._find(primary_term)
+        if primary is None and mode in ("default", DEFAULT_BRIDGE) and not set(asked) - {"default", DEFAULT_BRIDGE}:
+            return replace(spec, endpoints=())  # `--bridge none`: containers get loopback only
+        # The CLI keys the primary endpoint by the mode as given ("default" too).
+        keys = (mode, primary_term, *((primary.id, primary.name) if primary else ()))
+        found = [asked.pop(k) for k in dict.fromkeys(keys) if k in asked]
+        chosen: list[tuple[Network | None, EndpointRequest]] = [
+            (primary, replace(found[0] if found else EndpointRequest("", ""), network_name=primary_term))
+        ]
+        for term, request in asked.items():
+            network = self._find(term)
+            if network is None or all(n is None or n.id != network.id for n, _ in chosen):
+                chosen.append((network, request))
+        requests = []
+        for index, (network, request) in enumerate(chosen):
+            if index == 0 and spec.mac_address and not request.mac:
+                request = replace(request, mac=spec.mac_address)
+            # A network that does not exist yet is looked for again at each start (dockerd:
+            # a 404 at create would make the CLI try to pull the image).
+            requests.append(self._checked(network, request) if network is not None else request)
+        return replace(spec, endpoints=tuple(requests))
+
+    def _find(self, term: str) -> Network | None:
+        try:
+            return self._networks.get(term)
+        except NotFound:
+            return None
+
+    def _checked(self, network: Network, request: EndpointRequest) -> EndpointRequest:
+        if network.spec.driver is not Driver.BRIDGE:
+            raise InvalidArgument(f"container cannot be connected to network {network.name} ({network.spec.driver})")
+        user_defined = network.name != DEFAULT_BRIDGE
+        if request.aliases and not user_defined:
+            raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
+        problems = []
+        for text, version in ((request.ipv4, 4), (request.ipv6, 6)):
+            addr = parse_fixed_address(text, version)
+            if addr is None:
+                continue
+            if not user_defined:
+                raise InvalidArgument("user specified IP address is supported only when connecting to networks with user configured subnets")
+            if not any(addr in s for s in network.subnets_of(version)):
+                problems.append(f"no configured subnet or ip-range contain the IP address {addr}")
+        if problems:
+            raise InvalidArgument("invalid endpoint settings:\n" + "\n".join(problems))
+        mac = check_mac(request.mac) if request.mac else ""
+        return replace(request, network_id=network.id, network_name=network.name, mac=mac)
+
+    # ---- start and exit ---------------------------------------------------------------
+
+    def _lease(self, network: Network, subnet: Net) -> Leases:
+        key = (network.id, subnet)
+        leases = self._leases.get(key)
+        if leases is None:
+            leases = Leases(subnet)
+            for plan in network.spec.subnets:
+                if plan.subnet == subnet:
+                    for reserved in (plan.gateway, *(a for _, a in plan.aux_addresses)):
+                        if reserved is not None and not leases.holds(reserved):
+                            leases = leases.take(reserved)
+        return leases
+
+    def _take(self, network: Network, version: int, fixed: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
+        plans = [p for p in network.spec.subnets if p.subnet.version == version]
+        if not plans:
+            return None
+        wanted = parse_fixed_address(fixed, version)
+        plan = next((p for p in plans if wanted is not None and wanted in p.subnet), plans[0])
+        leases = self._lease(network, plan.subnet)
+        if wanted is not None:
+            leases, addr = leases.take(wanted), wanted
+        else:
+            addr, leases = leases.take_any(plan.ip_range)
+        self._leases[(network.id, plan.subnet)] = leases
+        return ipaddress.ip_interface((addr, plan.subnet.prefixlen))
+
+    def _give_back(self, endpoint: Endpoint) -> None:
+        for iface in (endpoint.ipv4, endpoint.ipv6):
+            if iface is None:
+                continue
+            key = (endpoint.network_id, iface.network)
+            if key in self._leases:
+                self._leases[key] = self._leases[key].release(iface.ip)
+
+    async def attach(self, c: Container, netns: Path) -> tuple[Endpoint, ...]:
+        """Every endpoint of `c` in the namespace at `netns`; on a failure none is left."""
+        made: list[Endpoint] = []
+        routed = False
+        try:
+            for index, request in enumerate(c.spec.endpoints):
+                network = self._find(request.network_id) if request.network_id else None
+                network = network or self._find(request.network_name)
+                if network is None:
+                    raise NotFound(f"network {request.network_name} not found")
+                if not request.network_id:
+                    request = self._checked(network, request)
+                ipv4 = self._take(network, 4, request.ipv4)
+                ipv6 = self._take(network, 6, request.ipv6)
+                endpoint = Endpoint(
+                    network_id=network.id,
+                    network_name=network.name,
+                    endpoint_id=ids.new_id(),
+                    interface=interface_name(index),
+                    host_veth=f"veth{secrets.token_hex(4)[:7]}",
+                    mac=request.mac or (mac_for(ipv4.ip) if isinstance(ipv4, ipaddress.IPv4Interface) else ""),
+                    ipv4=ipv4 if isinstance(ipv4, ipaddress.IPv4Interface) else None,
+                    ipv6=ipv6 if isinstance(ipv6, ipaddress.IPv6Interface) else None,
+                    gateway4=_gateway4(network),
+                    gateway6=_gateway6(network),
+                    aliases=request.aliases,
+                    dns_names=dns_names(c.name, c.short_id, request.aliases, network.name != DEFAULT_BRIDGE),
+                )
+                made.append(endpoint)
+                gateways = () if routed or network.spec.internal else tuple(
+                    g for g in (endpoint.gateway4, endpoint.gateway6) if g is not None)  # fmt: skip
+                routed = routed or bool(gateways)
+                addresses = tuple(a for a in (endpoint.ipv4, endpoint.ipv6) if a is not None)
+                await self._veths.plug(Plug(netns, network.spec.bridge, endpoint.host_veth, endpoint.interface,
+                                            endpoint.mac, addresses, gateways, network.spec.mtu))  # fmt: skip
+        except BaseException:
+            await self.detach(made)
+            raise
+        for endpoint in made:
+            self._attached.setdefault(endpoint.network_id, {})[c.id] = (c.name, endpoint)
+        return tuple(made)
+
+    async def detach(self, endpoints: Iterable[Endpoint], container_id: str = "") -> None:
+        for endpoint in endpoints:
+            self._give_back(endpoint)
+            await self._veths.unplug(endpoint.host_veth)
+            if container_id:
+                self._attached.get(endpoint.network_id, {}).pop(container_id, None)
+
+    def restore(self, running: Iterable[Container]) -> None:
+        """Start-up: the leases and attachments of containers that still run."""
+        for c in running:
+            for endpoint in c.state.endpoints:
+                try:
+                    network = self._networks.get(endpoint.network_id)
+                except NotFound:
+                    continue
+                for iface in (endpoint.ipv4, endpoint.ipv6):
+                    if iface is not None:
+                        leases = self._lease(network, iface.network)
+                        if not leases.holds(iface.ip):
+                            self._leases[(network.id, iface.network)] = leases.take(iface.ip)
+                self._attached.setdefault(network.id, {})[c.id] = (c.name, endpoint)
+
+    def attached(self, network_id: str) -> list[str]:
+        """Names of the running containers on a network."""
+        return sorted(name for name, _ in self._attached.get(network_id, {}).values())
+
+    def members(self, network_id: str) -> dict[str, tuple[str, Endpoint]]:
+        """The running containers on a network: id -> (name, endpoint)."""
+        return dict(self._attached.get(network_id, {}))
+
+    def renamed(self, container_id: str, name: str) -> None:
+        for members in self._attached.values():
+            if container_id in members:
+                members[container_id] = (name, members[container_id][1])
+
+
+def _gateway4(network: Network) -> ipaddress.IPv4Address | None:
+    found = [p.gateway for p in network.spec.subnets if isinstance(p.gateway, ipaddress.IPv4Address)]
+    return found[0] if found else None
+
+
+def _gateway6(network: Network) -> ipaddress.IPv6Address | None:
+    found = [p.gateway for p in network.spec.subnets if isinstance(p.gateway, ipaddress.IPv6Address)]
+    return found[0] if found else None

@@ -1,0 +1,153 @@
+"""Containers on bridge networks, tried with the docker CLI: addresses, routes, /etc/hosts,
+traffic between containers, fixed addresses, several networks, dockerd's refusals, and no
+veth or lease left after an exit, a failed start, rm -f or a daemon kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import Daemon
+
+Factory = Callable[..., Daemon]
+
+
+def _veths(bridge: str) -> set[str]:
+    """The veths plugged into `bridge` (other tests on the machine make their own)."""
+    out = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True, check=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+
+
+@pytest.fixture
+def net(daemon_factory: Factory, busybox_tar: bytes) -> Daemon:
+    tag = secrets.token_hex(3)
+    octet = 100 + secrets.randbelow(100)
+    d = daemon_factory({"bridge": f"dyc{tag}", "bip": f"10.{octet}.250.1/24",
+                        "default-address-pools": [{"base": f"10.{octet}.0.0/17", "size": 24}]})  # fmt: skip
+    d.docker("import", "--change", 'CMD ["sh"]', "-", "busybox:latest", input=busybox_tar)
+    d.octet = octet  # type: ignore[attr-defined]
+    d.bridge = f"dyc{tag}"  # type: ignore[attr-defined]
+    return d
+
+
+def test_the_default_bridge_gives_an_address_a_route_and_hosts(net: Daemon) -> None:
+    d = net
+    o = d.octet  # type: ignore[attr-defined]
+    before = _veths(d.bridge)
+    assert before == set()
+    out = d.out("run", "--rm", "--hostname", "h1", "busybox", "sh", "-c",
+                "ip -o -4 addr show eth0; ip route; grep h1 /etc/hosts; ping -c1 -W2 10.%d.250.1 >/dev/null && echo pong" % o)  # fmt: skip
+    assert f"inet 10.{o}.250.2/24" in out
+    assert f"default via 10.{o}.250.1 dev eth0" in out
+    assert f"10.{o}.250.2\th1" in out
+    assert out.endswith("pong")
+    cid = d.out("run", "-d", "busybox", "sleep", "300")
+    doc = json.loads(d.out("inspect", cid))[0]["NetworkSettings"]
+    assert doc["IPAddress"] == f"10.{o}.250.2" and doc["Gateway"] == f"10.{o}.250.1" and doc["IPPrefixLen"] == 24
+    assert doc["MacAddress"] == f"02:42:0a:{o:02x}:fa:02"
+    bridge = doc["Networks"]["bridge"]
+    assert bridge["IPAddress"] == doc["IPAddress"] and bridge["EndpointID"] == doc["EndpointID"] != ""
+    assert bridge["NetworkID"] == d.out("network", "inspect", "-f", "{{.Id}}", "bridge")
+    assert bridge["DNSNames"] is None  # no names on the default bridge
+    members = json.loads(d.out("network", "inspect", "-f", "{{json .Containers}}", "bridge"))
+    assert members[cid]["IPv4Address"] == f"10.{o}.250.2/24"
+    d.docker("stop", "-t", "0", cid)
+    stopped = json.loads(d.out("inspect", cid))[0]["NetworkSettings"]
+    assert stopped["IPAddress"] == "" and stopped["Networks"]["bridge"]["IPAddress"] == ""
+    assert _veths(d.bridge) == before
+
+
+def test_containers_on_a_user_network_reach_each_other(net: Daemon) -> None:
+    d = net
+    o = d.octet  # type: ignore[attr-defined]
+    d.docker("network", "create", "--subnet", f"10.{o}.40.0/24", "app")
+    server = d.out("run", "-d", "--name", "server", "--network", "app", "--network-alias", "web",
+                   "busybox", "sh", "-c", "while :; do echo hello | nc -l -p 8080; done")  # fmt: skip
+    ip = d.out("inspect", "-f", "{{.NetworkSettings.Networks.app.IPAddress}}", "server")
+    assert ip == f"10.{o}.40.2"
+    settings = json.loads(d.out("inspect", server))[0]["NetworkSettings"]
+    assert d.out("run", "--rm", "--network", "app", "--ip", f"10.{o}.40.77", "busybox", "sh", "-c",
+                 f"ip -o -4 addr show eth0 | awk '{{print $4}}'; nc {ip} 8080") == f"10.{o}.40.77/24\nhello"  # fmt: skip
+    assert settings["IPAddress"] == ""  # the top-level fields are the default bridge's only
+    endpoint = settings["Networks"]["app"]
+    assert endpoint["Aliases"] == ["web"]
+    assert endpoint["DNSNames"] == ["server", "web", server[:12]]
+    refused = d.docker("network", "rm", "app", check=False)
+    assert "error while removing network: network app has active endpoints (server)" in refused.stderr.decode()
+    d.docker("rm", "-f", "server")
+    d.docker("network", "rm", "app")
+
+
+def test_two_networks_two_interfaces(net: Daemon) -> None:
+    d = net
+    o = d.octet  # type: ignore[attr-defined]
+    d.docker("network", "create", "--subnet", f"10.{o}.41.0/24", "front")
+    d.docker("network", "create", "--subnet", f"10.{o}.42.0/24", "--internal", "back")
+    out = d.out("run", "--rm", "--network", "front", "--network", "back", "busybox", "sh", "-c",
+                "ip -o -4 addr | grep -o 'eth[0-9] *inet [0-9./]*'; ip route | grep default")  # fmt: skip
+    assert f"eth0    inet 10.{o}.41.2/24" in out and f"eth1    inet 10.{o}.42.2/24" in out
+    assert out.splitlines()[-1].startswith(f"default via 10.{o}.41.1 dev eth0")  # never through an internal network
+
+
+def test_refusals_name_the_problem(net: Daemon) -> None:
+    d = net
+    o = d.octet  # type: ignore[attr-defined]
+    d.docker("network", "create", "--subnet", f"10.{o}.43.0/24", "fixed")
+    cases = [
+        (["--network", "fixed", "--ip", f"10.{o}.99.9"], f"no configured subnet or ip-range contain the IP address 10.{o}.99.9"),
+        (["--ip", f"10.{o}.250.9"], "user specified IP address is supported only when connecting to networks with user configured subnets"),
+        (["--mac-address", "01:00:00:00:00:01"], "invalid MAC address"),
+    ]  # fmt: skip
+    for args, words in cases:
+        result = d.docker("create", *args, "busybox", "true", check=False)
+        assert result.returncode != 0, args
+        assert words in result.stderr.decode(), (args, result.stderr)
+    assert d.out("ps", "-aq") == ""
+    later = d.out("create", "--network", "later", "busybox", "true")  # as dockerd: looked for at start
+    missing = d.docker("start", later, check=False)
+    assert "network later not found" in missing.stderr.decode()
+    d.docker("network", "create", "--subnet", f"10.{o}.44.0/24", "later")
+    d.docker("start", "-a", later)
+    assert d.out("inspect", "-f", "{{.State.ExitCode}}", later) == "0"
+    d.docker("rm", later)
+    cid = d.out("run", "-d", "--network", "fixed", "--ip", f"10.{o}.43.9", "busybox", "sleep", "300")
+    taken = d.docker("run", "--network", "fixed", "--ip", f"10.{o}.43.9", "busybox", "true", check=False)
+    assert "Address already in use" in taken.stderr.decode()
+    assert d.out("run", "--rm", "--network", "fixed", "busybox", "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'") == f"10.{o}.43.2/24"
+    d.docker("rm", "-f", cid)
+
+
+def test_a_failed_start_gives_its_address_back(net: Daemon) -> None:
+    d = net
+    o = d.octet  # type: ignore[attr-defined]
+    before = _veths(d.bridge)
+    failed = d.docker("run", "busybox", "/no/such/command", check=False)
+    assert failed.returncode == 127
+    assert _veths(d.bridge) == before
+    assert d.out("run", "--rm", "busybox", "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'") == f"10.{o}.250.2/24"
+
+
+def test_kill_9_keeps_the_running_containers_addresses(net: Daemon) -> None:
+    d = net
+    o = d.octet  # type: ignore[attr-defined]
+    kept = d.out("run", "-d", "busybox", "sleep", "300")
+    gone = d.out("run", "-d", "busybox", "sh", "-c", "sleep 2")
+    assert d.out("inspect", "-f", "{{.NetworkSettings.IPAddress}}", kept) == f"10.{o}.250.2"
+    veth_of_gone = _veths(d.bridge)
+    assert d.proc is not None
+    os.kill(d.proc.pid, signal.SIGKILL)
+    d.proc.wait()
+    subprocess.run(["sleep", "3"], check=True)  # `gone` exits while the daemon is down
+    d.start()
+    assert d.out("inspect", "-f", "{{.NetworkSettings.IPAddress}}", kept) == f"10.{o}.250.2"
+    assert d.out("inspect", "-f", "{{.State.Status}}", gone) == "exited"
+    new = d.out("run", "--rm", "busybox", "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'")
+    assert new == f"10.{o}.250.3/24"  # .2 still held by the one that runs; .3 freed by the exit
+    d.docker("rm", "-f", kept, gone)
+    assert not (_veths(d.bridge) & veth_of_gone)
