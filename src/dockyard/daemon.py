@@ -27,6 +27,7 @@ from dockyard.engine.archive import ArchiveService
 from dockyard.engine.attach import Attachments
 from dockyard.engine.bundles import ContainerFiles
 from dockyard.engine.commits import CommitService
+from dockyard.engine.connections import Connections
 from dockyard.engine.containers import ContainerService
 from dockyard.engine.endpoints import Endpoints
 from dockyard.engine.events import EventBus
@@ -168,7 +169,7 @@ async def _compose_and_serve(
             *archive_routes.routes(archives),
             *commit_routes.routes(CommitService(table, lifecycle, images, dirs, events)),
             *update_routes.routes(updates),
-            *network_routes.routes(networks, endpoints),
+            *network_routes.routes(networks, endpoints, Connections(table, networks, endpoints, events)),
         ]
     )
     api = ApiServer(router, server_header, config.tls)

@@ -151,3 +151,31 @@ def test_kill_9_keeps_the_running_containers_addresses(net: Daemon) -> None:
     assert new == f"10.{o}.250.3/24"  # .2 still held by the one that runs; .3 freed by the exit
     d.docker("rm", "-f", kept, gone)
     assert not (_veths(d.bridge) & veth_of_gone)
+
+
+def test_connect_and_disconnect_a_running_container(net: Daemon) -> None:
+    d = net
+    o = d.octet  # type: ignore[attr-defined]
+    d.docker("network", "create", "--subnet", f"10.{o}.45.0/24", "extra")
+    cid = d.out("run", "-d", "--name", "roamer", "busybox", "sleep", "300")
+    d.docker("network", "connect", "--alias", "rover", "--ip", f"10.{o}.45.20", "extra", "roamer")
+    assert f"inet 10.{o}.45.20/24" in d.out("exec", cid, "ip", "-o", "-4", "addr", "show", "eth1")
+    endpoint = json.loads(d.out("inspect", "-f", "{{json .NetworkSettings.Networks.extra}}", cid))
+    assert endpoint["IPAddress"] == f"10.{o}.45.20" and endpoint["Aliases"] == ["rover"]
+    assert endpoint["IPAMConfig"] == {"IPv4Address": f"10.{o}.45.20"}
+    again = d.docker("network", "connect", "extra", "roamer", check=False)
+    assert "endpoint with name roamer already exists in network extra" in again.stderr.decode()
+    refused = d.docker("network", "rm", "extra", check=False)
+    assert "has active endpoints (roamer)" in refused.stderr.decode()
+    d.docker("network", "disconnect", "extra", "roamer")
+    assert "eth1" not in d.out("exec", cid, "ip", "-o", "link")
+    not_there = d.docker("network", "disconnect", "extra", "roamer", check=False)
+    assert "is not connected to network extra" in not_there.stderr.decode()
+    d.docker("network", "rm", "extra")
+    stopped = d.out("create", "--name", "later-joiner", "busybox", "ip", "-o", "-4", "addr")
+    d.docker("network", "create", "--subnet", f"10.{o}.46.0/24", "side")
+    d.docker("network", "connect", "side", stopped)
+    assert f"10.{o}.46.2/24" in d.out("start", "-a", stopped)
+    events = d.out("events", "--since", "0", "--until", "0s", "--filter", "type=network", "--format", "{{.Action}}")
+    assert events.split().count("connect") >= 2 and "disconnect" in events.split()
+    d.docker("rm", "-f", cid, stopped)

@@ -75,7 +75,7 @@ class Endpoints:
                 request = replace(request, mac=spec.mac_address)
             # A network that does not exist yet is looked for again at each start (dockerd:
             # a 404 at create would make the CLI try to pull the image).
-            requests.append(self._checked(network, request) if network is not None else request)
+            requests.append(self.checked(network, request) if network is not None else request)
         return replace(spec, endpoints=tuple(requests))
 
     def _find(self, term: str) -> Network | None:
@@ -84,7 +84,8 @@ class Endpoints:
         except NotFound:
             return None
 
-    def _checked(self, network: Network, request: EndpointRequest) -> EndpointRequest:
+    def checked(self, network: Network, request: EndpointRequest) -> EndpointRequest:
+        """`request` on `network`, checked as dockerd checks it, with the network's id and name."""
         if network.spec.driver is not Driver.BRIDGE:
             raise InvalidArgument(f"container cannot be connected to network {network.name} ({network.spec.driver})")
         user_defined = network.name != DEFAULT_BRIDGE
@@ -143,44 +144,60 @@ class Endpoints:
     async def attach(self, c: Container, netns: Path) -> tuple[Endpoint, ...]:
         """Every endpoint of `c` in the namespace at `netns`; on a failure none is left."""
         made: list[Endpoint] = []
-        routed = False
         try:
             for index, request in enumerate(c.spec.endpoints):
-                network = self._find(request.network_id) if request.network_id else None
-                network = network or self._find(request.network_name)
-                if network is None:
-                    raise NotFound(f"network {request.network_name} not found")
-                if not request.network_id:
-                    request = self._checked(network, request)
-                ipv4 = self._take(network, 4, request.ipv4)
-                ipv6 = self._take(network, 6, request.ipv6)
-                endpoint = Endpoint(
-                    network_id=network.id,
-                    network_name=network.name,
-                    endpoint_id=ids.new_id(),
-                    interface=interface_name(index),
-                    host_veth=f"veth{secrets.token_hex(4)[:7]}",
-                    mac=request.mac or (mac_for(ipv4.ip) if isinstance(ipv4, ipaddress.IPv4Interface) else ""),
-                    ipv4=ipv4 if isinstance(ipv4, ipaddress.IPv4Interface) else None,
-                    ipv6=ipv6 if isinstance(ipv6, ipaddress.IPv6Interface) else None,
-                    gateway4=_gateway4(network),
-                    gateway6=_gateway6(network),
-                    aliases=request.aliases,
-                    dns_names=dns_names(c.name, c.short_id, request.aliases, network.name != DEFAULT_BRIDGE),
-                )
-                made.append(endpoint)
-                gateways = () if routed or network.spec.internal else tuple(
-                    g for g in (endpoint.gateway4, endpoint.gateway6) if g is not None)  # fmt: skip
-                routed = routed or bool(gateways)
-                addresses = tuple(a for a in (endpoint.ipv4, endpoint.ipv6) if a is not None)
-                await self._veths.plug(Plug(netns, network.spec.bridge, endpoint.host_veth, endpoint.interface,
-                                            endpoint.mac, addresses, gateways, network.spec.mtu))  # fmt: skip
+                made.append(await self.plug_one(c, request, index, netns, routed=any(e.gateway_route for e in made)))
         except BaseException:
             await self.detach(made)
             raise
         for endpoint in made:
             self._attached.setdefault(endpoint.network_id, {})[c.id] = (c.name, endpoint)
         return tuple(made)
+
+    async def plug_one(self, c: Container, request: EndpointRequest, index: int, netns: Path, *, routed: bool) -> Endpoint:
+        """One endpoint: its addresses taken, its veth plugged; the default route through it
+        unless one exists (`routed`) or the network is internal. Nothing is kept on a failure."""
+        network = self._find(request.network_id) if request.network_id else None
+        network = network or self._find(request.network_name)
+        if network is None:
+            raise NotFound(f"network {request.network_name} not found")
+        if not request.network_id:
+            request = self.checked(network, request)
+        ipv4 = self._take(network, 4, request.ipv4)
+        try:
+            ipv6 = self._take(network, 6, request.ipv6)
+        except BaseException:
+            if ipv4 is not None:
+                self._leases[(network.id, ipv4.network)] = self._leases[(network.id, ipv4.network)].release(ipv4.ip)
+            raise
+        route = not routed and not network.spec.internal
+        endpoint = Endpoint(
+            network_id=network.id,
+            network_name=network.name,
+            endpoint_id=ids.new_id(),
+            interface=interface_name(index),
+            host_veth=f"veth{secrets.token_hex(4)[:7]}",
+            mac=request.mac or (mac_for(ipv4.ip) if isinstance(ipv4, ipaddress.IPv4Interface) else ""),
+            ipv4=ipv4 if isinstance(ipv4, ipaddress.IPv4Interface) else None,
+            ipv6=ipv6 if isinstance(ipv6, ipaddress.IPv6Interface) else None,
+            gateway4=_gateway4(network),
+            gateway6=_gateway6(network),
+            aliases=request.aliases,
+            dns_names=dns_names(c.name, c.short_id, request.aliases, network.name != DEFAULT_BRIDGE),
+            gateway_route=route,
+        )
+        gateways = tuple(g for g in (endpoint.gateway4, endpoint.gateway6) if g is not None) if route else ()
+        addresses = tuple(a for a in (endpoint.ipv4, endpoint.ipv6) if a is not None)
+        try:
+            await self._veths.plug(Plug(netns, network.spec.bridge, endpoint.host_veth, endpoint.interface,
+                                        endpoint.mac, addresses, gateways, network.spec.mtu))  # fmt: skip
+        except BaseException:
+            self._give_back(endpoint)
+            raise
+        return endpoint
+
+    def joined(self, c: Container, endpoint: Endpoint) -> None:
+        self._attached.setdefault(endpoint.network_id, {})[c.id] = (c.name, endpoint)
 
     async def detach(self, endpoints: Iterable[Endpoint], container_id: str = "") -> None:
         for endpoint in endpoints:

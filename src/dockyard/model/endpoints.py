@@ -44,6 +44,7 @@ class Endpoint:
     gateway6: IPv6Address | None = None
     aliases: tuple[str, ...] = ()
     dns_names: tuple[str, ...] = ()
+    gateway_route: bool = False  # the container's default route goes through this endpoint
 
 
 def mac_for(address: IPv4Address) -> str:

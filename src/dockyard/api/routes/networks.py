@@ -5,13 +5,14 @@ from __future__ import annotations
 from dockyard.api.messages import EmptyResponse, JsonResponse, Request, Response
 from dockyard.api.router import Route
 from dockyard.api.schemas import networks as schema
+from dockyard.engine.connections import Connections
 from dockyard.engine.endpoints import Endpoints
 from dockyard.engine.networks import NetworkService
 from dockyard.errors import InvalidArgument, NotFound
 from dockyard.model.filters import parse_filters
 
 
-def routes(networks: NetworkService, endpoints: Endpoints) -> list[Route]:
+def routes(networks: NetworkService, endpoints: Endpoints, connections: Connections) -> list[Route]:
     async def list_networks(request: Request) -> Response:
         found = networks.query(parse_filters(request.arg("filters")))
         return JsonResponse([schema.network_doc(n, request.api_version) for n in found])
@@ -38,7 +39,19 @@ def routes(networks: NetworkService, endpoints: Endpoints) -> list[Route]:
         removed = await networks.prune(parse_filters(request.arg("filters")))
         return JsonResponse({"NetworksDeleted": removed or None})  # Go's nil slice when none went
 
+    async def connect(request: Request) -> Response:
+        container, endpoint = schema.connect_request(await request.json())
+        await connections.connect(request.params["id"], container, endpoint)
+        return EmptyResponse(200)
+
+    async def disconnect(request: Request) -> Response:
+        container, force = schema.disconnect_request(await request.json())
+        await connections.disconnect(request.params["id"], container, force=force)
+        return EmptyResponse(200)
+
     return [
+        Route("POST", "/networks/{id}/connect", connect),
+        Route("POST", "/networks/{id}/disconnect", disconnect),
         Route("GET", "/networks", list_networks),
         Route("POST", "/networks/create", create),
         Route("POST", "/networks/prune", prune),

@@ -7,7 +7,8 @@ from typing import Any
 from dockyard.api.schemas import fields as f
 from dockyard.api.versioning import at_least
 from dockyard.engine.networks import CreateRequest
-from dockyard.model.endpoints import Endpoint
+from dockyard.errors import InvalidArgument
+from dockyard.model.endpoints import Endpoint, EndpointRequest
 from dockyard.model.ipam import SubnetPlan, SubnetRequest
 from dockyard.model.networks import Network
 
@@ -100,3 +101,33 @@ def members_doc(members: dict[str, tuple[str, Endpoint]]) -> dict[str, Any]:
         }
         for cid, (name, e) in sorted(members.items())
     }
+
+
+def connect_request(doc: Any) -> tuple[str, EndpointRequest]:
+    """`POST /networks/{id}/connect`: the container and its EndpointConfig."""
+    body = f.obj(doc, "network connect")
+    container = f.string(body.get("Container"), "Container")
+    if not container:
+        raise InvalidArgument("no container specified")
+    item = f.obj(body.get("EndpointConfig"), "EndpointConfig")
+    ipam = f.obj(item.get("IPAMConfig"), "IPAMConfig")
+    return container, EndpointRequest(
+        network_id="",
+        network_name="",
+        aliases=f.strs(item.get("Aliases"), "Aliases"),
+        links=f.strs(item.get("Links"), "Links"),
+        ipv4=f.string(ipam.get("IPv4Address"), "IPv4Address"),
+        ipv6=f.string(ipam.get("IPv6Address"), "IPv6Address"),
+        link_local=f.strs(ipam.get("LinkLocalIPs"), "LinkLocalIPs"),
+        mac=f.string(item.get("MacAddress"), "MacAddress"),
+        driver_opts=f.str_map(item.get("DriverOpts"), "DriverOpts"),
+        gw_priority=f.integer(item.get("GwPriority"), "GwPriority", go_type="int"),
+    )
+
+
+def disconnect_request(doc: Any) -> tuple[str, bool]:
+    body = f.obj(doc, "network disconnect")
+    container = f.string(body.get("Container"), "Container")
+    if not container:
+        raise InvalidArgument("no container specified")
+    return container, f.boolean(body.get("Force"), "Force")

@@ -1,0 +1,86 @@
+"""`docker network connect` and `disconnect`: a container's spec changes, and when it runs,
+its endpoint is plugged in or pulled out at once, under the container's lifecycle lock."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from dockyard.engine.endpoints import Endpoints
+from dockyard.engine.events import EventBus
+from dockyard.engine.networks import NetworkService
+from dockyard.engine.table import ContainerTable
+from dockyard.errors import Forbidden, NotFound
+from dockyard.model.containers import ContainerStatus
+from dockyard.model.endpoints import EndpointRequest
+from dockyard.model.networks import Driver, Network
+
+log = logging.getLogger(__name__)
+
+
+class Connections:
+    def __init__(self, table: ContainerTable, networks: NetworkService, endpoints: Endpoints, events: EventBus) -> None:
+        self._table = table
+        self._networks = networks
+        self._endpoints = endpoints
+        self._events = events
+
+    async def connect(self, network_term: str, container_ref: str, request: EndpointRequest) -> None:
+        network = self._networks.get(network_term)
+        c = self._table.resolve(container_ref)
+        if network.spec.driver is not Driver.BRIDGE:
+            raise Forbidden(f"container cannot be connected to {network.spec.driver} network")
+        mode = c.spec.host.network_mode
+        if mode in ("host", "none") or mode.startswith("container:") or c.spec.network_disabled and not c.spec.endpoints:
+            raise Forbidden("container cannot be disconnected from host network or connected to host network")
+        live = self._table.live(c.id)
+        async with live.lock:
+            c = self._table.current(c)
+            if c.state.status in (ContainerStatus.REMOVING, ContainerStatus.DEAD):
+                raise NotFound(f"No such container: {container_ref}")
+            if any(r.network_id == network.id or r.network_name == network.name for r in c.spec.endpoints):
+                raise Forbidden(f"endpoint with name {c.name} already exists in network {network.name}")
+            request = self._endpoints.checked(network, replace(request, network_name=network.name))
+            if c.state.running:
+                endpoint = await self._endpoints.plug_one(
+                    c, request, len(c.state.endpoints), Path(c.state.netns),
+                    routed=any(e.gateway_route for e in c.state.endpoints),
+                )  # fmt: skip
+                self._endpoints.joined(c, endpoint)
+                c = self._table.publish(c.id, replace(c.state, endpoints=(*c.state.endpoints, endpoint)))
+            self._table.publish_spec(c.id, replace(c.spec, endpoints=(*c.spec.endpoints, request)))
+        self._events.publish("network", "connect", network.id,
+                             {"container": c.id, "name": network.name, "type": network.spec.driver})  # fmt: skip
+
+    async def disconnect(self, network_term: str, container_ref: str, *, force: bool = False) -> None:
+        try:
+            network = self._networks.get(network_term)
+        except NotFound:
+            if not force:
+                raise
+            network = None
+        c = self._table.resolve(container_ref)
+        live = self._table.live(c.id)
+        async with live.lock:
+            c = self._table.current(c)
+            kept = tuple(r for r in c.spec.endpoints if not _names(r, network_term, network))
+            if len(kept) == len(c.spec.endpoints):
+                if network is None:
+                    return
+                raise Forbidden(f"container {c.id} is not connected to network {network.name}")
+            leaving = [e for e in c.state.endpoints if network is not None and e.network_id == network.id]
+            if leaving:
+                await self._endpoints.detach(leaving, c.id)
+                c = self._table.publish(c.id, replace(c.state, endpoints=tuple(e for e in c.state.endpoints if e not in leaving)))
+            self._table.publish_spec(c.id, replace(c.spec, endpoints=kept))
+        if network is not None:
+            self._events.publish("network", "disconnect", network.id,
+                                 {"container": c.id, "name": network.name, "type": network.spec.driver})  # fmt: skip
+
+
+def _names(request: EndpointRequest, term: str, network: Network | None) -> bool:
+    """Does `request` join this network (or, for one gone already, the one named `term`)?"""
+    if network is not None:
+        return request.network_id == network.id or request.network_name == network.name
+    return request.network_name == term
