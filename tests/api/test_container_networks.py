@@ -123,6 +123,11 @@ def test_refusals_name_the_problem(net: Daemon) -> None:
     d.docker("rm", "-f", cid)
 
 
+def test_a_mac_address_of_ones_own(net: Daemon) -> None:
+    out = net.out("run", "--rm", "--mac-address", "02:42:AC:11:00:99", "busybox", "cat", "/sys/class/net/eth0/address")
+    assert out == "02:42:ac:11:00:99"
+
+
 def test_a_failed_start_gives_its_address_back(net: Daemon) -> None:
     d = net
     o = d.octet  # type: ignore[attr-defined]
