@@ -184,3 +184,30 @@ def test_connect_and_disconnect_a_running_container(net: Daemon) -> None:
     events = d.out("events", "--since", "0", "--until", "0s", "--filter", "type=network", "--format", "{{.Action}}")
     assert events.split().count("connect") >= 2 and "disconnect" in events.split()
     d.docker("rm", "-f", cid, stopped)
+
+
+def test_host_network_mode(net: Daemon) -> None:
+    out = net.out("run", "--rm", "--network", "host", "busybox", "sh", "-c", "hostname; readlink /proc/self/ns/net")
+    hostname, netns = out.splitlines()
+    assert hostname == subprocess.run(["hostname"], capture_output=True, text=True).stdout.strip()
+    assert netns == os.readlink("/proc/self/ns/net")
+    assert json.loads(net.out("inspect", "-f", "{{json .NetworkSettings.Networks}}",
+                              net.out("create", "--network", "host", "busybox", "true"))) == {}  # fmt: skip
+
+
+def test_container_network_mode_shares_the_pods_namespace(net: Daemon) -> None:
+    d = net
+    o = d.octet  # type: ignore[attr-defined]
+    pod = d.out("run", "-d", "--name", "pod", "busybox", "sleep", "300")
+    out = d.out("run", "--rm", "--network", "container:pod", "busybox", "sh", "-c",
+                "hostname; ip -o -4 addr show eth0 | awk '{print $4}'")  # fmt: skip
+    assert out.splitlines() == [pod[:12], f"10.{o}.250.2/24"]
+    assert d.out("exec", pod, "readlink", "/proc/self/ns/net") == d.out(
+        "run", "--rm", "--network", f"container:{pod[:12]}", "busybox", "readlink", "/proc/self/ns/net")
+    missing = d.docker("run", "--rm", "--network", "container:nosuch", "busybox", "true", check=False)
+    assert "No such container: nosuch" in missing.stderr.decode()
+    d.docker("stop", "-t", "0", pod)
+    stopped = d.docker("run", "--rm", "--network", "container:pod", "busybox", "true", check=False)
+    assert f"cannot join network of a non running container: {pod}" in stopped.stderr.decode()
+    assert d.out("ps", "-aq", "--filter", "status=running") == ""
+    d.docker("rm", "-f", pod)

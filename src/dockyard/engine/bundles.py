@@ -70,13 +70,17 @@ class ContainerFiles:
         dns: Sequence[str] = (),
         dns_search: Sequence[str] = (),
         dns_options: Sequence[str] = (),
+        host_network: bool = False,
     ) -> None:
-        """/etc/hostname, /etc/hosts and /etc/resolv.conf as the container will see them."""
+        """/etc/hostname, /etc/hosts and /etc/resolv.conf as the container will see them.
+        On the host's network the host's own hosts file is the base and loopback resolvers
+        stay (they answer there)."""
         self.data.mkdir(parents=True, exist_ok=True)
         atomic_write(self.hostname, (hostname + "\n").encode())
-        atomic_write(self.hosts, hosts_file(extra_hosts))
+        base = _read_text(Path("/etc/hosts")).encode() if host_network else b""
+        atomic_write(self.hosts, base + hosts_file(extra_hosts, standard=not host_network))
         host_resolv = _read_text(Path("/etc/resolv.conf"))
-        atomic_write(self.resolv, resolv_conf(host_resolv, dns, dns_search, dns_options))
+        atomic_write(self.resolv, resolv_conf(host_resolv, dns, dns_search, dns_options, keep_loopback=host_network))
 
 
 def _read_text(path: Path) -> str:
@@ -86,14 +90,17 @@ def _read_text(path: Path) -> str:
         return ""
 
 
-def resolv_conf(host: str, dns: Sequence[str], search: Sequence[str], options: Sequence[str]) -> bytes:
+def resolv_conf(
+    host: str, dns: Sequence[str], search: Sequence[str], options: Sequence[str], *, keep_loopback: bool = False
+) -> bytes:
     """The host's resolv.conf without loopback nameservers (they mean nothing in a netns);
     --dns, --dns-search and --dns-option replace the host's lines of their kind, as dockerd."""
     kept = []
     for line in host.splitlines():
         parts = line.split()
         kind = parts[0] if parts else ""
-        if kind == "nameserver" and (dns or (len(parts) > 1 and (parts[1].startswith("127.") or parts[1] == "::1"))):
+        loopback = len(parts) > 1 and (parts[1].startswith("127.") or parts[1] == "::1") and not keep_loopback
+        if kind == "nameserver" and (dns or loopback):
             continue
         if (kind in ("search", "domain") and search) or (kind == "options" and options):
             continue
@@ -106,8 +113,9 @@ def resolv_conf(host: str, dns: Sequence[str], search: Sequence[str], options: S
     return ("\n".join(kept) + "\n").encode() if kept else b""
 
 
-def hosts_file(extra_hosts: Sequence[ExtraHost] = ()) -> bytes:
-    base = (
+def hosts_file(extra_hosts: Sequence[ExtraHost] = (), *, standard: bool = True) -> bytes:
+    """dockerd's standard entries (unless the host's file is the base), then the extra ones."""
+    base = "" if not standard else (
         "127.0.0.1\tlocalhost\n"
         "::1\tlocalhost ip6-localhost ip6-loopback\n"
         "fe00::0\tip6-localnet\n"
@@ -185,13 +193,14 @@ def write_bundle(
     c: Container,
     files: ContainerFiles,
     rootfs: Path,
-    netns: str,
+    netns: str | None,
     *,
     facts: HostFacts | None = None,
     pid_namespace: str = "",
     ipc_namespace: str = "",
     seccomp: SeccompProfiles | None = None,
     endpoints: Sequence[Endpoint] = (),
+    host_files: ContainerFiles | None = None,
 ) -> None:
     """The OCI bundle (config.json) for one start of `c`, on its mounted rootfs (blocking).
 
@@ -210,23 +219,37 @@ def write_bundle(
     user = resolve_in_rootfs(rootfs, s.user, h.group_add)
     cwd = s.working_dir or "/"
     _ensure_dir_in_rootfs(rootfs, cwd, user.uid, user.gid)
-    files.write_host_files(
-        s.hostname,
-        extra_hosts=[parse_extra_host(e) for e in h.extra_hosts]
-        + [ExtraHost(name, ip) for ip, name in own_hosts_lines(endpoints, s.hostname, s.domainname)],
-        dns=h.dns,
-        dns_search=h.dns_search,
-        dns_options=h.dns_options,
-    )
+    network_mode = h.network_mode
+    shared = host_files if host_files is not None else files  # `container:<id>`: that one's files
+    if network_mode.startswith("container:"):
+        pass  # hostname, hosts and resolv.conf are the other container's
+    elif network_mode == "host":
+        files.write_host_files(
+            s.hostname,
+            extra_hosts=[parse_extra_host(e) for e in h.extra_hosts],
+            dns=h.dns,
+            dns_search=h.dns_search,
+            dns_options=h.dns_options,
+            host_network=True,
+        )
+    else:
+        files.write_host_files(
+            s.hostname,
+            extra_hosts=[parse_extra_host(e) for e in h.extra_hosts]
+            + [ExtraHost(name, ip) for ip, name in own_hosts_lines(endpoints, s.hostname, s.domainname)],
+            dns=h.dns,
+            dns_search=h.dns_search,
+            dns_options=h.dns_options,
+        )
     binds = ("rbind", "rprivate")
     user_mounts = sorted(h.all_mounts, key=_depth)
     for m in user_mounts:
         if m.type == "bind" and (not m.from_api or m.create_mountpoint) and not os.path.exists(m.source):
             os.makedirs(m.source, exist_ok=True)  # as dockerd does for -v host paths
     mounts = [
-        Mount("/etc/resolv.conf", "bind", str(files.resolv), binds),
-        Mount("/etc/hostname", "bind", str(files.hostname), binds),
-        Mount("/etc/hosts", "bind", str(files.hosts), binds),
+        Mount("/etc/resolv.conf", "bind", str(shared.resolv), binds),
+        Mount("/etc/hostname", "bind", str(shared.hostname), binds),
+        Mount("/etc/hosts", "bind", str(shared.hosts), binds),
         *(Mount(m.destination, m.type, m.source, oci_options(m)) for m in user_mounts),
     ]
     args = s.argv

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import posixpath
+import socket
 import time
 from dataclasses import dataclass, replace
 from typing import Self
@@ -168,13 +169,23 @@ class ContainerService(Component):
         image = self._images.resolve(spec.image)
         container_id = new_id()
         spec = merge_image_config(spec, image.image.config)
+        spec = self._endpoints.resolve(spec)  # the networks it joins, each found and checked
+        mode = spec.host.network_mode
+        if mode.startswith("container:"):
+            if spec.hostname:
+                raise InvalidArgument("conflicting options: hostname and the network mode")
+            try:  # as dockerd: one not found now is looked for again at start
+                other = self._table.resolve(mode.partition(":")[2])
+                spec = replace(spec, hostname=other.spec.hostname,
+                               host=replace(spec.host, network_mode=f"container:{other.id}"))  # fmt: skip
+            except NotFound:
+                pass
         if not spec.hostname:
-            spec = replace(spec, hostname=container_id[:12])
+            spec = replace(spec, hostname=socket.gethostname() if mode == "host" else container_id[:12])
         if not spec.argv:
             raise InvalidArgument("no command specified")
         runtime = spec.host.runtime or self._config.default_runtime
         self._driver.check(runtime)
-        spec = self._endpoints.resolve(spec)  # the networks it joins, each found (404) and checked
         if spec.host.port_bindings and any(spec.host.port_bindings.values()) or spec.host.publish_all_ports:
             raise InvalidArgument("publishing ports is not supported yet: containers have loopback only")
         if spec.host.auto_remove and spec.host.restart_policy.name not in ("", "no"):

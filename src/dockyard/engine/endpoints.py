@@ -53,7 +53,9 @@ class Endpoints:
                     raise InvalidArgument("container cannot be connected to multiple networks with one of the networks in private (none) mode")
             return replace(spec, endpoints=())
         if mode == "host" or mode.startswith("container:"):
-            raise InvalidArgument(f"network mode {mode} is not supported yet")
+            if spec.endpoints and any(r.network_name not in (mode, "host") for r in spec.endpoints):
+                raise InvalidArgument(f"conflicting options: {mode} network mode and other networks")
+            return replace(spec, endpoints=())  # the host's, or another container's, namespace
         asked = {r.network_name: r for r in spec.endpoints}
         primary_term = DEFAULT_BRIDGE if mode == "default" else mode
         primary = self._find(primary_term)

@@ -116,12 +116,26 @@ class Lifecycle(Component):
         netns = ""
         endpoints: tuple[Endpoint, ...] = ()
         try:
-            netns = str(await self._netns.take())
-            endpoints = await self._endpoints.attach(c, Path(netns))
+            mode = c.spec.host.network_mode
+            joined: str | None = None  # the namespace joined (the host's: None); netns: the one we pin
+            shared = files
+            if mode.startswith("container:"):
+                other = self._table.resolve(mode.partition(":")[2])
+                if other.id == c.id:
+                    raise InvalidArgument("cannot join own network namespace")
+                if not other.state.running or not other.state.pid:
+                    raise Conflict(f"cannot join network of a non running container: {other.id}")
+                joined = f"/proc/{other.state.pid}/ns/net"
+                shared = self._files(other.id)
+            elif mode != "host":
+                netns = str(await self._netns.take())
+                joined = netns
+                endpoints = await self._endpoints.attach(c, Path(netns))
             t_network = time.perf_counter()
             await asyncio.to_thread(
-                write_bundle, c, files, rootfs, netns,
+                write_bundle, c, files, rootfs, joined,
                 endpoints=endpoints,
+                host_files=shared,
                 pid_namespace=self._joined(c.spec.host.pid, "pid"),
                 ipc_namespace=self._joined(c.spec.host.ipc, "ipc"),
                 seccomp=self._seccomp,

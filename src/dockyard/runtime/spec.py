@@ -101,7 +101,7 @@ class SpecInput:
     shm_size: int | None = 64 * 1024 * 1024  # None: no /dev/shm (--ipc none)
     resources: Resources = Resources()
     sysctls: tuple[tuple[str, str], ...] = ()
-    netns_path: str = ""  # join this network namespace; empty: the runtime makes a new one
+    netns_path: str | None = ""  # join this network namespace; empty: the runtime makes a new one; None: the host's
     annotations: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     domainname: str = ""
     namespaces: Namespaces = Namespaces()
@@ -261,7 +261,8 @@ def _namespaces(inp: SpecInput) -> list[dict[str, Any]]:
         if path is not None:
             out.append({"type": kind, "path": path} if path else {"type": kind})
     out.append({"type": "mount"})
-    out.append({"type": "network", "path": inp.netns_path} if inp.netns_path else {"type": "network"})
+    if inp.netns_path is not None:
+        out.append({"type": "network", "path": inp.netns_path} if inp.netns_path else {"type": "network"})
     if ns.cgroup is not None:
         out.append({"type": "cgroup", "path": ns.cgroup} if ns.cgroup else {"type": "cgroup"})
     return out
