@@ -211,3 +211,9 @@ def test_container_network_mode_shares_the_pods_namespace(net: Daemon) -> None:
     assert f"cannot join network of a non running container: {pod}" in stopped.stderr.decode()
     assert d.out("ps", "-aq", "--filter", "status=running") == ""
     d.docker("rm", "-f", pod)
+
+
+def test_add_host_host_gateway_is_the_default_bridges_gateway(net: Daemon) -> None:
+    o = net.octet  # type: ignore[attr-defined]
+    out = net.out("run", "--rm", "--add-host", "gw:host-gateway", "busybox", "grep", "gw", "/etc/hosts")
+    assert out == f"10.{o}.250.1\tgw"

@@ -17,6 +17,7 @@ from dockyard.model.admission import HostFacts, admit, parse_cpuset
 from dockyard.model.containers import Container, HostSpec
 from dockyard.model.endpoints import Endpoint, own_hosts_lines
 from dockyard.model.hostconfig import (
+    HOST_GATEWAY,
     DeviceNode,
     DeviceRule,
     ExtraHost,
@@ -126,6 +127,14 @@ def hosts_file(extra_hosts: Sequence[ExtraHost] = (), *, standard: bool = True) 
     return (base + "".join(f"{h.ip}\t{h.name}\n" for h in extra_hosts)).encode()
 
 
+def _extra_hosts(entries: Sequence[str], host_gateway: str) -> list[ExtraHost]:
+    """--add-host entries, `host-gateway` as the address of the default bridge's gateway."""
+    hosts = [parse_extra_host(e) for e in entries]
+    if any(h.ip == HOST_GATEWAY for h in hosts) and not host_gateway:
+        raise InvalidArgument("unable to derive the IP value for host-gateway")
+    return [ExtraHost(h.name, host_gateway) if h.ip == HOST_GATEWAY else h for h in hosts]
+
+
 def _namespace(mode: NamespaceMode, joined: str, what: str) -> str | None:
     """The spec's choice for one namespace: new (""), the host's (None), or a path to join."""
     if mode.kind is NamespaceKind.HOST:
@@ -201,6 +210,7 @@ def write_bundle(
     seccomp: SeccompProfiles | None = None,
     endpoints: Sequence[Endpoint] = (),
     host_files: ContainerFiles | None = None,
+    host_gateway: str = "",
 ) -> None:
     """The OCI bundle (config.json) for one start of `c`, on its mounted rootfs (blocking).
 
@@ -226,7 +236,7 @@ def write_bundle(
     elif network_mode == "host":
         files.write_host_files(
             s.hostname,
-            extra_hosts=[parse_extra_host(e) for e in h.extra_hosts],
+            extra_hosts=_extra_hosts(h.extra_hosts, host_gateway),
             dns=h.dns,
             dns_search=h.dns_search,
             dns_options=h.dns_options,
@@ -235,7 +245,7 @@ def write_bundle(
     else:
         files.write_host_files(
             s.hostname,
-            extra_hosts=[parse_extra_host(e) for e in h.extra_hosts]
+            extra_hosts=_extra_hosts(h.extra_hosts, host_gateway)
             + [ExtraHost(name, ip) for ip, name in own_hosts_lines(endpoints, s.hostname, s.domainname)],
             dns=h.dns,
             dns_search=h.dns_search,

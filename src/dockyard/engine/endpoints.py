@@ -223,6 +223,12 @@ class Endpoints:
                             self._leases[(network.id, iface.network)] = leases.take(iface.ip)
                 self._attached.setdefault(network.id, {})[c.id] = (c.name, endpoint)
 
+    def host_gateway(self) -> str:
+        """What `--add-host x:host-gateway` means: the default bridge's gateway ("" without one)."""
+        bridge = self._find(DEFAULT_BRIDGE)
+        gateway = _gateway4(bridge) if bridge is not None else None
+        return str(gateway) if gateway else ""
+
     def attached(self, network_id: str) -> list[str]:
         """Names of the running containers on a network."""
         return sorted(name for name, _ in self._attached.get(network_id, {}).values())

@@ -136,6 +136,7 @@ class Lifecycle(Component):
                 write_bundle, c, files, rootfs, joined,
                 endpoints=endpoints,
                 host_files=shared,
+                host_gateway=self._endpoints.host_gateway(),
                 pid_namespace=self._joined(c.spec.host.pid, "pid"),
                 ipc_namespace=self._joined(c.spec.host.ipc, "ipc"),
                 seccomp=self._seccomp,

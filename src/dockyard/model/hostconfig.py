@@ -352,13 +352,16 @@ class ExtraHost:
     ip: str
 
 
+HOST_GATEWAY = "host-gateway"
+
+
 def parse_extra_host(text: str) -> ExtraHost:
     """`name:ip` (the first colon splits, so IPv6 works); dockerd's messages."""
     name, sep, ip = text.partition(":")
     if not sep or not name:
         raise InvalidArgument(f'bad format for add-host: "{text}"')
-    if ip == "host-gateway":
-        raise InvalidArgument(f'add-host "{text}": host-gateway needs a bridge network, which this daemon does not have yet')
+    if ip == HOST_GATEWAY:
+        return ExtraHost(name, HOST_GATEWAY)  # the default bridge's gateway, filled in at start
     bare = ip.strip()
     if bare.startswith("[") and bare.endswith("]"):
         bare = bare[1:-1]
