@@ -11,7 +11,7 @@ import dns.rcode
 import pytest
 
 from dockyard.model import dnsmessage as wire
-from dockyard.model.dnsmessage import QType, Transport
+from dockyard.model.dnsmessage import Transport
 from dockyard.model.dnsview import (
     TTL,
     EndpointRecord,

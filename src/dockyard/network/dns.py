@@ -1,0 +1,497 @@
+"""The embedded DNS server: one per container network namespace, at 127.0.0.11:53.
+
+The sockets are made inside the container's namespace by a short-lived thread that
+setns()es into it (a socket keeps the namespace it was made in, so the thread may end),
+and are then served by the daemon's event loop like any other. Answers come from
+model/dnsview with the table the engine's callable gives at that moment, so a container
+that stops or leaves a network disappears from the next answer. What is not ours goes to
+the upstream servers from the daemon's own namespace (a stub resolver on the host's
+127.0.0.1 works; dockerd does the same for the host's resolv.conf servers): UDP first,
+TCP again when the reply is truncated and the client asked over TCP, `timeout` seconds per
+server, the next server on silence, an error, SERVFAIL or REFUSED, SERVFAIL when none
+answers. Internal-only containers never forward (NameTable.can_forward).
+
+Bounds, so a container cannot make the daemon hold unbounded state: forwarded queries in
+flight per server and for all of them (REFUSED past them, as dockerd answers past its 1024),
+a UDP retransmission of a query still in flight is dropped, TCP connections per server,
+each with an idle timeout, one message at a time of at most 65535 bytes, a few forwarded
+queries at a time (reading pauses beyond), and a cap on unread replies.
+
+A listening socket pins its namespace: remove the server before releasing the namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import random
+import secrets
+import socket
+import struct
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from dockyard.errors import Conflict, Internal, NotFound
+from dockyard.model import dnsmessage as wire
+from dockyard.model.dnsmessage import Query, RCode, Transport
+from dockyard.model.dnsview import Forward, NameTable, failure, respond
+from dockyard.tasks import Component, Tasks
+
+log = logging.getLogger(__name__)
+
+LISTEN_ADDRESS = "127.0.0.11"
+CLONE_NEWNET = 0x40000000
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+
+TableSource = Callable[[], NameTable]
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """An external server, asked from the daemon's namespace."""
+
+    address: IPv4Address | IPv6Address
+    port: int = 53
+
+
+@dataclass(frozen=True, slots=True)
+class DnsLimits:
+    timeout: float = 4.0  # per upstream server (dockerd's extIOTimeout)
+    max_upstreams: int = 3  # dockerd's maxExtDNS
+    inflight_per_server: int = 1024  # dockerd's maxConcurrent
+    inflight_total: int = 8192
+    tcp_connections: int = 32
+    tcp_idle: float = 8.0  # miekg/dns's idle timeout between queries on one connection
+    tcp_pipeline: int = 8  # forwarded queries of one connection at a time; reading pauses beyond
+    tcp_unread: int = 256 * 1024  # bytes of replies a client has not read: closed past it
+
+
+class _Budget:
+    """A counter of slots; taking fails instead of waiting, so nothing queues up."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.used = 0
+
+    def take(self) -> bool:
+        if self.used >= self.size:
+            return False
+        self.used += 1
+        return True
+
+    def give(self) -> None:
+        self.used -= 1
+
+
+def open_listeners(netns: Path, address: str = LISTEN_ADDRESS, port: int = 53) -> tuple[socket.socket, socket.socket]:
+    """UDP and TCP sockets bound to address:port inside `netns` (blocking: run in a thread).
+
+    setns() moves only the calling thread, so the work runs in a thread of its own that
+    ends afterwards; the sockets stay in the namespace they were made in."""
+    made: list[socket.socket] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if _libc.setns(fd, CLONE_NEWNET) != 0:
+                    raise Internal(f"setns({netns}): {os.strerror(ctypes.get_errno())}")
+            finally:
+                os.close(fd)
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            made.append(udp)
+            udp.bind((address, port))
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            made.append(tcp)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            tcp.bind((address, port))
+            tcp.listen(64)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=work, name="dns-listen")
+    worker.start()
+    worker.join()
+    if errors:
+        for sock in made:
+            sock.close()
+        exc = errors[0]
+        if isinstance(exc, FileNotFoundError):
+            raise NotFound(f"network namespace {netns} does not exist") from exc
+        if isinstance(exc, OSError):
+            raise Internal(f"DNS server in {netns}: {exc.strerror or exc}") from exc
+        raise exc
+    udp, tcp = made
+    udp.setblocking(False)
+    tcp.setblocking(False)
+    return udp, tcp
+
+
+# ---- asking upstream ------------------------------------------------------------------------
+
+
+class _UdpExchange(asyncio.DatagramProtocol):
+    def __init__(self, message_id: int, question: wire.Question) -> None:
+        self.reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._id = message_id
+        self._question = question
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        # a stray or spoofed datagram is ignored, the right one may still come
+        if not self.reply.done() and wire.reply_matches(data, self._id, self._question):
+            self.reply.set_result(data)
+
+    def error_received(self, exc: Exception) -> None:
+        if not self.reply.done():  # ICMP port unreachable: nobody there, next server at once
+            self.reply.set_exception(exc)
+
+
+async def _ask_udp(server: Upstream, message: bytes, message_id: int, question: wire.Question) -> bytes:
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if server.address.version == 6 else socket.AF_INET
+    transport, protocol = await loop.create_datagram_endpoint(
+        lambda: _UdpExchange(message_id, question), remote_addr=(str(server.address), server.port), family=family
+    )
+    try:
+        transport.sendto(message)
+        return await protocol.reply
+    finally:
+        transport.close()
+
+
+async def _ask_tcp(server: Upstream, message: bytes, message_id: int, question: wire.Question) -> bytes:
+    reader, writer = await asyncio.open_connection(str(server.address), server.port)
+    try:
+        writer.write(struct.pack("!H", len(message)) + message)
+        await writer.drain()
+        while True:
+            (length,) = struct.unpack("!H", await reader.readexactly(2))
+            reply = await reader.readexactly(length)
+            if wire.reply_matches(reply, message_id, question):
+                return reply
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def ask_upstreams(
+    upstreams: Sequence[Upstream], query: Query, message: bytes, transport: Transport, limits: DnsLimits
+) -> bytes | None:
+    """The first usable reply of the upstream servers, asked in order, or None."""
+    for server in upstreams[: limits.max_upstreams]:
+        message_id = secrets.randbelow(0x10000)  # a fresh id for each server: the client's is guessable
+        outgoing = wire.with_id(message, message_id)
+        try:
+            async with asyncio.timeout(limits.timeout):
+                reply = await _ask_udp(server, outgoing, message_id, query.question)
+                if wire.reply_truncated(reply) and transport is Transport.TCP:
+                    reply = await _ask_tcp(server, outgoing, message_id, query.question)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+            log.debug("dns: upstream %s:%s failed for %s: %r", server.address, server.port, query.question.text, exc)
+            continue
+        if wire.reply_rcode(reply) in (RCode.SERVFAIL, RCode.REFUSED):
+            continue
+        return reply
+    return None
+
+
+# ---- serving a namespace ------------------------------------------------------------------
+
+
+class _UdpListener(asyncio.DatagramProtocol):
+    def __init__(self, server: DnsServer) -> None:
+        self._server = server
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._server.on_datagram(data, addr)
+
+
+class _TcpConnection(asyncio.Protocol):
+    """One client connection: length-prefixed messages, answered in order of completion."""
+
+    def __init__(self, server: DnsServer) -> None:
+        self._server = server
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._forwards: set[asyncio.Task[Any]] = set()
+        self._paused = False
+        self._idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        if not self._server.accept(self):
+            transport.abort()
+            return
+        self._arm_idle()
+
+    def _arm_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = asyncio.get_running_loop().call_later(self._server.limits.tcp_idle, self.close)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        self._arm_idle()
+        while len(self._buffer) >= 2 and not self._paused:
+            (length,) = struct.unpack_from("!H", self._buffer)
+            if len(self._buffer) < 2 + length:
+                return
+            message = bytes(self._buffer[2 : 2 + length])
+            del self._buffer[: 2 + length]
+            if not self._server.on_stream_message(message, self):
+                self.close()
+                return
+
+    def send(self, reply: bytes) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(struct.pack("!H", len(reply)) + reply)
+        if transport.get_write_buffer_size() > self._server.limits.tcp_unread:
+            self.close()
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        self._forwards.add(task)
+        task.add_done_callback(self._forward_done)
+        if len(self._forwards) >= self._server.limits.tcp_pipeline and self._transport is not None:
+            self._paused = True
+            self._transport.pause_reading()
+
+    def _forward_done(self, task: asyncio.Task[Any]) -> None:
+        self._forwards.discard(task)
+        if self._paused and len(self._forwards) < self._server.limits.tcp_pipeline:
+            self._paused = False
+            if self._transport is not None and not self._transport.is_closing():
+                self._transport.resume_reading()
+                self.data_received(b"")  # messages that arrived while paused
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        for task in list(self._forwards):
+            task.cancel()
+        self._server.forget(self)
+        self._transport = None
+
+
+class DnsServer:
+    """The resolver of one namespace; made and ended by DnsServers."""
+
+    def __init__(
+        self,
+        netns: Path,
+        table: TableSource,
+        upstreams: Sequence[Upstream],
+        limits: DnsLimits,
+        tasks: Tasks,
+        budget: _Budget,
+    ) -> None:
+        self.netns = netns
+        self.limits = limits
+        self._table = table
+        self._upstreams = tuple(upstreams)
+        self._tasks = tasks
+        self._budget = budget
+        self._own = _Budget(limits.inflight_per_server)
+        self._rng = random.Random()
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        self._connections: set[_TcpConnection] = set()
+        self._pending_udp: set[tuple[Any, bytes]] = set()
+        self._forwards: set[asyncio.Task[Any]] = set()
+
+    async def start(self, udp: socket.socket, tcp: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            self._udp, _ = await loop.create_datagram_endpoint(lambda: _UdpListener(self), sock=udp)
+            self._tcp = await loop.create_server(lambda: _TcpConnection(self), sock=tcp)
+        except BaseException:
+            udp.close()
+            tcp.close()
+            await self.close()
+            raise
+
+    @property
+    def upstreams(self) -> tuple[Upstream, ...]:
+        return self._upstreams
+
+    def set_upstreams(self, upstreams: Sequence[Upstream]) -> None:
+        self._upstreams = tuple(upstreams)
+
+    def _decide(self, message: bytes, transport: Transport) -> bytes | Forward | None:
+        try:
+            table = self._table()
+        except Exception:
+            log.exception("dns: the name table of %s failed", self.netns)
+            table = NameTable()
+        can_forward = table.can_forward and bool(self._upstreams)
+        return respond(message, table, transport=transport, can_forward=can_forward, rng=self._rng)
+
+    def on_datagram(self, data: bytes, addr: Any) -> None:
+        decision = self._decide(data, Transport.UDP)
+        udp = self._udp
+        if decision is None or udp is None:
+            return
+        if isinstance(decision, bytes):
+            udp.sendto(decision, addr)
+            return
+        key = (addr, data)  # a stub's retransmission: same source, same bytes
+        if key in self._pending_udp:
+            return
+        self._pending_udp.add(key)
+
+        def send(reply: bytes) -> None:
+            if self._udp is not None:
+                self._udp.sendto(reply, addr)
+
+        task = self._forward(decision.query, data, Transport.UDP, send)
+        if task is None:
+            self._pending_udp.discard(key)
+        else:
+            task.add_done_callback(lambda _: self._pending_udp.discard(key))
+
+    def on_stream_message(self, message: bytes, connection: _TcpConnection) -> bool:
+        """False: garbage, close the connection."""
+        decision = self._decide(message, Transport.TCP)
+        if decision is None:
+            return False
+        if isinstance(decision, bytes):
+            connection.send(decision)
+            return True
+        task = self._forward(decision.query, message, Transport.TCP, connection.send)
+        if task is not None:
+            connection.track(task)
+        return True
+
+    def _forward(self, query: Query, message: bytes, transport: Transport, send: Callable[[bytes], None]) -> asyncio.Task[Any] | None:
+        if not self._tasks.active or not self._own.take():
+            send(failure(query, transport, RCode.REFUSED))
+            return None
+        if not self._budget.take():
+            self._own.give()
+            send(failure(query, transport, RCode.REFUSED))
+            return None
+        task = self._tasks.spawn(self._relay(query, message, transport, send), f"forward {query.question.text}")
+        self._forwards.add(task)
+
+        def done(_: asyncio.Task[Any]) -> None:
+            self._forwards.discard(task)
+            self._own.give()
+            self._budget.give()
+
+        task.add_done_callback(done)
+        return task
+
+    async def _relay(self, query: Query, message: bytes, transport: Transport, send: Callable[[bytes], None]) -> None:
+        reply = await ask_upstreams(self._upstreams, query, message, transport, self.limits)
+        if reply is None:
+            send(failure(query, transport, RCode.SERVFAIL))
+        else:
+            send(wire.fit_reply(reply, query, query.limit(transport)))
+
+    def accept(self, connection: _TcpConnection) -> bool:
+        if self._tcp is None or len(self._connections) >= self.limits.tcp_connections:
+            return False
+        self._connections.add(connection)
+        return True
+
+    def forget(self, connection: _TcpConnection) -> None:
+        self._connections.discard(connection)
+
+    @property
+    def inflight(self) -> int:
+        return len(self._forwards)
+
+    async def close(self) -> None:
+        """Close the sockets and every connection, end the forwards in flight."""
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+        tcp, self._tcp = self._tcp, None
+        if tcp is not None:
+            tcp.close()
+        for connection in list(self._connections):
+            connection.close()
+        forwards = list(self._forwards)
+        for task in forwards:
+            task.cancel()
+        if forwards:
+            await asyncio.wait(forwards)
+        if tcp is not None:
+            await tcp.wait_closed()
+        await asyncio.sleep(0)  # the transports close their sockets on the next turn of the loop
+
+
+class DnsServers(Component):
+    """Every embedded DNS server of the daemon, by namespace path; leaving closes them all."""
+
+    def __init__(self, limits: DnsLimits | None = None) -> None:
+        self.limits = limits or DnsLimits()
+        self._servers: dict[str, DnsServer] = {}
+        self._budget = _Budget(self.limits.inflight_total)
+        self._tasks = Tasks("dns")
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            for key in list(self._servers):
+                await self.remove(key)
+        finally:
+            await super().__aexit__(kind, exc, tb)
+
+    def __contains__(self, netns: object) -> bool:
+        return str(netns) in self._servers
+
+    def get(self, netns: Path | str) -> DnsServer | None:
+        return self._servers.get(str(netns))
+
+    async def add(
+        self,
+        netns: Path | str,
+        table: TableSource,
+        upstreams: Sequence[Upstream],
+        *,
+        address: str = LISTEN_ADDRESS,
+        port: int = 53,
+    ) -> DnsServer:
+        """Serve DNS inside `netns`. The table is asked on every query; forwarding happens when
+        it says the container can reach out and there are upstreams."""
+        key = str(netns)
+        if not self._tasks.active:
+            raise Internal("dns: the DNS servers are not running")
+        if key in self._servers:
+            raise Conflict(f"a DNS server already serves {key}")
+        server = DnsServer(Path(key), table, upstreams, self.limits, self._tasks, self._budget)
+        self._servers[key] = server  # claimed before the await: a second add conflicts
+        try:
+            udp, tcp = await asyncio.to_thread(open_listeners, Path(key), address, port)
+            await server.start(udp, tcp)
+        except BaseException:
+            del self._servers[key]
+            raise
+        return server
+
+    async def remove(self, netns: Path | str) -> None:
+        """Stop serving `netns`; a namespace without a server is fine (idempotent)."""
+        server = self._servers.pop(str(netns), None)
+        if server is not None:
+            await server.close()
