@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import errno
 import os
 import socket
 import struct
@@ -372,19 +371,15 @@ def test_udp_retransmission_is_not_forwarded_twice(netns: Path) -> None:
     run(scenario())
 
 
-def test_removal_and_shutdown_leave_no_socket(netns: Path, tmp_path: Path) -> None:
-    def port_is_free() -> bool:
-        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-            with socket.socket(socket.AF_INET, kind) as sock:
-                # a closed connection's TIME_WAIT is the kernel's, not a socket of ours
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    sock.bind(("127.0.0.11", 53))
-                except OSError as exc:
-                    assert exc.errno == errno.EADDRINUSE
-                    return False
-        return True
+def _listening(netns: Path) -> str:
+    return subprocess.run(["nsenter", f"--net={netns}", "ss", "-Hlntu"], capture_output=True, text=True, check=True).stdout
 
+
+def _ruleset(netns: Path) -> str:
+    return subprocess.run(["nsenter", f"--net={netns}", "nft", "list", "ruleset"], capture_output=True, text=True, check=True).stdout
+
+
+def test_removal_and_shutdown_leave_no_socket_and_no_rule(netns: Path, tmp_path: Path) -> None:
     async def scenario() -> None:
         second = tmp_path / "ns2"
         create_netns(second)
@@ -392,23 +387,76 @@ def test_removal_and_shutdown_leave_no_socket(netns: Path, tmp_path: Path) -> No
             async with DnsServers() as servers:
                 await servers.add(netns, Tables(), [])
                 await servers.add(second, Tables(), [])
-                assert not await in_netns(netns, port_is_free)
+                assert "127.0.0.11:" in _listening(netns) and "dockyard_dns" in _ruleset(netns)
                 with pytest.raises(Conflict, match="already serves"):
                     await servers.add(netns, Tables(), [])
-                reader_writer = await in_netns(second, lambda: socket.create_connection(("127.0.0.11", 53), timeout=1))
+                client = await in_netns(second, lambda: socket.create_connection(("127.0.0.11", 53), timeout=1))
                 await servers.remove(netns)
                 await servers.remove(netns)  # idempotent
-                assert await in_netns(netns, port_is_free)
+                assert _listening(netns) == "" and _ruleset(netns) == ""
                 assert answers(await ask(second, "web", tcp=True)) == ["172.30.0.2"]
-            assert await in_netns(second, port_is_free)  # leaving closed the rest
-            assert reader_writer.recv(10) == b""  # and its open connections
-            reader_writer.close()
-            async with DnsServers() as servers:
                 with pytest.raises(NotFound, match="does not exist"):
                     await servers.add(tmp_path / "missing", Tables(), [])
                 assert tmp_path / "missing" not in servers
+            assert _listening(second) == ""  # leaving closed the rest
+            assert client.recv(10) == b""  # and its open connections
+            client.close()
         finally:
             release_netns(second)
+
+    run(scenario())
+
+
+def test_port_53_stays_the_containers(netns: Path) -> None:
+    def bind_wildcard_53() -> str:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            udp.bind(("0.0.0.0", 53))  # what a DNS server image does
+            tcp.bind(("0.0.0.0", 53))
+            tcp.listen()
+            return "bound"
+
+    async def scenario() -> None:
+        async with serving(netns, Tables(), []):
+            assert await in_netns(netns, bind_wildcard_53) == "bound"
+            assert answers(await ask(netns, "web")) == ["172.30.0.2"]
+            assert answers(await ask(netns, "web", tcp=True)) == ["172.30.0.2"]
+
+    run(scenario())
+
+
+def test_without_redirect_the_server_binds_53_itself(netns: Path) -> None:
+    async def scenario() -> None:
+        async with DnsServers() as servers:
+            await servers.add(netns, Tables(), [], redirect=False)
+            assert "127.0.0.11:53 " in _listening(netns) and _ruleset(netns) == ""
+            assert answers(await ask(netns, "db")) == ["172.30.0.3"]
+            await servers.remove(netns)
+            assert _listening(netns) == ""
+
+    run(scenario())
+
+
+def test_tcp_connections_are_bounded(netns: Path) -> None:
+    def three() -> list[bytes]:
+        conns = [socket.create_connection(("127.0.0.11", 53), timeout=2) for _ in range(3)]
+        try:
+            query = dns.message.make_query("web", "A").to_wire()
+            out = []
+            for conn in conns:
+                try:
+                    conn.sendall(struct.pack("!H", len(query)) + query)
+                    out.append(conn.recv(4096))
+                except OSError:
+                    out.append(b"")
+            return out
+        finally:
+            for conn in conns:
+                conn.close()
+
+    async def scenario() -> None:
+        async with serving(netns, Tables(), [], DnsLimits(tcp_connections=2)):
+            replies = await in_netns(netns, three)
+            assert [bool(r) for r in replies] == [True, True, False]
 
     run(scenario())
 

@@ -17,6 +17,11 @@ a UDP retransmission of a query still in flight is dropped, TCP connections per 
 each with an idle timeout, one message at a time of at most 65535 bytes, a few forwarded
 queries at a time (reading pauses beyond), and a cap on unread replies.
 
+Port 53 of the namespace stays the container's (a DNS server image binds 0.0.0.0:53): as
+dockerd does, the sockets take random ports and a nat rule in the namespace's own nftables
+(table `ip dockyard_dns`, one `nft` transaction) sends 127.0.0.11:53 to them; conntrack
+gives the replies their source back. `redirect=False` binds 127.0.0.11:53 itself.
+
 A listening socket pins its namespace: remove the server before releasing the namespace.
 """
 
@@ -41,6 +46,7 @@ from types import TracebackType
 from typing import Any
 
 from dockyard.errors import Conflict, Internal, NotFound
+from dockyard.linux.command import run_command
 from dockyard.model import dnsmessage as wire
 from dockyard.model.dnsmessage import Query, RCode, Transport
 from dockyard.model.dnsview import Forward, NameTable, failure, respond
@@ -50,6 +56,8 @@ log = logging.getLogger(__name__)
 
 LISTEN_ADDRESS = "127.0.0.11"
 CLONE_NEWNET = 0x40000000
+REDIRECT_TABLE = "dockyard_dns"
+NFT_TIMEOUT = 10.0
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
@@ -70,7 +78,7 @@ class DnsLimits:
     timeout: float = 4.0  # per upstream server (dockerd's extIOTimeout)
     max_upstreams: int = 3  # dockerd's maxExtDNS
     inflight_per_server: int = 1024  # dockerd's maxConcurrent
-    inflight_total: int = 8192
+    inflight_total: int = 2048  # each holds a socket: well inside the daemon's open-file limit
     tcp_connections: int = 32
     tcp_idle: float = 8.0  # miekg/dns's idle timeout between queries on one connection
     tcp_pipeline: int = 8  # forwarded queries of one connection at a time; reading pauses beyond
@@ -137,6 +145,29 @@ def open_listeners(netns: Path, address: str = LISTEN_ADDRESS, port: int = 53) -
     udp.setblocking(False)
     tcp.setblocking(False)
     return udp, tcp
+
+
+def redirect_rules(address: str, udp_port: int, tcp_port: int) -> str:
+    """One nft transaction that replaces our table in the container's namespace: queries to
+    address:53 go to the ports our sockets have (the empty table first, so the delete never
+    fails)."""
+    return (
+        f"table ip {REDIRECT_TABLE} {{}}\n"
+        f"delete table ip {REDIRECT_TABLE}\n"
+        f"table ip {REDIRECT_TABLE} {{\n"
+        "  chain output {\n"
+        "    type nat hook output priority -100; policy accept;\n"
+        f"    ip daddr {address} udp dport 53 dnat to {address}:{udp_port}\n"
+        f"    ip daddr {address} tcp dport 53 dnat to {address}:{tcp_port}\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+async def _nft_in(netns: Path, ruleset: str, what: str) -> None:
+    result = await run_command(["nsenter", f"--net={netns}", "nft", ruleset], timeout=NFT_TIMEOUT, what=what)
+    if result.returncode != 0:
+        raise Internal(f"{what}: {result.stderr.decode(errors='replace').strip()}")
 
 
 # ---- asking upstream ------------------------------------------------------------------------
@@ -241,7 +272,13 @@ class _TcpConnection(asyncio.Protocol):
     def _arm_idle(self) -> None:
         if self._idle is not None:
             self._idle.cancel()
-        self._idle = asyncio.get_running_loop().call_later(self._server.limits.tcp_idle, self.close)
+        self._idle = asyncio.get_running_loop().call_later(self._server.limits.tcp_idle, self._idle_out)
+
+    def _idle_out(self) -> None:
+        if self._forwards:  # a reply is still coming: not idle
+            self._arm_idle()
+        else:
+            self.close()
 
     def close(self) -> None:
         if self._transport is not None:
@@ -306,6 +343,7 @@ class DnsServer:
     ) -> None:
         self.netns = netns
         self.limits = limits
+        self.redirected = False
         self._table = table
         self._upstreams = tuple(upstreams)
         self._tasks = tasks
@@ -471,10 +509,10 @@ class DnsServers(Component):
         upstreams: Sequence[Upstream],
         *,
         address: str = LISTEN_ADDRESS,
-        port: int = 53,
+        redirect: bool = True,
     ) -> DnsServer:
-        """Serve DNS inside `netns`. The table is asked on every query; forwarding happens when
-        it says the container can reach out and there are upstreams."""
+        """Serve DNS inside `netns` at address:53. The table is asked on every query;
+        forwarding happens when it says the container can reach out and there are upstreams."""
         key = str(netns)
         if not self._tasks.active:
             raise Internal("dns: the DNS servers are not running")
@@ -483,15 +521,28 @@ class DnsServers(Component):
         server = DnsServer(Path(key), table, upstreams, self.limits, self._tasks, self._budget)
         self._servers[key] = server  # claimed before the await: a second add conflicts
         try:
-            udp, tcp = await asyncio.to_thread(open_listeners, Path(key), address, port)
+            udp, tcp = await asyncio.to_thread(open_listeners, Path(key), address, 0 if redirect else 53)
             await server.start(udp, tcp)
+            if redirect:
+                server.redirected = True
+                rules = redirect_rules(address, udp.getsockname()[1], tcp.getsockname()[1])
+                await _nft_in(Path(key), rules, f"DNS redirect in {key}")
         except BaseException:
             del self._servers[key]
+            await server.close()
             raise
         return server
 
-    async def remove(self, netns: Path | str) -> None:
-        """Stop serving `netns`; a namespace without a server is fine (idempotent)."""
+    async def remove(self, netns: Path | str, *, clear_redirect: bool = True) -> None:
+        """Stop serving `netns`; a namespace without a server is fine (idempotent). The
+        redirect rule goes too, unless the namespace is about to go (`clear_redirect=False`
+        saves the nft run on a container's stop)."""
         server = self._servers.pop(str(netns), None)
-        if server is not None:
-            await server.close()
+        if server is None:
+            return
+        await server.close()
+        if server.redirected and clear_redirect and server.netns.exists():
+            try:
+                await _nft_in(server.netns, f"delete table ip {REDIRECT_TABLE}", f"DNS redirect in {netns}")
+            except Internal as exc:
+                log.warning("dns: %s", exc.message)
