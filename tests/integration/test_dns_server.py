@@ -461,6 +461,36 @@ def test_tcp_connections_are_bounded(netns: Path) -> None:
     run(scenario())
 
 
+def test_tcp_pipelined_queries_answer_as_they_complete(netns: Path) -> None:
+    def pipeline() -> dict[int, dns.message.Message]:
+        queries = [dns.message.make_query(n, "A") for n in ("example.test", "web", "big.test", "nowhere.test", "db")]
+        with socket.create_connection(("127.0.0.11", 53), timeout=5) as conn:
+            conn.sendall(b"".join(struct.pack("!H", len(w)) + w for w in (q.to_wire() for q in queries)))
+            buffer = b""
+            replies: dict[int, dns.message.Message] = {}
+            while len(replies) < len(queries):
+                chunk = conn.recv(65536)
+                assert chunk, "connection closed early"
+                buffer += chunk
+                while len(buffer) >= 2 and len(buffer) >= 2 + struct.unpack("!H", buffer[:2])[0]:
+                    length = struct.unpack("!H", buffer[:2])[0]
+                    reply = dns.message.from_wire(buffer[2 : 2 + length])
+                    replies[reply.id] = reply
+                    buffer = buffer[2 + length :]
+        return {queries.index(next(q for q in queries if q.id == rid)): r for rid, r in replies.items()}
+
+    async def scenario() -> None:
+        async with stub_upstream() as stub, serving(netns, Tables(), [Upstream(ip_address("127.0.0.1"), stub.port)], DnsLimits(tcp_pipeline=1)):
+            replies = await in_netns(netns, pipeline)
+            assert answers(replies[0]) == ["192.0.2.1"]
+            assert answers(replies[1]) == ["172.30.0.2"]
+            assert len(answers(replies[2])) == 60
+            assert replies[3].rcode() == dns.rcode.NXDOMAIN
+            assert answers(replies[4]) == ["172.30.0.3"]
+
+    run(scenario())
+
+
 def test_busybox_nslookup_inside_the_namespace(netns: Path) -> None:
     async def scenario() -> None:
         async with stub_upstream() as stub, serving(netns, Tables(), [Upstream(ip_address("127.0.0.1"), stub.port)]):
