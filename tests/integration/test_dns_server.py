@@ -28,9 +28,9 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from dockyard.errors import Conflict, NotFound
+from dockyard.errors import Conflict, Internal, NotFound
 from dockyard.model.dnsview import EndpointRecord, NameTable, NetworkRecord, dns_names
-from dockyard.network.dns import DnsLimits, DnsServers, Upstream
+from dockyard.network.dns import DnsLimits, DnsServers, Upstream, install_redirect
 from dockyard.network.netns import create_netns, release_netns
 
 T = TypeVar("T")
@@ -432,6 +432,23 @@ def test_without_redirect_the_server_binds_53_itself(netns: Path) -> None:
             assert answers(await ask(netns, "db")) == ["172.30.0.3"]
             await servers.remove(netns)
             assert _listening(netns) == ""
+
+    run(scenario())
+
+
+def test_redirect_made_ahead_of_time(netns: Path) -> None:
+    async def scenario() -> None:
+        await install_redirect(netns, 5300)
+        assert "dnat to 127.0.0.11:5300" in _ruleset(netns)
+        async with DnsServers() as servers:
+            with pytest.raises(Internal, match="rules_ready"):
+                await servers.add(netns, Tables(), [], rules_ready=True)
+            await servers.add(netns, Tables(), [], port=5300, rules_ready=True)
+            assert "127.0.0.11:5300 " in _listening(netns)
+            assert answers(await ask(netns, "web")) == ["172.30.0.2"]
+            assert answers(await ask(netns, "db", tcp=True)) == ["172.30.0.3"]
+            await servers.remove(netns)
+            assert _listening(netns) == "" and _ruleset(netns) == ""
 
     run(scenario())
 

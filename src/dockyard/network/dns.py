@@ -21,6 +21,9 @@ Port 53 of the namespace stays the container's (a DNS server image binds 0.0.0.0
 dockerd does, the sockets take random ports and a nat rule in the namespace's own nftables
 (table `ip dockyard_dns`, one `nft` transaction) sends 127.0.0.11:53 to them; conntrack
 gives the replies their source back. `redirect=False` binds 127.0.0.11:53 itself.
+An nft commit costs ~20 ms here (the kernel's grace period): a namespace made ahead of time
+can get the rule then (`install_redirect` to a fixed port), and `add(port=..., rules_ready=True)`
+only binds, in about a millisecond.
 
 A listening socket pins its namespace: remove the server before releasing the namespace.
 """
@@ -168,6 +171,12 @@ async def _nft_in(netns: Path, ruleset: str, what: str) -> None:
     result = await run_command(["nsenter", f"--net={netns}", "nft", ruleset], timeout=NFT_TIMEOUT, what=what)
     if result.returncode != 0:
         raise Internal(f"{what}: {result.stderr.decode(errors='replace').strip()}")
+
+
+async def install_redirect(netns: Path, port: int, address: str = LISTEN_ADDRESS) -> None:
+    """The redirect rule alone, to `port` for UDP and TCP: for a namespace made ahead of time,
+    so that a later `add(port=port, rules_ready=True)` runs no nft."""
+    await _nft_in(netns, redirect_rules(address, port, port), f"DNS redirect in {netns}")
 
 
 # ---- asking upstream ------------------------------------------------------------------------
@@ -510,9 +519,15 @@ class DnsServers(Component):
         *,
         address: str = LISTEN_ADDRESS,
         redirect: bool = True,
+        port: int = 0,
+        rules_ready: bool = False,
     ) -> DnsServer:
         """Serve DNS inside `netns` at address:53. The table is asked on every query;
-        forwarding happens when it says the container can reach out and there are upstreams."""
+        forwarding happens when it says the container can reach out and there are upstreams.
+        With `redirect`, the sockets take `port` (0: random ones) and the nat rule is installed,
+        unless `rules_ready` (install_redirect did it for that port)."""
+        if rules_ready and not (redirect and port):
+            raise Internal("dns: rules_ready needs redirect and the port they were made for")
         key = str(netns)
         if not self._tasks.active:
             raise Internal("dns: the DNS servers are not running")
@@ -521,10 +536,11 @@ class DnsServers(Component):
         server = DnsServer(Path(key), table, upstreams, self.limits, self._tasks, self._budget)
         self._servers[key] = server  # claimed before the await: a second add conflicts
         try:
-            udp, tcp = await asyncio.to_thread(open_listeners, Path(key), address, 0 if redirect else 53)
+            udp, tcp = await asyncio.to_thread(open_listeners, Path(key), address, port if redirect else 53)
             await server.start(udp, tcp)
             if redirect:
                 server.redirected = True
+            if redirect and not rules_ready:
                 rules = redirect_rules(address, udp.getsockname()[1], tcp.getsockname()[1])
                 await _nft_in(Path(key), rules, f"DNS redirect in {key}")
         except BaseException:
