@@ -27,8 +27,9 @@ from typing import Any
 
 from dockyard.model import dnsmessage as wire
 from dockyard.model.dnsview import EndpointRecord, NameTable, NetworkRecord, dns_names
-from dockyard.network.dns import DnsServers, Upstream, install_redirect
+from dockyard.network.dns import DnsServers, install_redirect
 from dockyard.network.netns import create_netns, release_netns
+from dockyard.network.upstream import Upstream
 
 _libc = ctypes.CDLL(None, use_errno=True)
 

@@ -30,8 +30,9 @@ import pytest
 
 from dockyard.errors import Conflict, Internal, NotFound
 from dockyard.model.dnsview import EndpointRecord, NameTable, NetworkRecord, dns_names
-from dockyard.network.dns import DnsLimits, DnsServers, Upstream, install_redirect
+from dockyard.network.dns import DnsLimits, DnsServers, install_redirect
 from dockyard.network.netns import create_netns, release_netns
+from dockyard.network.upstream import Upstream
 
 T = TypeVar("T")
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -5,14 +5,12 @@ setns()es into it (a socket keeps the namespace it was made in, so the thread ma
 and are then served by the daemon's event loop like any other. Answers come from
 model/dnsview with the table the engine's callable gives at that moment, so a container
 that stops or leaves a network disappears from the next answer. What is not ours goes to
-the upstream servers from the daemon's own namespace (a stub resolver on the host's
-127.0.0.1 works; dockerd does the same for the host's resolv.conf servers): UDP first,
-TCP again when the reply is truncated and the client asked over TCP, `timeout` seconds per
-server, the next server on silence, an error, SERVFAIL or REFUSED, SERVFAIL when none
-answers. Internal-only containers never forward (NameTable.can_forward).
+the upstream servers from the daemon's own namespace (network/upstream), SERVFAIL when none
+answers; internal-only containers never forward (NameTable.can_forward).
 
 Bounds, so a container cannot make the daemon hold unbounded state: forwarded queries in
-flight per server and for all of them (REFUSED past them, as dockerd answers past its 1024),
+flight per server and for all of them (REFUSED past them at once; dockerd waits up to 4 s
+for one of its 1024 slots, then answers REFUSED),
 a UDP retransmission of a query still in flight is dropped, TCP connections per server,
 each with an idle timeout, one message at a time of at most 65535 bytes, a few forwarded
 queries at a time (reading pauses beyond), and a cap on unread replies.
@@ -31,19 +29,16 @@ A listening socket pins its namespace: remove the server before releasing the na
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import ctypes.util
 import logging
 import os
 import random
-import secrets
 import socket
 import struct
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -53,6 +48,7 @@ from dockyard.linux.command import run_command
 from dockyard.model import dnsmessage as wire
 from dockyard.model.dnsmessage import Query, RCode, Transport
 from dockyard.model.dnsview import Forward, NameTable, failure, respond
+from dockyard.network.upstream import Upstream, UpstreamLimits, ask_upstreams
 from dockyard.tasks import Component, Tasks
 
 log = logging.getLogger(__name__)
@@ -69,17 +65,7 @@ TableSource = Callable[[], NameTable]
 
 
 @dataclass(frozen=True, slots=True)
-class Upstream:
-    """An external server, asked from the daemon's namespace."""
-
-    address: IPv4Address | IPv6Address
-    port: int = 53
-
-
-@dataclass(frozen=True, slots=True)
-class DnsLimits:
-    timeout: float = 4.0  # per upstream server (dockerd's extIOTimeout)
-    max_upstreams: int = 3  # dockerd's maxExtDNS
+class DnsLimits(UpstreamLimits):
     inflight_per_server: int = 1024  # dockerd's maxConcurrent
     inflight_total: int = 2048  # each holds a socket: well inside the daemon's open-file limit
     tcp_connections: int = 32
@@ -177,75 +163,6 @@ async def install_redirect(netns: Path, port: int, address: str = LISTEN_ADDRESS
     """The redirect rule alone, to `port` for UDP and TCP: for a namespace made ahead of time,
     so that a later `add(port=port, rules_ready=True)` runs no nft."""
     await _nft_in(netns, redirect_rules(address, port, port), f"DNS redirect in {netns}")
-
-
-# ---- asking upstream ------------------------------------------------------------------------
-
-
-class _UdpExchange(asyncio.DatagramProtocol):
-    def __init__(self, message_id: int, question: wire.Question) -> None:
-        self.reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._id = message_id
-        self._question = question
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        # a stray or spoofed datagram is ignored, the right one may still come
-        if not self.reply.done() and wire.reply_matches(data, self._id, self._question):
-            self.reply.set_result(data)
-
-    def error_received(self, exc: Exception) -> None:
-        if not self.reply.done():  # ICMP port unreachable: nobody there, next server at once
-            self.reply.set_exception(exc)
-
-
-async def _ask_udp(server: Upstream, message: bytes, message_id: int, question: wire.Question) -> bytes:
-    loop = asyncio.get_running_loop()
-    family = socket.AF_INET6 if server.address.version == 6 else socket.AF_INET
-    transport, protocol = await loop.create_datagram_endpoint(
-        lambda: _UdpExchange(message_id, question), remote_addr=(str(server.address), server.port), family=family
-    )
-    try:
-        transport.sendto(message)
-        return await protocol.reply
-    finally:
-        transport.close()
-
-
-async def _ask_tcp(server: Upstream, message: bytes, message_id: int, question: wire.Question) -> bytes:
-    reader, writer = await asyncio.open_connection(str(server.address), server.port)
-    try:
-        writer.write(struct.pack("!H", len(message)) + message)
-        await writer.drain()
-        while True:
-            (length,) = struct.unpack("!H", await reader.readexactly(2))
-            reply = await reader.readexactly(length)
-            if wire.reply_matches(reply, message_id, question):
-                return reply
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-
-
-async def ask_upstreams(
-    upstreams: Sequence[Upstream], query: Query, message: bytes, transport: Transport, limits: DnsLimits
-) -> bytes | None:
-    """The first usable reply of the upstream servers, asked in order, or None."""
-    for server in upstreams[: limits.max_upstreams]:
-        message_id = secrets.randbelow(0x10000)  # a fresh id for each server: the client's is guessable
-        outgoing = wire.with_id(message, message_id)
-        try:
-            async with asyncio.timeout(limits.timeout):
-                reply = await _ask_udp(server, outgoing, message_id, query.question)
-                if wire.reply_truncated(reply) and transport is Transport.TCP:
-                    reply = await _ask_tcp(server, outgoing, message_id, query.question)
-        except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
-            log.debug("dns: upstream %s:%s failed for %s: %r", server.address, server.port, query.question.text, exc)
-            continue
-        if wire.reply_rcode(reply) in (RCode.SERVFAIL, RCode.REFUSED):
-            continue
-        return reply
-    return None
 
 
 # ---- serving a namespace ------------------------------------------------------------------
