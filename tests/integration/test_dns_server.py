@@ -14,6 +14,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -86,10 +87,10 @@ class _StubUdp(asyncio.DatagramProtocol):
 
 
 @asynccontextmanager
-async def stub_upstream() -> AsyncIterator[Stub]:
+async def stub_upstream(host: str = "127.0.0.1") -> AsyncIterator[Stub]:
     stub = Stub()
     loop = asyncio.get_running_loop()
-    udp, _ = await loop.create_datagram_endpoint(lambda: _StubUdp(stub), local_addr=("127.0.0.1", 0))
+    udp, _ = await loop.create_datagram_endpoint(lambda: _StubUdp(stub), local_addr=(host, 0))
     stub.port = udp.get_extra_info("sockname")[1]
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -102,7 +103,7 @@ async def stub_upstream() -> AsyncIterator[Stub]:
         finally:
             writer.close()
 
-    tcp = await asyncio.start_server(serve, "127.0.0.1", stub.port)
+    tcp = await asyncio.start_server(serve, host, stub.port)
     try:
         yield stub
     finally:
@@ -505,6 +506,43 @@ def test_tcp_pipelined_queries_answer_as_they_complete(netns: Path) -> None:
             assert len(answers(replies[2])) == 60
             assert replies[3].rcode() == dns.rcode.NXDOMAIN
             assert answers(replies[4]) == ["172.30.0.3"]
+
+    run(scenario())
+
+
+def test_ipv6_upstream(netns: Path) -> None:
+    async def scenario() -> None:
+        async with stub_upstream("::1") as stub, serving(netns, Tables(), [Upstream(ip_address("::1"), stub.port)]):
+            assert answers(await ask(netns, "example.test")) == ["192.0.2.1"]
+            assert len(answers(await ask(netns, "big.test", tcp=True))) == 60
+
+    run(scenario())
+
+
+def test_a_failing_table_source_answers_nothing_and_forwards_nothing(netns: Path) -> None:
+    def broken() -> NameTable:
+        raise RuntimeError("the engine's snapshot is gone")
+
+    async def scenario() -> None:
+        async with stub_upstream() as stub, serving(netns, broken, [Upstream(ip_address("127.0.0.1"), stub.port)]):
+            assert (await ask(netns, "web")).rcode() == dns.rcode.SERVFAIL
+            assert (await ask(netns, "example.test")).rcode() == dns.rcode.SERVFAIL
+            assert stub.seen == []
+
+    run(scenario())
+
+
+def test_idle_and_half_sent_tcp_connections_are_closed(netns: Path) -> None:
+    def half_sent() -> tuple[bytes, float]:
+        with socket.create_connection(("127.0.0.11", 53), timeout=5) as conn:
+            conn.sendall(b"\x00\x40abc")  # 64 bytes announced, 3 sent
+            start = time.monotonic()
+            return conn.recv(10), time.monotonic() - start
+
+    async def scenario() -> None:
+        async with serving(netns, Tables(), [], DnsLimits(tcp_idle=0.3)):
+            data, waited = await in_netns(netns, half_sent)
+            assert data == b"" and waited < 3
 
     run(scenario())
 
