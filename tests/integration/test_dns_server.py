@@ -569,3 +569,25 @@ def test_busybox_nslookup_inside_the_namespace(netns: Path) -> None:
             assert "192.0.2.1" in result.stdout, result.stdout + result.stderr
 
     run(scenario())
+
+
+def test_glibc_resolver_through_resolv_conf(netns: Path, tmp_path: Path) -> None:
+    """getent (glibc: A and AAAA on one socket at once) with a container's resolv.conf,
+    bind-mounted in a private mount namespace so the host's file is untouched."""
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.11\noptions ndots:0\n")
+
+    def getent(name: str) -> subprocess.CompletedProcess[str]:
+        script = f"mount --bind {resolv} /etc/resolv.conf && exec getent ahosts {name}"
+        return subprocess.run(["nsenter", f"--net={netns}", "unshare", "-m", "sh", "-c", script], check=False, capture_output=True, text=True, timeout=30)
+
+    async def scenario() -> None:
+        async with stub_upstream() as stub, serving(netns, Tables(), [Upstream(ip_address("127.0.0.1"), stub.port)]):
+            result = await asyncio.to_thread(getent, "frontend")
+            assert "172.30.0.2" in result.stdout and "fd00::2" in result.stdout, result.stderr
+            result = await asyncio.to_thread(getent, "example.test")
+            assert "192.0.2.1" in result.stdout, result.stderr
+            result = await asyncio.to_thread(getent, "nowhere.test")
+            assert result.returncode == 2 and result.stdout == ""
+
+    run(scenario())
