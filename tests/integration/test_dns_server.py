@@ -455,6 +455,18 @@ def test_redirect_made_ahead_of_time(netns: Path) -> None:
     run(scenario())
 
 
+def test_a_previous_daemons_rule_is_replaced(netns: Path) -> None:
+    async def scenario() -> None:
+        await install_redirect(netns, 5999)  # left by a daemon killed with -9
+        async with DnsServers() as servers:
+            await servers.add(netns, Tables(), [])
+            rules = _ruleset(netns)
+            assert "5999" not in rules and rules.count("table ip dockyard_dns") == 1
+            assert answers(await ask(netns, "web")) == ["172.30.0.2"]
+
+    run(scenario())
+
+
 def test_tcp_connections_are_bounded(netns: Path) -> None:
     def three() -> list[bytes]:
         conns = [socket.create_connection(("127.0.0.11", 53), timeout=2) for _ in range(3)]
