@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.model import dnsmessage as wire
-from dockyard.model.dnsview import EndpointRecord, NameTable, NetworkRecord, dns_names
+from dockyard.model.dnsview import EndpointRecord, NameTable, NetworkNames, dns_names
 from dockyard.network.dns import DnsServers, install_redirect
 from dockyard.network.netns import create_netns, release_netns
 from dockyard.network.upstream import Upstream
@@ -125,10 +125,10 @@ async def main(args: argparse.Namespace) -> None:
     netns = base / "ns"
     create_netns(netns)
     endpoints = tuple(
-        EndpointRecord("app", dns_names(f"c{i}", [f"svc{i % 5}"], f"{i:012x}" + "0" * 52), (ip_address(f"172.30.0.{i + 2}"),))
+        EndpointRecord(dns_names(f"c{i}", [f"svc{i % 5}"], f"{i:012x}" + "0" * 52), (ip_address(f"172.30.0.{i + 2}"),))
         for i in range(args.names)
     )
-    table = NameTable((NetworkRecord("app"),), endpoints)
+    table = NameTable((NetworkNames("app", endpoints),))
     names = [f"c{i}" for i in range(args.names)]
     loop = asyncio.get_running_loop()
     stub_transport, _ = await loop.create_datagram_endpoint(Stub, local_addr=("127.0.0.1", 0))

@@ -30,7 +30,7 @@ import dns.rrset
 import pytest
 
 from dockyard.errors import Conflict, Internal, NotFound
-from dockyard.model.dnsview import EndpointRecord, NameTable, NetworkRecord, dns_names
+from dockyard.model.dnsview import EndpointRecord, NameTable, NetworkNames, dns_names
 from dockyard.network.dns import DnsLimits, DnsServers, install_redirect
 from dockyard.network.netns import create_netns, release_netns
 from dockyard.network.upstream import Upstream
@@ -168,13 +168,14 @@ class Tables:
 
     def __init__(self, *, internal: bool = False) -> None:
         self.endpoints = [
-            EndpointRecord("app", dns_names("web", ["frontend"], "3f2a9c1d5e7b" + "0" * 52), (ip_address("172.30.0.2"), ip_address("fd00::2"))),
-            EndpointRecord("app", dns_names("db", [], "9b8a7c6d5e4f" + "1" * 52), (ip_address("172.30.0.3"),)),
+            EndpointRecord(dns_names("web", ["frontend"], "3f2a9c1d5e7b" + "0" * 52), (ip_address("172.30.0.2"), ip_address("fd00::2"))),
+            EndpointRecord(dns_names("db", [], "9b8a7c6d5e4f" + "1" * 52), (ip_address("172.30.0.3"),)),
         ]
-        self.networks = (NetworkRecord("app", internal=internal),)
+        self.internal = internal
+        self.others: tuple[NetworkNames, ...] = ()
 
     def __call__(self) -> NameTable:
-        return NameTable(self.networks, tuple(self.endpoints))
+        return NameTable((NetworkNames("app", tuple(self.endpoints), self.internal), *self.others))
 
 
 @asynccontextmanager
@@ -285,11 +286,11 @@ def test_live_table_changes(netns: Path) -> None:
         tables = Tables(internal=True)
         async with serving(netns, tables, []):
             assert (await ask(netns, "cache")).rcode() == dns.rcode.SERVFAIL
-            tables.endpoints.append(EndpointRecord("app", ("cache", "store"), (ip_address("172.30.0.9"),)))
+            tables.endpoints.append(EndpointRecord(("cache", "store"), (ip_address("172.30.0.9"),)))
             assert answers(await ask(netns, "store")) == ["172.30.0.9"]  # a container started
             del tables.endpoints[0]
             assert (await ask(netns, "web")).rcode() == dns.rcode.SERVFAIL  # it stopped
-            tables.networks = (NetworkRecord("app", internal=True), NetworkRecord("other"))
+            tables.others = (NetworkNames("other"),)
             # connected to a non-internal network, but no upstream: still nothing forwarded
             assert (await ask(netns, "example.test")).rcode() == dns.rcode.SERVFAIL
 

@@ -16,8 +16,9 @@ from dockyard.model.dnsview import (
     TTL,
     EndpointRecord,
     Forward,
+    Link,
     NameTable,
-    NetworkRecord,
+    NetworkNames,
     answer,
     dns_names,
     respond,
@@ -27,20 +28,20 @@ CID_WEB = "3f2a9c1d5e7b" + "0" * 52
 CID_DB = "9b8a7c6d5e4f" + "1" * 52
 
 
-def ep(network: str, *names: str, addrs: tuple[str, ...]) -> EndpointRecord:
-    return EndpointRecord(network, names, tuple(ip_address(a) for a in addrs))
+def ep(*names: str, addrs: tuple[str, ...]) -> EndpointRecord:
+    return EndpointRecord(names, tuple(ip_address(a) for a in addrs))
 
 
-WEB = ep("app", *dns_names("web", ["frontend"], CID_WEB, "webhost"), addrs=("172.30.0.2", "fd00::2"))
-DB = ep("app", *dns_names("/db", [], CID_DB, CID_DB[:12]), addrs=("172.30.0.3",))
-REPLICAS = [ep("app", *dns_names(f"proj-worker-{i}", ["worker", f"proj-worker-{i}"], f"{i:012x}"), addrs=(f"172.30.0.{10 + i}",)) for i in range(1, 4)]
-OTHER = ep("back", *dns_names("cache", ["store"]), addrs=("172.31.0.5",))
-ELSEWHERE = ep("secret", "hidden", addrs=("172.32.0.9",))
+WEB = ep(*dns_names("web", ["frontend"], CID_WEB, "webhost"), addrs=("172.30.0.2", "fd00::2"))
+DB = ep(*dns_names("/db", [], CID_DB, CID_DB[:12]), addrs=("172.30.0.3",))
+REPLICAS = [ep(*dns_names(f"proj-worker-{i}", ["worker", f"proj-worker-{i}"], f"{i:012x}"), addrs=(f"172.30.0.{10 + i}",)) for i in range(1, 4)]
+OTHER = ep(*dns_names("cache", ["store"]), addrs=("172.31.0.5",))
+ELSEWHERE = ep("hidden", addrs=("172.32.0.9",))
 
-TABLE = NameTable(
-    networks=(NetworkRecord("app"), NetworkRecord("back")),
-    endpoints=(WEB, DB, *REPLICAS, OTHER, ELSEWHERE),
-)
+APP = NetworkNames("app", (WEB, DB, *REPLICAS))
+BACK = NetworkNames("back", (OTHER,))
+SECRET = NetworkNames("secret", (ELSEWHERE,))  # a network this container is not on
+TABLE = NameTable((APP, BACK))
 
 
 def ask(name: str, rdtype: str = "A", table: NameTable = TABLE, *, forward: bool = True, transport: Transport = Transport.UDP, edns: int | bool = False) -> dns.message.Message | Forward:
@@ -120,32 +121,23 @@ def test_networks_the_container_is_not_on_are_invisible() -> None:
 
 
 def test_dotted_network_and_container_names() -> None:
-    table = NameTable(
-        networks=(NetworkRecord("corp.internal"),),
-        endpoints=(ep("corp.internal", "api.v2", addrs=("10.1.0.2",)),),
-    )
+    table = NameTable((NetworkNames("corp.internal", (ep("api.v2", addrs=("10.1.0.2",)),)),))
     assert addresses(ask("api.v2", table=table)) == ["10.1.0.2"]
     assert addresses(ask("api.v2.corp.internal", table=table)) == ["10.1.0.2"]
     assert isinstance(ask("api.v2.corp", table=table), Forward)
 
 
 def test_first_network_that_knows_the_name_wins() -> None:
-    table = NameTable(
-        networks=(NetworkRecord("one"), NetworkRecord("two")),
-        endpoints=(ep("one", "svc", addrs=("10.1.0.2",)), ep("two", "svc", addrs=("10.2.0.2", "fd02::2"))),
-    )
+    table = NameTable((NetworkNames("one", (ep("svc", addrs=("10.1.0.2",)),)), NetworkNames("two", (ep("svc", addrs=("10.2.0.2", "fd02::2")),))))
     assert addresses(ask("svc", table=table)) == ["10.1.0.2"]
     assert addresses(ask("svc", "AAAA", table=table)) == []  # "one" knows it: no v6 there
     assert addresses(ask("svc.two", "AAAA", table=table)) == ["fd02::2"]
-    reordered = NameTable(networks=tuple(reversed(table.networks)), endpoints=table.endpoints)
+    reordered = NameTable(tuple(reversed(table.networks)))
     assert addresses(ask("svc", table=reordered)) == ["10.2.0.2"]
 
 
 def test_link_alias_is_seen_first_and_only_by_its_container() -> None:
-    table = NameTable(
-        networks=(NetworkRecord("app", links=(("database", "db"), ("web", "db"))),),
-        endpoints=(WEB, DB),
-    )
+    table = NameTable((NetworkNames("app", (WEB, DB)),), links=(Link("app", "database", "db"), Link("app", "web", "db")))
     assert addresses(ask("database", table=table)) == ["172.30.0.3"]
     assert addresses(ask("web", table=table)) == ["172.30.0.3"]  # the link alias shadows the name
     assert addresses(ask("frontend", table=table)) == ["172.30.0.2"]
@@ -153,15 +145,16 @@ def test_link_alias_is_seen_first_and_only_by_its_container() -> None:
 
 
 def test_link_to_a_stopped_container_is_not_an_answer() -> None:
-    table = NameTable(networks=(NetworkRecord("app", links=(("gone", "ghost"),)),), endpoints=(WEB,))
+    table = NameTable((NetworkNames("app", (WEB,)),), links=(Link("app", "gone", "ghost"), Link("back", "cache2", "web")))
+    assert isinstance(ask("cache2", table=table), Forward)  # a link on a network it is not on
     assert isinstance(ask("gone", table=table), Forward)
 
 
 def test_stopped_containers_disappear_with_their_records() -> None:
-    without_db = NameTable(networks=TABLE.networks, endpoints=(WEB, *REPLICAS))
+    without_db = NameTable((NetworkNames("app", (WEB, *REPLICAS)), BACK))
     assert isinstance(ask("db", table=without_db), Forward)
     assert isinstance(ask(CID_DB[:12], table=without_db), Forward)
-    fewer = NameTable(networks=TABLE.networks, endpoints=(WEB, *REPLICAS[:1]))
+    fewer = NameTable((NetworkNames("app", (WEB, *REPLICAS[:1])), BACK))
     assert addresses(ask("worker", table=fewer)) == ["172.30.0.11"]
 
 
@@ -182,8 +175,7 @@ def test_ptr_for_unknown_or_invisible_addresses_is_forwarded() -> None:
 
 
 def test_ptr_for_a_name_too_long_for_dns_is_forwarded() -> None:
-    long_name = ep("app", "x" * 70, addrs=("172.30.0.99",))
-    table = NameTable(networks=(NetworkRecord("app"),), endpoints=(long_name,))
+    table = NameTable((NetworkNames("app", (ep("x" * 70, addrs=("172.30.0.99",)),)),))
     assert isinstance(ask("99.0.30.172.in-addr.arpa", "PTR", table=table), Forward)
 
 
@@ -219,15 +211,15 @@ def test_without_forwarding_unknown_names_are_servfail() -> None:
 
 def test_can_forward_follows_the_attached_networks() -> None:
     assert TABLE.can_forward
-    internal_only = NameTable(networks=(NetworkRecord("app", internal=True),), endpoints=(WEB,))
+    internal_only = NameTable((NetworkNames("app", (WEB,), internal=True),))
     assert not internal_only.can_forward
-    mixed = NameTable(networks=(NetworkRecord("app", internal=True), NetworkRecord("out")), endpoints=(WEB,))
+    mixed = NameTable((NetworkNames("app", (WEB,), internal=True), NetworkNames("out")))
     assert mixed.can_forward
     assert not NameTable().can_forward
 
 
 def test_ndots_set_keeps_single_labels_home() -> None:
-    table = NameTable(networks=TABLE.networks, endpoints=TABLE.endpoints, ndots_set=True)
+    table = NameTable(TABLE.networks, ndots_set=True)
     assert addresses(ask("printer", table=table)) == []
     assert addresses(ask("printer", "AAAA", table=table)) == []
     assert isinstance(ask("printer.corp", table=table), Forward)
@@ -236,8 +228,8 @@ def test_ndots_set_keeps_single_labels_home() -> None:
 
 
 def test_many_replicas_truncate_over_udp_and_fit_over_tcp() -> None:
-    replicas = [ep("app", f"p-w-{i}", "w", addrs=(f"172.30.{i // 200}.{i % 200 + 2}",)) for i in range(50)]
-    table = NameTable(networks=(NetworkRecord("app"),), endpoints=tuple(replicas))
+    replicas = [ep(f"p-w-{i}", "w", addrs=(f"172.30.{i // 200}.{i % 200 + 2}",)) for i in range(50)]
+    table = NameTable((NetworkNames("app", tuple(replicas)),))
     udp = ask("w", table=table)
     assert isinstance(udp, dns.message.Message)
     assert udp.flags & dns.flags.TC and 0 < len(udp.answer[0]) < 50
@@ -270,13 +262,37 @@ def test_respond_covers_garbage_and_rejections() -> None:
 
 
 def test_records_with_duplicate_addresses_answer_once() -> None:
-    table = NameTable(networks=(NetworkRecord("app"),), endpoints=(ep("app", "a", "s", addrs=("10.0.0.2",)), ep("app", "b", "s", addrs=("10.0.0.2",))))
+    table = NameTable((NetworkNames("app", (ep("a", "s", addrs=("10.0.0.2",)), ep("b", "s", addrs=("10.0.0.2",)))),))
     assert addresses(ask("s", table=table)) == ["10.0.0.2"]
 
 
 def test_table_is_frozen_and_comparable() -> None:
-    again = NameTable(networks=TABLE.networks, endpoints=TABLE.endpoints)
+    again = NameTable((APP, BACK))
     assert again == TABLE
+    assert NetworkNames("app", (WEB, DB, *REPLICAS)) == APP
     with pytest.raises(AttributeError):
         TABLE.ndots_set = True  # type: ignore[misc]
     assert isinstance(WEB.addresses[0], IPv4Address)
+
+
+@pytest.mark.parametrize(
+    "pointer",
+    ["02.0.30.172.in-addr.arpa", "2.0.30.172.in-addr.arpa.extra", "0.30.172.in-addr.arpa", "256.0.30.172.in-addr.arpa", "x.0.30.172.in-addr.arpa", "2.0.30.172.ip6.arpa", "\u0662.0.30.172.in-addr.arpa"],
+)
+def test_malformed_reverse_names_are_not_ours(pointer: str) -> None:
+    assert TABLE.reverse(pointer) is None
+
+
+def test_v6_reverse_needs_32_hex_nibbles() -> None:
+    full = IPv6Address("fd00::2").reverse_pointer
+    assert TABLE.reverse(full) == "web.app"
+    assert TABLE.reverse("g" + full[1:]) is None
+    assert TABLE.reverse(full.split(".", 1)[1]) is None
+
+
+def test_a_shared_network_is_built_once_and_tables_are_cheap() -> None:
+    many = tuple(ep(f"c{i}", f"svc{i % 5}", addrs=(f"172.30.{i // 250}.{i % 250 + 2}",)) for i in range(300))
+    shared = NetworkNames("big", many)
+    tables = [NameTable((shared,)) for _ in range(300)]
+    assert all(t.networks[0] is shared for t in tables)
+    assert addresses(ask("c299", table=tables[-1])) == ["172.30.1.51"]

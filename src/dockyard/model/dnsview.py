@@ -19,12 +19,18 @@ dockerd's resolver (libnetwork resolver.go, sandbox.go ResolveName) is the refer
   answers when no upstream can be asked (CVE-2024-29018: never leave an internal network);
 - with an explicit `ndots` option in its resolv.conf, an unknown single-label A/AAAA name is
   an empty NOERROR instead of forwarded, so the stub goes on with its search domains.
+
+The engine builds one `NetworkNames` per user-defined network from its running endpoints
+(about 8 us an endpoint), again on each change, and a `NameTable` per container that only
+points at its networks' (about 1 us), so a change costs one rebuild however many containers
+see it. The default bridge has no names (dockerd gives DNSNames only on user-defined
+networks) but still counts as external access: list it as an empty NetworkNames.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
@@ -47,20 +53,10 @@ def dns_names(container_name: str, aliases: Iterable[str] = (), container_id: st
 
 @dataclass(frozen=True, slots=True)
 class EndpointRecord:
-    """One running container on one network, as the DNS sees it."""
+    """One running container on a network, as the DNS sees it."""
 
-    network: str
     names: tuple[str, ...]  # dns_names(...): the first is the container's name
     addresses: tuple[Addr, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkRecord:
-    """One network the viewing container is attached to."""
-
-    name: str
-    internal: bool = False
-    links: tuple[tuple[str, str], ...] = ()  # (alias, container name): this container's --link
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,43 +69,76 @@ def _key(name: str) -> str:
     return name.lower()
 
 
-def _index(network: str, endpoints: Sequence[EndpointRecord]) -> dict[str, _Names]:
-    found: dict[str, tuple[dict[IPv4Address, None], dict[IPv6Address, None]]] = {}
-    for endpoint in endpoints:
-        if endpoint.network != network:
-            continue
-        for name in endpoint.names:
-            v4, v6 = found.setdefault(_key(name), ({}, {}))
-            for address in endpoint.addresses:
-                if isinstance(address, IPv4Address):
-                    v4[address] = None
-                else:
-                    v6[address] = None
-    return {name: _Names(tuple(v4), tuple(v6)) for name, (v4, v6) in found.items()}
-
-
 @dataclass(frozen=True)
-class NameTable:
-    """The names one container resolves. `networks` is its networks in priority order;
-    `endpoints` may hold records of networks it is not on: they are ignored."""
+class NetworkNames:
+    """One network's names: built once when its running endpoints change, and shared by
+    every container on it (each container's NameTable only points at it)."""
 
-    networks: tuple[NetworkRecord, ...] = ()
+    name: str
     endpoints: tuple[EndpointRecord, ...] = ()
-    ndots_set: bool = False  # its resolv.conf has an explicit ndots option
-    _by_network: tuple[tuple[str, dict[str, _Names]], ...] = field(init=False, repr=False, compare=False)
-    _reverse: dict[str, str] = field(init=False, repr=False, compare=False)
+    internal: bool = False
+    _names: dict[str, _Names] = field(init=False, repr=False, compare=False)
+    _ptr: dict[Addr, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        by_network = tuple((net.name, _index(net.name, self.endpoints)) for net in self.networks)
-        reverse: dict[str, str] = {}
-        for net in self.networks:
-            for endpoint in self.endpoints:
-                if endpoint.network != net.name or not endpoint.names:
-                    continue
+        found: dict[str, tuple[dict[IPv4Address, None], dict[IPv6Address, None]]] = {}
+        ptr: dict[Addr, str] = {}
+        for endpoint in self.endpoints:
+            for name in endpoint.names:
+                v4, v6 = found.setdefault(_key(name), ({}, {}))
                 for address in endpoint.addresses:
-                    reverse.setdefault(address.reverse_pointer, f"{endpoint.names[0]}.{net.name}")
-        object.__setattr__(self, "_by_network", by_network)
-        object.__setattr__(self, "_reverse", reverse)
+                    if isinstance(address, IPv4Address):
+                        v4[address] = None
+                    else:
+                        v6[address] = None
+            if endpoint.names:
+                for address in endpoint.addresses:
+                    ptr.setdefault(address, f"{endpoint.names[0]}.{self.name}")
+        names = {name: _Names(tuple(v4), tuple(v6)) for name, (v4, v6) in found.items()}
+        object.__setattr__(self, "_names", names)
+        object.__setattr__(self, "_ptr", ptr)
+
+    def get(self, key: str) -> _Names | None:
+        return self._names.get(key)
+
+    def pointer(self, address: Addr) -> str | None:
+        return self._ptr.get(address)
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A legacy `--link target:alias` on a user-defined network: an alias only the linking
+    container sees."""
+
+    network: str
+    alias: str
+    target: str
+
+
+def _pointer_address(pointer: str) -> Addr | None:
+    """The address a PTR name stands for (`4.0.18.172.in-addr.arpa`, 32 nibbles under
+    ip6.arpa), None for any other name."""
+    labels = pointer.removesuffix(".").lower().split(".")
+    if len(labels) == 6 and labels[4:] == ["in-addr", "arpa"]:
+        octets = labels[3::-1]
+        if all(o.isascii() and o.isdigit() and str(int(o)) == o and int(o) < 256 for o in octets):
+            return IPv4Address(".".join(octets))
+        return None
+    if len(labels) == 34 and labels[32:] == ["ip6", "arpa"]:
+        nibbles = labels[31::-1]
+        if all(len(n) == 1 and n in "0123456789abcdef" for n in nibbles):
+            return IPv6Address(int("".join(nibbles), 16))
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class NameTable:
+    """The names one container resolves: its networks in priority order, its links, and
+    whether its resolv.conf sets ndots explicitly. Cheap: the networks are shared."""
+
+    networks: tuple[NetworkNames, ...] = ()
+    links: tuple[Link, ...] = ()
+    ndots_set: bool = False
 
     @property
     def can_forward(self) -> bool:
@@ -129,25 +158,31 @@ class NameTable:
         return None
 
     def _find(self, wanted: str, network: str | None) -> _Names | None:
-        candidates = [
-            (net, names)
-            for net, (_, names) in zip(self.networks, self._by_network, strict=True)
-            if network is None or _key(net.name) == network
-        ]
-        for net, names in candidates:  # this container's link aliases first
-            for alias, target in net.links:
-                if _key(alias) == wanted and _key(target) in names:
-                    return names[_key(target)]
-        for net, names in candidates:
-            if any(_key(alias) == wanted for alias, _ in net.links):
+        candidates = [net for net in self.networks if network is None or _key(net.name) == network]
+        for net in candidates:  # this container's link aliases first
+            for link in self.links:
+                if link.network == net.name and _key(link.alias) == wanted:
+                    found = net.get(_key(link.target))
+                    if found is not None:
+                        return found
+        for net in candidates:
+            if any(link.network == net.name and _key(link.alias) == wanted for link in self.links):
                 continue
-            if wanted in names:
-                return names[wanted]
+            found = net.get(wanted)
+            if found is not None:
+                return found
         return None
 
     def reverse(self, pointer: str) -> str | None:
         """The name for a PTR query (`4.0.18.172.in-addr.arpa`), None when not ours."""
-        return self._reverse.get(pointer.removesuffix(".").lower())
+        address = _pointer_address(pointer)
+        if address is None:
+            return None
+        for net in self.networks:
+            found = net.pointer(address)
+            if found is not None:
+                return found
+        return None
 
 
 @dataclass(frozen=True, slots=True)
