@@ -402,6 +402,7 @@ def test_removal_and_shutdown_leave_no_socket_and_no_rule(netns: Path, tmp_path:
                     await servers.add(tmp_path / "missing", Tables(), [])
                 assert tmp_path / "missing" not in servers
             assert _listening(second) == ""  # leaving closed the rest
+            assert "dockyard_dns" in _ruleset(second)  # its rule stays for the next daemon
             assert client.recv(10) == b""  # and its open connections
             client.close()
         finally:

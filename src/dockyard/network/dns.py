@@ -417,8 +417,10 @@ class DnsServers(Component):
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         try:
+            # the rules stay: a running container's namespace outlives the daemon (live
+            # restore), the next daemon's add replaces them, and nft would cost 20 ms each
             for key in list(self._servers):
-                await self.remove(key)
+                await self.remove(key, clear_redirect=False)
         finally:
             await super().__aexit__(kind, exc, tb)
 
