@@ -182,8 +182,9 @@ def _mounts_under(base: Path) -> list[str]:
 def make_daemon(config: dict[str, object] | None = None) -> Daemon:
     base = Path(tempfile.mkdtemp(prefix="dy-", dir="/tmp"))
     (base / "docker-config").mkdir()
-    # No default bridge unless a test asks for one (with a bridge name and subnet of its own).
-    (base / "daemon.json").write_text(json.dumps({"bridge": "none", **(config or {})}))
+    # No default bridge unless a test asks for one (with a bridge name and subnet of its own),
+    # and container DNS never goes to the host's resolvers: 127.0.0.1, where a test may put a stub.
+    (base / "daemon.json").write_text(json.dumps({"bridge": "none", "dns": ["127.0.0.1"], **(config or {})}))
     return Daemon(
         base=base,
         socket=base / "docker.sock",

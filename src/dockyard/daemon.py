@@ -50,6 +50,7 @@ from dockyard.linux.cgroupstats import CgroupStatsReader
 from dockyard.linux.fs import SpaceReserve
 from dockyard.linux.lockfile import LockFile
 from dockyard.network.bridge import Bridges
+from dockyard.network.dns import DnsServers
 from dockyard.network.netns import NetnsPool
 from dockyard.network.veth import Veths
 from dockyard.runtime.catalog import resolve_runtimes
@@ -142,8 +143,9 @@ async def _compose_and_serve(
     logs = LogService(table, shipping, files, config.log_config)
     seccomp = SeccompProfiles(config.seccomp_profile, config.seccomp_profile_json)
     await asyncio.to_thread(seccomp.load)  # the default profile, read and converted once
+    dns = await stack.enter_async_context(DnsServers())
     lifecycle = await stack.enter_async_context(
-        Lifecycle(table, driver, attachments, exits, netns, mounts, health, logs, seccomp, files, events, endpoints)
+        Lifecycle(table, driver, attachments, exits, netns, mounts, health, logs, seccomp, files, events, endpoints, dns)
     )
     containers = await stack.enter_async_context(
         ContainerService(config, table, lifecycle, attachments, driver, execs, logs, images, dirs, events, endpoints)
@@ -153,6 +155,7 @@ async def _compose_and_serve(
         table, exits, restarts, netns, mounts, health, logs, lifecycle, driver, images, dirs,
         config.data_root / "tmp", lifecycle.boot_id,
     ).run()
+    lifecycle.restore_dns([c for c in table.all() if c.state.running])
 
     archives = ArchiveService(table, mounts, dirs, images.diff_dirs, files, events, config.data_root / "tmp")
     stats = StatsService(table, CgroupStatsReader(), lambda c: f"/dockyard/{c.id}", events)

@@ -9,6 +9,7 @@ import os
 import secrets
 import signal
 import subprocess
+import time
 from collections.abc import Callable
 
 import pytest
@@ -181,7 +182,8 @@ def test_connect_and_disconnect_a_running_container(net: Daemon) -> None:
     d.docker("network", "create", "--subnet", f"10.{o}.46.0/24", "side")
     d.docker("network", "connect", "side", stopped)
     assert f"10.{o}.46.2/24" in d.out("start", "-a", stopped)
-    events = d.out("events", "--since", "0", "--until", "0s", "--filter", "type=network", "--format", "{{.Action}}")
+    until = str(int(time.time()) + 1)  # the CLI waits until then: the events so far, all of them
+    events = d.out("events", "--since", "0", "--until", until, "--filter", "type=network", "--format", "{{.Action}}")
     assert events.split().count("connect") >= 2 and "disconnect" in events.split()
     d.docker("rm", "-f", cid, stopped)
 
@@ -217,3 +219,23 @@ def test_add_host_host_gateway_is_the_default_bridges_gateway(net: Daemon) -> No
     o = net.octet  # type: ignore[attr-defined]
     out = net.out("run", "--rm", "--add-host", "gw:host-gateway", "busybox", "grep", "gw", "/etc/hosts")
     assert out == f"10.{o}.250.1\tgw"
+
+
+def test_containers_on_a_user_network_find_each_other_by_name(net: Daemon) -> None:
+    d = net
+    o = d.octet  # type: ignore[attr-defined]
+    d.docker("network", "create", "--subnet", f"10.{o}.47.0/24", "named")
+    web = d.out("run", "-d", "--name", "web1", "--network", "named", "--network-alias", "web", "busybox", "sleep", "300")
+    d.out("run", "-d", "--name", "web2", "--network", "named", "--network-alias", "web", "busybox", "sleep", "300")
+    script = ("cat /etc/resolv.conf; for n in web1 web {short} web1.named; do nslookup $n 127.0.0.11 | "
+              "grep -A9 '^Name:' | grep -o 'Address: 10[0-9.]*' | sort | tr '\\n' ' '; echo; done").format(short=web[:12])
+    out = d.out("run", "--rm", "--network", "named", "busybox", "sh", "-c", script).splitlines()
+    assert "nameserver 127.0.0.11" in out and any("ndots:0" in line for line in out)
+    lines = out[-4:]
+    assert lines[0].strip() == f"Address: 10.{o}.47.2"
+    assert sorted(lines[1].replace("Address: ", "").split()) == [f"10.{o}.47.2", f"10.{o}.47.3"]  # both replicas
+    assert lines[2].strip() == f"Address: 10.{o}.47.2" and lines[3].strip() == f"Address: 10.{o}.47.2"
+    d.docker("stop", "-t", "0", "web1")
+    gone = d.out("run", "--rm", "--network", "named", "busybox", "sh", "-c", "nslookup web1 127.0.0.11 >/dev/null 2>&1 && echo found || echo gone")
+    assert gone == "gone"
+    d.docker("rm", "-f", "web1", "web2")

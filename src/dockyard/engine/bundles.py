@@ -72,6 +72,7 @@ class ContainerFiles:
         dns_search: Sequence[str] = (),
         dns_options: Sequence[str] = (),
         host_network: bool = False,
+        embedded_dns: bool = False,
     ) -> None:
         """/etc/hostname, /etc/hosts and /etc/resolv.conf as the container will see them.
         On the host's network the host's own hosts file is the base and loopback resolvers
@@ -81,7 +82,12 @@ class ContainerFiles:
         base = _read_text(Path("/etc/hosts")).encode() if host_network else b""
         atomic_write(self.hosts, base + hosts_file(extra_hosts, standard=not host_network))
         host_resolv = _read_text(Path("/etc/resolv.conf"))
+        if embedded_dns and not any(o.startswith("ndots:") for o in dns_options):
+            dns_options = (*dns_options, "ndots:0")  # as dockerd: names go to the embedded server first
         atomic_write(self.resolv, resolv_conf(host_resolv, dns, dns_search, dns_options, keep_loopback=host_network))
+
+
+EMBEDDED_DNS = ("127.0.0.11",)
 
 
 def _read_text(path: Path) -> str:
@@ -211,6 +217,7 @@ def write_bundle(
     endpoints: Sequence[Endpoint] = (),
     host_files: ContainerFiles | None = None,
     host_gateway: str = "",
+    embedded_dns: bool = False,
 ) -> None:
     """The OCI bundle (config.json) for one start of `c`, on its mounted rootfs (blocking).
 
@@ -237,7 +244,7 @@ def write_bundle(
         files.write_host_files(
             s.hostname,
             extra_hosts=_extra_hosts(h.extra_hosts, host_gateway),
-            dns=h.dns,
+            dns=h.dns or config.network.dns,
             dns_search=h.dns_search,
             dns_options=h.dns_options,
             host_network=True,
@@ -247,7 +254,8 @@ def write_bundle(
             s.hostname,
             extra_hosts=_extra_hosts(h.extra_hosts, host_gateway)
             + [ExtraHost(name, ip) for ip, name in own_hosts_lines(endpoints, s.hostname, s.domainname)],
-            dns=h.dns,
+            dns=EMBEDDED_DNS if embedded_dns else (h.dns or config.network.dns),
+            embedded_dns=embedded_dns,
             dns_search=h.dns_search,
             dns_options=h.dns_options,
         )

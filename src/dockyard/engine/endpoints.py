@@ -16,6 +16,7 @@ from dockyard.engine.networks import NetworkService
 from dockyard.errors import InvalidArgument, NotFound
 from dockyard.model import ids
 from dockyard.model.containers import Container, ContainerSpec
+from dockyard.model.dnsview import EndpointRecord, NameTable, NetworkNames
 from dockyard.model.endpoints import (
     Endpoint,
     EndpointRequest,
@@ -40,6 +41,7 @@ class Endpoints:
         self._veths = veths
         self._leases: dict[tuple[str, Net], Leases] = {}
         self._attached: dict[str, dict[str, tuple[str, Endpoint]]] = {}  # network id -> container id -> (name, endpoint)
+        self._names: dict[str, NetworkNames] = {}  # network id -> its DNS names, rebuilt on each change
 
     # ---- create: what the request means ------------------------------------------------
 
@@ -153,7 +155,7 @@ class Endpoints:
             await self.detach(made)
             raise
         for endpoint in made:
-            self._attached.setdefault(endpoint.network_id, {})[c.id] = (c.name, endpoint)
+            self.joined(c, endpoint)
         return tuple(made)
 
     async def plug_one(self, c: Container, request: EndpointRequest, index: int, netns: Path, *, routed: bool) -> Endpoint:
@@ -185,7 +187,7 @@ class Endpoints:
             gateway4=_gateway4(network),
             gateway6=_gateway6(network),
             aliases=request.aliases,
-            dns_names=dns_names(c.name, c.short_id, request.aliases, network.name != DEFAULT_BRIDGE),
+            dns_names=dns_names(c.name, c.short_id, request.aliases, network.name != DEFAULT_BRIDGE, c.spec.hostname),
             gateway_route=route,
         )
         gateways = tuple(g for g in (endpoint.gateway4, endpoint.gateway6) if g is not None) if route else ()
@@ -200,6 +202,32 @@ class Endpoints:
 
     def joined(self, c: Container, endpoint: Endpoint) -> None:
         self._attached.setdefault(endpoint.network_id, {})[c.id] = (c.name, endpoint)
+        self._names.pop(endpoint.network_id, None)
+
+    # ---- the embedded DNS ---------------------------------------------------------------
+
+    @staticmethod
+    def wants_dns(endpoints: Iterable[Endpoint]) -> bool:
+        """dockerd's embedded DNS serves containers on user-defined networks."""
+        return any(e.network_name != DEFAULT_BRIDGE for e in endpoints)
+
+    def _network_names(self, network_id: str) -> NetworkNames:
+        names = self._names.get(network_id)
+        if names is None:
+            network = self._find(network_id)
+            members = self._attached.get(network_id, {}).values()
+            records = tuple(EndpointRecord(e.dns_names, tuple(a.ip for a in (e.ipv4, e.ipv6) if a is not None))
+                            for _, e in members if e.dns_names)  # fmt: skip
+            names = NetworkNames(network.name if network else network_id, records,
+                                 internal=bool(network and network.spec.internal))  # fmt: skip
+            self._names[network_id] = names
+        return names
+
+    def name_table(self, container_id: str, ndots_set: bool = False) -> NameTable:
+        """What the container's embedded DNS answers from: its networks' names, in its order."""
+        mine = sorted((e.interface, e.network_id) for net in self._attached.values()
+                      for cid, (_, e) in net.items() if cid == container_id)  # fmt: skip
+        return NameTable(tuple(self._network_names(network_id) for _, network_id in mine), ndots_set=ndots_set)
 
     async def detach(self, endpoints: Iterable[Endpoint], container_id: str = "") -> None:
         for endpoint in endpoints:
@@ -207,6 +235,7 @@ class Endpoints:
             await self._veths.unplug(endpoint.host_veth)
             if container_id:
                 self._attached.get(endpoint.network_id, {}).pop(container_id, None)
+                self._names.pop(endpoint.network_id, None)
 
     def restore(self, running: Iterable[Container]) -> None:
         """Start-up: the leases and attachments of containers that still run."""
@@ -222,6 +251,7 @@ class Endpoints:
                         if not leases.holds(iface.ip):
                             self._leases[(network.id, iface.network)] = leases.take(iface.ip)
                 self._attached.setdefault(network.id, {})[c.id] = (c.name, endpoint)
+                self._names.pop(network.id, None)
 
     def host_gateway(self) -> str:
         """What `--add-host x:host-gateway` means: the default bridge's gateway ("" without one)."""
@@ -240,7 +270,10 @@ class Endpoints:
     def renamed(self, container_id: str, name: str) -> None:
         for members in self._attached.values():
             if container_id in members:
-                members[container_id] = (name, members[container_id][1])
+                old, endpoint = members[container_id]
+                names = tuple(name if n == old else n for n in endpoint.dns_names)
+                members[container_id] = (name, replace(endpoint, dns_names=names))
+        self._names.clear()
 
 
 def _gateway4(network: Network) -> ipaddress.IPv4Address | None:

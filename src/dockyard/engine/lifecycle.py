@@ -33,7 +33,9 @@ from dockyard.model.endpoints import Endpoint
 from dockyard.model.events import attributes_of
 from dockyard.model.hostconfig import NamespaceKind, NamespaceMode
 from dockyard.model.signals import parse_signal
+from dockyard.network.dns import DnsServers
 from dockyard.network.netns import NetnsPool
+from dockyard.network.upstream import upstreams_for
 from dockyard.runtime.driver import Launch, RuntimeDriver
 from dockyard.runtime.seccomp import SeccompProfiles
 from dockyard.tasks import Component, Tasks
@@ -68,8 +70,10 @@ class Lifecycle(Component):
         files: Callable[[str], ContainerFiles],
         events: EventBus,
         endpoints: Endpoints,
+        dns: DnsServers,
     ) -> None:
         self._endpoints = endpoints
+        self._dns = dns
         self._seccomp = seccomp
         self._health = health
         self._logs = logs
@@ -131,12 +135,15 @@ class Lifecycle(Component):
                 netns = str(await self._netns.take())
                 joined = netns
                 endpoints = await self._endpoints.attach(c, Path(netns))
+                if self._endpoints.wants_dns(endpoints):
+                    await self.serve_dns(c, netns)
             t_network = time.perf_counter()
             await asyncio.to_thread(
                 write_bundle, c, files, rootfs, joined,
                 endpoints=endpoints,
                 host_files=shared,
                 host_gateway=self._endpoints.host_gateway(),
+                embedded_dns=self._endpoints.wants_dns(endpoints),
                 pid_namespace=self._joined(c.spec.host.pid, "pid"),
                 ipc_namespace=self._joined(c.spec.host.ipc, "ipc"),
                 seccomp=self._seccomp,
@@ -173,6 +180,7 @@ class Lifecycle(Component):
             )  # fmt: skip
         except BaseException as exc:
             await self._undo_start(c, live, created)
+            await self._dns.remove(netns, clear_redirect=False)
             await self._endpoints.detach(endpoints, c.id)
             await self._netns.release(netns)
             if not isinstance(exc, asyncio.CancelledError):
@@ -198,6 +206,27 @@ class Lifecycle(Component):
         self._emit("start", c)
         self._exits.watch(c.id, live.monitor)
         self._health.started(c)
+
+    async def serve_dns(self, c: Container, netns: str) -> None:
+        """The embedded DNS server in `netns`, answering from the container's networks and
+        forwarding to its resolvers (`--dns`, the daemon's `dns`, else the host's)."""
+        ndots_set = any(o.startswith("ndots:") for o in c.spec.host.dns_options)
+        container_id = c.id
+        await self._dns.add(netns, lambda: self._endpoints.name_table(container_id, ndots_set),
+                            upstreams_for(c.spec.host.dns or self._files(c.id).config.network.dns))  # fmt: skip
+
+    def restore_dns(self, running: list[Container]) -> None:
+        """After a daemon restart: the DNS servers of the containers that still run, in the
+        background (each redirect rule is an nft run of ~20 ms; serving does not wait)."""
+        self._tasks.spawn(self._restore_dns(running), "restore-dns")
+
+    async def _restore_dns(self, running: list[Container]) -> None:
+        for c in running:
+            if c.state.netns and self._endpoints.wants_dns(c.state.endpoints) and c.state.netns not in self._dns:
+                try:
+                    await self.serve_dns(c, c.state.netns)
+                except Exception:
+                    log.exception("container %s: its DNS server could not be restored", c.id[:12])
 
     def _joined(self, mode: NamespaceMode, kind: str) -> str:
         """For `container:<id>`: that container's namespace while it runs, else "" (the
@@ -309,6 +338,7 @@ class Lifecycle(Component):
             await self._mounts.release(c)
         except Exception:
             log.exception("container %s: unmount failed", c.id[:12])
+        await self._dns.remove(c.state.netns, clear_redirect=False)  # the namespace goes: no nft run
         await self._endpoints.detach(c.state.endpoints, c.id)
         await self._netns.release(c.state.netns)
         live.runtime_cleanup = self._tasks.spawn(self._driver.delete(c.runtime, c.id), f"delete-{c.id[:12]}")

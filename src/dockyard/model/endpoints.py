@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 from dockyard.errors import InvalidArgument
+from dockyard.model import dnsview
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +71,12 @@ def interface_name(index: int) -> str:
     return f"eth{index}"
 
 
-def dns_names(container_name: str, short_id: str, aliases: Sequence[str], user_defined: bool) -> tuple[str, ...]:
+def dns_names(container_name: str, short_id: str, aliases: Sequence[str], user_defined: bool, hostname: str = "") -> tuple[str, ...]:
     """The names a container answers to on one network (DNSNames, API >= 1.45): on user
-    networks its name, its aliases and its short id; none on the default bridge."""
+    networks its name, its aliases, its short id and its hostname; none on the default bridge."""
     if not user_defined:
         return ()
-    names = [container_name, *aliases, short_id]
-    return tuple(dict.fromkeys(n for n in names if n))
+    return dnsview.dns_names(container_name, aliases, short_id, hostname)
 
 
 def parse_fixed_address(text: str, version: int) -> IPv4Address | IPv6Address | None:

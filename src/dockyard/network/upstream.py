@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import secrets
 import socket
@@ -106,3 +107,24 @@ async def ask_upstreams(
             continue
         return reply
     return None
+
+
+def upstreams_for(servers: Sequence[str], host_resolv: str | None = None) -> tuple[Upstream, ...]:
+    """The servers a container's embedded DNS forwards to: the ones named (`--dns`, the
+    daemon's `dns`), else the host's nameservers (loopback ones too: we ask from the host)."""
+    if not servers:
+        if host_resolv is None:
+            try:
+                with open("/etc/resolv.conf") as f:
+                    host_resolv = f.read()
+            except OSError:
+                host_resolv = ""
+        servers = [parts[1] for line in host_resolv.splitlines()
+                   if len(parts := line.split()) > 1 and parts[0] == "nameserver"]  # fmt: skip
+    found = []
+    for text in servers:
+        try:
+            found.append(Upstream(ipaddress.ip_address(text.split("%", 1)[0])))
+        except ValueError:
+            log.warning("dns: ignoring nameserver %r", text)
+    return tuple(found)
