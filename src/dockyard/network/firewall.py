@@ -1,0 +1,354 @@
+"""NAT, isolation and published ports: nftables tables of our own, replaced whole.
+
+The daemon's firewall is two tables named `plan.table`: `inet T` (NAT, forwarding) and
+`bridge T` (icc=false between the ports of one bridge). `render(plan)` is a pure function of a
+frozen FirewallPlan; `Firewall.apply` loads its text with one `nft -f -`, which is one kernel
+transaction: each table is declared (so that deleting it cannot fail), deleted and rebuilt, so
+no packet ever sees half a ruleset and a rule the plan no longer has cannot survive. Nothing
+else is touched: not other tables, not iptables' chains.
+
+What the rules do (dockerd v28.2.2's iptables rules, without its userland proxy, are the
+model):
+- published ports: DNAT in prerouting (from other hosts and from containers: the host's own
+  addresses, `fib daddr type local`) and in output (from the host itself, 127.0.0.1 included;
+  that needs route_localnet on the bridge and a masquerade of 127.0.0.0/8 sources leaving
+  through it). A port published on 127.0.0.1 is DNATted only in output, and dropped when it
+  arrives on any other interface than lo. IPv6 loopback cannot be DNATted to a container, so
+  connections to [::1] on a v6 published port are refused at once instead of hanging on the
+  reservation socket (portalloc.py);
+- hairpin: traffic DNATted back into the bridge it came from (a container reaching its own or
+  a neighbour's published port through a host address) is masqueraded, so the reply comes
+  back through the host and is un-NATted (without br_netfilter it would not be; with it, the
+  bridge port must be in hairpin mode for a container reaching itself: the netlink side);
+- outbound: a non-internal bridge's subnet leaving through another interface is masqueraded;
+- forward: established/related accepted; DNATted traffic to a published container port
+  accepted; traffic between a bridge's own ports accepted (icc) or dropped (icc=false); any
+  other traffic into a bridge dropped: from other hosts (unpublished ports are unreachable)
+  and from other bridges (isolation); an internal bridge has no way out;
+- raw prerouting: a container address is reached only through its own bridge (no direct
+  routing to containers from outside), and 127.0.0.0/8 never arrives from a bridge;
+- icc=false also in the bridge family, which sees frames between two ports of a bridge
+  whether or not br_netfilter hands bridged traffic to the inet hooks (it does on our
+  machines: it is built in, bridge-nf-call-iptables=1). This kernel has no conntrack in the
+  bridge family, so with icc=false a container cannot reach a neighbour's published port
+  through a host address either (dockerd without its proxy drops that too).
+
+Sysctls: `required_sysctls(plan)` lists them; `Firewall.apply` writes them after the rules
+are in: net.ipv4.ip_forward (host-wide, as dockerd sets it) when a bridge may route,
+net.ipv6.conf.all.forwarding when one has a v6 subnet (note: it stops the host accepting
+router advertisements on interfaces with accept_ra=1), and route_localnet per bridge that
+has a v4 port published on every address or on loopback. Writing them is left to the
+caller's network namespace, as is everything here: tests run it inside a namespace of theirs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from pathlib import Path
+
+from dockyard.errors import Internal
+from dockyard.linux.command import run_command
+from dockyard.model.ports import Addr, Proto, Published
+
+log = logging.getLogger(__name__)
+
+_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+_IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")  # IFNAMSIZ - 1; nothing nft would need quoted
+_LOOPBACK4 = IPv4Network("127.0.0.0/8")
+_LOOPBACK6 = IPv6Address("::1")
+_NFT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class BridgePlan:
+    """A bridge network as the firewall sees it."""
+
+    name: str
+    subnet4: IPv4Network | None = None
+    gateway4: IPv4Address | None = None
+    subnet6: IPv6Network | None = None
+    gateway6: IPv6Address | None = None
+    internal: bool = False
+    icc: bool = True
+    masquerade: bool = True
+
+    def __post_init__(self) -> None:
+        if not _IFNAME.fullmatch(self.name):
+            raise Internal(f"firewall: invalid bridge name {self.name!r}")
+        for subnet, gateway in ((self.subnet4, self.gateway4), (self.subnet6, self.gateway6)):
+            if gateway is not None and (subnet is None or gateway not in subnet):
+                raise Internal(f"firewall: gateway {gateway} of {self.name} is not in its subnet {subnet}")
+
+    def subnets(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(s for s in (self.subnet4, self.subnet6) if s is not None)
+
+    def has(self, ip: Addr) -> bool:
+        return any(ip.version == s.version and ip in s for s in self.subnets())
+
+
+@dataclass(frozen=True, slots=True)
+class PortForward:
+    """A published port: the host address and port (0.0.0.0 or :: is every address of the
+    family) forwarded to a container on `bridge`."""
+
+    bridge: str
+    port: Published
+
+
+@dataclass(frozen=True, slots=True)
+class FirewallPlan:
+    table: str
+    bridges: tuple[BridgePlan, ...] = ()
+    forwards: tuple[PortForward, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _TABLE_NAME.fullmatch(self.table):
+            raise Internal(f"firewall: invalid table name {self.table!r}")
+        names = [b.name for b in self.bridges]
+        if len(set(names)) != len(names):
+            raise Internal(f"firewall: a bridge is listed twice in {names}")
+        by_name = {b.name: b for b in self.bridges}
+        for f in self.forwards:
+            bridge = by_name.get(f.bridge)
+            if bridge is None:
+                raise Internal(f"firewall: port forward to unknown bridge {f.bridge}")
+            if bridge.internal:
+                raise Internal(f"firewall: ports cannot be published on internal bridge {f.bridge}")
+            if f.port.host_ip.version != f.port.container_ip.version:
+                raise Internal(f"firewall: {f.port.host_ip} cannot be forwarded to {f.port.container_ip}")
+            if not bridge.has(f.port.container_ip):
+                raise Internal(f"firewall: {f.port.container_ip} is not on {f.bridge}")
+
+    def bridge(self, name: str) -> BridgePlan:
+        return next(b for b in self.bridges if b.name == name)
+
+
+# ---- rendering ------------------------------------------------------------------------------
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+def _ip(version: int) -> str:
+    return "ip" if version == 4 else "ip6"
+
+
+def _is_any(ip: Addr) -> bool:
+    return int(ip) == 0
+
+
+def _is_loopback(ip: Addr) -> bool:
+    return ip in _LOOPBACK4 if isinstance(ip, IPv4Address) else ip == _LOOPBACK6
+
+
+def _target(p: Published) -> str:
+    host = f"[{p.container_ip}]" if p.container_ip.version == 6 else str(p.container_ip)
+    return f"dnat {_ip(p.container_ip.version)} to {host}:{p.container_port}"
+
+
+def _dnat(p: Published, hook: str) -> str | None:
+    """The DNAT rule of one published port, in prerouting or output; None when that hook
+    must not have one (loopback from outside, IPv6 loopback at all)."""
+    fam = _ip(p.host_ip.version)
+    match = f"{p.proto} dport {p.host_port}"
+    if _is_any(p.host_ip):
+        nfproto = "ipv4" if p.host_ip.version == 4 else "ipv6"
+        head = f"meta nfproto {nfproto} "
+        if p.host_ip.version == 6 and hook == "output":
+            head += "ip6 daddr != ::1 "
+        return f"{head}fib daddr type local {match} {_target(p)}"
+    if _is_loopback(p.host_ip) and (hook == "prerouting" or p.host_ip.version == 6):
+        return None
+    return f"{fam} daddr {p.host_ip} {match} {_target(p)}"
+
+
+def _needs_route_localnet(p: Published) -> bool:
+    return p.host_ip.version == 4 and (_is_any(p.host_ip) or _is_loopback(p.host_ip))
+
+
+def _chain(name: str, head: str, rules: Iterable[str]) -> list[str]:
+    return [f"\tchain {name} {{", f"\t\t{head}", *(f"\t\t{r}" for r in rules), "\t}"]
+
+
+def _raw_prerouting(plan: FirewallPlan) -> list[str]:
+    rules = []
+    for b in plan.bridges:
+        for subnet, gateway in ((b.subnet4, b.gateway4), (b.subnet6, b.gateway6)):
+            if subnet is None:
+                continue
+            fam = _ip(subnet.version)
+            but_gateway = f" {fam} daddr != {gateway}" if gateway is not None else ""
+            rules.append(f"iifname != {_q(b.name)} {fam} daddr {subnet}{but_gateway} drop")
+        rules.append(f"iifname {_q(b.name)} ip daddr {_LOOPBACK4} drop")
+    for f in plan.forwards:
+        p = f.port
+        if p.host_ip.version == 4 and _is_loopback(p.host_ip):
+            rules.append(f'iifname != "lo" ip daddr {p.host_ip} {p.proto} dport {p.host_port} drop')
+    return rules
+
+
+def _nat_postrouting(plan: FirewallPlan) -> list[str]:
+    rules = []
+    localnet = {f.bridge for f in plan.forwards if _needs_route_localnet(f.port)}
+    published = {f.bridge for f in plan.forwards}
+    for b in plan.bridges:
+        if b.name in localnet:
+            rules.append(f"oifname {_q(b.name)} ip saddr {_LOOPBACK4} masquerade")
+        if b.name in published:
+            for subnet in b.subnets():
+                rules.append(f"oifname {_q(b.name)} ct status dnat {_ip(subnet.version)} saddr {subnet} masquerade")
+        if b.masquerade and not b.internal:
+            for subnet in b.subnets():
+                rules.append(f"oifname != {_q(b.name)} {_ip(subnet.version)} saddr {subnet} masquerade")
+    return rules
+
+
+def _filter_output(plan: FirewallPlan) -> list[str]:
+    rules = []
+    for f in plan.forwards:
+        p = f.port
+        if p.host_ip.version == 6 and (_is_any(p.host_ip) or _is_loopback(p.host_ip)):
+            refuse = "reject with tcp reset" if p.proto is Proto.TCP else "reject"
+            rules.append(f"ip6 daddr ::1 {p.proto} dport {p.host_port} {refuse}")
+    return rules
+
+
+def _forward(plan: FirewallPlan) -> list[str]:
+    rules = ["ct state established,related accept"]
+    for f in plan.forwards:
+        p = f.port
+        fam = _ip(p.container_ip.version)
+        rules.append(
+            f"ct status dnat oifname {_q(f.bridge)} {fam} daddr {p.container_ip} {p.proto} dport {p.container_port} accept"
+        )
+    for b in plan.bridges:
+        rules.append(f"iifname {_q(b.name)} oifname {_q(b.name)} {'accept' if b.icc else 'drop'}")
+    for b in plan.bridges:
+        rules.append(f"oifname {_q(b.name)} drop")
+    for b in plan.bridges:
+        rules.append(f"iifname {_q(b.name)} {'drop' if b.internal else 'accept'}")
+    return rules
+
+
+def _bridge_forward(plan: FirewallPlan) -> list[str]:
+    rules: list[str] = []
+    for b in plan.bridges:
+        if not b.icc:
+            rules.extend(f"{_ip(s.version)} daddr {s} drop" for s in b.subnets())
+    return rules
+
+
+def render(plan: FirewallPlan) -> str:
+    """The whole `nft -f` script for the plan: both tables dropped and rebuilt."""
+    t = plan.table
+    lines = [f"table inet {t} {{}}", f"delete table inet {t}", f"table bridge {t} {{}}", f"delete table bridge {t}"]
+    lines.append(f"table inet {t} {{")
+    lines += _chain("raw_prerouting", "type filter hook prerouting priority raw; policy accept;", _raw_prerouting(plan))
+    prerouting = [r for f in plan.forwards if (r := _dnat(f.port, "prerouting"))]
+    output = [r for f in plan.forwards if (r := _dnat(f.port, "output"))]
+    lines += _chain("nat_prerouting", "type nat hook prerouting priority dstnat; policy accept;", prerouting)
+    # nft 1.0 knows the name "dstnat" only in prerouting: -100 is the same priority.
+    lines += _chain("nat_output", "type nat hook output priority -100; policy accept;", output)
+    lines += _chain("nat_postrouting", "type nat hook postrouting priority srcnat; policy accept;", _nat_postrouting(plan))
+    lines += _chain("filter_output", "type filter hook output priority filter; policy accept;", _filter_output(plan))
+    lines += _chain("forward", "type filter hook forward priority filter; policy accept;", _forward(plan))
+    lines.append("}")
+    bridge_rules = _bridge_forward(plan)
+    if bridge_rules:
+        lines.append(f"table bridge {t} {{")
+        lines += _chain("forward", "type filter hook forward priority filter; policy accept;", bridge_rules)
+        lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render_removal(table: str) -> str:
+    """Both tables gone, whether they exist or not."""
+    if not _TABLE_NAME.fullmatch(table):
+        raise Internal(f"firewall: invalid table name {table!r}")
+    return f"table inet {table} {{}}\ndelete table inet {table}\ntable bridge {table} {{}}\ndelete table bridge {table}\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Sysctl:
+    """One setting under /proc/sys, by its path's parts (a bridge name may hold a dot,
+    which sysctl(8)'s dotted key could not say)."""
+
+    parts: tuple[str, ...]
+    value: str
+
+    @property
+    def key(self) -> str:
+        return ".".join(self.parts)
+
+    @property
+    def path(self) -> Path:
+        return Path("/proc/sys", *self.parts)
+
+
+def required_sysctls(plan: FirewallPlan) -> tuple[Sysctl, ...]:
+    """The kernel settings the plan's rules need (none are ever turned off again here)."""
+    out = []
+    routed = [b for b in plan.bridges if not b.internal]
+    if any(b.subnet4 is not None for b in routed):
+        out.append(Sysctl(("net", "ipv4", "ip_forward"), "1"))
+    if any(b.subnet6 is not None for b in routed):
+        out.append(Sysctl(("net", "ipv6", "conf", "all", "forwarding"), "1"))
+    for name in sorted({f.bridge for f in plan.forwards if _needs_route_localnet(f.port)}):
+        out.append(Sysctl(("net", "ipv4", "conf", name, "route_localnet"), "1"))
+    return tuple(out)
+
+
+# ---- the adapter ----------------------------------------------------------------------------
+
+
+class Firewall:
+    """Loads plans into the kernel with `nft`, in the caller's network namespace."""
+
+    def __init__(self, table: str, *, nft: str = "nft", timeout: float = _NFT_TIMEOUT) -> None:
+        render_removal(table)  # checks the name
+        self.table = table
+        self._nft = nft
+        self._timeout = timeout
+
+    async def _nft_script(self, script: str, *, check: bool = False) -> None:
+        argv = [self._nft, *(["-c"] if check else []), "-f", "-"]
+        done = await run_command(argv, timeout=self._timeout, what="nft", input=script.encode())
+        if done.returncode != 0:
+            err = done.stderr.decode(errors="replace").strip() or done.stdout.decode(errors="replace").strip()
+            raise Internal(f"nft -f failed (table {self.table}): {err}")
+
+    async def check(self, plan: FirewallPlan) -> None:
+        """Let the kernel check the plan's script without loading it (`nft -c`)."""
+        await self._nft_script(render(self._own(plan)), check=True)
+
+    async def apply(self, plan: FirewallPlan) -> None:
+        """Replace our tables by the plan's in one transaction, then set the sysctls."""
+        await self._nft_script(render(self._own(plan)))
+        for s in required_sysctls(plan):
+            write_sysctl(s)
+
+    async def remove(self) -> None:
+        """Delete our tables; absent ones are fine. Sysctls stay as they are."""
+        await self._nft_script(render_removal(self.table))
+
+    def _own(self, plan: FirewallPlan) -> FirewallPlan:
+        if plan.table != self.table:
+            raise Internal(f"firewall: plan for table {plan.table}, this firewall owns {self.table}")
+        return plan
+
+
+def write_sysctl(s: Sysctl) -> None:
+    """Set one sysctl when it differs (a /proc write: microseconds, no thread needed)."""
+    path = s.path
+    try:
+        if path.read_text().strip() == s.value:
+            return
+        path.write_text(s.value + "\n")
+    except OSError as exc:
+        raise Internal(f"setting {s.key}={s.value}: {exc.strerror or exc}") from exc
+    log.info("set %s=%s", s.key, s.value)
