@@ -179,10 +179,11 @@ def _host(ip: Addr) -> str:
 
 
 def _same_port_groups(requests: list[BindRequest]) -> Iterator[list[BindRequest]]:
-    """Runs of requests that differ only in host address (dockerd's needSamePort)."""
+    """Runs of requests that differ only in their addresses (dockerd's needSamePort): the
+    families of one mapping, or one container port published on several host addresses."""
     group: list[BindRequest] = []
     for req in requests:
-        if group and not _same_but_address(group[-1], req):
+        if group and _port_key(group[-1]) != _port_key(req):
             yield group
             group = []
         group.append(req)
@@ -190,10 +191,8 @@ def _same_port_groups(requests: list[BindRequest]) -> Iterator[list[BindRequest]
         yield group
 
 
-def _same_but_address(a: BindRequest, b: BindRequest) -> bool:
-    return (a.proto, a.container_port, a.host_ports) == (b.proto, b.container_port, b.host_ports) and (
-        a.host_ip.version != b.host_ip.version
-    )
+def _port_key(r: BindRequest) -> tuple[Proto, int, HostPorts]:
+    return (r.proto, r.container_port, r.host_ports)
 
 
 def _bind(req: BindRequest, port: int) -> socket.socket:
