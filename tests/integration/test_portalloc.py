@@ -183,3 +183,12 @@ def test_reserve_exact_takes_back_known_ports() -> None:
         known = held.published
     with reserve_exact(PortAllocator(), known) as again:
         assert again.published == known
+
+
+def test_one_reservation_for_several_containers_keeps_them_apart() -> None:
+    start = free_run(4)
+    alloc = PortAllocator((start, start + 3))
+    other = IPv4Address("10.9.0.3")
+    with alloc.reserve([BindRequest(Proto.TCP, C4, 80, LO), BindRequest(Proto.TCP, other, 80, ANY_V4)]) as held:
+        a, b = held.published
+        assert a.host_port != b.host_port

@@ -179,11 +179,12 @@ def _host(ip: Addr) -> str:
 
 
 def _same_port_groups(requests: list[BindRequest]) -> Iterator[list[BindRequest]]:
-    """Runs of requests that differ only in their addresses (dockerd's needSamePort): the
-    families of one mapping, or one container port published on several host addresses."""
+    """Runs of requests that differ only in their host addresses (dockerd's needSamePort):
+    the families of one mapping, or one container port published on several host
+    addresses. A run never spans two containers (two addresses of one family)."""
     group: list[BindRequest] = []
     for req in requests:
-        if group and _port_key(group[-1]) != _port_key(req):
+        if group and (_port_key(group[-1]) != _port_key(req) or _other_endpoint(group, req)):
             yield group
             group = []
         group.append(req)
@@ -193,6 +194,10 @@ def _same_port_groups(requests: list[BindRequest]) -> Iterator[list[BindRequest]
 
 def _port_key(r: BindRequest) -> tuple[Proto, int, HostPorts]:
     return (r.proto, r.container_port, r.host_ports)
+
+
+def _other_endpoint(group: list[BindRequest], req: BindRequest) -> bool:
+    return any(g.container_ip.version == req.container_ip.version and g.container_ip != req.container_ip for g in group)
 
 
 def _bind(req: BindRequest, port: int) -> socket.socket:
