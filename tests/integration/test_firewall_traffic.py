@@ -229,7 +229,7 @@ class World:
 def _plan(topo: Topology, published: tuple[Published, ...], bridge_of: dict[IPv4Address, str]) -> FirewallPlan:
     bridges = (
         BridgePlan(topo.bridge("a"), topo.net(1), topo.ip(1, 1)),
-        BridgePlan(topo.bridge("b"), topo.net(2), topo.ip(2, 1), icc=False),
+        BridgePlan(topo.bridge("b"), topo.net(2), topo.ip(2, 1), icc=False, masquerade=False),
         BridgePlan(topo.bridge("c"), topo.net(3), topo.ip(3, 1), internal=True),
     )
     forwards = tuple(PortForward(bridge_of[p.container_ip], p) for p in published)
@@ -310,8 +310,10 @@ def test_bridges_isolated(world: World) -> None:
     assert t.call(t.ns("c3"), t.addr["c1"], TCP_PORT, timeout=1).startswith("ERR")
     assert t.call(t.ns("c1"), t.addr["c3"], TCP_PORT, timeout=1).startswith("ERR")
     assert t.call(t.ns("c1"), t.addr["c4"], TCP_PORT, timeout=1).startswith("ERR")
-    # Published ports stay reachable from another bridge, through a host address.
-    assert t.call(t.ns("c3"), t.ip(2, 1), world.ports["c1/tcp"]).startswith("c1 ")
+    # Published ports stay reachable from another bridge, through a host address (bridge b
+    # does not masquerade: the reply comes back to c3's own address, through bridge a).
+    assert t.call(t.ns("c3"), t.ip(2, 1), world.ports["c1/tcp"]) == f"c1 {t.addr['c3']}"
+    assert t.call(t.ns("c2"), t.ip(2, 1), world.ports["c3/tcp"]).startswith("c3 ")
 
 
 def test_icc(world: World) -> None:
@@ -325,11 +327,13 @@ def test_outbound_masquerade_and_internal(world: World) -> None:
     t = world.topo
     peer = t.ip(250, 2)
     assert t.call(t.ns("c1"), peer, PEER_PORT) == f"peer {t.ip(250, 1)}"  # masqueraded
-    assert t.call(t.ns("c3"), peer, PEER_PORT, "udp") == f"peer {t.ip(250, 1)}"
+    assert t.call(t.ns("c3"), peer, PEER_PORT, "udp") == f"peer {t.addr['c3']}"  # bridge b: masquerade off
     assert t.call(t.ns("c4"), peer, PEER_PORT, timeout=1).startswith("ERR")  # internal: no way out
     assert t.call(t.ns("c4"), peer, PEER_PORT, "udp", timeout=1).startswith("ERR")
     assert t.call(t.peer, t.addr["c4"], TCP_PORT, timeout=1).startswith("ERR")  # nothing in
+    # Not even a published port of another bridge, through its gateway or another host address.
     assert t.call(t.ns("c4"), t.ip(3, 1), world.ports["c1/tcp"], timeout=1).startswith("ERR")
+    assert t.call(t.ns("c4"), t.ip(250, 1), world.ports["c1/tcp"], timeout=1).startswith("ERR")
 
 
 def test_taken_host_port_refused_leaving_nothing(world: World) -> None:

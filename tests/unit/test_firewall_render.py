@@ -41,9 +41,9 @@ delete table inet dyt
 table bridge dyt {}
 delete table bridge dyt
 table inet dyt {
-\tchain raw_prerouting {
-\t\ttype filter hook prerouting priority raw; policy accept;
-\t\tiifname != "dy0" ip daddr 10.9.0.0/24 ip daddr != 10.9.0.1 drop
+\tchain guard {
+\t\ttype filter hook prerouting priority mangle; policy accept;
+\t\tiifname != "dy0" ip daddr 10.9.0.0/24 ip daddr != 10.9.0.1 ct direction original drop
 \t\tiifname "dy0" ip daddr 127.0.0.0/8 drop
 \t}
 \tchain nat_prerouting {
@@ -114,7 +114,7 @@ def test_ipv6_published_port() -> None:
     assert "meta nfproto ipv6 fib daddr type local tcp dport 8080 dnat ip6 to [fd00:9::2]:80" in text
     assert "meta nfproto ipv6 ip6 daddr != ::1 fib daddr type local tcp dport 8080 dnat ip6 to [fd00:9::2]:80" in text
     assert "ip6 daddr ::1 tcp dport 8080 reject with tcp reset" in text  # refused, not hanging
-    assert 'iifname != "dy6" ip6 daddr fd00:9::/64 ip6 daddr != fd00:9::1 drop' in text
+    assert 'iifname != "dy6" ip6 daddr fd00:9::/64 ip6 daddr != fd00:9::1 ct direction original drop' in text
     assert 'oifname != "dy6" ip6 saddr fd00:9::/64 masquerade' in text
     assert 'ct status dnat oifname "dy6" ip6 daddr fd00:9::2 tcp dport 80 accept' in text
     assert Sysctl(("net", "ipv6", "conf", "all", "forwarding"), "1") in required_sysctls(plan)
@@ -128,6 +128,8 @@ def test_isolation_icc_and_internal() -> None:
     forward = text[text.index("type filter hook forward priority filter; policy accept;") + 1 :]
     assert forward[: forward.index("}")] == [
         "ct state established,related accept",
+        'iifname "dyc" oifname != "dyc" drop',
+        'oifname "dyc" iifname != "dyc" drop',
         'iifname "dya" oifname "dya" accept',
         'iifname "dyb" oifname "dyb" drop',
         'iifname "dyc" oifname "dyc" accept',
@@ -136,7 +138,6 @@ def test_isolation_icc_and_internal() -> None:
         'oifname "dyc" drop',
         'iifname "dya" accept',
         'iifname "dyb" accept',
-        'iifname "dyc" drop',
     ]
     # icc=false also between the ports of the bridge, in the bridge family.
     assert text[-6:] == [

@@ -21,12 +21,13 @@ model):
   back through the host and is un-NATted (without br_netfilter it would not be; with it, the
   bridge port must be in hairpin mode for a container reaching itself: the netlink side);
 - outbound: a non-internal bridge's subnet leaving through another interface is masqueraded;
-- forward: established/related accepted; DNATted traffic to a published container port
+- forward: established/related accepted; nothing crosses an internal bridge's edge; DNATted traffic to a published container port
   accepted; traffic between a bridge's own ports accepted (icc) or dropped (icc=false); any
   other traffic into a bridge dropped: from other hosts (unpublished ports are unreachable)
   and from other bridges (isolation); an internal bridge has no way out;
-- raw prerouting: a container address is reached only through its own bridge (no direct
-  routing to containers from outside), and 127.0.0.0/8 never arrives from a bridge;
+- prerouting guard: a container address is reached only through its own bridge (no direct
+  routing to containers from outside; replies excepted), and 127.0.0.0/8 never arrives from
+  a bridge;
 - icc=false also in the bridge family, which sees frames between two ports of a bridge
   whether or not br_netfilter hands bridged traffic to the inet hooks (it does on our
   machines: it is built in, bridge-nf-call-iptables=1). This kernel has no conntrack in the
@@ -175,7 +176,7 @@ def _chain(name: str, head: str, rules: Iterable[str]) -> list[str]:
     return [f"\tchain {name} {{", f"\t\t{head}", *(f"\t\t{r}" for r in rules), "\t}"]
 
 
-def _raw_prerouting(plan: FirewallPlan) -> list[str]:
+def _guard(plan: FirewallPlan) -> list[str]:
     rules = []
     for b in plan.bridges:
         for subnet, gateway in ((b.subnet4, b.gateway4), (b.subnet6, b.gateway6)):
@@ -183,7 +184,9 @@ def _raw_prerouting(plan: FirewallPlan) -> list[str]:
                 continue
             fam = _ip(subnet.version)
             but_gateway = f" {fam} daddr != {gateway}" if gateway is not None else ""
-            rules.append(f"iifname != {_q(b.name)} {fam} daddr {subnet}{but_gateway} drop")
+            # Replies are let through: a container of a bridge without masquerade may have
+            # reached a published port of another bridge.
+            rules.append(f"iifname != {_q(b.name)} {fam} daddr {subnet}{but_gateway} ct direction original drop")
         rules.append(f"iifname {_q(b.name)} ip daddr {_LOOPBACK4} drop")
     for f in plan.forwards:
         p = f.port
@@ -220,6 +223,10 @@ def _filter_output(plan: FirewallPlan) -> list[str]:
 
 def _forward(plan: FirewallPlan) -> list[str]:
     rules = ["ct state established,related accept"]
+    for b in plan.bridges:
+        if b.internal:  # nothing crosses its edge, not even to a published port
+            rules.append(f"iifname {_q(b.name)} oifname != {_q(b.name)} drop")
+            rules.append(f"oifname {_q(b.name)} iifname != {_q(b.name)} drop")
     for f in plan.forwards:
         p = f.port
         fam = _ip(p.container_ip.version)
@@ -231,7 +238,8 @@ def _forward(plan: FirewallPlan) -> list[str]:
     for b in plan.bridges:
         rules.append(f"oifname {_q(b.name)} drop")
     for b in plan.bridges:
-        rules.append(f"iifname {_q(b.name)} {'drop' if b.internal else 'accept'}")
+        if not b.internal:
+            rules.append(f"iifname {_q(b.name)} accept")
     return rules
 
 
@@ -248,7 +256,8 @@ def render(plan: FirewallPlan) -> str:
     t = plan.table
     lines = [f"table inet {t} {{}}", f"delete table inet {t}", f"table bridge {t} {{}}", f"delete table bridge {t}"]
     lines.append(f"table inet {t} {{")
-    lines += _chain("raw_prerouting", "type filter hook prerouting priority raw; policy accept;", _raw_prerouting(plan))
+    # After conntrack (-200), before DNAT (-100): the rules see the address a packet was sent to.
+    lines += _chain("guard", "type filter hook prerouting priority mangle; policy accept;", _guard(plan))
     prerouting = [r for f in plan.forwards if (r := _dnat(f.port, "prerouting"))]
     output = [r for f in plan.forwards if (r := _dnat(f.port, "output"))]
     lines += _chain("nat_prerouting", "type nat hook prerouting priority dstnat; policy accept;", prerouting)
