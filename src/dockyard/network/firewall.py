@@ -336,9 +336,14 @@ class Firewall:
         await self._nft_script(render(self._own(plan)), check=True)
 
     async def apply(self, plan: FirewallPlan) -> None:
-        """Replace our tables by the plan's in one transaction, then set the sysctls."""
-        await self._nft_script(render(self._own(plan)))
-        for s in required_sysctls(plan):
+        """Replace our tables by the plan's in one transaction, then set the sysctls (first
+        checking they all exist: a missing bridge fails before anything changed)."""
+        sysctls = required_sysctls(self._own(plan))
+        for s in sysctls:
+            if not s.path.exists():
+                raise Internal(f"setting {s.key}={s.value}: {s.path} does not exist")
+        await self._nft_script(render(plan))
+        for s in sysctls:
             write_sysctl(s)
 
     async def remove(self) -> None:
