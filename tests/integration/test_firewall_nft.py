@@ -13,6 +13,7 @@ import secrets
 import subprocess
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from pathlib import Path
 
 import pytest
 
@@ -100,9 +101,9 @@ def test_apply_replaces_whole_and_touches_nothing_else() -> None:
         for bridge in PLANS["every-kind"].bridges:
             subprocess.run(["ip", "link", "add", bridge.name, "type", "bridge"], check=True)
         asyncio.run(fw.apply(PLANS["every-kind"]))
-        assert open("/proc/sys/net/ipv4/conf/dyn0/route_localnet").read().strip() == "1"
-        assert open("/proc/sys/net/ipv4/conf/dyn1/route_localnet").read().strip() == "1"
-        assert open("/proc/sys/net/ipv4/conf/dyn2/route_localnet").read().strip() == "0"
+        assert Path("/proc/sys/net/ipv4/conf/dyn0/route_localnet").read_text().strip() == "1"
+        assert Path("/proc/sys/net/ipv4/conf/dyn1/route_localnet").read_text().strip() == "1"
+        assert Path("/proc/sys/net/ipv4/conf/dyn2/route_localnet").read_text().strip() == "0"
         tables = nft_in(ns, "list", "tables").split("\n")
         assert {"table inet dyfwc", "table bridge dyfwc", "table inet dyfwforeign"} <= set(tables)
         assert "dnat ip to 10.9.0.2:53" in nft_in(ns, "list", "table", "inet", "dyfwc")

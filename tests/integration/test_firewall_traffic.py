@@ -71,7 +71,7 @@ PEER_PORT = 9000
 
 
 def sh(*argv: str) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=30)
     if done.returncode != 0:
         raise AssertionError(f"{' '.join(argv)}: {done.stderr.strip()}")
     return done.stdout
@@ -210,7 +210,7 @@ class Topology:
                 if stream is not None:
                     stream.close()
         for ns in reversed(self.namespaces):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
 
     def call(self, ns: str, target: IPv4Address | str, port: int, proto: str = "tcp", timeout: float = 2.0) -> str:
         return in_ns(ns, sys.executable, "-c", CLIENT, proto, str(target), str(port), str(timeout)).strip()
