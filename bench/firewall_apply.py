@@ -4,7 +4,7 @@
 
 In a network namespace of its own (deleted afterwards): `Firewall.apply` of a plan with one
 bridge and 1, 10, 50, 200, 500 published ports (one `nft -f -`: render + nft's start-up +
-the kernel transaction), `Firewall.remove`, and `PortAllocator.reserve` + `release` of 1 and
+the kernel transaction), the same plan grown by one port (applied as additions), `Firewall.remove`, and `PortAllocator.reserve` + `release` of 1 and
 10 random TCP ports on every address (v4). Prints median and p90 in milliseconds.
 """
 
@@ -64,9 +64,18 @@ def main() -> None:
             samples = []
             for _ in range(runs + 1):
                 t0 = time.perf_counter()
-                asyncio.run(fw.apply(p))
+                asyncio.run(fw.apply(p, whole=True))
                 samples.append(time.perf_counter() - t0)
             print(f"apply  {ports:4d} ports: {ms(samples[1:])}   (render alone {rendered * 1000:.2f} ms)")
+            grown = plan(ports + 1)
+            samples = []
+            for _ in range(runs):
+                asyncio.run(fw.apply(p, whole=True))
+                time.sleep(0.05)  # let the replacement's deferred freeing finish first
+                t0 = time.perf_counter()
+                asyncio.run(fw.apply(grown))  # one more container's port: rules added
+                samples.append(time.perf_counter() - t0)
+            print(f"  add 1 port to {ports:4d}: {ms(samples)}")
         samples = []
         for _ in range(runs):
             t0 = time.perf_counter()

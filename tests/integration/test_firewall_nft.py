@@ -127,3 +127,57 @@ def test_nft_errors_carry_stderr() -> None:
             asyncio.run(Firewall("dyfwc", nft="/nonexistent/nft").remove())
         with pytest.raises(Internal, match="plan for table dyfwc, this firewall owns other"):
             asyncio.run(Firewall("other").apply(PLANS["empty"]))
+
+
+def _normalized(listing: str, table: str) -> dict[str, list[str]]:
+    """`nft list table` as {chain: sorted rules}: the order of added rules may differ."""
+    chains: dict[str, list[str]] = {}
+    current = ""
+    for raw in listing.replace(table, "T").splitlines():
+        line = raw.strip()
+        if line.startswith("chain "):
+            current = line.split()[1]
+            chains[current] = []
+        elif line and line != "}" and not line.startswith(("table ", "type ")) and current:
+            chains[current].append(line)
+    return {k: sorted(v) for k, v in chains.items()}
+
+
+def _table_handle(ns: str, table: str) -> str:
+    first = nft_in(ns, "-a", "list", "table", "inet", table).splitlines()[0]
+    return first.split("# handle ")[1]
+
+
+def test_adding_ports_equals_replacing_whole() -> None:
+    bridges = (V4, NOICC, INTERNAL)
+    steps = [
+        (),
+        (fwd("dyn0", Proto.TCP, "10.9.0.2", 80, "0.0.0.0", 8080),),
+        (fwd("dyn0", Proto.UDP, "10.9.0.3", 53, "127.0.0.1", 5353), fwd("dyn1", Proto.TCP, "10.9.1.2", 80, "192.0.2.2", 80)),
+        (fwd("dyn1", Proto.SCTP, "10.9.1.3", 9, "0.0.0.0", 9),),
+    ]
+    with scratch_netns() as ns:
+        for bridge in bridges:
+            subprocess.run(["ip", "link", "add", bridge.name, "type", "bridge"], check=True)
+        adding, whole = Firewall("dyfwc"), Firewall("dyfwd")
+        forwards: tuple[PortForward, ...] = ()
+        handle = ""
+        for i, step in enumerate(steps):
+            forwards += step
+            asyncio.run(adding.apply(FirewallPlan("dyfwc", bridges, forwards)))
+            asyncio.run(whole.apply(FirewallPlan("dyfwd", bridges, forwards), whole=True))
+            if i:
+                assert _table_handle(ns, "dyfwc") == handle  # rules added, table kept
+            handle = _table_handle(ns, "dyfwc")
+            got = _normalized(nft_in(ns, "list", "table", "inet", "dyfwc"), "dyfwc")
+            assert got == _normalized(nft_in(ns, "list", "table", "inet", "dyfwd"), "dyfwd")
+            assert len(got) == 7 and len(got["published"]) == len(forwards)
+        # Taking a forward away replaces the table whole.
+        asyncio.run(adding.apply(FirewallPlan("dyfwc", bridges, forwards[1:])))
+        assert _table_handle(ns, "dyfwc") != handle
+        # Tables changed behind its back: adding fails, the whole replacement follows.
+        subprocess.run(["nft", "delete", "table", "inet", "dyfwc"], check=True)
+        asyncio.run(adding.apply(FirewallPlan("dyfwc", bridges, forwards)))
+        asyncio.run(whole.apply(FirewallPlan("dyfwd", bridges, forwards), whole=True))
+        got = _normalized(nft_in(ns, "list", "table", "inet", "dyfwc"), "dyfwc")
+        assert got == _normalized(nft_in(ns, "list", "table", "inet", "dyfwd"), "dyfwd")

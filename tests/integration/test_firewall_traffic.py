@@ -256,6 +256,9 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
             bridge_of = {c1: topo.bridge("a"), c2: topo.bridge("a"), c3: topo.bridge("b")}
             plan = _plan(topo, pubs, bridge_of)
             firewall = Firewall(plan.table)
+            # As a daemon would: the networks first, then each container's ports added.
+            asyncio.run(firewall.apply(_plan(topo, (), bridge_of)))
+            asyncio.run(firewall.apply(_plan(topo, pubs[:2], bridge_of)))
             asyncio.run(firewall.apply(plan))
         ports = {"c1/tcp": pubs[0].host_port, "c1/udp": pubs[1].host_port, "c2/lo": pubs[2].host_port, "c3/tcp": pubs[3].host_port}
         yield World(topo, firewall, plan, reservation, allocator, ports)

@@ -15,6 +15,7 @@ from dockyard.network.firewall import (
     PortForward,
     Sysctl,
     render,
+    render_additions,
     render_removal,
     required_sysctls,
 )
@@ -63,10 +64,13 @@ table inet dyt {
 \tchain filter_output {
 \t\ttype filter hook output priority filter; policy accept;
 \t}
+\tchain published {
+\t\tct status dnat oifname "dy0" ip daddr 10.9.0.2 tcp dport 80 accept
+\t}
 \tchain forward {
 \t\ttype filter hook forward priority filter; policy accept;
 \t\tct state established,related accept
-\t\tct status dnat oifname "dy0" ip daddr 10.9.0.2 tcp dport 80 accept
+\t\tjump published
 \t\tiifname "dy0" oifname "dy0" accept
 \t\toifname "dy0" drop
 \t\tiifname "dy0" accept
@@ -130,6 +134,7 @@ def test_isolation_icc_and_internal() -> None:
         "ct state established,related accept",
         'iifname "dyc" oifname != "dyc" drop',
         'oifname "dyc" iifname != "dyc" drop',
+        "jump published",
         'iifname "dya" oifname "dya" accept',
         'iifname "dyb" oifname "dyb" drop',
         'iifname "dyc" oifname "dyc" accept',
@@ -161,7 +166,8 @@ def test_no_masquerade() -> None:
 def test_published_ports_accepted_before_icc_drop() -> None:
     br = BridgePlan("dy0", IPv4Network("10.9.0.0/24"), IPv4Address("10.9.0.1"), icc=False)
     text = lines(render(FirewallPlan("dyt", (br,), (fwd("dy0", Proto.TCP, "10.9.0.2", 80, "0.0.0.0", 8080),))))
-    assert text.index('ct status dnat oifname "dy0" ip daddr 10.9.0.2 tcp dport 80 accept') < text.index('iifname "dy0" oifname "dy0" drop')
+    assert text.index("jump published") < text.index('iifname "dy0" oifname "dy0" drop')
+    assert 'ct status dnat oifname "dy0" ip daddr 10.9.0.2 tcp dport 80 accept' in text
 
 
 @pytest.mark.parametrize(
@@ -199,3 +205,33 @@ def test_removal_text() -> None:
 
 def test_any_address_constants() -> None:
     assert str(ANY_V4) == "0.0.0.0" and str(ANY_V6) == "::"
+
+
+def test_additions_for_a_container_publishing_ports() -> None:
+    one = fwd("dy0", Proto.TCP, "10.9.0.2", 80, "0.0.0.0", 8080)
+    two = fwd("dy0", Proto.UDP, "10.9.0.3", 53, "127.0.0.1", 5353)
+    empty = FirewallPlan("dyt", (BR0,))
+    first = FirewallPlan("dyt", (BR0,), (one,))
+    both = FirewallPlan("dyt", (BR0,), (one, two))
+    assert render_additions(empty, first) == (
+        "add rule inet dyt nat_prerouting meta nfproto ipv4 fib daddr type local tcp dport 8080 dnat ip to 10.9.0.2:80\n"
+        "add rule inet dyt nat_output meta nfproto ipv4 fib daddr type local tcp dport 8080 dnat ip to 10.9.0.2:80\n"
+        'add rule inet dyt nat_postrouting oifname "dy0" ip saddr 127.0.0.0/8 masquerade\n'
+        'add rule inet dyt nat_postrouting oifname "dy0" ct status dnat ip saddr 10.9.0.0/24 masquerade\n'
+        'add rule inet dyt published ct status dnat oifname "dy0" ip daddr 10.9.0.2 tcp dport 80 accept\n'
+    )
+    assert render_additions(first, both) == (
+        'add rule inet dyt guard iifname != "lo" ip daddr 127.0.0.1 udp dport 5353 drop\n'
+        "add rule inet dyt nat_output ip daddr 127.0.0.1 udp dport 5353 dnat ip to 10.9.0.3:53\n"
+        'add rule inet dyt published ct status dnat oifname "dy0" ip daddr 10.9.0.3 udp dport 53 accept\n'
+    )
+    assert render_additions(both, both) == ""
+
+
+def test_no_additions_for_anything_else() -> None:
+    one = fwd("dy0", Proto.TCP, "10.9.0.2", 80, "0.0.0.0", 8080)
+    first = FirewallPlan("dyt", (BR0,), (one,))
+    assert render_additions(first, FirewallPlan("dyt", (BR0,))) is None  # a forward went away
+    other = BridgePlan("dy1", IPv4Network("10.9.1.0/24"), IPv4Address("10.9.1.1"))
+    assert render_additions(first, FirewallPlan("dyt", (BR0, other), (one,))) is None  # a new bridge
+    assert render_additions(first, FirewallPlan("dyu", (BR0,), (one,))) is None
