@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.errors import Internal
 from dockyard.model.ports import ANY_V4, ANY_V6, BindRequest, HostPorts, Proto
 from dockyard.network.portalloc import (
     DEFAULT_RANGE,
@@ -192,3 +193,17 @@ def test_one_reservation_for_several_containers_keeps_them_apart() -> None:
     with alloc.reserve([BindRequest(Proto.TCP, C4, 80, LO), BindRequest(Proto.TCP, other, 80, ANY_V4)]) as held:
         a, b = held.published
         assert a.host_port != b.host_port
+
+
+def test_sctp_where_the_kernel_has_none() -> None:
+    """This machine's kernel has no SCTP (CONFIG_IP_SCTP unset): a clear error, nothing held."""
+    port = free_run(1)
+    alloc = PortAllocator()
+    try:
+        held = alloc.reserve([req(port), req(port, Proto.SCTP, cport=9)])
+    except Internal as exc:
+        assert exc.message == f"failed to create socket for 127.0.0.1:{port}:10.9.0.2:9/sctp: Protocol not supported"
+        assert _bindable(port, socket.SOCK_STREAM)
+    else:  # a kernel with SCTP: both held
+        assert [p.proto for p in held.published] == [Proto.TCP, Proto.SCTP]
+        held.release()

@@ -362,7 +362,9 @@ def network_settings_ports(
 ) -> dict[str, list[dict[str, str]] | None]:
     """`NetworkSettings.Ports` of a running container: {"80/tcp": [{"HostIp": "0.0.0.0",
     "HostPort": "8080"}, {"HostIp": "::", "HostPort": "8080"}], "443/tcp": null}. A
-    container that is not running has {} (dockerd drops the map when the endpoint goes)."""
+    container that is not running has {}: dockerd drops the map with the endpoint, so the
+    caller passes no exposed ports then (nor on --network none/host, which have no
+    endpoint with ports)."""
     return {
         key: None if pubs is None else [{"HostIp": str(p.host_ip), "HostPort": str(p.host_port)} for p in pubs]
         for key, pubs in port_map(exposed, published).items()
@@ -371,7 +373,8 @@ def network_settings_ports(
 
 def summary_ports(exposed: Iterable[ExposedPort], published: Iterable[Published]) -> list[dict[str, object]]:
     """The `Ports` list of GET /containers/json: one entry per publication, and one without
-    IP and PublicPort (omitempty) per exposed port that has none."""
+    IP and PublicPort (omitempty) per exposed port that has none. Made from the same map as
+    NetworkSettings.Ports, so [] for a container that is not running."""
     out: list[dict[str, object]] = []
     for key, pubs in port_map(exposed, published).items():
         port, _, proto = key.partition("/")
