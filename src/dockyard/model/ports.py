@@ -32,6 +32,14 @@ from dockyard.model.shellwords import go_quote
 
 Addr = IPv4Address | IPv6Address
 
+# dockerd's words for ports and network modes (runconfig/errors.go, daemon_unix.go): a 400
+# for --network container:<id> with -p/-P or --expose, a warning for --network host with -p.
+CONFLICT_PUBLISH = "conflicting options: port publishing and the container type network mode"
+CONFLICT_EXPOSE = "conflicting options: port exposing and the container type network mode"
+HOST_MODE_WARNING = "Published ports are discarded when using host network mode"
+# What the engine puts before a reservation's or the firewall's error at start (a 500).
+PROGRAMMING_FAILED = "driver failed programming external connectivity on endpoint {name} ({endpoint_id}): {error}"
+
 ANY_V4 = IPv4Address("0.0.0.0")
 ANY_V6 = IPv6Address("::")
 
