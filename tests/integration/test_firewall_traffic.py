@@ -131,6 +131,7 @@ class Topology:
     namespaces: list[str] = field(default_factory=list)
     servers: list[subprocess.Popen[str]] = field(default_factory=list)
     addr: dict[str, IPv4Address] = field(default_factory=dict)
+    br_netfilter: bool = True
 
     @property
     def host(self) -> str:
@@ -202,6 +203,7 @@ class Topology:
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read() if proc.stderr else ""
 
     def up(self, br_netfilter: bool) -> None:
+        self.br_netfilter = br_netfilter
         self.add_ns("host")
         for family in ("iptables", "ip6tables"):
             in_ns(self.host, "sysctl", "-qw", f"net.bridge.bridge-nf-call-{family}={int(br_netfilter)}")
@@ -359,6 +361,10 @@ def test_icc(world: World) -> None:
     assert t.call(t.ns("c2"), t.addr["c1"], TCP_PORT) == f"c1 {t.addr['c2']}"  # icc on bridge a
     assert t.call(t.ns("c5"), t.addr["c3"], TCP_PORT, timeout=1).startswith("ERR")  # icc=false on b
     assert t.call(t.ns("c5"), t.addr["c3"], UDP_PORT, "udp", timeout=1).startswith("ERR")
+    # A neighbour's published port through the gateway: bridged (and dropped) with
+    # br_netfilter, routed (and accepted) without.
+    via_gateway = t.call(t.ns("c5"), t.ip(2, 1), world.ports["c3/tcp"], timeout=1)
+    assert via_gateway.startswith("ERR" if t.br_netfilter else "c3 ")
 
 
 def test_outbound_masquerade_and_internal(world: World) -> None:

@@ -23,8 +23,8 @@ model):
   back through the host and is un-NATted (without br_netfilter it would not be; with it, the
   bridge port must be in hairpin mode for a container reaching itself: the netlink side);
 - outbound: a non-internal bridge's subnet leaving through another interface is masqueraded;
-- forward: established/related accepted; nothing crosses an internal bridge's edge; DNATted traffic to a published container port
-  accepted; traffic between a bridge's own ports accepted (icc) or dropped (icc=false); any
+- forward: established/related accepted; nothing crosses an internal bridge's edge;
+  DNATted traffic to a published container port accepted; traffic between a bridge's own ports accepted (icc) or dropped (icc=false); any
   other traffic into a bridge dropped: from other hosts (unpublished ports are unreachable)
   and from other bridges (isolation); an internal bridge has no way out;
 - prerouting guard: a container address is reached only through its own bridge (no direct
@@ -33,8 +33,10 @@ model):
 - icc=false also in the bridge family, which sees frames between two ports of a bridge
   whether or not br_netfilter hands bridged traffic to the inet hooks (it does on our
   machines: it is built in, bridge-nf-call-iptables=1). This kernel has no conntrack in the
-  bridge family, so with icc=false a container cannot reach a neighbour's published port
-  through a host address either (dockerd without its proxy drops that too).
+  bridge family to tell DNATted frames apart, so where br_netfilter bridges a container's
+  connection to a neighbour's published port (through a host address), icc=false drops it
+  too (as dockerd without its proxy does); without br_netfilter that traffic is routed, and
+  passes.
 
 Sysctls: `required_sysctls(plan)` lists them; `Firewall.apply` writes them after the rules
 are in: net.ipv4.ip_forward (host-wide, as dockerd sets it) when a bridge may route,
