@@ -379,7 +379,8 @@ def required_sysctls(plan: FirewallPlan) -> tuple[Sysctl, ...]:
 
 
 class Firewall:
-    """Loads plans into the kernel with `nft`, in the caller's network namespace."""
+    """Loads plans into the kernel with `nft`, in the caller's network namespace. One
+    owner calls it, one call at a time (it remembers the plan it applied last)."""
 
     def __init__(self, table: str, *, nft: str = "nft", timeout: float = _NFT_TIMEOUT) -> None:
         render_removal(table)  # checks the name
