@@ -217,6 +217,18 @@ def test_bind_requests_per_family() -> None:
     assert bind_requests(maps, None, None) == ()
 
 
+def test_bind_requests_with_a_default_host_address() -> None:
+    maps = (PortMapping(Proto.TCP, 80), PortMapping(Proto.TCP, 81, ANY_V6))
+    lo = IPv4Address("127.0.0.1")
+    assert bind_requests(maps, C4, C6, default_host_ip=lo) == (
+        BindRequest(Proto.TCP, C4, 80, lo),  # that address only: no implicit ::
+        BindRequest(Proto.TCP, C6, 81, ANY_V6),  # an explicit address stays
+    )
+    v6 = IPv6Address("fd00::7")
+    assert bind_requests(maps[:1], C4, C6, default_host_ip=v6) == (BindRequest(Proto.TCP, C6, 80, v6),)
+    assert bind_requests(maps[:1], C4, C6, default_host_ip=ANY_V4) == bind_requests(maps[:1], C4, C6)
+
+
 def test_describe_as_dockerd() -> None:
     req = BindRequest(Proto.TCP, C4, 80, ANY_V4, HostPorts(8080, 8080))
     assert req.describe() == "0.0.0.0:8080:10.9.0.2:80/tcp"

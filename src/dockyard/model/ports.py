@@ -272,23 +272,33 @@ def port_mappings(
 
 
 def bind_requests(
-    mappings: Iterable[PortMapping], ipv4: Addr | None, ipv6: Addr | None
+    mappings: Iterable[PortMapping],
+    ipv4: Addr | None,
+    ipv6: Addr | None,
+    default_host_ip: Addr = ANY_V4,
 ) -> tuple[BindRequest, ...]:
-    """The mappings for an endpoint with these addresses, one request per host family:
-    no host address becomes 0.0.0.0 (to ipv4) and :: (to ipv6); a family the endpoint has
-    no address of is dropped."""
+    """The mappings for an endpoint with these addresses, one request per host family; a
+    family the endpoint has no address of is dropped.
+
+    A mapping without a host address takes `default_host_ip` (dockerd's `--ip`, or the
+    network's com.docker.network.bridge.host_binding_ipv4): 0.0.0.0, the default, means
+    0.0.0.0 to ipv4 and :: to ipv6; any other address binds that address only, in its own
+    family (dockerd's configurePortBindingIPv4/IPv6)."""
     out = []
     for m in mappings:
         families: list[tuple[Addr, Addr]] = []
-        if m.host_ip is None:
+        host = m.host_ip
+        if host is None and default_host_ip != ANY_V4:
+            host = default_host_ip
+        if host is None:
             if ipv4 is not None:
                 families.append((ANY_V4, ipv4))
             if ipv6 is not None:
                 families.append((ANY_V6, ipv6))
-        elif m.host_ip.version == 4 and ipv4 is not None:
-            families.append((m.host_ip, ipv4))
-        elif m.host_ip.version == 6 and ipv6 is not None:
-            families.append((m.host_ip, ipv6))
+        elif host.version == 4 and ipv4 is not None:
+            families.append((host, ipv4))
+        elif host.version == 6 and ipv6 is not None:
+            families.append((host, ipv6))
         for host_ip, container_ip in families:
             out.append(BindRequest(m.proto, container_ip, m.container_port, host_ip, m.host_ports))
     return tuple(out)
