@@ -345,6 +345,21 @@ def test_hairpin(world: World) -> None:
     assert t.call(t.ns("c1"), t.ip(1, 1), world.ports["c1/udp"], "udp").startswith("c1 ")
 
 
+def test_hairpin_needs_hairpin_mode_where_br_netfilter_bridges(world: World) -> None:
+    """What the netlink side must do: with br_netfilter, a container's connection to its own
+    published port is bridged back out of the port it came in by, which the bridge refuses
+    unless the port is in hairpin mode; without br_netfilter it is routed, and works."""
+    t, port = world.topo, world.ports["c1/tcp"]
+    veth = f"dyfw{t.tag}c1"
+    in_ns(t.host, "ip", "link", "set", veth, "type", "bridge_slave", "hairpin", "off")
+    try:
+        got = t.call(t.ns("c1"), t.ip(1, 1), port, timeout=1)
+        assert got.startswith("ERR" if t.br_netfilter else "c1 "), got
+    finally:
+        in_ns(t.host, "ip", "link", "set", veth, "type", "bridge_slave", "hairpin", "on")
+    assert t.call(t.ns("c1"), t.ip(1, 1), port).startswith("c1 ")
+
+
 def test_bridges_isolated(world: World) -> None:
     t = world.topo
     assert t.call(t.ns("c3"), t.addr["c1"], TCP_PORT, timeout=1).startswith("ERR")
