@@ -21,13 +21,16 @@ class Completed:
     stderr: bytes
 
 
-async def run_command(argv: Sequence[str], *, timeout: float, what: str) -> Completed:
-    """Run `argv` (stdin from /dev/null), wait at most `timeout` seconds. `what` starts the
-    message of the Internal error raised when it cannot be started or takes too long."""
+async def run_command(
+    argv: Sequence[str], *, timeout: float, what: str, input: bytes | None = None
+) -> Completed:
+    """Run `argv` with `input` on its stdin (/dev/null when None), wait at most `timeout`
+    seconds. `what` starts the message of the Internal error raised when it cannot be
+    started or takes too long."""
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL if input is None else asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -35,7 +38,7 @@ async def run_command(argv: Sequence[str], *, timeout: float, what: str) -> Comp
         raise Internal(f"{what}: {exc}") from exc
     try:
         async with asyncio.timeout(timeout):
-            out, err = await proc.communicate()
+            out, err = await proc.communicate(input)
     except TimeoutError:
         raise Internal(f"{what}: timed out after {timeout:g} s") from None
     finally:
