@@ -375,7 +375,7 @@ def _chunk_size(line: bytes) -> int:
 
 def _refusal(reason: str) -> bytes:
     """What Go answers for what llhttp refused (the reasons are llhttp's own words)."""
-    if "Transfer-Encoding" in reason and "invalid" in reason:
+    if "Transfer-Encoding" in reason:  # Go: any coding but one "chunked" is not implemented
         return _NOT_IMPLEMENTED
     return BAD_REQUEST
 
