@@ -75,7 +75,7 @@ GET = b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n"
 def test_a_head_is_read_whole() -> None:
     reader = RequestReader()
     reader.receive(b"GET /v1.41/info?all=1 HTTP/1.1\r\nHost: d\r\nX-Registry-Auth: abc\r\nUser-Agent: a\r\n"
-                   b"user-agent: b\r\n\r\n")  # fmt: skip
+                   b"user-agent:  b \t\r\n\r\n")  # fmt: skip
     head = reader.next_event()
     assert isinstance(head, RequestHead)
     assert (head.method, head.target, head.version) == ("GET", b"/v1.41/info?all=1", "1.1")

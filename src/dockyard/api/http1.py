@@ -279,7 +279,7 @@ class RequestReader:
                 hosts += 1
             elif key == "transfer-encoding":
                 codings.append(value)
-            headers[key] = value.decode("latin-1")
+            headers[key] = value.rstrip(b" \t").decode("latin-1")  # llhttp keeps trailing blanks
         if hosts > 1:
             raise ProtocolError(_TWO_HOSTS, "more than one Host header")
         if hosts == 0 and version != "1.0":
