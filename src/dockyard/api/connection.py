@@ -102,6 +102,12 @@ def _common_block(server: str) -> bytes:
     return header_block(common_headers(server))
 
 
+@functools.lru_cache(maxsize=256)
+def _typed_block(content_type: str, headers: tuple[tuple[str, str], ...]) -> bytes:
+    # Most answers repeat their headers (/_ping's on every call): encoded once.
+    return header_block((("Content-Type", content_type), *headers))
+
+
 class _Body:
     """The request body, pulled from the parser on demand so uploads stream: nothing is
     read from the socket until a route asks (backpressure).
@@ -355,7 +361,7 @@ class Connection:
             extra = b"Content-Type: application/json\r\n"
         elif isinstance(response, BytesResponse):
             payload = response.body
-            extra = header_block([("Content-Type", response.content_type), *response.headers.items()])
+            extra = _typed_block(response.content_type, tuple(response.headers.items()))
         else:
             extra = b""
         status = response.status
@@ -376,7 +382,7 @@ class Connection:
         """
         # An HTTP/1.0 client cannot read chunks: it gets the bytes as they are, then the close.
         chunked = self._head is None or self._head.version != "1.0"
-        extra = header_block([("Content-Type", response.content_type), *response.headers.items()])
+        extra = _typed_block(response.content_type, tuple(response.headers.items()))
         framing = b"Transfer-Encoding: chunked\r\n" if chunked else b""
         await self._write(status_line(response.status), self._common, extra, framing,
                           self._framing(not chunked), b"\r\n")  # fmt: skip
@@ -439,7 +445,7 @@ class Connection:
                 await self._send_whole(JsonResponse({"message": refused.message}, 400), False, close=True)
                 await self._linger()
             return False
-        kind = header_block([("Content-Type", response.content_type)])
+        kind = _typed_block(response.content_type, ())
         if self._head is not None and "upgrade" in self._head.headers:  # as dockerd: any Upgrade header
             await self._write(status_line(101, "UPGRADED"), kind, b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
         else:
