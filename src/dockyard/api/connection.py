@@ -124,9 +124,15 @@ class _Body:
         self.broken: MalformedBody | ClientGone | None = None
 
     async def read(self, n: int = -1) -> bytes:
+        """Up to n bytes, as soon as any are in (a piece as the parser cut it is not
+        copied again); with n < 0, all of the body."""
         if self.broken is not None:
             raise self.broken
-        while not self.finished and (n < 0 or len(self._buffer) < n):
+        if n >= 0 and self._buffer:
+            data = bytes(memoryview(self._buffer)[:n])
+            del self._buffer[:n]
+            return data
+        while not self.finished:
             try:
                 event = await self._conn.next_event(body=True)
             except (BadChunk, TruncatedBody) as exc:
@@ -136,20 +142,21 @@ class _Body:
                 else:
                     self.broken = MalformedBody("malformed chunked encoding")
                 raise self.broken from None
-            if isinstance(event, bytes):
-                self._buffer += event
-                self._received += len(event)
-                if n < 0 and len(self._buffer) > MAX_JSON_BODY:
-                    self._buffer.clear()
-                    raise BodyTooLarge(f"request body too large: more than {MAX_JSON_BODY >> 20} MB")
-            else:  # END
+            if not isinstance(event, bytes):  # END
                 self.finished = True
-        if n < 0 or n >= len(self._buffer):
-            data = bytes(self._buffer)
-            self._buffer.clear()
-        else:
-            data = bytes(memoryview(self._buffer)[:n])
-            del self._buffer[:n]
+                break
+            self._received += len(event)
+            if n >= 0:
+                if len(event) <= n:
+                    return event
+                self._buffer += memoryview(event)[n:]
+                return event[:n]
+            self._buffer += event
+            if len(self._buffer) > MAX_JSON_BODY:
+                self._buffer.clear()
+                raise BodyTooLarge(f"request body too large: more than {MAX_JSON_BODY >> 20} MB")
+        data = bytes(self._buffer)
+        self._buffer.clear()
         return data
 
     async def discard(self, limit: int = _DISCARD) -> bool:

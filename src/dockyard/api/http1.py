@@ -159,6 +159,7 @@ class RequestReader:
     def __init__(self, max_head: int = MAX_HEAD) -> None:
         self._max_head = max_head
         self._buffer = bytearray()
+        self._whole = b""  # what came last, while the buffer was empty: not copied into it yet
         self._eof = False
         self._state = _State.HEAD
         self._fed = 0  # bytes of the buffered head already given to llhttp
@@ -172,7 +173,7 @@ class RequestReader:
     @property
     def buffered(self) -> int:
         """Bytes received and not yet taken: what the client sent ahead."""
-        return len(self._buffer)
+        return len(self._buffer) + len(self._whole)
 
     @property
     def in_body(self) -> bool:
@@ -180,19 +181,37 @@ class RequestReader:
 
     def receive(self, data: bytes) -> None:
         """Bytes from the client; b"" once it closed its side."""
-        if data:
+        if not data:
+            self._eof = True
+        elif self._buffer or self._whole:
+            self._merge()
             self._buffer += data
         else:
-            self._eof = True
+            self._whole = data  # kept as it came: a body piece can leave without a copy
+
+    def _merge(self) -> None:
+        if self._whole:
+            self._buffer += self._whole
+            self._whole = b""
 
     def leftover(self) -> bytes:
         """Everything received after the current request (a hijacked stream's first bytes)."""
+        self._merge()
         data = bytes(self._buffer)
         self._buffer.clear()
         return data
 
     def next_event(self) -> RequestHead | bytes | Signal:
-        if self._state is _State.HEAD:
+        state, whole = self._state, self._whole
+        if whole and (state is _State.LENGTH or state is _State.CHUNK_DATA) and len(whole) <= self._remaining:
+            self._whole = b""  # all of it is body: as it is
+            self._remaining -= len(whole)
+            self.body_received += len(whole)
+            if self._remaining == 0:
+                self._state = _State.DONE if state is _State.LENGTH else _State.CHUNK_CRLF
+            return whole
+        self._merge()
+        if state is _State.HEAD:
             return self._next_head()
         return self._next_body()
 
