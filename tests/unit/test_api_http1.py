@@ -156,6 +156,18 @@ def test_equal_repeated_content_lengths_are_one_as_in_go() -> None:
         assert [(h.target, h.length, b) for h, b in got] == [(b"/e", 2, b"ab"), (b"/_ping", None, b"")]
 
 
+@pytest.mark.parametrize("step", [None, 1, 3])
+def test_what_llhttp_refuses_and_go_reads(step: int | None) -> None:
+    raw = (b"get /a HTTP/1.1\r\nHost: d\r\n\r\n"  # any token is a method
+           b"PURGE /b HTTP/1.1\nHost: d\nX-A: 1\n\n"  # lines ended by a bare LF
+           b"POST /c HTTP/1.1\r\nHost: d\nContent-Length: 2\r\nContent-Length: 2\n\r\nab"
+           + GET)  # fmt: skip
+    got = requests(raw, step=step)
+    assert [(h.method, h.target, h.headers.get("x-a"), b) for h, b in got] == [
+        ("get", b"/a", None, b""), ("PURGE", b"/b", "1", b""), ("POST", b"/c", None, b"ab"), ("GET", b"/_ping", None, b""),
+    ]  # fmt: skip
+
+
 def test_chunked_wins_over_content_length_as_in_go() -> None:
     [(head, body)] = requests(b"POST / HTTP/1.1\r\nHost: d\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
                               b"1\r\nx\r\n0\r\n\r\n")  # fmt: skip
@@ -169,7 +181,9 @@ _400 = plain("400 Bad Request")
     ("raw", "answer"),
     [
         (b"GARBAGE\r\n\r\n", _400),
-        (b"get / HTTP/1.1\r\nHost: d\r\n\r\n", _400),
+        (b"G(T / HTTP/1.1\r\nHost: d\r\n\r\n", _400),
+        (b"GET  / HTTP/1.1\r\nHost: d\r\n\r\n", _400),
+        (b"GET / HTTP/1.1 \r\nHost: d\r\n\r\n", _400),
         (b"GET /a b HTTP/1.1\r\nHost: d\r\n\r\n", _400),
         (b"GET /a\x00b HTTP/1.1\r\nHost: d\r\n\r\n", _400),
         ("GET /é HTTP/1.1\r\nHost: d\r\n\r\n".encode(), _400),
@@ -185,6 +199,10 @@ _400 = plain("400 Bad Request")
         (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", plain("400 Bad Request: too many Host headers")),
         (b"GET / HTTP/2.0\r\nHost: d\r\n\r\n", plain("505 HTTP Version Not Supported: unsupported protocol version")),
         (b"GET / HTTP/3.1\r\nHost: d\r\n\r\n", plain("505 HTTP Version Not Supported: unsupported protocol version")),
+        (b"GET / HTTP/0.9\r\nHost: d\r\n\r\n", plain("505 HTTP Version Not Supported: unsupported protocol version")),
+        (b"GET / HTTP/1.1\nHost: d\nX: a\x00\n\n", _400),
+        (b"G(T / HTTP/1.1\nHost: d\n\n", _400),
+        (b"POST / HTTP/1.1\nHost: d\nContent-Length: 2\nContent-Length: 3\n\nab", _400),
         (b"POST / HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: gzip\r\n\r\n",
          plain("501 Not Implemented", "Unsupported transfer encoding")),
         (b"POST / HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
@@ -194,9 +212,10 @@ _400 = plain("400 Bad Request")
         (b"GET / HTTP/1.1\r\nHost: d\r\nX: " + b"a" * (1 << 20) + b"\r\n\r\n", plain("431 Request Header Fields Too Large")),
         (b"GET /" + b"a" * (1 << 20), plain("431 Request Header Fields Too Large")),  # no end needed to know
     ],
-    ids=["garbage", "lower-case-method", "space-in-path", "nul-in-path", "utf8-in-path", "no-colon",
+    ids=["garbage", "not-a-token-method", "two-spaces", "space-after-version", "space-in-path", "nul-in-path", "utf8-in-path", "no-colon",
          "space-before-colon", "nul-in-value", "two-lengths", "negative-length", "length-not-a-number",
-         "huge-length", "http09", "no-host", "two-hosts", "http2", "http3", "gzip", "gzip-chunked",
+         "huge-length", "http09", "no-host", "two-hosts", "http2", "http3", "explicit-http09",
+         "bare-lf-nul", "bare-lf-bad-method", "bare-lf-two-lengths", "gzip", "gzip-chunked",
          "two-codings", "1MB-header", "1MB-target"],
 )  # fmt: skip
 def test_gos_refusals(raw: bytes, answer: bytes) -> None:
@@ -205,7 +224,7 @@ def test_gos_refusals(raw: bytes, answer: bytes) -> None:
 
 def test_garbage_is_refused_before_its_head_ends() -> None:
     reader = RequestReader()
-    reader.receive(b"GARBAGE /")
+    reader.receive(b"GAR(BAGE /")
     with pytest.raises(ProtocolError):
         reader.next_event()
 
@@ -240,9 +259,9 @@ CHUNKED = b"POST / HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
     "body",
     [b"zz\r\n{}\r\n0\r\n\r\n", b"-2\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX0\r\n\r\n", b"2\r\n{}\r\nq\r\n", b"\r\n",
      b"2 ;x\r\n{}\r\n", b"1" * 17 + b"\r\n", b"2\n{}\r\n0\r\n\r\n", b"2\r\n{}\n0\r\n\r\n", b"0x2\r\n{}\r\n",
-     b"2" + b";" * 5000 + b"\r\n"],
+     b"2" + b";" * 5000 + b"\r\n", b"0\r\nno colon\r\n\r\n", b"0\r\nX Y: 1\r\n\r\n"],
     ids=["hex", "negative", "no-crlf-after-data", "q", "empty-size", "space-before-ext", "17-digits",
-         "bare-lf-size", "bare-lf-data", "0x", "long-line"],
+         "bare-lf-size", "bare-lf-data", "0x", "long-line", "trailer-without-colon", "trailer-bad-name"],
 )  # fmt: skip
 def test_bad_chunks(body: bytes) -> None:
     reader = RequestReader()

@@ -29,6 +29,10 @@ import httptools
 
 MAX_HEAD = 1 << 20  # Go's http.DefaultMaxHeaderBytes: a longer request head gets 431
 _MAX_CHUNK_LINE = 4096  # Go's maxLineLength for a chunk-size line
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_LINE_END = re.compile(rb"\r?\n")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110's token
 
 
 class Signal(enum.Enum):
@@ -163,7 +167,8 @@ class RequestReader:
         self._eof = False
         self._state = _State.HEAD
         self._fed = 0  # bytes of the buffered head already given to llhttp
-        self._repeated_length = False  # llhttp refused a repeated Content-Length (see _reparse)
+        self._refused: str | None = None  # why llhttp refused a head Go may read (see _rewrite)
+        self._method: bytes | None = None  # a method llhttp does not know, from _rewrite
         self._collector = _Collector()
         self._parser = _new_parser(self._collector)
         self._remaining = 0  # of the Content-Length body, or of the current chunk
@@ -222,12 +227,19 @@ class RequestReader:
         if fed == 0:
             while buffer.startswith(b"\r\n"):  # empty lines before a request line (RFC 9112 2.2)
                 del buffer[:2]
-        end = buffer.find(b"\r\n\r\n", max(0, fed - 3))
-        stop = len(buffer) if end < 0 else end + 4
+        if self._refused is None:
+            end = buffer.find(b"\r\n\r\n", max(0, fed - 3))
+            stop = len(buffer) if end < 0 else end + 4
+        else:  # the end of a head with bare LFs, for _rewrite
+            found = _BLANK_LINE.search(buffer, max(0, fed - 3))
+            end, stop = (-1, len(buffer)) if found is None else (found.start(), found.end())
         if stop > self._max_head:
             raise ProtocolError(_TOO_LARGE, "request head too large")
-        if stop > fed and not self._repeated_length:
-            self._feed(buffer if fed == 0 and stop == len(buffer) else memoryview(buffer)[fed:stop])
+        if stop > fed and self._refused is None:
+            self._feed(buffer if fed == 0 and stop == len(buffer) else memoryview(buffer)[fed:stop], stop)
+            if self._refused is not None:  # its end is to be found again, bare LFs and all
+                self._fed = 0
+                return self._next_head()
         self._fed = stop
         if end < 0:
             if self._eof:
@@ -235,11 +247,10 @@ class RequestReader:
                     raise ProtocolError(BAD_REQUEST, "the connection ended inside a request head")
                 return CLOSED
             return NEED_DATA
-        if self._repeated_length:
-            self._reparse(bytes(buffer[:stop]))
+        raw = buffer if self._refused is None else self._rewrite(bytes(buffer[:stop]))
         if not self._collector.complete:  # llhttp saw no end of a head where we did
             raise ProtocolError(BAD_REQUEST, "malformed request head")
-        head = self._head()
+        head = self._head(raw[: raw.find(b"\r\n")])
         del buffer[:stop]
         self._fed = 0
         self._collector.reset()
@@ -255,40 +266,56 @@ class RequestReader:
             self._remaining = head.length
         return head
 
-    def _feed(self, data: bytes | bytearray | memoryview) -> None:
+    def _feed(self, data: bytes | bytearray | memoryview, stop: int = 0) -> None:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             pass  # the head is complete; what follows is the body or the raw stream, ours
         except httptools.HttpParserError as exc:
-            if "Duplicate Content-Length" not in str(exc) or self._repeated_length:
-                raise ProtocolError(_refusal(str(exc)), str(exc)) from None
-            self._repeated_length = True  # decided once the whole head is in
+            reason = str(exc)
+            if self._refused is None and (
+                "Duplicate Content-Length" in reason
+                or (isinstance(exc, httptools.HttpParserInvalidMethodError) and _token_so_far(self._buffer))
+                or _BARE_LF.search(self._buffer, 0, stop) is not None
+            ):
+                self._refused = reason  # maybe Go reads it: decided once the whole head is in
+                return
+            raise ProtocolError(_refusal(reason), reason) from None
 
-    def _reparse(self, raw: bytes) -> None:
-        """Go takes a repeated Content-Length with one value as that one, where llhttp
-        refuses any repeat: the head is parsed again without the repeats."""
-        lines, value = [], None
-        for line in raw[:-4].split(b"\r\n"):
+    def _rewrite(self, raw: bytes) -> bytes:
+        """Parse again, as Go reads it, a head llhttp refused: lines may end in a bare LF,
+        a repeated Content-Length of one value is that one, a method is any token (llhttp
+        knows a list). The head as llhttp is given it, with CRLFs."""
+        lines: list[bytes] = []
+        length = None
+        for line in _LINE_END.split(raw)[:-2]:
             name, colon, rest = line.partition(b":")
-            if colon and name.lower() == b"content-length":
-                if value is None:
-                    value = rest.strip(b" \t")
-                elif rest.strip(b" \t") != value:
+            if not lines:  # the request line
+                method, space, rest = line.partition(b" ")
+                if _TOKEN.fullmatch(method) is None or not space:
+                    raise ProtocolError(BAD_REQUEST, self._refused or "")
+                self._method = method
+                line = b"GET " + rest  # the method means nothing to the framing of a request
+            elif colon and name.lower() == b"content-length":
+                if length is None:
+                    length = rest.strip(b" \t")
+                elif rest.strip(b" \t") != length:
                     raise ProtocolError(BAD_REQUEST, "two different Content-Lengths")
                 else:
                     continue
             lines.append(line)
-        self._repeated_length = False
+        self._refused = None
         self._collector.reset()
         self._parser = _new_parser(self._collector)
-        self._feed(b"\r\n".join(lines) + b"\r\n\r\n")
+        head = b"\r\n".join(lines) + b"\r\n\r\n"
+        self._feed(head)
+        return head
 
-    def _head(self) -> RequestHead:
+    def _head(self, request_line: bytes | bytearray) -> RequestHead:
         collector = self._collector
         version = collector.version
-        if version == "0.9":  # no version at all: Go cannot parse the request line
-            raise ProtocolError(BAD_REQUEST, "HTTP/0.9 request")
+        if request_line.count(b" ") != 2:  # Go: METHOD SP target SP version, nothing else
+            raise ProtocolError(BAD_REQUEST, "malformed request line")
         if not version.startswith("1."):
             raise ProtocolError(_BAD_VERSION, f"HTTP/{version}")
         headers: dict[str, str] = {}
@@ -311,8 +338,9 @@ class RequestReader:
         length = None
         if not chunked and "content-length" in headers:
             length = int(headers["content-length"])  # llhttp let only digits through
+        method, self._method = self._method or collector.method, None
         return RequestHead(
-            method=collector.method.decode("ascii"),
+            method=method.decode("ascii"),
             target=collector.url,
             version=version,
             headers=headers,
@@ -364,6 +392,9 @@ class RequestReader:
                 return END
             else:
                 self._trailer += len(line) + 2
+                name, colon, _ = line.partition(b":")
+                if not colon or _TOKEN.fullmatch(name) is None:
+                    raise BadChunk("malformed trailer line")  # Go's ReadMIMEHeader refuses it
                 if self._trailer > self._max_head:
                     raise BadChunk("trailer too large")
 
@@ -384,6 +415,12 @@ class RequestReader:
         if self._eof:
             raise TruncatedBody("the connection ended inside a request body")
         return NEED_DATA
+
+
+def _token_so_far(buffer: bytearray) -> bool:
+    """The request line starts with what may still be a method Go takes (any token)."""
+    found = _TOKEN.match(buffer)
+    return found is not None and (found.end() == len(buffer) or buffer[found.end()] == 0x20)
 
 
 def _chunk_size(line: bytes) -> int:
