@@ -13,8 +13,11 @@ a `RequestHead`, its body as `bytes` pieces, `END` once the body is in; `NEED_DA
 more bytes are needed, `CLOSED` when the client ended the connection between requests.
 Nothing beyond what the consumer pulls is decoded, so the I/O shell decides how much to hold.
 
-Where llhttp and Go's net/http (dockerd's server) differ, Go wins, and a refusal is the
-plain-text answer Go writes before it closes (`ProtocolError.answer`).
+Where llhttp and Go's net/http (dockerd's server) differ, Go wins: what llhttp lets through
+and Go refuses is checked here (one Host, one "chunked" coding, the request line's shape),
+and a head llhttp refuses that Go reads (bare-LF lines, an unknown method, a repeated equal
+Content-Length) is parsed again, rewritten. A refusal is the plain-text answer Go writes
+before it closes (`ProtocolError.answer`).
 """
 
 from __future__ import annotations
