@@ -1121,3 +1121,14 @@ def test_hijack_after_a_body_keeps_the_bytes_behind_it(tmp_path: Path, framing: 
         assert await reader.read() == b"EARLYbye"
 
     run(tmp_path, scenario)
+
+
+def test_a_method_llhttp_does_not_know_is_routed_as_go_routes_it(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        writer.write(b"get /info HTTP/1.1\r\nHost: docker\r\n\r\n" + b"GET /_ping HTTP/1.1\nHost: docker\n\n")
+        reply = await read_reply(reader)
+        assert (reply.status, reply.json()) == (404, {"message": "page not found"})
+        assert (await read_reply(reader)).body == b"OK"  # and a head of bare-LF lines is read
+
+    run(tmp_path, scenario)
