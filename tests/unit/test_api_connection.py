@@ -1039,7 +1039,7 @@ def test_a_client_flooding_a_stream_is_cut_off(tmp_path: Path) -> None:
         reader, writer = await connect()
         writer.write(request_bytes("GET", "/endless"))
         await reader.readuntil(b"first\n\r\n")
-        writer.write(b"x" * (3 << 20))  # never a request: h11 would hold it all
+        writer.write(b"x" * (3 << 20))  # never a request: the daemon would hold it all
         await spy.stream_closed.wait()
         with contextlib.suppress(ConnectionError):
             assert await reader.read() == b""
@@ -1065,3 +1065,70 @@ def test_int_arg_takes_what_strconv_atoi_takes(value: str) -> None:
 @pytest.mark.parametrize(("value", "number"), [("10", 10), ("-1", -1), ("+7", 7), ("-9223372036854775808", -(2**63))])
 def test_int_arg_numbers(value: str, number: int) -> None:
     assert _request(t=value).int_arg("t") == number
+
+
+# ---- framing the parser leaves to the connection -----------------------------------------
+
+
+def test_http_1_0_gets_a_stream_unchunked_then_the_close(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        writer.write(b"GET /stream HTTP/1.0\r\n\r\n")
+        raw = await reader.read()  # all of it, to the close
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"Transfer-Encoding" not in head and b"Connection: close" in head
+        assert body == b"one\ntwo\nthree\n"
+
+    run(tmp_path, scenario)
+
+
+def test_http_1_0_gets_its_answer_then_the_close(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        writer.write(b"GET /_ping HTTP/1.0\r\n\r\n")
+        reply = await read_reply(reader)
+        assert (reply.body, reply.headers["connection"]) == (b"OK", "close")
+        assert await reader.read() == b""
+
+    run(tmp_path, scenario)
+
+
+def test_a_request_pipelined_behind_a_chunked_body_is_served(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        writer.write(request_bytes("POST", "/echo", _chunked(b"ab", b"c"), {"Transfer-Encoding": "chunked"})
+                     + request_bytes("GET", "/_ping"))  # fmt: skip
+        assert (await read_reply(reader)).json() == {"len": 3, "body": "abc"}
+        assert (await read_reply(reader)).body == b"OK"
+
+    run(tmp_path, scenario)
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_hijack_after_a_body_keeps_the_bytes_behind_it(tmp_path: Path, framing: str) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        upgrade = {"Connection": "Upgrade", "Upgrade": "tcp"}
+        if framing == "chunked":
+            raw = request_bytes("POST", "/attach", _chunked(b"{}"), {**upgrade, "Transfer-Encoding": "chunked"})
+        else:
+            raw = request_bytes("POST", "/attach", b"{}", upgrade)
+        writer.write(raw + b"early")  # as docker exec start: a JSON body, then the stream at once
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 UPGRADED\r\n")
+        writer.write_eof()
+        assert await reader.read() == b"EARLYbye"
+
+    run(tmp_path, scenario)
+
+
+def test_a_method_llhttp_does_not_know_is_routed_as_go_routes_it(tmp_path: Path) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        writer.write(b"get /info HTTP/1.1\r\nHost: docker\r\n\r\n" + b"GET /_ping HTTP/1.1\nHost: docker\n\n")
+        reply = await read_reply(reader)
+        assert (reply.status, reply.json()) == (404, {"message": "page not found"})
+        assert (await read_reply(reader)).body == b"OK"  # and a head of bare-LF lines is read
+
+    run(tmp_path, scenario)

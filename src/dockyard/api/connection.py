@@ -1,8 +1,8 @@
-"""One client connection: HTTP/1.1 via h11, keep-alive, chunked streams, and hijack.
+"""One client connection: HTTP/1.1 keep-alive, chunked streams, and hijack.
 
-h11 parses and frames; this module only moves bytes. Two things a Docker daemon
-needs that general-purpose servers make awkward are plain here: answering
-`101 UPGRADED` and then owning the raw socket, and a client that half-closes
+api/http1 parses requests (llhttp underneath) and frames; this module only moves bytes.
+Two things a Docker daemon needs that general-purpose servers make awkward are plain here:
+answering `101 UPGRADED` and then owning the raw socket, and a client that half-closes
 (EOF on its side) while we keep writing output.
 
 Hostile or broken clients get what Go's net/http gives them from dockerd: a request
@@ -16,17 +16,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
 import time
-from http import HTTPStatus
 from urllib.parse import parse_qs, unquote, urlsplit
-
-import h11
 
 from dockyard.api.decoder import deep_query_value
 from dockyard.api.errors import status_for
+from dockyard.api.http1 import (
+    BAD_REQUEST,
+    CONTINUE,
+    LAST_CHUNK,
+    NEED_DATA,
+    BadChunk,
+    ProtocolError,
+    RequestHead,
+    RequestReader,
+    Signal,
+    TruncatedBody,
+    chunk_prefix,
+    header_block,
+    status_line,
+)
 from dockyard.api.messages import (
     MAX_JSON_BODY,
     BodyTooLarge,
@@ -47,7 +60,6 @@ log = logging.getLogger(__name__)
 
 _READ_SIZE = 65536
 _BIG_WRITE = 65536  # a response part this big is written in its pieces, not joined
-_MAX_HEAD = 1 << 20  # Go's http.DefaultMaxHeaderBytes: a longer request head gets 431
 _DISCARD = 256 << 10  # Go's maxPostHandlerReadBytes: what is read of a body nobody wanted
 _LINGER = 0.5  # Go's rstAvoidanceDelay: time for a refused client to read why, before the close
 _PIPELINED = 1 << 20  # what a client may send ahead while a stream goes to it
@@ -58,25 +70,9 @@ class ClientGone(ConnectionResetError):
     """The client closed the connection before the end of its request body."""
 
 
-def refusal(exc: h11.RemoteProtocolError) -> bytes:
-    """What Go's net/http writes for a request head it cannot read, before it closes."""
-    if exc.error_status_hint == 431:
-        return _plain("431 Request Header Fields Too Large")
-    if exc.error_status_hint == 501:
-        return _plain("501 Not Implemented", "Unsupported transfer encoding")
-    if "Host" in str(exc) and "Missing" in str(exc):
-        return _plain("400 Bad Request: missing required Host header")
-    return _plain("400 Bad Request")
-
-
-def _plain(status: str, text: str | None = None) -> bytes:
-    return (f"HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            f"Connection: close\r\n\r\n{status if text is None else text}").encode()  # fmt: skip
-
-
 def split_target(raw: bytes) -> tuple[str, str] | None:
     """A request target -> (path, query), or None where Go's url.ParseRequestURI fails."""
-    target = raw.decode("latin-1")  # h11 let only visible ASCII through
+    target = raw.decode("latin-1")  # llhttp let only visible ASCII through
     if target.startswith("/") or target == "*":
         path, _, query = target.partition("?")
     elif "://" in target:  # absolute form: http://host/path?query
@@ -101,47 +97,66 @@ def common_headers(server: str) -> list[tuple[str, str]]:
     ]
 
 
-class _H11Body:
-    """The request body, pulled from h11 on demand so uploads stream.
+@functools.lru_cache(maxsize=8)
+def _common_block(server: str) -> bytes:
+    return header_block(common_headers(server))
+
+
+@functools.lru_cache(maxsize=256)
+def _typed_block(content_type: str, headers: tuple[tuple[str, str], ...]) -> bytes:
+    # Most answers repeat their headers (/_ping's on every call): encoded once.
+    return header_block((("Content-Type", content_type), *headers))
+
+
+class _Body:
+    """The request body, pulled from the parser on demand so uploads stream: nothing is
+    read from the socket until a route asks (backpressure).
 
     A body whose framing breaks (a bad chunk size) raises MalformedBody, one whose client
     leaves before its end raises ClientGone; every later read raises the same again."""
 
-    def __init__(self, conn: Connection, declared: int | None) -> None:
+    def __init__(self, conn: Connection, head: RequestHead) -> None:
         self._conn = conn
-        self._declared = declared  # Content-Length; None when chunked or absent
+        self._declared = head.length  # None when chunked or absent
         self._received = 0
         self._buffer = bytearray()
-        self.finished = False
+        self.finished = not head.has_body
         self.broken: MalformedBody | ClientGone | None = None
 
     async def read(self, n: int = -1) -> bytes:
+        """Up to n bytes, as soon as any are in (a piece as the parser cut it is not
+        copied again); with n < 0, all of the body."""
         if self.broken is not None:
             raise self.broken
-        while not self.finished and (n < 0 or len(self._buffer) < n):
+        if n >= 0 and self._buffer:
+            data = bytes(memoryview(self._buffer)[:n])
+            del self._buffer[:n]
+            return data
+        while not self.finished:
             try:
                 event = await self._conn.next_event(body=True)
-            except h11.RemoteProtocolError:
+            except (BadChunk, TruncatedBody) as exc:
                 self.finished = True
-                if self._conn.saw_eof:
+                if isinstance(exc, TruncatedBody):
                     self.broken = ClientGone("the client went away in the middle of the request body")
                 else:
                     self.broken = MalformedBody("malformed chunked encoding")
                 raise self.broken from None
-            if isinstance(event, h11.Data):
-                self._buffer += event.data
-                self._received += len(event.data)
-                if n < 0 and len(self._buffer) > MAX_JSON_BODY:
-                    self._buffer.clear()
-                    raise BodyTooLarge(f"request body too large: more than {MAX_JSON_BODY >> 20} MB")
-            else:  # EndOfMessage (ConnectionClosed and PAUSED cannot come before it)
+            if not isinstance(event, bytes):  # END
                 self.finished = True
-        if n < 0 or n >= len(self._buffer):
-            data = bytes(self._buffer)
-            self._buffer.clear()
-        else:
-            data = bytes(memoryview(self._buffer)[:n])
-            del self._buffer[:n]
+                break
+            self._received += len(event)
+            if n >= 0:
+                if len(event) <= n:
+                    return event
+                self._buffer += memoryview(event)[n:]
+                return event[:n]
+            self._buffer += event
+            if len(self._buffer) > MAX_JSON_BODY:
+                self._buffer.clear()
+                raise BodyTooLarge(f"request body too large: more than {MAX_JSON_BODY >> 20} MB")
+        data = bytes(self._buffer)
+        self._buffer.clear()
         return data
 
     async def discard(self, limit: int = _DISCARD) -> bool:
@@ -200,37 +215,37 @@ class Connection:
         self._reader = reader
         self._writer = writer
         self._router = router
-        self._server = server_header
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
-        self.saw_eof = False
+        self._common = _common_block(server_header)
+        self._http = RequestReader()
+        self._head: RequestHead | None = None  # the request being served
+        self._continued = False  # 100 Continue sent for it
 
     @property
     def waiting_for_continue(self) -> bool:
-        return bool(self._h11.they_are_waiting_for_100_continue)
+        """The client holds its body back until we say 100 Continue (or answer)."""
+        head = self._head
+        return head is not None and head.expect_continue and not self._continued and self._http.body_received == 0
 
-    async def next_event(self, *, body: bool = False) -> h11.Event | type[h11.PAUSED]:
+    async def next_event(self, *, body: bool = False) -> RequestHead | bytes | Signal:
         while True:
-            event = self._h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event  # type: ignore[return-value]
-            if body and self._h11.they_are_waiting_for_100_continue:
-                await self._send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
+            event = self._http.next_event()
+            if event is not NEED_DATA:
+                return event
+            if body and self.waiting_for_continue:
+                self._continued = True
+                await self._write(CONTINUE)
             try:
                 data = await self._reader.read(_READ_SIZE)
             except ConnectionError:
                 data = b""
-            if not data:
-                self.saw_eof = True
-            self._h11.receive_data(data)
+            self._http.receive(data)
 
-    async def _send(self, *events: h11.Event) -> None:
-        # One write per response part: headers and a small body leave in one segment. h11
-        # hands a body chunk back as is (no copy into its framing): big streams (docker
-        # logs, save) are not copied once more on their way out.
-        pieces: list[bytes] = []
-        for event in events:
-            pieces.extend(self._h11.send_with_data_passthrough(event) or ())
-        if sum(map(len, pieces)) < _BIG_WRITE:
+    async def _write(self, *pieces: bytes) -> None:
+        # One write per response part: a head and a small body leave in one segment; big
+        # stream pieces (docker logs, save) are not copied once more into a joined buffer.
+        if len(pieces) == 1:
+            self._writer.write(pieces[0])
+        elif sum(map(len, pieces)) < _BIG_WRITE:
             self._writer.write(b"".join(pieces))
         else:
             for piece in pieces:  # (3.11's writelines would join them: a copy)
@@ -242,23 +257,17 @@ class Connection:
             while True:
                 try:
                     event = await self.next_event()
-                except h11.RemoteProtocolError as exc:
+                except ProtocolError as exc:
                     log.debug("unreadable request: %s", exc)
-                    await self._refuse(refusal(exc))
+                    await self._refuse(exc.answer)
                     break
-                if not isinstance(event, h11.Request):
-                    break
-                if not event.http_version.startswith(b"1."):
-                    await self._refuse(_plain("505 HTTP Version Not Supported: unsupported protocol version"))
-                    break
+                if not isinstance(event, RequestHead):
+                    break  # the client closed between requests
+                self._head, self._continued = event, False
                 keep_going = await self._handle(event)
-                if not keep_going or self._h11.our_state is h11.MUST_CLOSE:
+                if not keep_going or not event.keep_alive:
                     break
-                try:
-                    self._h11.start_next_cycle()
-                except h11.LocalProtocolError:
-                    break
-        except (ConnectionError, h11.RemoteProtocolError):
+        except ConnectionError:
             pass
         except Exception:
             # One broken connection must never take the daemon (its TaskGroup) down.
@@ -269,9 +278,8 @@ class Connection:
                 await self._writer.wait_closed()
 
     async def _refuse(self, answer: bytes) -> None:
-        """Say why in plain text, outside h11 (which may not know the client's version), and end."""
-        self._writer.write(answer)
-        await self._writer.drain()
+        """Say why in plain text, as Go's net/http does, and end."""
+        await self._write(answer)
         await self._linger()
 
     async def _linger(self) -> None:
@@ -284,18 +292,16 @@ class Connection:
                 while await self._reader.read(_READ_SIZE):
                     pass
 
-    async def _handle(self, event: h11.Request) -> bool:
+    async def _handle(self, head: RequestHead) -> bool:
         """Serve one request; False when the connection must end after it."""
-        method = event.method.decode()
-        target = split_target(event.target)
+        method = head.method
+        target = split_target(head.target)
         if target is None:
-            await self._refuse(_plain("400 Bad Request"))
+            await self._refuse(BAD_REQUEST)
             return False
         raw_path, raw_query = target
-        headers = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
-        upgrade = "upgrade" in headers and "upgrade" in headers.get("connection", "").lower()
-        length = headers.get("content-length", "")  # h11 checked it, unless chunked wins
-        body = _H11Body(self, int(length) if length.isdigit() and "transfer-encoding" not in headers else None)
+        headers = head.headers
+        body = _Body(self, head)
         started = time.perf_counter()
         try:
             versioned = split_version(raw_path)
@@ -303,13 +309,10 @@ class Connection:
                 "GET" if method == "HEAD" and versioned.path != "/_ping" else method,
                 versioned.path,
             )
-            bad_escape = _BAD_ESCAPE.search(raw_query)
-            if bad_escape is not None:  # Go's r.ParseForm fails, dockerd answers 400
-                raise InvalidArgument(f'invalid URL escape "{raw_query[bad_escape.start() : bad_escape.start() + 3]}"')
-            query = {k: tuple(v) for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
-            deep = deep_query_value(query)
-            if deep is not None:  # what the route would parse is too deep for it (filters=...)
-                raise InvalidArgument("invalid filter" if deep == "filters" else f"invalid value for {deep}: nested too deep")
+            if raw_query:
+                query = _query(raw_query)
+            else:
+                query = {}
             request = Request(
                 method=method,
                 path=versioned.path,
@@ -318,7 +321,7 @@ class Connection:
                 headers=headers,
                 params=params,
                 body=body,
-                upgrade=upgrade,
+                upgrade=head.upgrade,
             )
             response: Response = await handler(request)
         except ConnectionError as exc:  # ClientGone, or a client that left while we wrote
@@ -337,8 +340,6 @@ class Connection:
             return await self._hijack(response, body)
         head_only = method == "HEAD"
         if isinstance(response, StreamResponse):
-            if "content-length" not in headers and "transfer-encoding" not in headers:
-                await body.discard()  # no body: finish it now so a disconnect can be noticed
             return await self._stream(response, body, head_only)
         # The rest of a body the route left (or refused: 413) is not read to its end.
         complete = await body.discard()
@@ -347,12 +348,15 @@ class Connection:
             await self._linger()
         return complete
 
+    def _framing(self, close: bool) -> bytes:
+        """The Connection header: close when we end it, or the client asked (or is HTTP/1.0)."""
+        if close or (self._head is not None and not self._head.keep_alive):
+            return b"Connection: close\r\n"
+        return b""
+
     async def _send_whole(
         self, response: JsonResponse | EmptyResponse | BytesResponse, head_only: bool, *, close: bool = False
     ) -> None:
-        headers = common_headers(self._server)
-        if close:
-            headers.append(("Connection", "close"))
         payload = b""
         if isinstance(response, JsonResponse):
             try:
@@ -361,30 +365,34 @@ class Connection:
                 log.exception("a response could not be encoded")
                 response = JsonResponse({"message": f"response could not be encoded: {exc}"}, 500)
                 payload = json.dumps(response.body, separators=(",", ":")).encode() + b"\n"
-            headers.append(("Content-Type", "application/json"))
+            extra = b"Content-Type: application/json\r\n"
         elif isinstance(response, BytesResponse):
             payload = response.body
-            headers.append(("Content-Type", response.content_type))
-            headers.extend(response.headers.items())
-        if response.status not in (204, 304):
-            headers.append(("Content-Length", str(len(payload))))
-        events: list[h11.Event] = [h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status))]
-        if payload and not head_only and response.status not in (204, 304):
-            events.append(h11.Data(data=payload))
-        events.append(h11.EndOfMessage())
-        await self._send(*events)
+            extra = _typed_block(response.content_type, tuple(response.headers.items()))
+        else:
+            extra = b""
+        status = response.status
+        bodiless = status in (204, 304)
+        length = b"" if bodiless else b"Content-Length: %d\r\n" % len(payload)
+        head = b"".join((status_line(status), self._common, extra, length, self._framing(close), b"\r\n"))
+        if payload and not head_only and not bodiless:
+            await self._write(head, payload)
+        else:
+            await self._write(head)
 
-    async def _stream(self, response: StreamResponse, body: _H11Body, head_only: bool) -> bool:
+    async def _stream(self, response: StreamResponse, body: _Body, head_only: bool) -> bool:
         """Send a chunked body until it ends (True) or the client goes away (False).
 
         The body's generator runs in one task, the pump; a watcher notices a client that
         closes its side and cancels the pump. Both are children of one TaskGroup, so
         neither outlives this response, and the generator is closed where it runs.
         """
-        headers = common_headers(self._server)
-        headers.append(("Content-Type", response.content_type))
-        headers.extend(response.headers.items())
-        await self._send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status)))
+        # An HTTP/1.0 client cannot read chunks: it gets the bytes as they are, then the close.
+        chunked = self._head is None or self._head.version != "1.0"
+        extra = _typed_block(response.content_type, tuple(response.headers.items()))
+        framing = b"Transfer-Encoding: chunked\r\n" if chunked else b""
+        await self._write(status_line(response.status), self._common, extra, framing,
+                          self._framing(not chunked), b"\r\n")  # fmt: skip
         completed = False
         try:
             async with asyncio.TaskGroup() as group:
@@ -402,10 +410,14 @@ class Connection:
                     watch_once_body_is_in()
                     async for chunk in response.chunks:
                         if chunk and not head_only:
-                            await self._send(h11.Data(data=chunk))
+                            if chunked:
+                                await self._write(chunk_prefix(len(chunk)), chunk, b"\r\n")
+                            else:
+                                await self._write(chunk)
                         watch_once_body_is_in()
                     body_read = await body.discard()
-                    await self._send(h11.EndOfMessage())
+                    if chunked and not head_only:
+                        await self._write(LAST_CHUNK)
                     completed = body_read  # else the connection ends here
                     if watcher is not None:
                         watcher.cancel()
@@ -421,7 +433,7 @@ class Connection:
 
     async def _watch_disconnect(self) -> None:
         """Returns when the client closes its side while we stream to it (or sends so much
-        ahead of its next request that it is no HTTP client: h11 would hold all of it)."""
+        ahead of its next request that it is no HTTP client: we would hold all of it)."""
         ahead = 0
         while True:
             try:
@@ -431,35 +443,22 @@ class Connection:
             ahead += len(data)
             if not data or ahead > _PIPELINED:
                 return
-            self._h11.receive_data(data)
+            self._http.receive(data)
 
-    async def _hijack(self, response: HijackResponse, body: _H11Body) -> bool:
+    async def _hijack(self, response: HijackResponse, body: _Body) -> bool:
         if not await body.discard():
             if not isinstance(body.broken, ClientGone):
                 refused = body.broken or InvalidArgument("request body too large for an upgraded connection")
                 await self._send_whole(JsonResponse({"message": refused.message}, 400), False, close=True)
                 await self._linger()
             return False
-        if self._h11.their_state is h11.MIGHT_SWITCH_PROTOCOL:  # type: ignore[attr-defined]
-            await self._send(
-                h11.InformationalResponse(
-                    status_code=101,
-                    reason=b"UPGRADED",
-                    headers=[
-                        ("Content-Type", response.content_type),
-                        ("Connection", "Upgrade"),
-                        ("Upgrade", "tcp"),
-                    ],
-                )
-            )
-            leftover = self._h11.trailing_data[0]
+        kind = _typed_block(response.content_type, ())
+        if self._head is not None and "upgrade" in self._head.headers:  # as dockerd: any Upgrade header
+            await self._write(status_line(101, "UPGRADED"), kind, b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
         else:
             # Old clients without Upgrade get 200 and then the raw stream, as dockerd does.
-            head = "HTTP/1.1 200 OK\r\nContent-Type: " + response.content_type + "\r\n\r\n"
-            self._writer.write(head.encode())
-            await self._writer.drain()
-            leftover = self._h11.trailing_data[0]
-        stream = _Hijacked(self._reader, self._writer, leftover)
+            await self._write(b"HTTP/1.1 200 OK\r\n", kind, b"\r\n")
+        stream = _Hijacked(self._reader, self._writer, self._http.leftover())
         try:
             await response.session(stream)
         except ConnectionError:
@@ -472,8 +471,12 @@ class Connection:
         return False
 
 
-def _reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b""
+def _query(raw_query: str) -> dict[str, tuple[str, ...]]:
+    bad_escape = _BAD_ESCAPE.search(raw_query)
+    if bad_escape is not None:  # Go's r.ParseForm fails, dockerd answers 400
+        raise InvalidArgument(f'invalid URL escape "{raw_query[bad_escape.start() : bad_escape.start() + 3]}"')
+    query = {k: tuple(v) for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+    deep = deep_query_value(query)
+    if deep is not None:  # what the route would parse is too deep for it (filters=...)
+        raise InvalidArgument("invalid filter" if deep == "filters" else f"invalid value for {deep}: nested too deep")
+    return query
