@@ -246,7 +246,11 @@ def test_follow_across_rotations_until_the_end(where: tuple[Path, LogFiles]) -> 
         async with LogShipping() as shipping:
             await shipping.start("c1", spool_dir, files, 3000)
             conmon.write(30)
-            await _until(lambda: len(_logged(files)) == 30)
+            # Written and counted: a reader bounds LogPath at the shipper's position, which
+            # follows its write by a moment (lines past it are new to a reader, not history).
+            shipper = shipping.shipper("c1")
+            assert shipper is not None
+            await _until(lambda: len(_logged(files)) == 30 and shipper.position.size == files.path.stat().st_size)
             follower = asyncio.create_task(_collect(shipping.reader("c1", files, LogQuery(), follow=True)))
             tail = asyncio.create_task(_collect(shipping.reader("c1", files, LogQuery(tail=2), follow=True)))
             for _ in range(6):
