@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Time the docker CLI against one or two daemons (dockyard, dockerd, ...), side by side.
 
-    python3 bench/bench.py [--only NAME,...] [--runs N] [--image busybox] [--prepare]
-                           [--json FILE] [--pidfile PATH ...] HOST [HOST2]
+    python3 bench/bench.py [--only NAME,...] [--runs N] [--rounds NAME=N ...] [--image busybox]
+                           [--prepare] [--json FILE] [--pidfile PATH ...] HOST [HOST2 [HOST3]]
 
 HOST is a DOCKER_HOST value (`unix:///tmp/x.sock`, `tcp://127.0.0.1:2375`), optionally
 labelled: `dockyard=unix:///tmp/dy-bench/dockyard.sock`.
@@ -23,11 +23,14 @@ up, runs one warm-up round and N rounds (default 15), and removes what it made:
             round, each on a new connection, beside GET /_ping as a floor), `docker ps -a`
   stats10   `docker stats --no-stream` of 10 running `sleep`s; stats.api: one
             GET /containers/C/stats?stream=0 over the raw socket
+  burst20, seq50, mem, ping.keepalive   issue 6's (scale.py): 20 `run -d` at once,
+            50 one after another, memory per running container, /_ping on one
+            keep-alive connection; fewer rounds by default (--rounds NAME=N)
 
-Rounds alternate between the hosts, so drift on the machine hits both alike. Each CLI figure
+Rounds alternate between the hosts, so drift on the machine hits all alike. Each CLI figure
 is the wall time of one CLI process (time.perf_counter around subprocess.run); each raw-API
 figure (`*.api`) runs from connect to the last byte of the answer (rawhttp.py). The table
-gives median, p90 and min per host, and host1/host2 of the medians when there are two.
+gives median, p90 and min per host, and host1/hostN of the medians for each other host.
 
 The daemon's CPU time per round is read per workload and its resident memory before and
 after: the process listening on the socket (from --pidfile, else found by matching the

@@ -44,6 +44,7 @@ from typing import IO
 from urllib.parse import quote
 
 from dockercli import LABEL, BenchError, Docker, Host, cli_version
+from procs import rss_kib
 from rawhttp import Client, HTTPError
 
 from bench import busybox_rootfs_tar
@@ -63,6 +64,8 @@ class Run:
     exec_phase_s: float  # from listed to the last exec
     logs_s: float  # its own time
     stop_s: float
+    rss_kib_before_kill: int | None  # the daemon with `count` running, before the kill
+    rss_kib_adopted: int | None  # the restarted daemon once all execs were done
     loadavg: str
 
     def line(self) -> str:
@@ -70,8 +73,13 @@ class Run:
             f"ping {self.ping_s * 1e3:.0f} ms, listed {self.listed_s * 1e3:.0f} ms, "
             f"{self.count} execs done {self.exec_s * 1e3:.0f} ms, logs {self.logs_s * 1e3:.0f} ms, "
             f"stop {self.stop_s * 1e3:.0f} ms; adopted {self.adopted}/{self.count}; "
+            f"RSS {mib(self.rss_kib_before_kill)} MiB before, {mib(self.rss_kib_adopted)} after; "
             f"load {self.loadavg}"
         )
+
+
+def mib(kib: int | None) -> str:
+    return "-" if kib is None else f"{kib / 1024:.1f}"
 
 
 class Daemon:
@@ -182,6 +190,7 @@ def one_run(
     if sum(1 for s, _ in before.values() if s == "running") != count:
         raise BenchError(f"not all {count} containers are running before the kill")
 
+    rss_before = rss_kib(daemon.pid())
     killed = daemon.kill()
     t0 = time.perf_counter()
     daemon.start()
@@ -193,6 +202,7 @@ def one_run(
     failed = [p.stderr.decode(errors="replace").strip() for _, p in execs if p.returncode != 0]
     if failed:
         raise BenchError(f"{len(failed)} of {count} execs failed after the restart: {failed[0]}")
+    rss_adopted = rss_kib(daemon.pid())
     after = pids_of(docker, host, ids)
     adopted = sum(1 for i in ids if after.get(i) == before[i])
     t_logs, proc = docker.call(host, "logs", ids[0])
@@ -214,6 +224,8 @@ def one_run(
         exec_phase_s=t_exec - t_listed,
         logs_s=t_logs,
         stop_s=t_stop,
+        rss_kib_before_kill=rss_before,
+        rss_kib_adopted=rss_adopted,
         loadavg=" ".join(f"{x:.2f}" for x in os.getloadavg()),
     )
 
@@ -254,12 +266,14 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_ping(args.host, time.monotonic() + args.deadline)
         _, proc = docker.call(host, "version", "--format", "{{.Server.Version}}")
         server = proc.stdout.decode().strip()
+        rss_fresh = rss_kib(daemon.pid())
         if docker.call(host, "image", "inspect", args.image, check=False)[1].returncode != 0:
             # as bench.py --prepare: the host's busybox-static as a rootfs
             tar = busybox_rootfs_tar(shutil.which("busybox") or "/bin/busybox")
             docker.call(host, "import", "--change", 'CMD ["sh"]', "-", args.image, stdin=tar)
         print(f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()}, {server}")
         print(f"# {args.runs} runs of {args.count} containers; command: {' '.join(command)}")
+        print(f"# the daemon's RSS just after its first start: {mib(rss_fresh)} MiB")
         for n in range(args.runs):
             r = one_run(docker, host, daemon, args.image, args.count, args.deadline)
             runs.append(r)
@@ -275,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                 "command": command,
                 "count": args.count,
                 "script": SCRIPT,
+                "rss_kib_fresh": rss_fresh,
                 "runs": [asdict(r) for r in runs],
             }
             Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
