@@ -176,7 +176,13 @@ def pids_of(docker: Docker, host: Host, ids: list[str]) -> dict[str, tuple[str, 
 
 
 def one_run(
-    docker: Docker, host: Host, daemon: Daemon, image: str, count: int, deadline_s: float
+    docker: Docker,
+    host: Host,
+    daemon: Daemon,
+    image: str,
+    count: int,
+    deadline_s: float,
+    delay: float,
 ) -> Run:
     cmd = ["run", "-d", *docker.labels(), image, "sh", "-c", SCRIPT]
     _, results = docker.parallel(host, [cmd] * count, 10)
@@ -192,6 +198,7 @@ def one_run(
 
     rss_before = rss_kib(daemon.pid())
     killed = daemon.kill()
+    time.sleep(delay)
     t0 = time.perf_counter()
     daemon.start()
     deadline = time.monotonic() + deadline_s
@@ -246,6 +253,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", help="append the daemon's output to this file")
     ap.add_argument("--json", metavar="FILE", help="write every run's figures to FILE")
     ap.add_argument("--deadline", type=float, default=60, help="seconds allowed per restart")
+    ap.add_argument(
+        "--restart-delay",
+        type=float,
+        default=0,
+        metavar="S",
+        help="wait S seconds between the daemon's death and the restart (not timed; dockerd "
+        "20.10 restarted at once can find its killed containerd 'still running' and hang)",
+    )
     ap.add_argument("--docker", default=shutil.which("docker") or "docker")
     args = ap.parse_args(args_in[:split])
     if not command:
@@ -275,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# {args.runs} runs of {args.count} containers; command: {' '.join(command)}")
         print(f"# the daemon's RSS just after its first start: {mib(rss_fresh)} MiB")
         for n in range(args.runs):
-            r = one_run(docker, host, daemon, args.image, args.count, args.deadline)
+            r = one_run(
+                docker, host, daemon, args.image, args.count, args.deadline, args.restart_delay
+            )
             runs.append(r)
             print(f"run {n + 1}: {r.line()}", flush=True)
         for key in ("ping_s", "listed_s", "exec_s", "exec_phase_s", "logs_s", "stop_s"):
