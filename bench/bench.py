@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Time the docker CLI against one or two daemons (dockyard, dockerd, ...), side by side.
 
-    python3 bench/bench.py [--only NAME,...] [--runs N] [--image busybox] [--prepare]
-                           [--json FILE] [--pidfile PATH ...] HOST [HOST2]
+    python3 bench/bench.py [--only NAME,...] [--runs N] [--rounds NAME=N ...] [--image busybox]
+                           [--prepare] [--json FILE] [--pidfile PATH ...] HOST [HOST2 [HOST3]]
 
 HOST is a DOCKER_HOST value (`unix:///tmp/x.sock`, `tcp://127.0.0.1:2375`), optionally
 labelled: `dockyard=unix:///tmp/dy-bench/dockyard.sock`.
@@ -23,11 +23,14 @@ up, runs one warm-up round and N rounds (default 15), and removes what it made:
             round, each on a new connection, beside GET /_ping as a floor), `docker ps -a`
   stats10   `docker stats --no-stream` of 10 running `sleep`s; stats.api: one
             GET /containers/C/stats?stream=0 over the raw socket
+  burst20, seq50, mem, ping.keepalive   issue 6's (scale.py): 20 `run -d` at once,
+            50 one after another, memory per running container, /_ping on one
+            keep-alive connection; fewer rounds by default (--rounds NAME=N)
 
-Rounds alternate between the hosts, so drift on the machine hits both alike. Each CLI figure
+Rounds alternate between the hosts, so drift on the machine hits all alike. Each CLI figure
 is the wall time of one CLI process (time.perf_counter around subprocess.run); each raw-API
 figure (`*.api`) runs from connect to the last byte of the answer (rawhttp.py). The table
-gives median, p90 and min per host, and host1/host2 of the medians when there are two.
+gives median, p90 and min per host, and host1/hostN of the medians for each other host.
 
 The daemon's CPU time per round is read per workload and its resident memory before and
 after: the process listening on the socket (from --pidfile, else found by matching the
@@ -60,6 +63,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dockercli import LABEL, BenchError, Docker, Host, cli_version
+from procs import cpu, find_daemon_pid, memory
+from scale import scale_workloads
 from workloads import Workload, workloads
 
 PREPARE_HINT = """\
@@ -157,123 +162,6 @@ def cleanup(docker: Docker, hosts: list[Host]) -> None:
             )
 
 
-# ---------------------------------------------------------------- daemon memory
-
-
-def unix_socket_path(url: str) -> str | None:
-    return url[len("unix://") :] if url.startswith("unix://") else None
-
-
-def listening_inodes(path: str) -> set[str]:
-    inodes: set[str] = set()
-    try:
-        lines = Path("/proc/net/unix").read_text().splitlines()[1:]
-    except OSError:
-        return inodes
-    for line in lines:
-        parts = line.split(None, 7)
-        # Num RefCount Protocol Flags Type St Inode [Path]; Flags 00010000 = listening
-        if len(parts) == 8 and parts[7] == path and int(parts[3], 16) & 0x10000:
-            inodes.add(parts[6])
-    return inodes
-
-
-def pids_holding(inodes: set[str]) -> set[int]:
-    wanted = {f"socket:[{i}]" for i in inodes}
-    pids: set[int] = set()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            for fd in (proc / "fd").iterdir():
-                try:
-                    if os.readlink(fd) in wanted:
-                        pids.add(int(proc.name))
-                        break
-                except OSError:
-                    continue
-        except OSError:
-            continue
-    return pids
-
-
-def parent_of(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat[stat.rindex(")") + 2 :].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def find_daemon_pid(host: Host) -> int | None:
-    if host.pidfile:
-        try:
-            return int(Path(host.pidfile).read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            print(f"warning: {host.label}: cannot read pid from {host.pidfile}", file=sys.stderr)
-            return None
-    path = unix_socket_path(host.url)
-    if path is None:
-        return None
-    pids = pids_holding(listening_inodes(os.path.realpath(path)) | listening_inodes(path))
-    # A child that inherited the listening fd is not the daemon: keep the topmost holders.
-    top = sorted(p for p in pids if parent_of(p) not in pids)
-    return top[0] if top else None
-
-
-def rss_kib(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            ppid = parent_of(int(proc.name))
-            if ppid is not None:
-                children.setdefault(ppid, []).append(int(proc.name))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
-def memory(pid: int | None) -> dict[str, int | None]:
-    if pid is None:
-        return {"rss_kib": None, "tree_rss_kib": None, "tree_procs": None}
-    tree = [(p, rss_kib(p)) for p in descendants(pid)]
-    return {
-        "rss_kib": rss_kib(pid),
-        "tree_rss_kib": sum(r for _, r in tree if r) or None,
-        "tree_procs": sum(1 for _, r in tree if r is not None),
-    }
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of one live process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def cpu(pid: int | None) -> dict[str, float | None]:
-    if pid is None:
-        return {"daemon_s": None, "tree_s": None}
-    tree = [cpu_seconds(p) for p in descendants(pid)]
-    return {"daemon_s": cpu_seconds(pid), "tree_s": sum(t for t in tree if t is not None)}
-
-
 # ---------------------------------------------------------------- report
 
 
@@ -307,47 +195,55 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a and b else "-"
 
 
+def value(x: float | None, unit: str | None) -> str:
+    """Seconds as ms (unit None), anything else as recorded."""
+    if unit is None or x is None:
+        return ms(x)
+    return f"{x:.2f}" if abs(x) < 100 else f"{x:.1f}"
+
+
 def table(hosts: list[Host], selected: list[Workload]) -> str:
     head = ["metric (ms)"]
     for h in hosts:
         head += [f"{h.label} median", "p90", "min"]
-    if len(hosts) == 2:
-        head.append(f"{hosts[0].label}/{hosts[1].label}")
+    others = hosts[1:]
+    head += [f"{hosts[0].label}/{h.label}" for h in others]
     rows = [head]
+
+    def ratios(vals: list[float | None]) -> list[str]:
+        return [ratio(vals[0], v) for v in vals[1:]]
+
     for w in selected:
         for m in w.metrics:
-            row = [m]
+            unit = w.unit(m)
+            row = [m if unit is None else f"{m} ({unit})"]
             meds = []
             for h in hosts:
                 s = summary(h.samples.get(m, [])) or {}
-                row += [ms(s.get("median")), ms(s.get("p90")), ms(s.get("min"))]
+                row += [value(s.get(k), unit) for k in ("median", "p90", "min")]
                 meds.append(s.get("median"))
-            if len(hosts) == 2:
-                row.append(ratio(meds[0], meds[1]))
-            rows.append(row)
-            if not any(w.bytes_per_sample(h, m) for h in hosts):
+            rows.append(row + ratios(meds))
+            rates_of = [w.rate_of(h, m) for h in hosts]
+            if not any(rates_of):
                 continue
-            # Throughput from the median, p90 and fastest time (so "min" is the best rate).
-            row = [f"{m} (MB/s)"]
+            # A rate from the median, p90 and fastest time (so "min" is the best rate).
+            label = next(rt[1] for rt in rates_of if rt)
+            row = [f"{m} ({label})"]
             rates = []
-            for h in hosts:
+            for h, rt in zip(hosts, rates_of):
                 s = summary(h.samples.get(m, [])) or {}
-                size = w.bytes_per_sample(h, m) or 0
-                vals = [size / 1e6 / s[k] if s.get(k) else None for k in ("median", "p90", "min")]
+                amount = rt[0] if rt else 0
+                vals = [amount / s[k] if s.get(k) else None for k in ("median", "p90", "min")]
                 row += ["-" if v is None else f"{v:.1f}" for v in vals]
                 rates.append(vals[0])
-            if len(hosts) == 2:
-                row.append(ratio(rates[0], rates[1]))
-            rows.append(row)
+            rows.append(row + ratios(rates))
     for w in selected:
         for key, name in (("daemon_ms", "daemon CPU"), ("tree_ms", "daemon+children CPU")):
             row = [f"{w.name}: {name} per round (ms)"]
             vals = [h.cpu.get(w.name, {}).get(key) for h in hosts]
             for v in vals:
                 row += ["-" if v is None else f"{v:.1f}", "", ""]
-            if len(hosts) == 2:
-                row.append(ratio(vals[0], vals[1]))
-            rows.append(row)
+            rows.append(row + ratios(vals))
     for key, name in (
         ("rss_kib", "daemon RSS (MiB)"),
         ("tree_rss_kib", "daemon+children RSS (MiB)"),
@@ -355,10 +251,8 @@ def table(hosts: list[Host], selected: list[Workload]) -> str:
         row = [f"{name} before/after"]
         for h in hosts:
             row += [f"{mib(h.mem_before.get(key))} / {mib(h.mem_after.get(key))}", "", ""]
-        if len(hosts) == 2:
-            a, b = hosts[0].mem_after.get(key), hosts[1].mem_after.get(key)
-            row.append(f"{a / b:.2f}" if a and b else "-")
-        rows.append(row)
+        after: list[float | None] = [h.mem_after.get(key) for h in hosts]
+        rows.append(row + ratios(after))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = []
     for n, r in enumerate(rows):
@@ -454,12 +348,25 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("hosts", nargs="+", metavar="HOST", help="[label=]DOCKER_HOST, one or two")
-    ap.add_argument("--runs", type=int, default=15, help="timed rounds per host (default 15)")
+    ap.add_argument("hosts", nargs="+", metavar="HOST", help="[label=]DOCKER_HOST, one to three")
+    ap.add_argument(
+        "--runs",
+        type=int,
+        default=15,
+        help="timed rounds per host for workloads without their own default (default 15)",
+    )
+    ap.add_argument(
+        "--rounds",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="timed rounds for one workload (burst20 5, seq50 3, mem 3, ping.keepalive 10 by default)",
+    )
     ap.add_argument(
         "--only",
         metavar="NAME,...",
-        help="workloads to run, comma-separated (default all: version,run,cycle,exec,logs,ps100,stats10)",
+        help="workloads to run, comma-separated (default all: version,run,cycle,exec,logs,"
+        "ps100,stats10,burst20,seq50,mem,ping.keepalive)",
     )
     ap.add_argument("--image", default="busybox", help="image to run (default busybox)")
     ap.add_argument("--json", metavar="FILE", help="write samples and summaries to FILE")
@@ -491,8 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         "--logs-line", type=int, default=100, help="bytes per log line, newline included"
     )
     args = ap.parse_args(argv)
-    if not 1 <= len(args.hosts) <= 2:
-        ap.error("give one or two hosts")
+    if not 1 <= len(args.hosts) <= 3:
+        ap.error("give one to three hosts")
     if args.runs < 1:
         ap.error("--runs must be at least 1")
     if len(args.pidfile) > len(args.hosts):
@@ -501,6 +408,15 @@ def main(argv: list[str] | None = None) -> int:
         known = workloads(int(args.logs_mb * 1e6), args.logs_line)
     except BenchError as exc:
         ap.error(str(exc))
+    known.update(scale_workloads())
+    rounds: dict[str, int] = {}
+    for item in args.rounds:
+        name, _, n = item.partition("=")
+        if name not in known or not n.isdigit() or int(n) < 1:
+            ap.error(
+                f"--rounds takes NAME=N with NAME one of {','.join(known)}, N >= 1; not {item!r}"
+            )
+        rounds[name] = int(n)
     names = list(known) if not args.only else [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
     if unknown or not names:
@@ -553,14 +469,16 @@ def main(argv: list[str] | None = None) -> int:
         for h in hosts:
             print(f"# {h.label}: {h.url}, server {h.server}, pid {h.pid}")
         print(
-            f"# {', '.join(w.name for w in selected)}: each a warm-up, then {args.runs} rounds "
+            f"# {', '.join(w.name for w in selected)}: each a warm-up, then "
+            f"{args.runs} rounds (unless named: {rounds or 'own defaults'}) "
             "alternating between hosts ...",
             flush=True,
         )
         progress = sys.stderr.isatty()
         loads: dict[str, str] = {}
+        runs_of = {w.name: rounds.get(w.name, w.default_runs or args.runs) for w in selected}
         for w in selected:
-            run_workload(docker, hosts, w, args.image, args.runs, progress)
+            run_workload(docker, hosts, w, args.image, runs_of[w.name], progress)
             loads[w.name] = loadavg()
         cleanup(docker, hosts)
         for h in hosts:
@@ -578,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
                 "loadavg_after_workload": loads,
                 "cli": cli,
                 "runs": args.runs,
+                "rounds": runs_of,
                 "image": args.image,
                 "workloads": [w.name for w in selected],
                 "hosts": [
@@ -592,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
                         "info": h.info,
                         "metrics": {
                             m: {
+                                "unit": w.unit(m) or "s",
                                 "summary": summary(h.samples.get(m, [])),
                                 "samples": h.samples.get(m, []),
                             }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -81,6 +82,18 @@ class Docker:
                 f"{host.label}: `docker {' '.join(args)}` exited {proc.returncode}: {err}"
             )
         return elapsed, proc
+
+    def parallel(
+        self, host: Host, commands: list[list[str]], width: int
+    ) -> tuple[float, list[tuple[float, subprocess.CompletedProcess[bytes]]]]:
+        """Run CLI commands, at most `width` at a time (one thread waits on each process);
+        returns the wall time until the last exited and each (seconds, process), in order.
+        Nothing is checked: the caller looks at every exit status."""
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=width) as pool:
+            futures = [pool.submit(self.call, host, *args, check=False) for args in commands]
+            results = [f.result() for f in futures]
+        return time.perf_counter() - t0, results
 
     def labels(self) -> list[str]:
         return ["--label", f"{LABEL}=1", "--label", f"{LABEL}.session={self.session}"]

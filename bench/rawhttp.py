@@ -1,7 +1,8 @@
 """A tiny HTTP/1.1 client for the Engine API, so a figure can leave out the CLI's start-up.
 
 One request per connection (as the CLI's short commands do), read to the end of the body
-(Content-Length, chunked, or an upgraded stream until the daemon closes it). Unix sockets
+(Content-Length, chunked, or an upgraded stream until the daemon closes it); or, with
+`Client.keep_alive()`, many requests one after another on one connection. Unix sockets
 and tcp:// only; no TLS. Stdlib only.
 """
 
@@ -11,6 +12,7 @@ import json
 import socket
 import time
 from dataclasses import dataclass
+from typing import Self
 from urllib.parse import urlsplit
 
 
@@ -89,6 +91,34 @@ class Client:
         self.prefix = f"/v{version}"
         return version
 
+    def encode(
+        self,
+        method: str,
+        path: str,
+        body: object | None = None,
+        *,
+        upgrade: bool = False,
+        versioned: bool = True,
+    ) -> bytes:
+        data = b"" if body is None else json.dumps(body).encode()
+        head = [f"{method} {self.prefix if versioned else ''}{path} HTTP/1.1", "Host: docker"]
+        head.append("User-Agent: dockyard-bench")
+        if body is not None:
+            head += ["Content-Type: application/json", f"Content-Length: {len(data)}"]
+        if upgrade:
+            head += ["Connection: Upgrade", "Upgrade: tcp"]
+        return ("\r\n".join(head) + "\r\n\r\n").encode() + data
+
+    def connect(self) -> socket.socket:
+        sock = socket.socket(self.family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.address)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
     def request(
         self,
         method: str,
@@ -98,25 +128,23 @@ class Client:
         upgrade: bool = False,
         versioned: bool = True,
     ) -> Reply:
-        data = b"" if body is None else json.dumps(body).encode()
-        head = [f"{method} {self.prefix if versioned else ''}{path} HTTP/1.1", "Host: docker"]
-        head.append("User-Agent: dockyard-bench")
-        if body is not None:
-            head += ["Content-Type: application/json", f"Content-Length: {len(data)}"]
-        if upgrade:
-            head += ["Connection: Upgrade", "Upgrade: tcp"]
-        raw = ("\r\n".join(head) + "\r\n\r\n").encode() + data
+        raw = self.encode(method, path, body, upgrade=upgrade, versioned=versioned)
         t0 = time.perf_counter()
-        with socket.socket(self.family, socket.SOCK_STREAM) as sock:
-            sock.settimeout(self.timeout)
-            sock.connect(self.address)
+        with self.connect() as sock:
             sock.sendall(raw)
-            reader = _Reader(sock)
-            status, headers = self._head(reader)
-            while 100 <= status < 200 and status != 101:  # 100 Continue: the real head follows
-                status, headers = self._head(reader)
-            payload = self._body(reader, method, status, headers)
+            status, headers, payload = self._response(_Reader(sock), method)
         return Reply(status, headers, payload, time.perf_counter() - t0)
+
+    def keep_alive(self) -> KeepAlive:
+        """One connection for many requests in turn (close it, or use it in a `with`)."""
+        return KeepAlive(self, self.connect())
+
+    @classmethod
+    def _response(cls, reader: _Reader, method: str) -> tuple[int, dict[str, str], bytes]:
+        status, headers = cls._head(reader)
+        while 100 <= status < 200 and status != 101:  # 100 Continue: the real head follows
+            status, headers = cls._head(reader)
+        return status, headers, cls._body(reader, method, status, headers)
 
     @staticmethod
     def _head(reader: _Reader) -> tuple[int, dict[str, str]]:
@@ -150,3 +178,45 @@ class Client:
         if "content-length" in headers:
             return reader.exactly(int(headers["content-length"]))
         return reader.rest()
+
+
+class KeepAlive:
+    """Requests one after another on one open connection; each Reply's `seconds` runs from
+    the send to the last byte of its body (no connect). A request the daemon answers with
+    `Connection: close` (or with a body read to EOF) ends the connection."""
+
+    def __init__(self, client: Client, sock: socket.socket) -> None:
+        self.client = client
+        self.sock: socket.socket | None = sock
+        self.reader = _Reader(sock)
+
+    def request(
+        self, method: str, path: str, body: object | None = None, *, versioned: bool = True
+    ) -> Reply:
+        if self.sock is None:
+            raise HTTPError("the daemon closed the keep-alive connection")
+        raw = self.client.encode(method, path, body, versioned=versioned)
+        t0 = time.perf_counter()
+        self.sock.sendall(raw)
+        status, headers, payload = self.client._response(self.reader, method)
+        seconds = time.perf_counter() - t0
+        framed = (
+            "content-length" in headers
+            or "chunked" in headers.get("transfer-encoding", "").lower()
+            or method == "HEAD"
+            or status in (204, 304)
+        )
+        if headers.get("connection", "").lower() == "close" or not framed:
+            self.close()
+        return Reply(status, headers, payload, seconds)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -27,6 +27,8 @@ class Workload:
     metrics: tuple[str, ...]
     # per host label: what setup made (container ids) for the rounds to use
     state: dict[str, list[str]] = field(default_factory=dict)
+    # rounds when --rounds does not name this workload (None: --runs)
+    default_runs: int | None = None
 
     def setup(self, docker: Docker, host: Host, image: str) -> None:
         self.state[host.label] = []
@@ -41,6 +43,15 @@ class Workload:
 
     def bytes_per_sample(self, host: Host, metric: str) -> int | None:
         """For throughput figures: the payload one sample of `metric` moved."""
+        return None
+
+    def rate_of(self, host: Host, metric: str) -> tuple[float, str] | None:
+        """For a rate row beside `metric`: how much one sample did, and the rate's unit."""
+        size = self.bytes_per_sample(host, metric)
+        return (size / 1e6, "MB/s") if size else None
+
+    def unit(self, metric: str) -> str | None:
+        """None: samples are seconds (shown as ms); else the unit they are recorded in."""
         return None
 
     @staticmethod
