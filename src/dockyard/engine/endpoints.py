@@ -229,10 +229,14 @@ class Endpoints:
                       for cid, (_, e) in net.items() if cid == container_id)  # fmt: skip
         return NameTable(tuple(self._network_names(network_id) for _, network_id in mine), ndots_set=ndots_set)
 
-    async def detach(self, endpoints: Iterable[Endpoint], container_id: str = "") -> None:
+    async def detach(self, endpoints: Iterable[Endpoint], container_id: str = "", *, unplug: bool = True) -> None:
+        """Give the addresses back and pull the veths out. `unplug=False` when the namespace
+        goes with its last process: the kernel removes both ends with it, off our path (a
+        link deletion here waits ~10 ms for an RCU grace period)."""
         for endpoint in endpoints:
             self._give_back(endpoint)
-            await self._veths.unplug(endpoint.host_veth)
+            if unplug:
+                await self._veths.unplug(endpoint.host_veth)
             if container_id:
                 self._attached.get(endpoint.network_id, {}).pop(container_id, None)
                 self._names.pop(endpoint.network_id, None)

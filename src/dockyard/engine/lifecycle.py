@@ -339,7 +339,7 @@ class Lifecycle(Component):
         except Exception:
             log.exception("container %s: unmount failed", c.id[:12])
         await self._dns.remove(c.state.netns, clear_redirect=False)  # the namespace goes: no nft run
-        await self._endpoints.detach(c.state.endpoints, c.id)
+        await self._endpoints.detach(c.state.endpoints, c.id, unplug=False)  # the namespace takes them along
         await self._netns.release(c.state.netns)
         live.runtime_cleanup = self._tasks.spawn(self._driver.delete(c.runtime, c.id), f"delete-{c.id[:12]}")
 
