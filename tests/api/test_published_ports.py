@@ -107,7 +107,7 @@ def _refused(host: str, port: int) -> bool:
 
 
 def _rules(d: Daemon) -> str:
-    out = subprocess.run(["nft", "list", "table", "inet", d.table], capture_output=True, text=True)
+    out = subprocess.run(["nft", "list", "table", "inet", d.table], check=False, capture_output=True, text=True)
     return out.stdout
 
 
@@ -168,7 +168,7 @@ def test_loopback_only_udp_random_ranges_and_publish_all(pnet: Daemon, udp_echo:
     first = _free_port()
     rid = d.out("run", "-d", "-p", "80", "-p", f"{first}-{first + 1}:81-82", "busybox", "sleep", "300")
     ports = json.loads(d.out("inspect", "-f", "{{json .NetworkSettings.Ports}}", rid))
-    low, high = (int(x) for x in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     assert low <= int(ports["80/tcp"][0]["HostPort"]) <= high
     assert ports["81/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(first)}]
     assert ports["82/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(first + 1)}]
@@ -249,6 +249,10 @@ def test_hairpin_a_container_reaches_its_own_published_port(pnet: Daemon) -> Non
     out = d.out("run", "--rm", "-p", f"{port}:80", "busybox", "sh", "-c",
                 f"({SERVE}) & for i in 1 2 3 4 5 6 7 8 9 10; do nc -w 2 {gw} {port} && break; sleep 0.3; done")  # fmt: skip
     assert out.startswith("hello")
+    cid = d.out("run", "-d", "busybox", "sleep", "300")
+    veth = _veths(d.bridge).pop()  # type: ignore[attr-defined]
+    assert "hairpin on" in subprocess.run(["ip", "-d", "link", "show", veth], check=True, capture_output=True, text=True).stdout
+    d.docker("rm", "-f", cid)
 
 
 def test_host_network_mode_discards_ports_with_a_warning(pnet: Daemon) -> None:
@@ -298,5 +302,13 @@ def test_iptables_false_means_no_table(daemon_factory: Factory, busybox_tar: byt
     d = daemon_factory({"bridge": f"dyq{tag}", "bip": f"10.{octet}.252.1/24", "iptables": False})
     d.docker("import", "--change", 'CMD ["sh"]', "-", "busybox:latest", input=busybox_tar)
     d.out("run", "-d", "-p", "80", "busybox", "sleep", "300")
-    listed = subprocess.run(["nft", "list", "table", "inet", d.table], capture_output=True)
+    listed = subprocess.run(["nft", "list", "table", "inet", d.table], check=False, capture_output=True)
     assert listed.returncode != 0  # no such table
+
+
+@pytest.mark.parametrize("live_restore", [True, False])
+def test_shutdown_keeps_the_table_only_with_live_restore(daemon_factory: Factory, live_restore: bool) -> None:
+    d = daemon_factory({"live-restore": live_restore})
+    assert _rules(d) != ""
+    d.stop()
+    assert (_rules(d) != "") is live_restore
