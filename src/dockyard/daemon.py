@@ -179,7 +179,7 @@ async def _compose_and_serve(
             *archive_routes.routes(archives),
             *commit_routes.routes(CommitService(table, lifecycle, images, dirs, events)),
             *update_routes.routes(updates),
-            *network_routes.routes(networks, endpoints, Connections(table, networks, endpoints, events)),
+            *network_routes.routes(networks, endpoints, Connections(table, networks, endpoints, events, firewalling)),
         ]
     )
     api = ApiServer(router, server_header, config.tls)

@@ -312,3 +312,17 @@ def test_shutdown_keeps_the_table_only_with_live_restore(daemon_factory: Factory
     assert _rules(d) != ""
     d.stop()
     assert (_rules(d) != "") is live_restore
+
+
+def test_disconnecting_the_network_of_the_ports_removes_their_rules(pnet: Daemon) -> None:
+    d = pnet
+    o = d.octet  # type: ignore[attr-defined]
+    d.docker("network", "create", "--subnet", f"10.{o}.210.0/24", "pubnet")
+    port = _free_port()
+    cid = d.out("run", "-d", "--network", "pubnet", "-p", f"{port}:80", "busybox", "sh", "-c", SERVE)
+    assert _fetch("127.0.0.1", port) == b"hello\n"
+    d.docker("network", "disconnect", "pubnet", cid)
+    assert f"dport {port}" not in _rules(d)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", port))
