@@ -326,3 +326,37 @@ def test_disconnecting_the_network_of_the_ports_removes_their_rules(pnet: Daemon
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("0.0.0.0", port))
+
+
+def test_a_second_host_in_a_namespace_reaches_published_ports_only(pnet: Daemon) -> None:
+    """A namespace of the test's own plays another host on a veth: it reaches a published port
+    on the host's address, and not the container's address directly (no route in from outside)."""
+    d = pnet
+    o = d.octet  # type: ignore[attr-defined]
+    tag = secrets.token_hex(3)
+    ns, outer, inner = f"dyph{tag}", f"dyva{tag}", f"dyvb{tag}"
+    host_ip, peer_ip = f"10.{o}.253.1", f"10.{o}.253.2"
+    port = _free_port()
+    cid = d.out("run", "-d", "-p", f"{port}:80", "busybox", "sh", "-c", SERVE)
+    cip = d.out("inspect", "-f", "{{.NetworkSettings.IPAddress}}", cid)
+    sh = ["ip", "netns", "exec", ns]
+    try:
+        for argv in (["ip", "netns", "add", ns], ["ip", "link", "add", outer, "type", "veth", "peer", "name", inner],
+                     ["ip", "link", "set", inner, "netns", ns], ["ip", "addr", "add", f"{host_ip}/30", "dev", outer],
+                     ["ip", "link", "set", outer, "up"], [*sh, "ip", "addr", "add", f"{peer_ip}/30", "dev", inner],
+                     [*sh, "ip", "link", "set", inner, "up"], [*sh, "ip", "link", "set", "lo", "up"],
+                     [*sh, "ip", "route", "add", f"10.{o}.251.0/24", "via", host_ip]):  # fmt: skip
+            subprocess.run(argv, check=True, capture_output=True, timeout=30)
+        got = b""
+        for _ in range(20):
+            got = subprocess.run([*sh, "busybox", "nc", "-w", "2", host_ip, str(port)], check=False,
+                                 capture_output=True, timeout=30).stdout  # fmt: skip
+            if got:
+                break
+            time.sleep(0.2)
+        assert got == b"hello\n"
+        direct = subprocess.run([*sh, "busybox", "nc", "-w", "2", cip, "80"], check=False, capture_output=True, timeout=30)
+        assert direct.stdout == b""  # the guard drops it: only published ports come in
+    finally:
+        subprocess.run(["ip", "link", "delete", outer], check=False, capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "delete", ns], check=False, capture_output=True, timeout=30)
