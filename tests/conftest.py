@@ -47,6 +47,7 @@ class Daemon:
     exec_root: Path
     pidfile: Path
     log: Path
+    table: str = ""  # its nftables tables (inet and bridge)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -120,6 +121,9 @@ class Daemon:
 
     def cleanup(self) -> None:
         """Leave nothing behind: monitors, runtime state, mounts, bridges, directories."""
+        if self.table:
+            for family in ("inet", "bridge"):
+                subprocess.run(["nft", "delete", "table", family, self.table], capture_output=True, timeout=30)
         for bridge in _bridges_of(self.data_root / "dockyard.db"):
             subprocess.run(["ip", "link", "delete", bridge, "type", "bridge"], capture_output=True, timeout=30)
         for pid in _pids_mentioning(str(self.exec_root)):
@@ -184,8 +188,11 @@ def make_daemon(config: dict[str, object] | None = None) -> Daemon:
     (base / "docker-config").mkdir()
     # No default bridge unless a test asks for one (with a bridge name and subnet of its own),
     # and container DNS never goes to the host's resolvers: 127.0.0.1, where a test may put a stub.
-    (base / "daemon.json").write_text(json.dumps({"bridge": "none", "dns": ["127.0.0.1"], **(config or {})}))
+    # Its own nftables tables, deleted by cleanup.
+    doc = {"bridge": "none", "dns": ["127.0.0.1"], "firewall-table": f"dyt{os.urandom(5).hex()}", **(config or {})}
+    (base / "daemon.json").write_text(json.dumps(doc))
     return Daemon(
+        table=str(doc["firewall-table"]),
         base=base,
         socket=base / "docker.sock",
         data_root=base / "data",

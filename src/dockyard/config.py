@@ -9,6 +9,7 @@ import argparse
 import enum
 import json
 import logging
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -105,6 +106,8 @@ _FILE_KEYS = {
     "mtu": "mtu",
     "icc": "icc",
     "ip-masq": "ip_masq",
+    "iptables": "iptables",
+    "firewall-table": "firewall_table",
     "default-address-pools": "default_address_pools",
     "dns": "dns",
     "dns-search": "dns_search",
@@ -143,6 +146,9 @@ def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
                         help="containers on the default bridge reach each other (default true)")
     parser.add_argument("--ip-masq", type=_flag_bool, nargs="?", const=True, metavar="BOOL",
                         help="masquerade containers' traffic leaving the host (default true)")
+    parser.add_argument("--iptables", type=_flag_bool, nargs="?", const=True, metavar="BOOL",
+                        help="program the firewall: NAT, isolation, published ports (default true)")
+    parser.add_argument("--firewall-table", metavar="NAME", help="the nftables tables of this daemon (default dockyard)")
     parser.add_argument("--default-address-pool", dest="default_address_pools", action="append", metavar="base=CIDR,size=N",
                         help="where new networks' subnets come from (repeatable)")
     parser.add_argument("--dns", action="append", metavar="ADDRESS", help="DNS server for containers (repeatable)")
@@ -285,11 +291,21 @@ def _network_defaults(pick: Any) -> NetworkDefaults:
         mtu=mtu or 0,
         icc=flag("icc"),
         ip_masq=flag("ip-masq"),
+        iptables=flag("iptables"),
+        firewall_table=_table_name(pick("firewall-table")),
         address_pools=parse_address_pools(pools) if pools else (),
         dns=strings("dns"),
         dns_search=strings("dns-search"),
         dns_options=strings("dns-opts"),
     )
+
+
+def _table_name(value: Any) -> str:
+    if value is None:
+        return "dockyard"
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,31}", value):
+        raise InvalidArgument(f"unable to configure the daemon: invalid firewall-table {value!r}: a letter, then letters, digits or _ (at most 32)")
+    return value
 
 
 def _pool_flag(text: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from dockyard.engine.endpoints import Endpoints
 from dockyard.engine.events import EventBus
 from dockyard.engine.execs import ExecService
 from dockyard.engine.exits import ExitMonitor
+from dockyard.engine.firewalling import Firewalling
 from dockyard.engine.health import HealthMonitor
 from dockyard.engine.images import ImageService
 from dockyard.engine.lifecycle import Lifecycle
@@ -51,6 +52,7 @@ from dockyard.linux.fs import SpaceReserve
 from dockyard.linux.lockfile import LockFile
 from dockyard.network.bridge import Bridges
 from dockyard.network.dns import DnsServers
+from dockyard.network.firewall import Firewall
 from dockyard.network.netns import NetnsPool
 from dockyard.network.veth import Veths
 from dockyard.runtime.catalog import resolve_runtimes
@@ -128,10 +130,14 @@ async def _compose_and_serve(
 
     attachments = Attachments(table, lambda cid: files(cid).attach_socket, events)
     networks = NetworkService(NetworkRepository(db), Bridges(), events, config.network,
-                              endpoints_of=lambda network_id: endpoints.attached(network_id))  # fmt: skip
+                              endpoints_of=lambda network_id: endpoints.attached(network_id),
+                              changed=lambda: firewalling.apply(whole=True))  # fmt: skip
     endpoints = Endpoints(networks, Veths())
+    firewall = Firewall(config.network.firewall_table) if config.network.iptables else None
+    firewalling = Firewalling(networks, firewall)
     await networks.start()
     endpoints.restore(c for c in table.all() if c.state.running)
+    await firewalling.restore(c for c in table.all() if c.state.running)
     netns = await stack.enter_async_context(NetnsPool(config.exec_root / "netns"))
     exits = await stack.enter_async_context(ExitMonitor())
     mounts = RootfsMounts(dirs, images.layer_cache_ids)
@@ -145,7 +151,8 @@ async def _compose_and_serve(
     await asyncio.to_thread(seccomp.load)  # the default profile, read and converted once
     dns = await stack.enter_async_context(DnsServers())
     lifecycle = await stack.enter_async_context(
-        Lifecycle(table, driver, attachments, exits, netns, mounts, health, logs, seccomp, files, events, endpoints, dns)
+        Lifecycle(table, driver, attachments, exits, netns, mounts, health, logs, seccomp, files, events, endpoints, dns,
+                  firewalling)
     )
     containers = await stack.enter_async_context(
         ContainerService(config, table, lifecycle, attachments, driver, execs, logs, images, dirs, events, endpoints)
@@ -172,7 +179,7 @@ async def _compose_and_serve(
             *archive_routes.routes(archives),
             *commit_routes.routes(CommitService(table, lifecycle, images, dirs, events)),
             *update_routes.routes(updates),
-            *network_routes.routes(networks, endpoints, Connections(table, networks, endpoints, events)),
+            *network_routes.routes(networks, endpoints, Connections(table, networks, endpoints, events, firewalling)),
         ]
     )
     api = ApiServer(router, server_header, config.tls)
@@ -192,6 +199,7 @@ async def _compose_and_serve(
     else:
         await lifecycle.stop_all(config.shutdown_timeout)
         log.info("shutting down; containers stopped")
+    await firewalling.close(keep_rules=config.live_restore)
 
 
 def run_daemon(config: DaemonConfig) -> int:

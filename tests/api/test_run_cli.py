@@ -252,7 +252,8 @@ def test_mount_inspect_and_missing_host_dir(daemon: Daemon, busybox: str, tmp_pa
     [
         (["-v", "relative:/x"], b"named volumes are not supported yet"),
         (["-v", "/tmp:relative"], b"mount path must be absolute"),
-        (["-p", "127.0.0.1:18080:80"], b"publishing ports is not supported yet"),
+        (["--network", "container:nosuch", "-p", "127.0.0.1:18080:80"],
+         b"conflicting options: port publishing and the container type network mode"),
         (["--restart", "bogus"], b"invalid restart policy"),
     ],
 )

@@ -278,3 +278,23 @@ def test_tls_options_from_file(tmp_path: Path) -> None:
 
 def test_no_tls_with_only_ca(no_file: Path) -> None:
     assert parse_daemon_args(["--tlscacert", "/ca"]).tls is None
+
+
+def test_firewall_defaults_flags_and_file(no_file: Path, tmp_path: Path) -> None:
+    cfg = parse_daemon_args([])
+    assert cfg.network.iptables is True and cfg.network.firewall_table == "dockyard"
+    cfg = parse_daemon_args(["--iptables=false", "--firewall-table", "dy_two"])
+    assert cfg.network.iptables is False and cfg.network.firewall_table == "dy_two"
+    cfg = _parse(tmp_path, doc={"iptables": False, "firewall-table": "other"})
+    assert cfg.network.iptables is False and cfg.network.firewall_table == "other"
+
+
+@pytest.mark.parametrize("table", ["1abc", "a-b", "x" * 33, "", 5])
+def test_bad_firewall_table_is_refused(tmp_path: Path, table: object) -> None:
+    with pytest.raises(InvalidArgument, match="invalid firewall-table"):
+        _parse(tmp_path, doc={"firewall-table": table})
+
+
+def test_iptables_must_be_a_bool(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match="iptables must be true or false"):
+        _parse(tmp_path, doc={"iptables": "no"})

@@ -104,3 +104,16 @@ def test_parse_link_address_and_route() -> None:
     assert rtnl.parse_route(route) == rtnl.Route(ipaddress.ip_network("10.9.8.0/24"), 7)
     local = struct.pack("=BBBBBBBBI", socket.AF_INET, 32, 0, 0, 255, 2, 254, 2, 0)
     assert rtnl.parse_route(local) is None
+
+
+def test_hairpin_is_a_nested_protinfo_on_an_af_bridge_setlink() -> None:
+    raw = rtnl.set_hairpin(5, 33)
+    _length, kind, flags, seq, _pid = _header(raw)
+    assert (kind, seq) == (rtnl.RTM_SETLINK, 5) and flags == rtnl.NLM_F_REQUEST | rtnl.NLM_F_ACK
+    family, _kind, index, _flags, change = struct.unpack_from("=BxHiII", raw, 16)
+    assert (family, index, change) == (socket.AF_BRIDGE, 33, 0)
+    assert struct.unpack_from("=HH", raw, 32) == (12, rtnl.IFLA_PROTINFO | rtnl.NLA_F_NESTED)
+    found = _attrs_after(raw, 16)  # the parser reads the type without its flag bits
+    assert rtnl.attributes(found[rtnl.IFLA_PROTINFO])[rtnl.IFLA_BRPORT_MODE] == b"\x01"
+    off = _attrs_after(rtnl.set_hairpin(5, 33, on=False), 16)[rtnl.IFLA_PROTINFO]
+    assert rtnl.attributes(off)[rtnl.IFLA_BRPORT_MODE] == b"\x00"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dockyard.engine.endpoints import Endpoints
 from dockyard.engine.events import EventBus
+from dockyard.engine.firewalling import Firewalling
 from dockyard.engine.networks import NetworkService
 from dockyard.engine.table import ContainerTable
 from dockyard.errors import Forbidden, NotFound
@@ -20,7 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class Connections:
-    def __init__(self, table: ContainerTable, networks: NetworkService, endpoints: Endpoints, events: EventBus) -> None:
+    def __init__(self, table: ContainerTable, networks: NetworkService, endpoints: Endpoints, events: EventBus,
+                 firewalling: Firewalling | None = None) -> None:  # fmt: skip
+        self._firewalling = firewalling
         self._table = table
         self._networks = networks
         self._endpoints = endpoints
@@ -71,6 +74,8 @@ class Connections:
                 raise Forbidden(f"container {c.id} is not connected to network {network.name}")
             leaving = [e for e in c.state.endpoints if network is not None and e.network_id == network.id]
             if leaving:
+                if self._firewalling is not None and any(e.ports for e in leaving):
+                    await self._firewalling.unpublish(c.id)  # its ports went to this endpoint's address
                 await self._endpoints.detach(leaving, c.id)
                 c = self._table.publish(c.id, replace(c.state, endpoints=tuple(e for e in c.state.endpoints if e not in leaving)))
             self._table.publish_spec(c.id, replace(c.spec, endpoints=kept))

@@ -45,6 +45,13 @@ from dockyard.model.filters import Filters, parse_time_filter
 from dockyard.model.hostconfig import NamespaceKind, NamespaceMode
 from dockyard.model.ids import new_id
 from dockyard.model.names import validate_name
+from dockyard.model.ports import (
+    CONFLICT_EXPOSE,
+    CONFLICT_PUBLISH,
+    HOST_MODE_WARNING,
+    exposed_ports,
+    validate_port_bindings,
+)
 from dockyard.runtime.driver import RuntimeDriver
 from dockyard.tasks import Component, Tasks
 
@@ -168,7 +175,9 @@ class ContainerService(Component):
             raise InvalidArgument(f"anonymous volumes are not supported yet: Config.Volumes {', '.join(anonymous)}")
         image = self._images.resolve(spec.image)
         container_id = new_id()
+        _check_ports(spec)
         spec = merge_image_config(spec, image.image.config)
+        exposed_ports(spec.exposed_ports)  # the image's too
         spec = self._endpoints.resolve(spec)  # the networks it joins, each found and checked
         mode = spec.host.network_mode
         if mode.startswith("container:"):
@@ -186,13 +195,13 @@ class ContainerService(Component):
             raise InvalidArgument("no command specified")
         runtime = spec.host.runtime or self._config.default_runtime
         self._driver.check(runtime)
-        if spec.host.port_bindings and any(spec.host.port_bindings.values()) or spec.host.publish_all_ports:
-            raise InvalidArgument("publishing ports is not supported yet: containers have loopback only")
         if spec.host.auto_remove and spec.host.restart_policy.name not in ("", "no"):
             raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
         spec = replace(spec, host=replace(self._joined_namespaces(spec.host),
                                           log_config=self._logs.config_for_create(spec.host.log_config)))  # fmt: skip
         warnings = await asyncio.to_thread(check_on_host, spec)  # what this host cannot run: 400, nothing made
+        if mode == "host" and any(spec.host.port_bindings.values()):
+            warnings = (*warnings, HOST_MODE_WARNING)
         name = self._table.reserve_name(name, container_id)
         files = self.files(container_id)
         rw_layer = self._dirs.new_cache_id()
@@ -347,3 +356,14 @@ class ContainerService(Component):
 
     def note_attach(self, c: Container) -> None:
         self._events.publish("container", "attach", c.id, attributes_of(c))
+
+
+def _check_ports(spec: ContainerSpec) -> None:
+    """The request's ports, as dockerd checks them at create (before the image's are merged)."""
+    validate_port_bindings(spec.host.port_bindings)
+    exposed_ports(spec.exposed_ports)
+    if spec.host.network_mode.startswith("container:"):
+        if any(spec.host.port_bindings.values()) or spec.host.publish_all_ports:
+            raise InvalidArgument(CONFLICT_PUBLISH)
+        if spec.exposed_ports:
+            raise InvalidArgument(CONFLICT_EXPOSE)

@@ -200,6 +200,12 @@ class Endpoints:
             raise
         return endpoint
 
+    def republished(self, c: Container, endpoints: Iterable[Endpoint]) -> None:
+        """The endpoints of `c` again, now with their published ports."""
+        for endpoint in endpoints:
+            if endpoint.ports:
+                self.joined(c, endpoint)
+
     def joined(self, c: Container, endpoint: Endpoint) -> None:
         self._attached.setdefault(endpoint.network_id, {})[c.id] = (c.name, endpoint)
         self._names.pop(endpoint.network_id, None)

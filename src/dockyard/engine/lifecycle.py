@@ -21,6 +21,7 @@ from dockyard.engine.bundles import ContainerFiles, write_bundle
 from dockyard.engine.endpoints import Endpoints
 from dockyard.engine.events import EventBus
 from dockyard.engine.exits import ExitMonitor
+from dockyard.engine.firewalling import Firewalling
 from dockyard.engine.health import HealthMonitor
 from dockyard.engine.logs import LogService
 from dockyard.engine.rootfs import RootfsMounts
@@ -71,8 +72,10 @@ class Lifecycle(Component):
         events: EventBus,
         endpoints: Endpoints,
         dns: DnsServers,
+        firewalling: Firewalling,
     ) -> None:
         self._endpoints = endpoints
+        self._firewalling = firewalling
         self._dns = dns
         self._seccomp = seccomp
         self._health = health
@@ -135,6 +138,8 @@ class Lifecycle(Component):
                 netns = str(await self._netns.take())
                 joined = netns
                 endpoints = await self._endpoints.attach(c, Path(netns))
+                endpoints = await self._firewalling.publish(c, endpoints)
+                self._endpoints.republished(c, endpoints)
                 if self._endpoints.wants_dns(endpoints):
                     await self.serve_dns(c, netns)
             t_network = time.perf_counter()
@@ -180,6 +185,7 @@ class Lifecycle(Component):
             )  # fmt: skip
         except BaseException as exc:
             await self._undo_start(c, live, created)
+            await self._firewalling.unpublish(c.id)
             await self._dns.remove(netns, clear_redirect=False)
             await self._endpoints.detach(endpoints, c.id)
             await self._netns.release(netns)
@@ -338,6 +344,7 @@ class Lifecycle(Component):
             await self._mounts.release(c)
         except Exception:
             log.exception("container %s: unmount failed", c.id[:12])
+        await self._firewalling.unpublish(c.id)
         await self._dns.remove(c.state.netns, clear_redirect=False)  # the namespace goes: no nft run
         await self._endpoints.detach(c.state.endpoints, c.id, unplug=False)  # the namespace takes them along
         await self._netns.release(c.state.netns)

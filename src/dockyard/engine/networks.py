@@ -12,7 +12,7 @@ import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from dockyard.engine.events import EventBus
@@ -96,6 +96,7 @@ class NetworkService:
         events: EventBus,
         defaults: NetworkDefaults,
         endpoints_of: Callable[[str], list[str]] = lambda network_id: [],
+        changed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """`endpoints_of(network_id)`: names of the containers attached (none until
         containers join networks)."""
@@ -104,6 +105,7 @@ class NetworkService:
         self._events = events
         self._defaults = defaults
         self._endpoints_of = endpoints_of
+        self._changed = changed  # after a bridge network came or went: the firewall follows
         self._networks: dict[str, Network] = {}
         self._lock = asyncio.Lock()  # creations and removals, one at a time: names and subnets stay unique
 
@@ -198,6 +200,7 @@ class NetworkService:
                     await self._bridges.remove(spec.bridge)
                 raise
             self._networks[network.id] = network
+        await self._notify()
         self._events.publish("network", "create", network.id, {"name": network.name, "type": spec.driver})
         log.info("network %s (%s) created on %s", network.name, network.id[:12], spec.bridge)
         return network
@@ -253,8 +256,16 @@ class NetworkService:
             await self._bridges.remove(n.spec.bridge)
             await asyncio.to_thread(self._repo.delete, n.id)
             self._networks.pop(n.id, None)
+        await self._notify()
         self._events.publish("network", "destroy", n.id, {"name": n.name, "type": n.spec.driver})
         log.info("network %s (%s) removed", n.name, n.id[:12])
+
+    async def _notify(self) -> None:
+        if self._changed is not None:
+            try:
+                await self._changed()
+            except Exception:  # the network is made or gone either way; the next change retries
+                log.exception("firewall: applying the networks' rules failed")
 
     async def prune(self, filters: Filters) -> list[str]:
         """Remove every unused user network the filters select: their names."""

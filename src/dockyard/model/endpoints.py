@@ -11,6 +11,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 from dockyard.errors import InvalidArgument
 from dockyard.model import dnsview
+from dockyard.model.ports import Published
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class Endpoint:
     aliases: tuple[str, ...] = ()
     dns_names: tuple[str, ...] = ()
     gateway_route: bool = False  # the container's default route goes through this endpoint
+    ports: tuple[Published, ...] = ()  # host ports forwarded to it (the gateway endpoint only)
 
 
 def mac_for(address: IPv4Address) -> str:

@@ -226,6 +226,8 @@ class NetworkDefaults:
     mtu: int = 0
     icc: bool = True
     ip_masq: bool = True
+    iptables: bool = True  # dockerd's name: False is no firewall at all (no tables, no sysctls)
+    firewall_table: str = "dockyard"  # the nftables tables (inet and bridge) of this daemon
     address_pools: tuple[AddressPool, ...] = ()  # () = DEFAULT_POOLS
     dns: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()

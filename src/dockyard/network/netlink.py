@@ -143,6 +143,10 @@ class Netlink:
     def set_link(self, index: int, *, up: bool | None = None, master: int | None = None) -> None:
         self._call(lambda seq: rtnl.set_link(seq, index, up=up, master=master), f"set link {index}")
 
+    def set_hairpin(self, index: int, on: bool = True) -> None:
+        """Hairpin mode on a bridge port (the link must be enslaved already)."""
+        self._call(lambda seq: rtnl.set_hairpin(seq, index, on), f"set hairpin on link {index}")
+
     def delete_link(self, index: int) -> None:
         """Delete a link; one already gone is fine (a veth goes with its peer's namespace)."""
         try:

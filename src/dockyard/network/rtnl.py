@@ -21,6 +21,7 @@ NLMSG_DONE = 3
 RTM_NEWLINK = 16
 RTM_DELLINK = 17
 RTM_GETLINK = 18
+RTM_SETLINK = 19
 RTM_NEWADDR = 20
 RTM_DELADDR = 21
 RTM_GETADDR = 22
@@ -42,11 +43,14 @@ IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
 IFLA_MTU = 4
 IFLA_MASTER = 10
+IFLA_PROTINFO = 12
 IFLA_LINKINFO = 18
 IFLA_NET_NS_FD = 28
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
 VETH_INFO_PEER = 1
+IFLA_BRPORT_MODE = 4  # linux/if_link.h: the bridge port's hairpin mode, a u8
+NLA_F_NESTED = 0x8000
 IFF_UP = 0x1
 
 # address and route attributes
@@ -138,6 +142,13 @@ def new_veth(seq: int, name: str, peer: str, *, peer_netns_fd: int, peer_mac: st
 def set_link(seq: int, index: int, *, up: bool | None = None, master: int | None = None) -> bytes:
     attrs = attr(IFLA_MASTER, struct.pack("=I", master)) if master is not None else b""
     return message(RTM_NEWLINK, NLM_F_ACK, seq, _ifinfo(index, up=up) + attrs)
+
+
+def set_hairpin(seq: int, index: int, on: bool = True) -> bytes:
+    """A bridge port's hairpin mode (`bridge link set dev X hairpin on`): frames may leave
+    by the port they came in on, so a container reaches its own published port."""
+    protinfo = attr(IFLA_PROTINFO | NLA_F_NESTED, attr(IFLA_BRPORT_MODE, struct.pack("=B", 1 if on else 0)))
+    return message(RTM_SETLINK, NLM_F_ACK, seq, _ifinfo(index, family=socket.AF_BRIDGE) + protinfo)
 
 
 def del_link(seq: int, index: int) -> bytes:

@@ -45,6 +45,9 @@ def _plug(p: Plug) -> None:
             if outside is None:
                 raise Internal(f"veth {p.host_name} vanished right after it was made")
             host.set_link(outside.index, master=bridge.index, up=True)
+            # br_netfilter is on here: a container reaching its own published port is
+            # DNATted back out of the port it came in on, which only hairpin mode allows.
+            host.set_hairpin(outside.index)
             with Netlink(p.netns) as inside:
                 eth = inside.link(p.interface)
                 if eth is None:

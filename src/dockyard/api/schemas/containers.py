@@ -17,6 +17,13 @@ from dockyard.model.endpoints import Endpoint, EndpointRequest
 from dockyard.model.health import Health, HealthStatus, status_of
 from dockyard.model.hostconfig import NamespaceKind
 from dockyard.model.images import HealthConfig
+from dockyard.model.ports import (
+    ExposedPort,
+    Published,
+    exposed_ports,
+    network_settings_ports,
+    summary_ports,
+)
 from dockyard.model.signals import parse_signal
 from dockyard.model.times import format_ns, parse_ns, unix_seconds
 
@@ -320,6 +327,14 @@ def networks_doc(c: Container) -> dict[str, Any]:
     return {r.network_name: _endpoint_doc(r, live.get(r.network_id)) for r in c.spec.endpoints}
 
 
+def _ports_of(c: Container) -> tuple[tuple[ExposedPort, ...], tuple[Published, ...]]:
+    """A running container's exposed ports and publications; none without an endpoint
+    (stopped, --network none/host/container:), as dockerd's map goes with the endpoint."""
+    if not c.state.running or not c.state.endpoints:
+        return (), ()
+    return exposed_ports(c.spec.exposed_ports), tuple(p for e in c.state.endpoints for p in e.ports)
+
+
 def network_settings_doc(c: Container) -> dict[str, Any]:
     """NetworkSettings: the sandbox, the endpoints; the deprecated top-level fields are the
     default bridge's endpoint, as dockerd fills them."""
@@ -329,7 +344,7 @@ def network_settings_doc(c: Container) -> dict[str, Any]:
         "Bridge": "",
         "SandboxID": hashlib.sha256(c.state.netns.encode()).hexdigest() if running else "",  # one per namespace
         "SandboxKey": c.state.netns if running else "",
-        "Ports": {},
+        "Ports": network_settings_ports(*_ports_of(c)),
         "HairpinMode": False,
         "LinkLocalIPv6Address": "",
         "LinkLocalIPv6PrefixLen": 0,
@@ -436,7 +451,7 @@ def summary_doc(c: Container, *, size_rw: int | None = None, size_root_fs: int |
         "ImageID": c.image_id,
         "Command": _command(argv),
         "Created": unix_seconds(c.created),
-        "Ports": [],
+        "Ports": summary_ports(*_ports_of(c)),
         "Labels": dict(c.spec.labels),
         "State": c.state.status.value,
         "Status": status_text(c),
