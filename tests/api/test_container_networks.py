@@ -25,6 +25,15 @@ def _veths(bridge: str) -> set[str]:
     return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
 
 
+def _veths_settle(bridge: str, gone: set[str], timeout: float = 10) -> set[str]:
+    """The veths on `bridge` once none of `gone` is left: after an exit the kernel removes a
+    container's veth with its namespace, a moment later (the daemon does not wait for it)."""
+    deadline = time.monotonic() + timeout
+    while (now := _veths(bridge)) & gone and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return now
+
+
 @pytest.fixture
 def net(daemon_factory: Factory, busybox_tar: bytes) -> Daemon:
     tag = secrets.token_hex(3)
@@ -58,10 +67,12 @@ def test_the_default_bridge_gives_an_address_a_route_and_hosts(net: Daemon) -> N
     assert bridge["DNSNames"] is None  # no names on the default bridge
     members = json.loads(d.out("network", "inspect", "-f", "{{json .Containers}}", "bridge"))
     assert members[cid]["IPv4Address"] == f"10.{o}.250.2/24"
+    running = _veths(d.bridge)
+    assert len(running) == 1
     d.docker("stop", "-t", "0", cid)
     stopped = json.loads(d.out("inspect", cid))[0]["NetworkSettings"]
     assert stopped["IPAddress"] == "" and stopped["Networks"]["bridge"]["IPAddress"] == ""
-    assert _veths(d.bridge) == before
+    assert _veths_settle(d.bridge, running) == before
 
 
 def test_containers_on_a_user_network_reach_each_other(net: Daemon) -> None:
@@ -156,7 +167,7 @@ def test_kill_9_keeps_the_running_containers_addresses(net: Daemon) -> None:
     new = d.out("run", "--rm", "busybox", "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'")
     assert new == f"10.{o}.250.3/24"  # .2 still held by the one that runs; .3 freed by the exit
     d.docker("rm", "-f", kept, gone)
-    assert not (_veths(d.bridge) & veth_of_gone)
+    assert not (_veths_settle(d.bridge, veth_of_gone) & veth_of_gone)
 
 
 def test_connect_and_disconnect_a_running_container(net: Daemon) -> None:

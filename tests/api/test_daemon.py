@@ -119,6 +119,8 @@ def test_config_file_sets_roots_and_default_runtime(daemon_factory, busybox_tar:
         "default-runtime": "myrunc",
         "runtimes": {"myrunc": {"path": "/usr/sbin/runc"}},
         "bridge": "none",
+        "firewall-table": d.table,  # never the default table: a real dockyard's on this host
+        "dns": ["127.0.0.1"],
     }
     (d.base / "daemon.json").write_text(json.dumps(config))
     d.proc = subprocess.Popen(
