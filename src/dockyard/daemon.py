@@ -123,7 +123,7 @@ async def _compose_and_serve(
     content = ContentStore(config.data_root / "content")
     dirs = LayerDirs(config.data_root / "overlay")
     images = ImageService(ImageRepository(db), content, dirs, events, config.data_root / "tmp", table)
-    driver = RuntimeDriver(config.runtimes, config.exec_root / "runtime")
+    driver = RuntimeDriver(config.runtimes, config.exec_root / "runtime", config.exec_root / "seccomp")
 
     def files(container_id: str) -> ContainerFiles:
         return ContainerFiles(config, container_id)

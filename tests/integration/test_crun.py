@@ -9,6 +9,7 @@ mount namespace without the v2 mount: it then manages the v1 hierarchies under t
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from collections.abc import Iterator
@@ -163,3 +164,27 @@ def test_a_container_survives_a_daemon_restart_and_answers_to_crun(crun_daemon: 
         assert d.out("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", cid) == "exited 137"
     finally:
         d.docker("rm", "-f", cid)
+
+
+def test_later_containers_get_the_filter_crun_compiled_for_the_first(crun_daemon: Daemon) -> None:
+    """crun compiles a profile once; later containers of that profile are handed the very
+    program it loaded then (run.oci.seccomp_bpf_data), and it is in force in them."""
+    d = crun_daemon
+    ids = [d.out("run", "-d", "busybox", "sleep", "60") for _ in range(2)]
+    other = d.out("run", "-d", "--cap-add", "SYS_ADMIN", "busybox", "sleep", "60")  # another profile
+    try:
+        state = d.exec_root / "runtime" / "crun"
+        programs = [(state / i / "seccomp.bpf").read_bytes() for i in ids]
+        assert programs[0] == programs[1] and len(programs[0]) % 8 == 0 and programs[0]
+        config = json.loads((d.exec_root / "containers" / ids[1] / "config.json").read_text())
+        assert base64.b64decode(config["annotations"]["run.oci.seccomp_bpf_data"]) == programs[0]
+        assert "seccomp" in config["linux"]  # kept for runc and for what inspect shows
+        assert (state / other / "seccomp.bpf").read_bytes() != programs[0]
+        kept = list((d.exec_root / "seccomp" / "crun").iterdir())
+        assert len(kept) >= 2
+        status = d.out("exec", ids[1], "grep", "Seccomp:", "/proc/self/status")
+        assert status.split() == ["Seccomp:", "2"]
+        refused = d.docker("exec", ids[1], "unshare", "-r", "true", check=False)
+        assert refused.returncode != 0 and b"Operation not permitted" in refused.stderr
+    finally:
+        d.docker("rm", "-f", *ids, other)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from dockyard.config import DaemonConfig
 from dockyard.errors import Conflict, InvalidArgument
@@ -27,6 +28,7 @@ from dockyard.model.hostconfig import (
 )
 from dockyard.model.mounts import MountSpec, oci_options
 from dockyard.runtime.seccomp import SeccompProfiles, shared_profiles
+from dockyard.runtime.seccompfilters import BPF_ANNOTATION, FilterUse
 from dockyard.runtime.spec import Mount, Namespaces, Resources, SpecInput, build_spec
 from dockyard.runtime.users import resolve_in_rootfs
 
@@ -218,14 +220,17 @@ def write_bundle(
     host_files: ContainerFiles | None = None,
     host_gateway: str = "",
     embedded_dns: bool = False,
-) -> None:
+    seccomp_filter: Callable[[Mapping[str, Any]], FilterUse | None] | None = None,
+) -> str | None:
     """The OCI bundle (config.json) for one start of `c`, on its mounted rootfs (blocking).
 
     `pid_namespace`/`ipc_namespace`: for `--pid/--ipc container:<x>`, the engine passes the
     other container's /proc/<pid>/ns/<kind> ("" when it does not run: a Conflict here).
     `facts`: the host as read once by the caller; read now when not given.
     `seccomp`: the daemon's profiles (one per daemon); when not given, the ones shared by
-    every caller with this daemon configuration."""
+    every caller with this daemon configuration.
+    `seccomp_filter`: the runtime's compiled programs (RuntimeDriver.seccomp_filter); the
+    answer is the key to keep the program the runtime compiles for this start under, if any."""
     s = c.spec
     h = s.host
     facts = facts if facts is not None else read_host_facts()
@@ -325,7 +330,15 @@ def write_bundle(
     # The previous run's fifos and pid files must not confuse this one.
     for stale in ("ctl", "winsz", "pidfile", "conmon.pid", "attach"):
         (files.bundle / stale).unlink(missing_ok=True)
+    keep_as = None
+    if seccomp_filter is not None and "seccomp" in spec["linux"]:
+        use = seccomp_filter(spec["linux"]["seccomp"])
+        if use is not None and use.bpf is not None:
+            spec.setdefault("annotations", {})[BPF_ANNOTATION] = use.bpf
+        elif use is not None:
+            keep_as = use.key
     atomic_write(files.bundle / "config.json", json.dumps(spec).encode())
+    return keep_as
 
 
 @functools.cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal as signals
 import time
@@ -117,6 +118,7 @@ class Lifecycle(Component):
             live.runtime_cleanup = None
         files = self._files(c.id)
         t0 = time.perf_counter()
+        self._tasks.spawn(self._driver.prepay_cgroup_move(), "cgroup-prepay")
         rootfs = await self._mounts.acquire(c)
         t_mount = time.perf_counter()
         created = False
@@ -143,7 +145,7 @@ class Lifecycle(Component):
                 if self._endpoints.wants_dns(endpoints):
                     await self.serve_dns(c, netns)
             t_network = time.perf_counter()
-            await asyncio.to_thread(
+            keep_filter_as = await asyncio.to_thread(
                 write_bundle, c, files, rootfs, joined,
                 endpoints=endpoints,
                 host_files=shared,
@@ -152,6 +154,7 @@ class Lifecycle(Component):
                 pid_namespace=self._joined(c.spec.host.pid, "pid"),
                 ipc_namespace=self._joined(c.spec.host.ipc, "ipc"),
                 seccomp=self._seccomp,
+                seccomp_filter=functools.partial(self._driver.seccomp_filter, c.runtime),
             )  # fmt: skip
             t_bundle = time.perf_counter()
             log_setup = self._logs.of(c)
@@ -168,6 +171,7 @@ class Lifecycle(Component):
                     tty=c.spec.tty,
                     stdin=c.spec.open_stdin,
                     stdin_once=c.spec.stdin_once,
+                    seccomp_key=keep_filter_as,
                 )
             )
             created = True

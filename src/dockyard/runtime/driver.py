@@ -8,17 +8,21 @@ once, where the runtime's words are read.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dockyard.config import RuntimeOption
 from dockyard.errors import InvalidArgument
+from dockyard.linux.cgroups import own_procs_file, prepay_migration
 from dockyard.runtime import conmon
 from dockyard.runtime.execsession import ExecProcess, ExecRequest, start_exec
 from dockyard.runtime.execspec import ExecSpec
-from dockyard.runtime.oci import OciRuntime
+from dockyard.runtime.oci import OciRuntime, is_crun
+from dockyard.runtime.seccompfilters import CompiledFilters, FilterUse
 from dockyard.runtime.spec import Resources
 
 
@@ -37,6 +41,8 @@ class Launch:
     tty: bool
     stdin: bool
     stdin_once: bool
+    # The key to keep the seccomp program the runtime compiles now under (seccompfilters.py).
+    seccomp_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,12 +58,20 @@ class Exit:
 
 
 class RuntimeDriver:
-    def __init__(self, runtimes: Mapping[str, RuntimeOption], state_root: Path) -> None:
-        """`runtimes`: the daemon's, as runtime/catalog.py resolved them (with their launchers)."""
+    def __init__(self, runtimes: Mapping[str, RuntimeOption], state_root: Path, filters_root: Path) -> None:
+        """`runtimes`: the daemon's, as runtime/catalog.py resolved them (with their launchers);
+        `filters_root`: where compiled seccomp programs are kept (runtime/seccompfilters.py)."""
         self._runtimes = {
             name: OciRuntime(name, opt.path, str(state_root / name), opt.args, opt.launcher)
             for name, opt in runtimes.items()
         }
+        self._filters = {
+            name: CompiledFilters(opt.path, filters_root / name)
+            for name, opt in runtimes.items()
+            if is_crun(opt.path)
+        }
+        self._procs_file = own_procs_file()
+        self._prepaying = False
 
     def check(self, name: str) -> None:
         if name not in self._runtimes:
@@ -66,6 +80,17 @@ class RuntimeDriver:
     def _get(self, name: str) -> OciRuntime:
         self.check(name)
         return self._runtimes[name]
+
+    async def prepay_cgroup_move(self) -> None:
+        """Take the wait of the runtime's first cgroup write ahead of `create`, off the loop
+        (linux/cgroups.py prepay_migration); one at a time: a burst of starts shares one."""
+        if self._procs_file is None or self._prepaying:
+            return
+        self._prepaying = True
+        try:
+            await asyncio.to_thread(prepay_migration, self._procs_file)
+        finally:
+            self._prepaying = False
 
     async def create(self, launch: Launch) -> Launched:
         """conmon runs `<runtime> create`; the process waits for `start`. Raises StartFailed."""
@@ -88,7 +113,16 @@ class RuntimeDriver:
                 stdin_once=launch.stdin_once,
             )
         )
+        filters = self._filters.get(launch.runtime)
+        if launch.seccomp_key is not None and filters is not None:
+            filters.keep(launch.seccomp_key, Path(runtime.root) / launch.container_id / "seccomp.bpf")
         return Launched(pid=created.pid, monitor_pid=created.monitor_pid)
+
+    def seccomp_filter(self, runtime: str, seccomp: Mapping[str, Any]) -> FilterUse | None:
+        """For a runtime that takes a compiled program (crun): the one to hand it for this
+        linux.seccomp, or the key to keep the one it compiles. None: the runtime compiles."""
+        filters = self._filters.get(runtime)
+        return filters.use_for(seccomp) if filters is not None else None
 
     async def exec(
         self, runtime: str, container_id: str, exec_id: str, bundle: Path, spec: ExecSpec, *, stdin: bool, attach: bool
