@@ -188,6 +188,7 @@ class ExecService(Component):
             console_size=start.console_size or cfg.console_size or (0, 0),
             privileged=cfg.privileged,
         )
+        self._tasks.spawn(self._driver.prepay_cgroup_move(), "cgroup-prepay")  # the runtime joins its cgroups
         try:
             process = await self._driver.exec(
                 c.runtime, c.id, e.id, self._files(c.id).bundle, spec, stdin=cfg.attach_stdin and attach, attach=attach
