@@ -132,6 +132,7 @@ async def _compose_and_serve(
     networks = NetworkService(NetworkRepository(db), Bridges(), events, config.network,
                               endpoints_of=lambda network_id: endpoints.attached(network_id),
                               changed=lambda: firewalling.apply(whole=True))  # fmt: skip
+    await stack.enter_async_context(networks)
     endpoints = Endpoints(networks, Veths())
     firewall = Firewall(config.network.firewall_table) if config.network.iptables else None
     firewalling = Firewalling(networks, firewall)

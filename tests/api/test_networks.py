@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+import time
 from collections.abc import Callable
 
 import pytest
@@ -78,6 +79,13 @@ def test_a_user_network_gets_a_bridge_of_its_own_and_rm_takes_it_away(net_daemon
     assert _link(device)["mtu"] == 1400  # type: ignore[index]
     assert d.out("network", "inspect", "-f", "{{.Name}}", net_id[:5]) == "app"  # an id prefix finds it
     d.docker("network", "rm", "app")
+    # Down at once (no route to its subnet), deleted a moment later: the kernel's part of a
+    # device deletion takes tens of milliseconds that `rm` does not wait for.
+    link = _link(device)
+    assert link is None or "UP" not in link["flags"]  # type: ignore[operator]
+    deadline = time.monotonic() + 10
+    while _link(device) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert _link(device) is None
     missing = d.docker("network", "inspect", "app", check=False)
     assert missing.returncode == 1 and "network app not found" in missing.stderr.decode()

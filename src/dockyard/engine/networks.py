@@ -49,6 +49,7 @@ from dockyard.model.networks import (
 )
 from dockyard.network.bridge import Bridges
 from dockyard.store.networks import NetworkRepository
+from dockyard.tasks import Component, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def _gateway_interfaces(spec: NetworkSpec) -> list[ipaddress.IPv4Interface | ipa
     return [ipaddress.ip_interface((s.gateway, s.subnet.prefixlen)) for s in spec.subnets if s.gateway is not None]
 
 
-class NetworkService:
+class NetworkService(Component):
     def __init__(
         self,
         repo: NetworkRepository,
@@ -108,6 +109,10 @@ class NetworkService:
         self._changed = changed  # after a bridge network came or went: the firewall follows
         self._networks: dict[str, Network] = {}
         self._lock = asyncio.Lock()  # creations and removals, one at a time: names and subnets stay unique
+        self._tasks = Tasks("networks")
+        # Bridges of removed networks, down already, whose deletion the kernel is still doing:
+        # 25-60 ms of RCU grace periods that `network rm` does not wait for.
+        self._deleting: dict[str, asyncio.Task[None]] = {}
 
     # ---- start-up ---------------------------------------------------------------------
 
@@ -191,6 +196,8 @@ class NetworkService:
         async with self._lock:
             network_id = ids.new_id()
             spec = await self._decide(req, network_id)
+            if (deleting := self._deleting.get(spec.bridge)) is not None:
+                await deleting  # the same device name again (`-o com.docker.network.bridge.name`)
             made = await self._bridges.ensure(spec.bridge, _gateway_interfaces(spec), mtu=spec.mtu)
             network = Network(network_id, times.now(), spec)
             try:
@@ -253,12 +260,23 @@ class NetworkService:
             attached = self._endpoints_of(n.id)
             if attached:
                 raise Forbidden(f"error while removing network: network {n.name} has active endpoints ({', '.join(attached)})")
-            await self._bridges.remove(n.spec.bridge)
+            await self._bridges.retire(n.spec.bridge)  # down: no route, no traffic
             await asyncio.to_thread(self._repo.delete, n.id)
             self._networks.pop(n.id, None)
+            self._delete_later(n.spec.bridge)
         await self._notify()
         self._events.publish("network", "destroy", n.id, {"name": n.name, "type": n.spec.driver})
         log.info("network %s (%s) removed", n.name, n.id[:12])
+
+    def _delete_later(self, bridge: str) -> None:
+        async def delete() -> None:
+            try:
+                await self._bridges.remove(bridge)
+            finally:
+                self._deleting.pop(bridge, None)
+
+        task = self._tasks.spawn(delete(), f"delete-bridge-{bridge}")
+        self._deleting[bridge] = task
 
     async def _notify(self) -> None:
         if self._changed is not None:

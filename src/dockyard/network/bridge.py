@@ -52,6 +52,13 @@ def _remove(name: str) -> None:
             nl.delete_link(link.index)
 
 
+def _down(name: str) -> None:
+    with Netlink() as nl:
+        link = nl.link(name)
+        if link is not None and link.kind == "bridge":
+            nl.set_link(link.index, up=False)
+
+
 def _routes() -> list[Net]:
     with Netlink() as nl:
         found = [r.destination for r in nl.routes(socket.AF_INET)] + [r.destination for r in nl.routes(socket.AF_INET6)]
@@ -80,6 +87,14 @@ class Bridges:
         except NetlinkError as exc:
             raise Internal(f"failed to remove bridge {name}: {exc.strerror}") from exc
         log.debug("bridge %s removed", name)
+
+    async def retire(self, name: str) -> None:
+        """Set the bridge down (under a millisecond; its routes go with it), before a
+        `remove` that waits on the kernel for tens of milliseconds."""
+        try:
+            await asyncio.to_thread(_down, name)
+        except NetlinkError as exc:
+            raise Internal(f"failed to set bridge {name} down: {exc.strerror}") from exc
 
     async def host_routes(self) -> list[Net]:
         """Destinations of the host's routes (not the default route): taken address space."""

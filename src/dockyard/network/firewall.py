@@ -48,6 +48,7 @@ caller's network namespace, as is everything here: tests run it inside a namespa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Iterable
@@ -58,6 +59,7 @@ from pathlib import Path
 from dockyard.errors import Internal
 from dockyard.linux.command import run_command
 from dockyard.model.ports import Addr, Proto, Published
+from dockyard.network.nftables import NftError, open_nftables
 
 log = logging.getLogger(__name__)
 
@@ -383,13 +385,22 @@ class Firewall:
     owner calls it, one call at a time (it remembers the plan it applied last)."""
 
     def __init__(self, table: str, *, nft: str = "nft", timeout: float = _NFT_TIMEOUT) -> None:
+        """With the default `nft`, scripts run through libnftables (network/nftables.py) when
+        it loads: its netlink socket is made now, in the caller's network namespace."""
         render_removal(table)  # checks the name
         self.table = table
         self._nft = nft
         self._timeout = timeout
         self._applied: FirewallPlan | None = None  # what the kernel holds, as far as we know
+        self._library = open_nftables() if nft == "nft" else None
 
     async def _nft_script(self, script: str, *, check: bool = False) -> None:
+        if self._library is not None:
+            try:
+                await asyncio.to_thread(self._library.run, script, check=check)
+            except NftError as exc:
+                raise Internal(f"nft -f failed (table {self.table}): {exc.message}") from None
+            return
         argv = [self._nft, *(["-c"] if check else []), "-f", "-"]
         done = await run_command(argv, timeout=self._timeout, what="nft", input=script.encode())
         if done.returncode != 0:
