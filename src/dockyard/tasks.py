@@ -37,7 +37,14 @@ class Tasks:
         group, self._group = self._group, None
         for task in list(self._running):
             task.cancel()
-        if group is not None:
+        if group is None:
+            return
+        if kind is not None and not issubclass(kind, asyncio.CancelledError):
+            # Children are cancelled and never fail (guarded), so the group has nothing to add;
+            # handed the body's error it would wrap it in an ExceptionGroup, one more level for
+            # every component an error unwinds through on its way out of the daemon.
+            await group.__aexit__(None, None, None)
+        else:
             await group.__aexit__(kind, exc, tb)
 
     @property

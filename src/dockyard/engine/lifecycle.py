@@ -306,11 +306,11 @@ class Lifecycle(Component):
             files = self._files(container_id)
             ended = self._driver.exit_of(files.exit_dir, files.persist, container_id)
             error = "" if ended.code is not None else "container monitor exited without an exit code"
-            await self._cleanup_runtime(c, live)
-            try:
-                await self._logs.ended(c)  # LogPath holds every line before anyone is told
-            except Exception:
-                log.exception("container %s: shipping the rest of its log failed", c.id[:12])
+            # Side by side: the unmount and network teardown, and the rest of the log shipped
+            # (LogPath holds every line before anyone is told).
+            cleaned, _ = await asyncio.gather(self._cleanup_runtime(c, live), self._ship_rest(c), return_exceptions=True)
+            if isinstance(cleaned, BaseException):
+                raise cleaned
             state = replace(
                 c.state,
                 status=ContainerStatus.EXITED,
@@ -339,6 +339,12 @@ class Lifecycle(Component):
             log.debug("container %s: exit recorded", c.id[:12])
             self._table.notify_exit(container_id, ExitStatus(state.exit_code, error))
         return ExitRecord(c, restarting)
+
+    async def _ship_rest(self, c: Container) -> None:
+        try:
+            await self._logs.ended(c)
+        except Exception:
+            log.exception("container %s: shipping the rest of its log failed", c.id[:12])
 
     async def _cleanup_runtime(self, c: Container, live: Live) -> None:
         """After an exit: unmount now; the runtime's own state is deleted in the background

@@ -87,6 +87,8 @@ class NetnsPool(Component):
         self._size = size
         self._ready: list[Path] = []
         self._refilling = False
+        self._filling: asyncio.Task[None] | None = None
+        self._closing = False
         self._tasks = Tasks("netns")
         root.mkdir(parents=True, exist_ok=True)
 
@@ -94,6 +96,11 @@ class NetnsPool(Component):
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         """At shutdown: the spare namespaces go; those of running containers stay."""
+        self._closing = True
+        if self._filling is not None and not self._filling.done():
+            # Not cancelled: its thread would finish the namespace anyway, and leave it mounted.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._filling)
         try:
             await super().__aexit__(kind, exc, tb)
         finally:
@@ -124,11 +131,11 @@ class NetnsPool(Component):
         if self._refilling or not self._tasks.active or len(self._ready) >= self._size:
             return
         self._refilling = True
-        self._tasks.spawn(self._fill(), "fill")
+        self._filling = self._tasks.spawn(self._fill(), "fill")
 
     async def _fill(self) -> None:
         try:
-            while len(self._ready) < self._size:
+            while not self._closing and len(self._ready) < self._size:
                 path = self._new_path()
                 await asyncio.to_thread(create_netns, path)
                 self._ready.append(path)

@@ -268,8 +268,9 @@ class LogShipping:
         for task in self._tasks.values():
             task.cancel()
         assert self._group is not None
+        passed = (kind, exc, tb) if kind is None or issubclass(kind, asyncio.CancelledError) else (None, None, None)
         try:
-            await self._group.__aexit__(kind, exc, tb)
+            await self._group.__aexit__(*passed)  # the error on its way out stays unwrapped (tasks.py)
         finally:
             if self._inotify is not None:
                 self._inotify.close()
