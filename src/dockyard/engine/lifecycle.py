@@ -348,8 +348,10 @@ class Lifecycle(Component):
 
     async def _cleanup_runtime(self, c: Container, live: Live) -> None:
         """After an exit: unmount now; the runtime's own state is deleted in the background
-        (a start of the same container waits for it), off the path of `docker run --rm`."""
+        (a start of the same container waits for it, and so does `rm`), begun first so that
+        it runs beside the unmount and the rest of the exit path."""
         live.close_handles()
+        live.runtime_cleanup = self._tasks.spawn(self._driver.delete(c.runtime, c.id), f"delete-{c.id[:12]}")
         try:
             await self._mounts.release(c)
         except Exception:
@@ -358,7 +360,6 @@ class Lifecycle(Component):
         await self._dns.remove(c.state.netns, clear_redirect=False)  # the namespace goes: no nft run
         await self._endpoints.detach(c.state.endpoints, c.id, unplug=False)  # the namespace takes them along
         await self._netns.release(c.state.netns)
-        live.runtime_cleanup = self._tasks.spawn(self._driver.delete(c.runtime, c.id), f"delete-{c.id[:12]}")
 
     def call_off_restart(self, c: Container, live: Live) -> Container:
         """A pending automatic restart is called off (start, stop, rm): it stays exited."""
