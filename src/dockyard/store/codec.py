@@ -37,7 +37,7 @@ def _field_names(cls: type) -> tuple[str, ...] | None:
 
 
 def encode(value: Any) -> Any:
-    cls = type(value)
+    cls: type = type(value)
     if cls in _PLAIN:  # most values: answered before any other test
         return value
     names = _field_names(cls)
