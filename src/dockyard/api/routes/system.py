@@ -20,6 +20,7 @@ from dockyard.api.schemas.system import info_doc, version_doc
 from dockyard.api.versioning import at_least
 from dockyard.engine.events import EventBus
 from dockyard.engine.system import SystemService
+from dockyard.errors import NotFound
 from dockyard.model.events import Action, Event, EventFilter, EventType, parse_event_window
 from dockyard.model.filters import parse_filters
 
@@ -81,11 +82,20 @@ def routes(system: SystemService, events: EventBus) -> list[Route]:
 
         return StreamResponse(body())
 
+    # Until volumes come (issue 8) there are none: Compose lists and looks them up on `down`.
     async def prune_none_volumes(request: Request) -> Response:
         return JsonResponse({"VolumesDeleted": None, "SpaceReclaimed": 0})
 
+    async def list_no_volumes(request: Request) -> Response:
+        return JsonResponse({"Volumes": [], "Warnings": None})
+
+    async def no_such_volume(request: Request) -> Response:
+        raise NotFound(f"get {request.params['name']}: no such volume")
+
     return [
         Route("POST", "/volumes/prune", prune_none_volumes),
+        Route("GET", "/volumes", list_no_volumes),
+        Route("GET", "/volumes/{name}", no_such_volume),
         Route("GET", "/_ping", ping),
         Route("HEAD", "/_ping", ping),
         Route("GET", "/version", version),
