@@ -179,7 +179,10 @@ async def _compose_and_serve(
             *archive_routes.routes(archives),
             *commit_routes.routes(CommitService(table, lifecycle, images, dirs, events)),
             *update_routes.routes(updates),
-            *network_routes.routes(networks, endpoints, Connections(table, networks, endpoints, events, firewalling)),
+            *network_routes.routes(networks, endpoints, Connections(
+                table, networks, endpoints, events, firewalling,
+                files=files, serve_dns=lifecycle.serve_dns, dns_running=lambda netns: netns in dns,
+            )),
         ]
     )
     api = ApiServer(router, server_header, config.tls)

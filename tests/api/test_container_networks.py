@@ -250,3 +250,46 @@ def test_containers_on_a_user_network_find_each_other_by_name(net: Daemon) -> No
     gone = d.out("run", "--rm", "--network", "named", "busybox", "sh", "-c", "nslookup web1 127.0.0.11 >/dev/null 2>&1 && echo found || echo gone")
     assert gone == "gone"
     d.docker("rm", "-f", "web1", "web2")
+
+
+def _resolves(d: Daemon, container: str, name: str) -> str:
+    """The address the container's embedded DNS gives for `name`, "" when none."""
+    out = d.docker("exec", container, "nslookup", name, "127.0.0.11", check=False).stdout.decode()
+    found = [line.split()[-1] for line in out.splitlines()[2:] if line.startswith("Address")]
+    return " ".join(found)
+
+
+def test_connect_live_updates_hosts_starts_dns_and_reaches_both_networks(net: Daemon) -> None:
+    d = net
+    o = d.octet  # type: ignore[attr-defined]
+    d.docker("network", "create", "--subnet", f"10.{o}.48.0/24", "live1")
+    d.docker("network", "create", "--subnet", f"10.{o}.49.0/24", "live2")
+    d.docker("run", "-d", "--name", "peer1", "--network", "live1", "busybox", "nc", "-ll", "-p", "80", "-e", "echo", "one")
+    d.docker("run", "-d", "--name", "peer2", "--network", "live2", "busybox", "nc", "-ll", "-p", "80", "-e", "echo", "two")
+    cid = d.out("run", "-d", "--name", "walker", "--hostname", "wh", "busybox", "sleep", "300")
+    # Only on the default bridge: no embedded DNS, the daemon's resolvers.
+    assert d.out("exec", cid, "cat", "/etc/resolv.conf") == "nameserver 127.0.0.1"
+    assert d.out("exec", cid, "grep", "wh", "/etc/hosts") == f"10.{o}.250.2\twh"
+
+    d.docker("network", "connect", "--alias", "strider", "--ip", f"10.{o}.48.50", "live1", "walker")
+    assert d.out("exec", cid, "grep", "wh", "/etc/hosts").splitlines() == [f"10.{o}.250.2\twh", f"10.{o}.48.50\twh"]
+    assert d.out("exec", cid, "cat", "/etc/resolv.conf").splitlines() == ["nameserver 127.0.0.11", "options ndots:0"]
+    assert _resolves(d, cid, "peer1") == f"10.{o}.48.2"
+    assert _resolves(d, "peer1", "strider") == f"10.{o}.48.50"  # its alias, at once
+    assert _resolves(d, "peer1", "walker") == f"10.{o}.48.50"
+
+    d.docker("network", "connect", "live2", "walker")  # a second user network: both reached
+    assert d.out("exec", cid, "nc", "peer1", "80") == "one"
+    assert d.out("exec", cid, "nc", "peer2", "80") == "two"
+    assert _resolves(d, "peer2", "walker") == f"10.{o}.49.3"
+
+    d.docker("network", "disconnect", "-f", "live1", "walker")
+    assert d.out("exec", cid, "grep", "wh", "/etc/hosts").splitlines() == [f"10.{o}.250.2\twh", f"10.{o}.49.3\twh"]
+    assert _resolves(d, "peer1", "strider") == "" and _resolves(d, "peer1", "walker") == ""
+    assert _resolves(d, cid, "peer1") == ""  # the names of a network it left
+    assert _resolves(d, cid, "peer2") == f"10.{o}.49.2"  # its DNS stays, as dockerd's does
+    d.docker("network", "disconnect", "live2", "walker")
+    assert d.out("exec", cid, "grep", "wh", "/etc/hosts") == f"10.{o}.250.2\twh"
+    d.docker("restart", "-t", "0", "walker")  # a new start writes the files from the spec again
+    assert d.out("exec", cid, "cat", "/etc/resolv.conf") == "nameserver 127.0.0.1"
+    d.docker("rm", "-f", "walker", "peer1", "peer2")
