@@ -132,7 +132,7 @@ async def _compose_and_serve(
     networks = NetworkService(NetworkRepository(db), Bridges(), events, config.network,
                               endpoints_of=lambda network_id: endpoints.attached(network_id),
                               changed=lambda: firewalling.apply(whole=True))  # fmt: skip
-    endpoints = Endpoints(networks, Veths())
+    endpoints = Endpoints(networks, Veths(), containers=table.resolve)
     firewall = Firewall(config.network.firewall_table) if config.network.iptables else None
     firewalling = Firewalling(networks, firewall)
     await networks.start()

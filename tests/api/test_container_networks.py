@@ -293,3 +293,32 @@ def test_connect_live_updates_hosts_starts_dns_and_reaches_both_networks(net: Da
     d.docker("restart", "-t", "0", "walker")  # a new start writes the files from the spec again
     assert d.out("exec", cid, "cat", "/etc/resolv.conf") == "nameserver 127.0.0.1"
     d.docker("rm", "-f", "walker", "peer1", "peer2")
+
+
+def test_legacy_links_on_the_default_bridge(net: Daemon) -> None:
+    d = net
+    o = d.octet  # type: ignore[attr-defined]
+    db = d.out("run", "-d", "--name", "db", "-e", "FOO=bar", "--expose", "5432", "busybox",
+               "nc", "-ll", "-p", "5432", "-e", "echo", "from-db")  # fmt: skip
+    ip = f"10.{o}.250.2"
+    out = d.out("run", "--name", "app", "--link", "db:dbal", "busybox", "sh", "-c",
+                "grep dbal /etc/hosts; env | grep ^DBAL_ | sort; nc dbal 5432; nc db 5432")  # fmt: skip
+    lines = out.splitlines()
+    assert lines[0] == f"{ip}\tdbal {db[:12]} db"  # the alias, the hostname, the name
+    assert f"DBAL_PORT=tcp://{ip}:5432" in lines and f"DBAL_PORT_5432_TCP_ADDR={ip}" in lines
+    assert "DBAL_NAME=/app/dbal" in lines and "DBAL_ENV_FOO=bar" in lines
+    assert lines[-2:] == ["from-db", "from-db"]
+    assert json.loads(d.out("inspect", "-f", "{{json .HostConfig.Links}}", "app")) == ["/db:/app/dbal"]
+    d.docker("rm", "--link", "app/dbal")
+    assert d.out("inspect", "-f", "{{json .HostConfig.Links}}", "app") == "null"
+    assert d.out("ps", "-aq", "--filter", "name=^app$") != ""  # both containers stay
+    missing = d.docker("run", "--rm", "--link", "nosuch:x", "busybox", "true", check=False)
+    assert "could not get container for nosuch: No such container: nosuch" in missing.stderr.decode()
+    host = d.docker("run", "--rm", "--network", "host", "--link", "db", "busybox", "true", check=False)
+    assert "host type networking can't be used with links" in host.stderr.decode()
+    d.docker("create", "--name", "later", "--link", "db", "busybox", "true")
+    d.docker("stop", "-t", "0", "db")
+    stopped = d.docker("start", "later", check=False)
+    assert "Cannot link to a non running container: /db AS /later/db" in stopped.stderr.decode()
+    assert d.out("inspect", "-f", "{{.State.Running}}", "later") == "false"
+    d.docker("rm", "-f", "db", "app", "later")

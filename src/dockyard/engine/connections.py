@@ -109,6 +109,19 @@ class Connections:
                                  {"container": c.id, "name": network.name, "type": network.spec.driver})  # fmt: skip
 
 
+    async def remove_link(self, parent_ref: str, alias: str) -> None:
+        """A legacy link of `parent_ref` removed (it takes effect at its next start, as dockerd)."""
+        try:
+            c = self._table.resolve(parent_ref)
+        except NotFound:
+            raise NotFound(f"No such container: {parent_ref}/{alias}") from None
+        async with self._table.live(c.id).lock:
+            c = self._table.current(c)
+            kept = tuple(link for link in c.spec.host.links if link.partition(":")[2] != alias)
+            if len(kept) == len(c.spec.host.links):
+                raise NotFound(f"No such container: {parent_ref}/{alias}")
+            self._table.publish_spec(c.id, replace(c.spec, host=replace(c.spec.host, links=kept)))
+
     async def _joined_live(self, c: Container, endpoint: Endpoint) -> None:
         """A running container's files after it joined: its addresses in /etc/hosts; on its
         first user network, an embedded DNS server and a resolv.conf that points there."""

@@ -144,7 +144,7 @@ class Lifecycle(Component):
                     await self.serve_dns(c, netns)
             t_network = time.perf_counter()
             await asyncio.to_thread(
-                write_bundle, c, files, rootfs, joined,
+                write_bundle, self._endpoints.with_links(c), files, rootfs, joined,
                 endpoints=endpoints,
                 host_files=shared,
                 host_gateway=self._endpoints.host_gateway(),
