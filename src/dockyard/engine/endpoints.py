@@ -16,7 +16,7 @@ from dockyard.engine.networks import NetworkService
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.model import ids
 from dockyard.model.containers import Container, ContainerSpec
-from dockyard.model.dnsview import EndpointRecord, NameTable, NetworkNames
+from dockyard.model.dnsview import EndpointRecord, Link, NameTable, NetworkNames
 from dockyard.model.endpoints import (
     Endpoint,
     EndpointRequest,
@@ -252,6 +252,7 @@ class Endpoints:
             gateway4=_gateway4(network),
             gateway6=_gateway6(network),
             aliases=request.aliases,
+            links=request.links if network.name != DEFAULT_BRIDGE else (),
             dns_names=dns_names(c.name, c.short_id, request.aliases, network.name != DEFAULT_BRIDGE, c.spec.hostname),
             gateway_route=route,
         )
@@ -298,7 +299,10 @@ class Endpoints:
         """What the container's embedded DNS answers from: its networks' names, in its order."""
         mine = sorted((e.interface, e.network_id) for net in self._attached.values()
                       for cid, (_, e) in net.items() if cid == container_id)  # fmt: skip
-        return NameTable(tuple(self._network_names(network_id) for _, network_id in mine), ndots_set=ndots_set)
+        networks = tuple(self._network_names(network_id) for _, network_id in mine)
+        links = tuple(Link(net.name, alias, target) for net, network_id in zip(networks, (n for _, n in mine))
+                      for target, alias in map(parse_link, self._attached[network_id][container_id][1].links))  # fmt: skip
+        return NameTable(networks, links, ndots_set=ndots_set)
 
     async def detach(self, endpoints: Iterable[Endpoint], container_id: str = "", *, unplug: bool = True) -> None:
         """Give the addresses back and pull the veths out. `unplug=False` when the namespace

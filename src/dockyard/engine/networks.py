@@ -67,7 +67,7 @@ class CreateRequest:
     labels: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, str] = field(default_factory=dict)
     ipam_driver: str = "default"
-    ipam_options: Mapping[str, str] = field(default_factory=dict)
+    ipam_options: Mapping[str, str] | None = None
     subnets: tuple[SubnetRequest, ...] = ()
     config_only: bool = False
     config_from: str = ""
@@ -241,7 +241,7 @@ class NetworkService:
         return NetworkSpec(
             name=req.name, driver=Driver.BRIDGE, internal=req.internal, attachable=req.attachable,
             enable_ipv4=True, enable_ipv6=enable_ipv6, labels=dict(req.labels), options=options,
-            ipam_driver="default", ipam_options=dict(req.ipam_options), subnets=_with_gateways(plans),
+            ipam_driver="default", ipam_options=None if req.ipam_options is None else dict(req.ipam_options), subnets=_with_gateways(plans),
             bridge=bridge, icc=icc, masquerade=masquerade, mtu=mtu,
         )  # fmt: skip
 

@@ -46,6 +46,7 @@ class Endpoint:
     gateway6: IPv6Address | None = None
     aliases: tuple[str, ...] = ()
     dns_names: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()  # "target:alias" on a user network: names only this container resolves
     gateway_route: bool = False  # the container's default route goes through this endpoint
     ports: tuple[Published, ...] = ()  # host ports forwarded to it (the gateway endpoint only)
 

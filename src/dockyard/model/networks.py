@@ -56,7 +56,7 @@ class NetworkSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, str] = field(default_factory=dict)
     ipam_driver: str = "default"
-    ipam_options: Mapping[str, str] = field(default_factory=dict)
+    ipam_options: Mapping[str, str] | None = None  # None: not given (dockerd shows null), {} given empty
     subnets: tuple[SubnetPlan, ...] = ()  # gateway set: each one has its address
     bridge: str = ""  # the bridge device ("" for host and null)
     icc: bool = True
