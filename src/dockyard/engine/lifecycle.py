@@ -240,8 +240,12 @@ class Lifecycle(Component):
         if mode.kind is not NamespaceKind.CONTAINER:
             return ""
         other = self._table.get(mode.container)
-        if other is None or not other.state.running or not other.state.pid:
+        if other is None:
+            raise InvalidArgument(f"No such container: {mode.container}")
+        if not other.state.running or not other.state.pid:
             return ""
+        if kind == "ipc" and other.spec.host.ipc.kind in (NamespaceKind.PRIVATE, NamespaceKind.NONE):
+            raise InvalidArgument(f"container {other.id}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)")
         return f"/proc/{other.state.pid}/ns/{kind}"
 
     async def _undo_start(self, c: Container, live: Live, created: bool) -> None:
