@@ -162,6 +162,7 @@ async def _compose_and_serve(
         table, exits, restarts, netns, mounts, health, logs, lifecycle, driver, images, dirs,
         config.data_root / "tmp", lifecycle.boot_id,
     ).run()
+    await endpoints.mend([c for c in table.all() if c.state.running])
     lifecycle.restore_dns([c for c in table.all() if c.state.running])
 
     archives = ArchiveService(table, mounts, dirs, images.diff_dirs, files, events, config.data_root / "tmp")

@@ -322,3 +322,39 @@ def test_legacy_links_on_the_default_bridge(net: Daemon) -> None:
     assert "Cannot link to a non running container: /db AS /later/db" in stopped.stderr.decode()
     assert d.out("inspect", "-f", "{{.State.Running}}", "later") == "false"
     d.docker("rm", "-f", "db", "app", "later")
+
+
+def test_a_restart_after_kill_9_mends_the_kernel_state(net: Daemon) -> None:
+    """While the daemon is down a user network's bridge is deleted, one container's veth is
+    deleted, a stray veth is put on the default bridge and a rule added to the daemon's table:
+    the restarted daemon puts it all back as its database says."""
+    d = net
+    o = d.octet  # type: ignore[attr-defined]
+    d.docker("network", "create", "--subnet", f"10.{o}.50.0/24", "mended")
+    bridge = "br-" + d.out("network", "inspect", "-f", "{{.Id}}", "mended")[:12]
+    d.docker("run", "-d", "--name", "srv", "--network", "mended", "busybox", "nc", "-ll", "-p", "80", "-e", "echo", "hi")
+    d.docker("run", "-d", "--name", "cli", "--network", "mended", "busybox", "sleep", "300")
+    assert d.out("exec", "cli", "nc", "srv", "80") == "hi"
+    on_bridge = _veths(bridge)
+    assert len(on_bridge) == 2
+    table = subprocess.run(["nft", "list", "table", "inet", d.table], capture_output=True, text=True, check=True).stdout
+    stray = f"dys{secrets.token_hex(3)}"
+    assert d.proc is not None
+    os.kill(d.proc.pid, signal.SIGKILL)
+    d.proc.wait()
+    try:
+        subprocess.run(["ip", "link", "delete", sorted(on_bridge)[0]], check=True)  # its peer goes with it
+        subprocess.run(["ip", "link", "delete", bridge], check=True)
+        subprocess.run(["ip", "link", "add", stray, "type", "veth", "peer", "name", stray + "p"], check=True)
+        subprocess.run(["ip", "link", "set", stray, "master", d.bridge], check=True)  # type: ignore[attr-defined]
+        subprocess.run(["nft", "add", "rule", "inet", d.table, "forward", "accept"], check=True)
+        d.start()
+        assert _veths(bridge) == on_bridge  # the same veths, on the bridge made again
+        assert stray not in _veths(d.bridge)  # type: ignore[attr-defined]
+        assert subprocess.run(["ip", "link", "show", stray], capture_output=True).returncode != 0
+        assert subprocess.run(["nft", "list", "table", "inet", d.table], capture_output=True, text=True).stdout == table
+        assert d.out("exec", "cli", "nc", "-w", "5", "srv", "80") == "hi"
+        assert d.out("exec", "srv", "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'") == f"10.{o}.50.2/24"
+    finally:
+        subprocess.run(["ip", "link", "delete", stray], capture_output=True)
+    d.docker("rm", "-f", "srv", "cli")

@@ -332,6 +332,30 @@ class Endpoints:
                 self._attached.setdefault(network.id, {})[c.id] = (c.name, endpoint)
                 self._names.pop(network.id, None)
 
+    async def mend(self, running: Iterable[Container]) -> None:
+        """Start-up, once the states are right: the kernel brought back in line with the
+        running containers' endpoints. Veths on our bridges that no endpoint owns go; one
+        whose bridge was made again goes back on it; one gone is plugged in again with the
+        endpoint's own addresses (its peer went with it)."""
+        by_veth: dict[str, tuple[Container, Endpoint, Network]] = {}
+        for c in running:
+            for endpoint in c.state.endpoints:
+                network = self._find(endpoint.network_id)
+                if network is not None and c.state.netns:
+                    by_veth[endpoint.host_veth] = (c, endpoint, network)
+        bridges = frozenset(n.spec.bridge for n in self._networks.all() if n.spec.driver is Driver.BRIDGE and n.spec.bridge)
+        missing = await self._veths.mend(bridges, {v: n.spec.bridge for v, (_, _, n) in by_veth.items()})
+        for name in missing:
+            c, e, network = by_veth[name]
+            gateways = tuple(g for g in (e.gateway4, e.gateway6) if g is not None) if e.gateway_route else ()
+            addresses = tuple(a for a in (e.ipv4, e.ipv6) if a is not None)
+            log.info("container %s: plugging %s into %s again", c.id[:12], e.interface, network.spec.bridge)
+            try:
+                await self._veths.plug(Plug(Path(c.state.netns), network.spec.bridge, e.host_veth, e.interface,
+                                            e.mac, addresses, gateways, network.spec.mtu))  # fmt: skip
+            except Exception:
+                log.exception("container %s: %s could not be plugged in again", c.id[:12], e.interface)
+
     def host_gateway(self) -> str:
         """What `--add-host x:host-gateway` means: the default bridge's gateway ("" without one)."""
         bridge = self._find(DEFAULT_BRIDGE)
