@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -358,3 +359,39 @@ def test_a_restart_after_kill_9_mends_the_kernel_state(net: Daemon) -> None:
     finally:
         subprocess.run(["ip", "link", "delete", stray], capture_output=True)
     d.docker("rm", "-f", "srv", "cli")
+
+
+def test_two_daemons_side_by_side(daemon_factory: Factory, busybox_tar: bytes) -> None:
+    """Two dockyard daemons with bridges, subnets and tables of their own: each serves its
+    containers and published ports, neither's containers reach the other's, and one going
+    away leaves the other's bridge, rules and containers as they were."""
+    daemons = []
+    first = 100 + secrets.randbelow(99)
+    for octet in (first, first + 1):  # subnets that cannot be one
+        tag = secrets.token_hex(3)
+        d = daemon_factory({"bridge": f"dy2{tag}", "bip": f"10.{octet}.250.1/24"})
+        d.docker("import", "--change", 'CMD ["sh"]', "-", "busybox:latest", input=busybox_tar)
+        d.bridge = f"dy2{tag}"  # type: ignore[attr-defined]
+        daemons.append(d)
+    a, b = daemons
+    port_a, port_b = (30000 + secrets.randbelow(10000) for _ in range(2))
+    a.docker("run", "-d", "--name", "sa", "-p", f"127.0.0.1:{port_a}:80", "busybox", "nc", "-ll", "-p", "80", "-e", "echo", "a")
+    b.docker("run", "-d", "--name", "sb", "-p", f"127.0.0.1:{port_b}:80", "busybox", "nc", "-ll", "-p", "80", "-e", "echo", "b")
+    ip_a = a.out("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "sa")
+    ip_b = b.out("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "sb")
+    assert ip_a == f"10.{first}.250.2" and ip_b == f"10.{first + 1}.250.2"
+    assert a.out("run", "--rm", "busybox", "nc", "-w", "3", ip_a, "80") == "a"
+    assert b.out("run", "--rm", "busybox", "nc", "-w", "3", ip_b, "80") == "b"
+    crossed = a.docker("run", "--rm", "busybox", "nc", "-w", "2", ip_b, "80", check=False)
+    assert crossed.stdout.decode().strip() != "b"  # the other daemon's network is not reachable
+    for port, word in ((port_a, "a"), (port_b, "b")):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            assert s.makefile().read().strip() == word
+    table_b = subprocess.run(["nft", "list", "table", "inet", b.table], capture_output=True, text=True, check=True).stdout
+    a.remove_all_containers()
+    a.stop()
+    a.cleanup()
+    assert subprocess.run(["ip", "link", "show", a.bridge], capture_output=True).returncode != 0  # type: ignore[attr-defined]
+    assert subprocess.run(["nft", "list", "table", "inet", b.table], capture_output=True, text=True).stdout == table_b
+    assert _veths(b.bridge) != set()  # type: ignore[attr-defined]
+    assert b.out("run", "--rm", "busybox", "nc", "-w", "3", ip_b, "80") == "b"
