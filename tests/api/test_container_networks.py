@@ -395,3 +395,30 @@ def test_two_daemons_side_by_side(daemon_factory: Factory, busybox_tar: bytes) -
     assert subprocess.run(["nft", "list", "table", "inet", b.table], capture_output=True, text=True).stdout == table_b
     assert _veths(b.bridge) != set()  # type: ignore[attr-defined]
     assert b.out("run", "--rm", "busybox", "nc", "-w", "3", ip_b, "80") == "b"
+
+
+def test_the_daemons_ip_is_where_ports_without_an_address_bind(daemon_factory: Factory, busybox_tar: bytes) -> None:
+    tag, octet = secrets.token_hex(3), 100 + secrets.randbelow(100)
+    d = daemon_factory({"bridge": f"dyi{tag}", "bip": f"10.{octet}.250.1/24", "ip": "127.0.0.1"})
+    d.docker("import", "--change", 'CMD ["sh"]', "-", "busybox:latest", input=busybox_tar)
+    options = json.loads(d.out("network", "inspect", "-f", "{{json .Options}}", "bridge"))
+    assert options["com.docker.network.bridge.host_binding_ipv4"] == "127.0.0.1"
+    cid = d.out("run", "-d", "-p", "80", "busybox", "nc", "-ll", "-p", "80", "-e", "echo", "bound")
+    (binding,) = json.loads(d.out("inspect", "-f", "{{json .NetworkSettings.Ports}}", cid))["80/tcp"]
+    assert binding["HostIp"] == "127.0.0.1"
+    with socket.create_connection(("127.0.0.1", int(binding["HostPort"])), timeout=10) as s:
+        assert s.makefile().read().strip() == "bound"
+    table = subprocess.run(["nft", "list", "table", "inet", d.table], capture_output=True, text=True, check=True).stdout
+    dnats = [line.strip() for line in table.splitlines() if f"tcp dport {binding['HostPort']} dnat" in line]
+    assert dnats and all(line.startswith("ip daddr 127.0.0.1 ") for line in dnats)  # that address only
+
+
+def test_a_network_made_after_the_container_naming_it_shows_its_id(net: Daemon) -> None:
+    d = net
+    o = d.octet  # type: ignore[attr-defined]
+    cid = d.out("create", "--network", "later", "busybox", "true")
+    assert json.loads(d.out("inspect", "-f", "{{json .NetworkSettings.Networks.later.NetworkID}}", cid)) == ""
+    network = d.out("network", "create", "--subnet", f"10.{o}.51.0/24", "later")
+    assert json.loads(d.out("inspect", "-f", "{{json .NetworkSettings.Networks.later.NetworkID}}", cid)) == network
+    assert d.out("start", "-a", cid) == ""
+    d.docker("rm", cid)

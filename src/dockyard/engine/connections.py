@@ -17,7 +17,7 @@ from dockyard.engine.events import EventBus
 from dockyard.engine.firewalling import Firewalling
 from dockyard.engine.networks import NetworkService
 from dockyard.engine.table import ContainerTable
-from dockyard.errors import Forbidden, NotFound
+from dockyard.errors import Forbidden, InvalidArgument, NotFound
 from dockyard.linux.fs import overwrite
 from dockyard.model.containers import Container, ContainerStatus
 from dockyard.model.endpoints import (
@@ -108,6 +108,26 @@ class Connections:
             self._events.publish("network", "disconnect", network.id,
                                  {"container": c.id, "name": network.name, "type": network.spec.driver})  # fmt: skip
 
+
+    async def adopt(self, network: Network) -> None:
+        """A network just made: containers created before it that name it get its id (their
+        inspect shows it; a start would look it up anyway)."""
+        for c in self._table.all():
+            if not any(not r.network_id and r.network_name == network.name for r in c.spec.endpoints):
+                continue
+            async with self._table.live(c.id).lock:
+                current = self._table.get(c.id)
+                if current is None:
+                    continue
+                requests = []
+                for r in current.spec.endpoints:
+                    if not r.network_id and r.network_name == network.name:
+                        try:
+                            r = self._endpoints.checked(network, r)
+                        except InvalidArgument:
+                            pass  # its start says why
+                    requests.append(r)
+                self._table.publish_spec(c.id, replace(current.spec, endpoints=tuple(requests)))
 
     async def remove_link(self, parent_ref: str, alias: str) -> None:
         """A legacy link of `parent_ref` removed (it takes effect at its next start, as dockerd)."""

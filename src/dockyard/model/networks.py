@@ -228,6 +228,7 @@ class NetworkDefaults:
     ip_masq: bool = True
     iptables: bool = True  # dockerd's name: False is no firewall at all (no tables, no sysctls)
     firewall_table: str = "dockyard"  # the nftables tables (inet and bridge) of this daemon
+    host_binding_ipv4: str = "0.0.0.0"  # `--ip`: the host address of a -p without one, on every bridge network
     address_pools: tuple[AddressPool, ...] = ()  # () = DEFAULT_POOLS
     dns: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()
