@@ -97,16 +97,11 @@ def routes(system: SystemService, events: EventBus) -> list[Route]:
     async def not_in_a_swarm(request: Request) -> Response:
         raise Unavailable("This node is not part of a swarm")
 
-    async def not_a_manager(request: Request) -> Response:
-        raise Unavailable('This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
-                          "to connect this node to swarm and try again.")
-
     async def no_swarm_mode(request: Request) -> Response:
         raise Unavailable("swarm mode is not supported by this daemon")
 
     return [
         Route("POST", "/swarm/leave", not_in_a_swarm),
-        Route("GET", "/swarm", not_a_manager),
         Route("POST", "/swarm/init", no_swarm_mode),
         Route("POST", "/swarm/join", no_swarm_mode),
         Route("POST", "/volumes/prune", prune_none_volumes),
