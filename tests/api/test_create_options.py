@@ -321,6 +321,18 @@ def test_joining_a_running_containers_namespaces(daemon: Daemon, busybox: str) -
         daemon.docker("rm", "-f", other)
 
 
+def test_joining_a_private_ipc_namespace_is_refused(daemon: Daemon, busybox: str) -> None:
+    """dockerd shares an IPC namespace only from a donor made `shareable` (or the host's)."""
+    donor = daemon.out("run", "-d", busybox, "sleep", "300")  # the default: private
+    try:
+        result = daemon.docker("run", "--rm", "--ipc", f"container:{donor}", busybox, "true", check=False)
+        assert result.returncode != 0
+        assert f"container {donor}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)" in result.stderr.decode()
+        assert daemon.out("run", "--rm", "--pid", f"container:{donor}", busybox, "sh", "-c", "ps -o comm | grep -c sleep") == "1"
+    finally:
+        daemon.docker("rm", "-f", donor)
+
+
 def test_docker_py_shapes(daemon: Daemon, busybox: str, host_dir: Path) -> None:
     """docker-py's own encodings of the options (Ulimit, Mount, devices, mem_limit ...)."""
     import docker.types

@@ -298,3 +298,12 @@ def test_bad_firewall_table_is_refused(tmp_path: Path, table: object) -> None:
 def test_iptables_must_be_a_bool(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="iptables must be true or false"):
         _parse(tmp_path, doc={"iptables": "no"})
+
+
+def test_the_default_host_address_of_published_ports(no_file: Path, tmp_path: Path) -> None:
+    assert parse_daemon_args([]).network.host_binding_ipv4 == "0.0.0.0"
+    assert parse_daemon_args(["--ip", "127.0.0.1"]).network.host_binding_ipv4 == "127.0.0.1"
+    assert _parse(tmp_path, doc={"ip": "::1"}).network.host_binding_ipv4 == "::1"
+    for bad in ("localhost", 5):
+        with pytest.raises(InvalidArgument, match="invalid ip"):
+            _parse(tmp_path, doc={"ip": bad})

@@ -51,6 +51,9 @@ class _Networks:
     def get(self, term: str) -> Network:
         return self.networks[term]
 
+    def host_binding(self, network: Network) -> IPv4Address:
+        return IPv4Address(network.spec.options.get("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"))
+
 
 def _container(host: HostSpec, exposed: tuple[str, ...]) -> Container:
     spec = ContainerSpec("busybox", "h", exposed_ports=exposed, host=host)
@@ -86,6 +89,17 @@ async def test_ports_are_held_published_and_given_back() -> None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", pub.host_port))
     await fw.unpublish(c.id)  # twice is fine
+
+
+@_sync
+async def test_a_port_without_a_host_address_takes_the_networks_host_binding() -> None:
+    n = _network("n1", "dy1")
+    n = replace(n, spec=replace(n.spec, options={"com.docker.network.bridge.host_binding_ipv4": "127.0.0.1"}))
+    fw = Firewalling(cast(Any, _Networks(n)), None)
+    c = _container(HostSpec(port_bindings={"80/tcp": (("", ""),)}), ("80/tcp",))
+    (pub,) = (await fw.publish(c, (_endpoint(),)))[0].ports
+    assert str(pub.host_ip) == "127.0.0.1"
+    await fw.unpublish(c.id)
 
 
 @_sync

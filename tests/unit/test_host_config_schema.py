@@ -131,7 +131,7 @@ BAD_HOST = [
     ({"Isolation": "hyperv"}, "invalid isolation (hyperv): linux only supports 'default'"),
     ({"VolumeDriver": "x"}, "VolumeDriver (--volume-driver) is not supported yet"),
     ({"VolumesFrom": ["other"]}, "VolumesFrom (--volumes-from) is not supported yet"),
-    ({"Links": ["a:b"]}, "Links (--link) are not supported"),
+    ({"Links": ["a:b:c"]}, "bad format for links: a:b:c"),
     ({"BlkioDeviceReadBps": [{"Path": "/dev/sda", "Rate": 1}]}, "BlkioDeviceReadBps is not supported"),
     ({"IOMaximumBandwidth": 1}, "QoS maximum bandwidth configuration is not supported on linux"),
     ({"CpuCount": 1}, "CpuCount is only supported on Windows"),

@@ -8,15 +8,15 @@ from __future__ import annotations
 import ipaddress
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
 from dockyard.engine.networks import NetworkService
-from dockyard.errors import InvalidArgument, NotFound
+from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.model import ids
 from dockyard.model.containers import Container, ContainerSpec
-from dockyard.model.dnsview import EndpointRecord, NameTable, NetworkNames
+from dockyard.model.dnsview import EndpointRecord, Link, NameTable, NetworkNames
 from dockyard.model.endpoints import (
     Endpoint,
     EndpointRequest,
@@ -27,7 +27,9 @@ from dockyard.model.endpoints import (
     parse_fixed_address,
 )
 from dockyard.model.ipam import Leases
+from dockyard.model.links import LinkedContainer, hosts_entry, parse_link, with_link_env
 from dockyard.model.networks import DEFAULT_BRIDGE, Driver, Network
+from dockyard.model.ports import exposed_ports
 from dockyard.network.veth import Plug, Veths
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,9 @@ Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Endpoints:
-    def __init__(self, networks: NetworkService, veths: Veths) -> None:
+    def __init__(self, networks: NetworkService, veths: Veths, *,
+                 containers: Callable[[str], Container] | None = None) -> None:  # fmt: skip
+        self._containers = containers  # a container by name or id (NotFound): for links
         self._networks = networks
         self._veths = veths
         self._leases: dict[tuple[str, Net], Leases] = {}
@@ -46,7 +50,68 @@ class Endpoints:
     # ---- create: what the request means ------------------------------------------------
 
     def resolve(self, spec: ContainerSpec) -> ContainerSpec:
-        """The endpoints a new container asks for, each network found (404 if not)."""
+        """The endpoints a new container asks for, each network found (404 if not), and its
+        legacy links, each container found."""
+        spec = self._resolve_endpoints(spec)
+        return replace(spec, host=replace(spec.host, links=self._links(spec))) if spec.host.links else spec
+
+    def _links(self, spec: ContainerSpec) -> tuple[str, ...]:
+        """HostConfig.Links as dockerd registers them: on the default bridge only (the CLI
+        gives user networks their links in EndpointsConfig), each `name:alias` found."""
+        mode = spec.host.network_mode or "default"
+        if mode == "host":
+            raise InvalidArgument("conflicting options: host type networking can't be used with links. "
+                                  "This would result in undefined behavior")  # fmt: skip
+        if mode.startswith("container:"):
+            raise InvalidArgument("conflicting options: container type network can't be used with links. "
+                                  "This would result in undefined behavior")  # fmt: skip
+        if mode not in ("default", DEFAULT_BRIDGE, "none") or self._containers is None:
+            return ()
+        found = []
+        for text in spec.host.links:
+            name, alias = parse_link(text)
+            try:
+                child = self._containers(name)
+                while child.spec.host.network_mode.startswith("container:"):
+                    child = self._containers(child.spec.host.network_mode.partition(":")[2])
+            except NotFound as exc:
+                raise InvalidArgument(f"could not get container for {name}: {exc.message}") from None
+            if child.spec.host.network_mode == "host":
+                raise InvalidArgument("conflicting options: host type networking can't be used with links. "
+                                      "This would result in undefined behavior")  # fmt: skip
+            found.append(f"{child.name}:{alias}")
+        return tuple(found)
+
+    def with_links(self, c: Container) -> Container:
+        """`c` as its start writes its files: each linked container in its /etc/hosts and its
+        variables in the environment (dockerd's legacy links, on the default bridge)."""
+        if not c.spec.host.links or self._containers is None:
+            return c
+        bridge = self._find(DEFAULT_BRIDGE)
+        if bridge is None or c.id not in self._attached.get(bridge.id, {}):
+            return c  # not on the default bridge: links mean nothing there
+        children = []
+        for link in c.spec.host.links:
+            name, _, alias = link.partition(":")
+            try:
+                child = self._containers(name)
+            except NotFound:
+                continue  # removed since: its link went with it
+            if not child.state.running:
+                raise Conflict(f"Cannot link to a non running container: /{child.name} AS /{c.name}/{alias}")
+            _, endpoint = self._attached[bridge.id].get(child.id, ("", None))
+            if endpoint is None or endpoint.ipv4 is None:
+                raise Conflict(f"Cannot link to /{child.name}, as it does not belong to the default network")
+            ports = exposed_ports((*child.spec.exposed_ports, *child.spec.host.port_bindings))
+            children.append(LinkedContainer(alias, child.name, child.spec.hostname, str(endpoint.ipv4.ip),
+                                            child.spec.env, ports))  # fmt: skip
+        h = c.spec.host
+        return replace(c, spec=replace(
+            c.spec, env=with_link_env(c.spec.env, c.name, children),
+            host=replace(h, extra_hosts=(*h.extra_hosts, *(hosts_entry(child) for child in children))),
+        ))  # fmt: skip
+
+    def _resolve_endpoints(self, spec: ContainerSpec) -> ContainerSpec:
         mode = spec.host.network_mode or "default"
         if spec.network_disabled or mode == "none":
             if spec.endpoints and mode == "none":
@@ -187,6 +252,7 @@ class Endpoints:
             gateway4=_gateway4(network),
             gateway6=_gateway6(network),
             aliases=request.aliases,
+            links=request.links if network.name != DEFAULT_BRIDGE else (),
             dns_names=dns_names(c.name, c.short_id, request.aliases, network.name != DEFAULT_BRIDGE, c.spec.hostname),
             gateway_route=route,
         )
@@ -233,7 +299,10 @@ class Endpoints:
         """What the container's embedded DNS answers from: its networks' names, in its order."""
         mine = sorted((e.interface, e.network_id) for net in self._attached.values()
                       for cid, (_, e) in net.items() if cid == container_id)  # fmt: skip
-        return NameTable(tuple(self._network_names(network_id) for _, network_id in mine), ndots_set=ndots_set)
+        networks = tuple(self._network_names(network_id) for _, network_id in mine)
+        links = tuple(Link(net.name, alias, target) for net, network_id in zip(networks, (n for _, n in mine))
+                      for target, alias in map(parse_link, self._attached[network_id][container_id][1].links))  # fmt: skip
+        return NameTable(networks, links, ndots_set=ndots_set)
 
     async def detach(self, endpoints: Iterable[Endpoint], container_id: str = "", *, unplug: bool = True) -> None:
         """Give the addresses back and pull the veths out. `unplug=False` when the namespace
@@ -262,6 +331,30 @@ class Endpoints:
                             self._leases[(network.id, iface.network)] = leases.take(iface.ip)
                 self._attached.setdefault(network.id, {})[c.id] = (c.name, endpoint)
                 self._names.pop(network.id, None)
+
+    async def mend(self, running: Iterable[Container]) -> None:
+        """Start-up, once the states are right: the kernel brought back in line with the
+        running containers' endpoints. Veths on our bridges that no endpoint owns go; one
+        whose bridge was made again goes back on it; one gone is plugged in again with the
+        endpoint's own addresses (its peer went with it)."""
+        by_veth: dict[str, tuple[Container, Endpoint, Network]] = {}
+        for c in running:
+            for endpoint in c.state.endpoints:
+                network = self._find(endpoint.network_id)
+                if network is not None and c.state.netns:
+                    by_veth[endpoint.host_veth] = (c, endpoint, network)
+        bridges = frozenset(n.spec.bridge for n in self._networks.all() if n.spec.driver is Driver.BRIDGE and n.spec.bridge)
+        missing = await self._veths.mend(bridges, {v: n.spec.bridge for v, (_, _, n) in by_veth.items()})
+        for name in missing:
+            c, e, network = by_veth[name]
+            gateways = tuple(g for g in (e.gateway4, e.gateway6) if g is not None) if e.gateway_route else ()
+            addresses = tuple(a for a in (e.ipv4, e.ipv6) if a is not None)
+            log.info("container %s: plugging %s into %s again", c.id[:12], e.interface, network.spec.bridge)
+            try:
+                await self._veths.plug(Plug(Path(c.state.netns), network.spec.bridge, e.host_veth, e.interface,
+                                            e.mac, addresses, gateways, network.spec.mtu))  # fmt: skip
+            except Exception:
+                log.exception("container %s: %s could not be plugged in again", c.id[:12], e.interface)
 
     def host_gateway(self) -> str:
         """What `--add-host x:host-gateway` means: the default bridge's gateway ("" without one)."""

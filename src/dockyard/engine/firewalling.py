@@ -81,7 +81,7 @@ class Firewalling:
             return endpoints
         network = self._networks.get(chosen.network_id)
         requests = bind_requests(mappings, chosen.ipv4.ip if chosen.ipv4 else None,
-                                 chosen.ipv6.ip if chosen.ipv6 else None)  # fmt: skip
+                                 chosen.ipv6.ip if chosen.ipv6 else None, self._networks.host_binding(network))  # fmt: skip
         try:
             reservation = self._allocator.reserve(requests)
             self._reservations[c.id] = reservation

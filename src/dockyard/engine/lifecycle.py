@@ -146,7 +146,7 @@ class Lifecycle(Component):
                     await self.serve_dns(c, netns)
             t_network = time.perf_counter()
             keep_filter_as = await asyncio.to_thread(
-                write_bundle, c, files, rootfs, joined,
+                write_bundle, self._endpoints.with_links(c), files, rootfs, joined,
                 endpoints=endpoints,
                 host_files=shared,
                 host_gateway=self._endpoints.host_gateway(),
@@ -244,8 +244,12 @@ class Lifecycle(Component):
         if mode.kind is not NamespaceKind.CONTAINER:
             return ""
         other = self._table.get(mode.container)
-        if other is None or not other.state.running or not other.state.pid:
+        if other is None:
+            raise InvalidArgument(f"No such container: {mode.container}")
+        if not other.state.running or not other.state.pid:
             return ""
+        if kind == "ipc" and other.spec.host.ipc.kind in (NamespaceKind.PRIVATE, NamespaceKind.NONE):
+            raise InvalidArgument(f"container {other.id}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)")
         return f"/proc/{other.state.pid}/ns/{kind}"
 
     async def _undo_start(self, c: Container, live: Live, created: bool) -> None:

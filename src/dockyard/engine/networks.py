@@ -68,7 +68,7 @@ class CreateRequest:
     labels: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, str] = field(default_factory=dict)
     ipam_driver: str = "default"
-    ipam_options: Mapping[str, str] = field(default_factory=dict)
+    ipam_options: Mapping[str, str] | None = None
     subnets: tuple[SubnetRequest, ...] = ()
     config_only: bool = False
     config_from: str = ""
@@ -98,6 +98,7 @@ class NetworkService(Component):
         defaults: NetworkDefaults,
         endpoints_of: Callable[[str], list[str]] = lambda network_id: [],
         changed: Callable[[], Awaitable[None]] | None = None,
+        created: Callable[[Network], Awaitable[None]] | None = None,
     ) -> None:
         """`endpoints_of(network_id)`: names of the containers attached (none until
         containers join networks)."""
@@ -107,6 +108,7 @@ class NetworkService(Component):
         self._defaults = defaults
         self._endpoints_of = endpoints_of
         self._changed = changed  # after a bridge network came or went: the firewall follows
+        self._created = created  # after a network came: containers that named it before learn its id
         self._networks: dict[str, Network] = {}
         self._lock = asyncio.Lock()  # creations and removals, one at a time: names and subnets stay unique
         self._tasks = Tasks("networks")
@@ -150,7 +152,7 @@ class NetworkService(Component):
             OPT_DEFAULT_BRIDGE: "true",
             OPT_ENABLE_ICC: str(d.icc).lower(),
             OPT_MASQUERADE: str(d.ip_masq).lower(),
-            OPT_HOST_BINDING: "0.0.0.0",
+            OPT_HOST_BINDING: d.host_binding_ipv4,
             OPT_BRIDGE_NAME: d.bridge,
             OPT_MTU: str(d.mtu or 1500),
         }
@@ -174,6 +176,15 @@ class NetworkService(Component):
         return next((n for n in self._networks.values() if n.name == name), None)
 
     # ---- reading ----------------------------------------------------------------------
+
+    def host_binding(self, network: Network) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        """Where a -p without a host address binds on `network`: its host_binding_ipv4
+        option, else the daemon's `--ip` (0.0.0.0: every address)."""
+        text = network.spec.options.get(OPT_HOST_BINDING) or self._defaults.host_binding_ipv4
+        try:
+            return ipaddress.ip_address(text)
+        except ValueError:
+            return ipaddress.IPv4Address("0.0.0.0")
 
     def all(self) -> list[Network]:
         return sorted(self._networks.values(), key=lambda n: (n.created, n.id))
@@ -208,6 +219,11 @@ class NetworkService(Component):
                 raise
             self._networks[network.id] = network
         await self._notify()
+        if self._created is not None:
+            try:
+                await self._created(network)
+            except Exception:
+                log.exception("network %s: the containers naming it could not be told its id", network.name)
         self._events.publish("network", "create", network.id, {"name": network.name, "type": spec.driver})
         log.info("network %s (%s) created on %s", network.name, network.id[:12], spec.bridge)
         return network
@@ -248,7 +264,7 @@ class NetworkService(Component):
         return NetworkSpec(
             name=req.name, driver=Driver.BRIDGE, internal=req.internal, attachable=req.attachable,
             enable_ipv4=True, enable_ipv6=enable_ipv6, labels=dict(req.labels), options=options,
-            ipam_driver="default", ipam_options=dict(req.ipam_options), subnets=_with_gateways(plans),
+            ipam_driver="default", ipam_options=None if req.ipam_options is None else dict(req.ipam_options), subnets=_with_gateways(plans),
             bridge=bridge, icc=icc, masquerade=masquerade, mtu=mtu,
         )  # fmt: skip
 

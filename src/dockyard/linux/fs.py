@@ -36,6 +36,14 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = 
     os.replace(tmp, path)
 
 
+def overwrite(path: Path, data: bytes) -> None:
+    """Replace a file's content in place: a file bind-mounted into a running container
+    (its /etc/hosts, /etc/resolv.conf) keeps its inode, so a rename would go unseen there."""
+    with open(path, "r+b") as f:
+        f.write(data)
+        f.truncate()
+
+
 def _identity(st: os.stat_result) -> tuple[int, int]:
     return (st.st_dev, st.st_ino)
 

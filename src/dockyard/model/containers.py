@@ -124,6 +124,7 @@ class HostSpec:
     dns_options: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()
     extra_hosts: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()  # legacy links on the default bridge: "name:alias", names resolved at create
     security_opt: tuple[str, ...] = ()
     tmpfs: Mapping[str, str] = field(default_factory=dict)
     console_size: tuple[int, int] = (0, 0)

@@ -46,6 +46,7 @@ class Endpoint:
     gateway6: IPv6Address | None = None
     aliases: tuple[str, ...] = ()
     dns_names: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()  # "target:alias" on a user network: names only this container resolves
     gateway_route: bool = False  # the container's default route goes through this endpoint
     ports: tuple[Published, ...] = ()  # host ports forwarded to it (the gateway endpoint only)
 
@@ -103,3 +104,19 @@ def own_hosts_lines(endpoints: Sequence[Endpoint], hostname: str, domainname: st
         if e.ipv6 is not None:
             lines.append((str(e.ipv6.ip), name))
     return lines
+
+
+def hosts_with(text: str, lines: Sequence[tuple[str, str]]) -> str:
+    """/etc/hosts with `lines` (address, names) appended, as dockerd adds an endpoint's
+    addresses when a running container joins a network; ones already there are not repeated."""
+    present = {(p[0], " ".join(p[1:])) for line in text.splitlines() if len(p := line.split()) > 1}
+    out = text if not text or text.endswith("\n") else text + "\n"
+    return out + "".join(f"{ip}\t{names}\n" for ip, names in lines if (ip, " ".join(names.split())) not in present)
+
+
+def hosts_without(text: str, lines: Sequence[tuple[str, str]]) -> str:
+    """/etc/hosts without the entries `lines` added (a disconnect), every other line kept."""
+    gone = {(ip, " ".join(names.split())) for ip, names in lines}
+    kept = [line for line in text.splitlines(keepends=True)
+            if not ((p := line.split()) and (p[0], " ".join(p[1:])) in gone)]  # fmt: skip
+    return "".join(kept)

@@ -56,7 +56,7 @@ class NetworkSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, str] = field(default_factory=dict)
     ipam_driver: str = "default"
-    ipam_options: Mapping[str, str] = field(default_factory=dict)
+    ipam_options: Mapping[str, str] | None = None  # None: not given (dockerd shows null), {} given empty
     subnets: tuple[SubnetPlan, ...] = ()  # gateway set: each one has its address
     bridge: str = ""  # the bridge device ("" for host and null)
     icc: bool = True
@@ -228,6 +228,7 @@ class NetworkDefaults:
     ip_masq: bool = True
     iptables: bool = True  # dockerd's name: False is no firewall at all (no tables, no sysctls)
     firewall_table: str = "dockyard"  # the nftables tables (inet and bridge) of this daemon
+    host_binding_ipv4: str = "0.0.0.0"  # `--ip`: the host address of a -p without one, on every bridge network
     address_pools: tuple[AddressPool, ...] = ()  # () = DEFAULT_POOLS
     dns: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()

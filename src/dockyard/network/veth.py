@@ -69,8 +69,42 @@ def _unplug(host_name: str) -> None:
             host.delete_link(link.index)
 
 
+def _mend(bridges: frozenset[str], wanted: dict[str, str]) -> list[str]:
+    """On our bridges: veths no endpoint owns removed, endpoints' veths that lost their bridge
+    (it was deleted and made again) put back on it. The wanted ones missing are returned."""
+    missing: list[str] = []
+    with Netlink() as host:
+        links = host.links()
+        index_of = {link.name: link.index for link in links if link.name in bridges}
+        ours = set(index_of.values())
+        by_name = {link.name: link for link in links}
+        for link in links:
+            if link.master in ours and link.kind == "veth" and link.name not in wanted:
+                log.info("removing %s: on a bridge of ours, no endpoint's", link.name)
+                try:
+                    host.delete_link(link.index)
+                except NetlinkError as exc:  # gone meanwhile, with its namespace
+                    log.debug("removing %s: %s", link.name, exc.strerror)
+        for name, bridge in wanted.items():
+            veth = by_name.get(name)
+            if veth is None:
+                missing.append(name)
+            elif bridge in index_of and veth.master != index_of[bridge]:
+                log.info("putting %s back on %s", name, bridge)
+                host.set_link(veth.index, master=index_of[bridge], up=True)
+                host.set_hairpin(veth.index)
+    return missing
+
+
 class Veths:
     """Plugs containers into bridges and out again."""
+
+    async def mend(self, bridges: frozenset[str], wanted: dict[str, str]) -> list[str]:
+        """After a daemon restart: `wanted` maps each running endpoint's host veth to its bridge."""
+        try:
+            return await asyncio.to_thread(_mend, bridges, wanted)
+        except NetlinkError as exc:
+            raise Internal(f"failed to check container networking: {exc.strerror}") from exc
 
     async def plug(self, p: Plug) -> None:
         try:

@@ -49,7 +49,16 @@ def routes(networks: NetworkService, endpoints: Endpoints, connections: Connecti
         await connections.disconnect(request.params["id"], container, force=force)
         return EmptyResponse(200)
 
+    async def remove_link(request: Request) -> Response:
+        """`docker rm --link parent/alias`: the link goes, both containers stay."""
+        parent, alias = request.params["parent"], request.params["alias"]
+        if not request.flag("link"):
+            raise NotFound(f"No such container: {parent}/{alias}")
+        await connections.remove_link(parent, alias)
+        return EmptyResponse(204)
+
     return [
+        Route("DELETE", "/containers/{parent}/{alias}", remove_link),
         Route("POST", "/networks/{id}/connect", connect),
         Route("POST", "/networks/{id}/disconnect", disconnect),
         Route("GET", "/networks", list_networks),

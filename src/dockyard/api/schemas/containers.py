@@ -218,7 +218,7 @@ def healthcheck_doc(h: HealthConfig) -> dict[str, Any]:
 
 
 def host_config_doc(c: Container) -> dict[str, Any]:
-    return host_config_spec_doc(c.spec.host, c.runtime)
+    return host_config_spec_doc(c.spec.host, c.runtime, c.name)
 
 
 def health_doc(h: Health) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from dockyard.model.hostconfig import (
     parse_security_opts,
     parse_uts_mode,
 )
+from dockyard.model.links import parse_link
 from dockyard.model.mounts import MountSpec, mount_from_api
 
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
@@ -158,8 +159,6 @@ def _refuse_unsupported(doc: Mapping[str, Any]) -> None:
         raise InvalidArgument("VolumeDriver (--volume-driver) is not supported yet: volume plugins are not served")
     if f.strs(doc.get("VolumesFrom"), "VolumesFrom"):
         raise InvalidArgument("VolumesFrom (--volumes-from) is not supported yet: it comes with volumes")
-    if f.strs(doc.get("Links"), "Links"):
-        raise InvalidArgument("Links (--link) are not supported: legacy links need the bridge network")
     if f.string(doc.get("Cgroup"), "Cgroup"):
         raise InvalidArgument("Cgroup (sharing another container's cgroup) is not supported by this daemon")
     if doc.get("DeviceRequests"):
@@ -280,6 +279,7 @@ def parse_host_config(doc: Mapping[str, Any]) -> HostSpec:
         dns_options=f.strs(doc.get("DnsOptions"), "DnsOptions"),
         dns_search=f.strs(doc.get("DnsSearch"), "DnsSearch"),
         extra_hosts=f.strs(doc.get("ExtraHosts"), "ExtraHosts"),
+        links=tuple(":".join(parse_link(text)) for text in f.strs(doc.get("Links"), "Links")),
         security_opt=security_opt,
         tmpfs=f.str_map(doc.get("Tmpfs"), "Tmpfs"),
         console_size=_console_size(doc.get("ConsoleSize")),
@@ -356,7 +356,7 @@ def mount_request_doc(m: MountSpec) -> dict[str, Any]:
 
 
 
-def host_config_doc(h: HostSpec, runtime: str) -> dict[str, Any]:
+def host_config_doc(h: HostSpec, runtime: str, name: str = "") -> dict[str, Any]:
     """HostConfig in inspect (API 1.50), every field as dockerd shows it: the fields that are
     `omitempty` in moby's HostConfig (Tmpfs, Sysctls, Runtime, Annotations, Mounts, Init,
     StorageOpt, KernelMemoryTCP) are left out when empty, the others are always there."""
@@ -381,7 +381,7 @@ def host_config_doc(h: HostSpec, runtime: str) -> dict[str, Any]:
         "GroupAdd": list(h.group_add) or None,
         "IpcMode": h.ipc_mode,
         "Cgroup": "",
-        "Links": None,
+        "Links": [f"/{child}:/{name}/{alias}" for child, _, alias in (link.partition(":") for link in h.links)] or None,
         "OomScoreAdj": h.oom_score_adj,
         "PidMode": h.pid_mode,
         "Privileged": h.privileged,

@@ -39,7 +39,7 @@ def create_request(doc: Any) -> CreateRequest:
         labels=f.str_map(body.get("Labels"), "Labels"),
         options=f.str_map(body.get("Options"), "Options"),
         ipam_driver=f.string(ipam.get("Driver"), "IPAM.Driver") or "default",
-        ipam_options=f.str_map(ipam.get("Options"), "IPAM.Options"),
+        ipam_options=None if ipam.get("Options") is None else f.str_map(ipam.get("Options"), "IPAM.Options"),
         subnets=tuple(subnets),
         config_only=f.boolean(body.get("ConfigOnly"), "ConfigOnly"),
         config_from=f.string(config_from.get("Network"), "ConfigFrom.Network"),
@@ -74,7 +74,7 @@ def network_doc(n: Network, api_version: str, containers: dict[str, Any] | None 
         "EnableIPv6": spec.enable_ipv6,
         "IPAM": {
             "Driver": spec.ipam_driver,
-            "Options": dict(spec.ipam_options) if user_made else None,
+            "Options": dict(spec.ipam_options) if user_made and spec.ipam_options is not None else None,
             "Config": [_ipam_config(s) for s in spec.subnets],
         },
         "Internal": spec.internal,
