@@ -838,3 +838,11 @@ def test_mounts_list_binds_and_api_mounts_but_not_tmpfs_option() -> None:
         {"Type": "bind", "Source": "/s", "Destination": "/d", "Mode": "", "RW": True, "Propagation": "rprivate"},
     ]
     assert summary_doc(c)["Mounts"] == mounts
+
+
+def test_a_runtime_beside_hostconfig_is_taken_when_hostconfig_names_none() -> None:
+    """docker-py sends create_container(runtime=...) as a top-level Runtime."""
+    assert parse_create({"Image": "busybox", "Runtime": "runc"}, "h").host.runtime == "runc"
+    both = {"Image": "busybox", "Runtime": "runc", "HostConfig": {"Runtime": "crun"}}
+    assert parse_create(both, "h").host.runtime == "crun"
+    assert parse_create({"Image": "busybox"}, "h").host.runtime == ""

@@ -6,6 +6,7 @@ import hashlib
 import posixpath
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from dockyard.api.schemas import fields as f
@@ -119,6 +120,10 @@ def parse_create(body: Any, hostname: str) -> ContainerSpec:
     if not doc.get("Image"):
         raise InvalidArgument("config cannot be empty in order to create a container")
     host = parse_host_config(_obj(doc.get("HostConfig"), "HostConfig"))
+    if not host.runtime and (top_runtime := f.string(doc.get("Runtime"), "Runtime")):
+        # docker-py's `runtime=` lands here, beside HostConfig, where dockerd never looks (its
+        # default, runc, makes that look right there); ours may be crun: take what was asked.
+        host = replace(host, runtime=top_runtime)
     user_hostname = f.string(doc.get("Hostname"), "Hostname")
     if user_hostname and host.uts.kind is NamespaceKind.HOST:
         raise InvalidArgument("conflicting options: hostname and the UTS mode")
