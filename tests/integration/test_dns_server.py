@@ -8,6 +8,7 @@ nslookup under nsenter, as a container's tools would.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ctypes
 import os
 import socket
@@ -90,8 +91,6 @@ class _StubUdp(asyncio.DatagramProtocol):
 async def stub_upstream(host: str = "127.0.0.1") -> AsyncIterator[Stub]:
     stub = Stub()
     loop = asyncio.get_running_loop()
-    udp, _ = await loop.create_datagram_endpoint(lambda: _StubUdp(stub), local_addr=(host, 0))
-    stub.port = udp.get_extra_info("sockname")[1]
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -103,7 +102,18 @@ async def stub_upstream(host: str = "127.0.0.1") -> AsyncIterator[Stub]:
         finally:
             writer.close()
 
-    tcp = await asyncio.start_server(serve, host, stub.port)
+    for _ in range(20):  # a free UDP port may be taken for TCP (other tests run beside): another
+        udp, _ = await loop.create_datagram_endpoint(lambda: _StubUdp(stub), local_addr=(host, 0))
+        stub.port = udp.get_extra_info("sockname")[1]
+        try:
+            tcp = await asyncio.start_server(serve, host, stub.port)
+            break
+        except OSError as exc:
+            udp.close()
+            if exc.errno != errno.EADDRINUSE:
+                raise
+    else:
+        raise AssertionError("no port free for both UDP and TCP")
     try:
         yield stub
     finally:
