@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from dockyard.api.connection import Connection
+from dockyard.api.listeners import ApiServer
 from dockyard.api.messages import (
     BytesResponse,
     EmptyResponse,
@@ -215,27 +215,18 @@ def request_bytes(
 Client = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
+def _connection_tasks() -> set[asyncio.Task[Any]]:
+    return {t for t in asyncio.all_tasks() if t.get_name() == "api:connection" and not t.done()}
+
+
 def run(
     tmp_path: Path, scenario: Callable[[Callable[[], Awaitable[Client]], Spy], Awaitable[None]]
 ) -> None:
-    """Serve the fake API on tmp_path/s and run `scenario(connect, spy)` against it."""
+    """Serve the fake API on tmp_path/s (the daemon's listener) and run `scenario(connect, spy)`."""
 
     async def main() -> None:
         spy = Spy()
-        router = Router(_routes(spy))
         path = str(tmp_path / "s")
-        connections: set[asyncio.Task[None]] = set()
-
-        async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            connections.add(task)
-            try:
-                await Connection(reader, writer, router, "test").serve()
-            finally:
-                connections.discard(task)
-
-        server = await asyncio.start_unix_server(on_client, path=path)
         clients: list[asyncio.StreamWriter] = []
 
         async def connect() -> Client:
@@ -244,16 +235,15 @@ def run(
             return reader, writer
 
         try:
-            async with server:
+            async with ApiServer(Router(_routes(spy)), "test", None) as api:
+                await api.listen((f"unix://{path}",))
                 await asyncio.wait_for(scenario(connect, spy), TIMEOUT)
                 for writer in clients:
                     writer.close()
                 # every server-side connection ends once its client is gone
-                if connections:
-                    await asyncio.wait_for(
-                        asyncio.gather(*connections, return_exceptions=True), TIMEOUT
-                    )
-        finally:  # on failure, asyncio.run cancels what is left of the server side
+                if connections := _connection_tasks():
+                    await asyncio.wait_for(asyncio.gather(*connections, return_exceptions=True), TIMEOUT)
+        finally:  # on failure, the server's exit cancels what is left of the server side
             for writer in clients:
                 with contextlib.suppress(Exception):
                     writer.close()
@@ -743,31 +733,25 @@ def test_cancelling_a_streaming_connection_closes_the_generator_and_leaks_no_tas
 
     async def main() -> None:
         spy = Spy()
-        router = Router(_routes(spy))
         path = str(tmp_path / "s")
-        served: list[asyncio.Task[None]] = []
-
-        async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await Connection(reader, writer, router, "test").serve()
-
-        def track(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            served.append(asyncio.get_running_loop().create_task(on_client(reader, writer)))
-
-        server = await asyncio.start_unix_server(track, path=path)
-        async with server:
+        api = ApiServer(Router(_routes(spy)), "test", None)
+        async with api:
+            await api.listen((f"unix://{path}",))
             reader, writer = await asyncio.open_unix_connection(path)
             writer.write(request_bytes("GET", "/endless"))
             await reader.readuntil(b"first\n\r\n")
             before = asyncio.all_tasks()
-            served[0].cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await served[0]
-            assert spy.stream_closed.is_set()
-            await asyncio.sleep(0)
-            left = {t for t in asyncio.all_tasks() - {asyncio.current_task()} if not t.done()}
-            assert left <= before - {served[0]}
-            assert not any("anext" in repr(t) for t in left)
-            writer.close()
+            served = _connection_tasks()
+            assert len(served) == 1
+        # leaving the server (daemon shutdown) cancelled the connection mid-stream
+        assert all(t.cancelled() for t in served)
+        assert spy.stream_closed.is_set()
+        await asyncio.sleep(0)
+        left = {t for t in asyncio.all_tasks() - {asyncio.current_task()} if not t.done()}
+        assert left <= before - served
+        assert not any("anext" in repr(t) for t in left)
+        assert await reader.read() == b""  # the server closed the connection
+        writer.close()
 
     asyncio.run(main())
     assert "connection failed" not in caplog.text
