@@ -118,6 +118,14 @@ def _routes(spy: Spy) -> list[Route]:
 
         return HijackResponse("application/vnd.docker.raw-stream", session)
 
+    async def deadline(request: Request) -> Response:
+        try:
+            async with asyncio.timeout(0):  # as docker stop -t 0: expired before anything waited
+                await asyncio.Event().wait()
+        except TimeoutError:
+            return JsonResponse({"timed_out": True})
+        return EmptyResponse()
+
     async def missing(request: Request) -> Response:
         raise NotFound("No such container: ghost")
 
@@ -149,6 +157,7 @@ def _routes(spy: Spy) -> list[Route]:
         Route("GET", "/endless", endless),
         Route("POST", "/attach", attach),
         Route("GET", "/missing", missing),
+        Route("GET", "/deadline", deadline),
         Route("POST", "/conflict", conflict),
         Route("POST", "/notmod", not_modified),
         Route("GET", "/boom", boom),
@@ -345,6 +354,19 @@ def test_keep_alive_two_requests_one_connection(tmp_path: Path) -> None:
         assert first.json()["params"] == {"id": "one"} and first.json()["version"] == "1.41"
         assert second.json()["params"] == {"id": "two"} and second.json()["version"] == "1.43"
         assert "connection" not in first.headers or first.headers["connection"].lower() != "close"
+
+    run(tmp_path, scenario)
+
+
+def test_a_deadline_that_expires_before_the_route_first_waits_is_the_routes(tmp_path: Path) -> None:
+    """The route starts in data_received and its timeout fires before the connection's task
+    takes it over: the TimeoutError is raised in the route, which answers."""
+
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        for _ in range(2):
+            writer.write(request_bytes("GET", "/deadline"))
+            assert (await read_reply(reader)).json() == {"timed_out": True}
 
     run(tmp_path, scenario)
 

@@ -256,6 +256,8 @@ class Connection(asyncio.Protocol):
         if self._task is None:  # shutting down
             self._done = True
             transport.close()
+        else:  # however it ends (cancelled before it ever ran, too), the connection goes with it
+            self._task.add_done_callback(lambda _: self._finish())
 
     def data_received(self, data: bytes) -> None:
         if self._discarding or self._done and not self._busy:
@@ -354,6 +356,10 @@ class Connection(asyncio.Protocol):
                     self._wakeup = self._loop.create_future()
                     try:
                         await self._wakeup
+                    except asyncio.CancelledError:
+                        if self._pending is None:
+                            raise
+                        self._pending.cancel()  # it is the request's: given to it, raised there
                     finally:
                         self._wakeup = None
                     continue

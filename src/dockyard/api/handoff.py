@@ -30,6 +30,7 @@ _LEAVE: Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any]], None] | None = 
     _asyncio_tasks, "_leave_task", None
 )
 _UNSTARTED = object()
+_CANCEL = object()  # instead of resuming the coroutine, throw a CancelledError into it
 
 
 class Handoff(Generic[T]):
@@ -46,6 +47,8 @@ class Handoff(Generic[T]):
         try:
             if waits_on is _UNSTARTED:
                 waits_on = coro.send(None)
+            elif waits_on is _CANCEL:
+                waits_on = coro.throw(asyncio.CancelledError())
             while True:
                 try:
                     yield waits_on
@@ -55,6 +58,16 @@ class Handoff(Generic[T]):
                     waits_on = coro.send(None)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+
+    def cancel(self) -> None:
+        """A cancellation of the task that arrived before it took this over (an asyncio.timeout
+        entered before the coroutine first waited expires at once): it belongs to the coroutine.
+        As a task does it: what the coroutine waits on is cancelled, so it raises where it waits."""
+        waits_on = self._waits_on
+        if not (isinstance(waits_on, asyncio.Future) and waits_on.cancel()):
+            # not started, yielded nothing (asyncio.sleep(0)), or what it waits on is done:
+            # raised where it resumes, as a task's _must_cancel does
+            self._waits_on = _CANCEL
 
     def close(self) -> None:
         """The task that was to take it over will not: end it where it stands."""
