@@ -88,6 +88,8 @@ def split_target(raw: bytes) -> tuple[str, str] | None:
         path, query = parts.path or "/", parts.query
     else:
         return None
+    if "%" not in path:
+        return path, query
     if _BAD_ESCAPE.search(path):
         return None  # Go: invalid URL escape
     return unquote(path), query
@@ -111,6 +113,13 @@ def _common_block(server: str) -> bytes:
 def _typed_block(content_type: str, headers: tuple[tuple[str, str], ...]) -> bytes:
     # Most answers repeat their headers (/_ping's on every call): encoded once.
     return header_block((("Content-Type", content_type), *headers))
+
+
+@functools.lru_cache(maxsize=1024)
+def _whole_head(status: int, common: bytes, extra: bytes, length: int, framing: bytes) -> bytes:
+    # The hottest answers (/_ping, /version, an empty 204) have the same head every time.
+    length_line = b"" if length < 0 else b"Content-Length: %d\r\n" % length
+    return b"".join((status_line(status), common, extra, length_line, framing, b"\r\n"))
 
 
 class _Body:
@@ -209,15 +218,15 @@ class _Hijacked:
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[Any] | None"]
 
 
-class Connection(asyncio.Protocol):
+class Connection(asyncio.BufferedProtocol):
     """One client connection, served from the transport's callbacks and one task.
 
-    `data_received` feeds the parser and answers, right there, each complete request whose
-    exchange needs no waiting (a handler that returns at once, a socket that takes the answer):
-    the hot path has no task switch and no extra turn of the loop. A request that must wait
+    Each read (`buffer_updated`) feeds the parser and answers, right there, each complete
+    request whose exchange needs no waiting (a handler that returns at once, a socket that
+    takes the answer): the hot path has no task switch and no extra turn of the loop. A request that must wait
     (a body to read, an engine call, a stream, a hijack) is handed to the connection's task
     (api/handoff), which serves it and what is pipelined behind it, then goes back to
-    waiting; while it works, `data_received` only stores bytes and wakes what waits on them.
+    waiting; while it works, a read only stores bytes and wakes what waits on them.
     """
 
     def __init__(self, router: Router, server_header: str, spawn: Spawn) -> None:
@@ -229,10 +238,13 @@ class Connection(asyncio.Protocol):
         self._task: asyncio.Task[Any] | None = None
         self._tls = False
         self._http = RequestReader()
+        # Reads land here: asyncio's own reads allocate a fresh 256 KiB each time (malloc'd
+        # by mmap, page-faulted in, freed), which costs more than the request it brings.
+        self._inbox = memoryview(bytearray(_READ_SIZE))
         self._head: RequestHead | None = None  # the request being served
         self._continued = False  # 100 Continue sent for it
         self._pending: Handoff[bool] | None = None  # what the task is to take over
-        self._busy = False  # the task has the connection: data_received only stores bytes
+        self._busy = False  # the task has the connection: reads only store bytes
         self._done = False  # the connection is over (closed or closing)
         self._eof = False  # the client closed its side (or the connection is lost)
         self._lost = False
@@ -259,7 +271,13 @@ class Connection(asyncio.Protocol):
         else:  # however it ends (cancelled before it ever ran, too), the connection goes with it
             self._task.add_done_callback(lambda _: self._finish())
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._inbox
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._received(bytes(self._inbox[:nbytes]))
+
+    def _received(self, data: bytes) -> None:
         if self._discarding or self._done and not self._busy:
             return
         http = self._http
@@ -562,8 +580,7 @@ class Connection(asyncio.Protocol):
             extra = b""
         status = response.status
         bodiless = status in (204, 304)
-        length = b"" if bodiless else b"Content-Length: %d\r\n" % len(payload)
-        head = b"".join((status_line(status), self._common, extra, length, self._framing(close), b"\r\n"))
+        head = _whole_head(status, self._common, extra, -1 if bodiless else len(payload), self._framing(close))
         if payload and not head_only and not bodiless:
             await self.write(head, payload)
         else:

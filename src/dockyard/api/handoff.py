@@ -1,7 +1,7 @@
 """A coroutine started inside a protocol callback, and handed to a task once it must wait.
 
-`data_received` answers a request on the spot when its handler needs no I/O (`GET /_ping`,
-`/version`): no task wake-up, no extra turn of the event loop. The handler is an ordinary
+A connection answers a request on the spot when its handler needs no I/O (`GET /_ping`,
+`GET /containers/json`): no task wake-up, no extra turn of the event loop. The handler is an ordinary
 coroutine, so it is started by hand, the way Python 3.12's eager tasks start theirs: with
 the connection's task entered as the current task, so that `asyncio.timeout`, `TaskGroup`
 and `current_task()` see the task that will carry on. If the coroutine finishes without
