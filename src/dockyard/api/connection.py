@@ -129,12 +129,12 @@ class _Body:
     A body whose framing breaks (a bad chunk size) raises MalformedBody, one whose client
     leaves before its end raises ClientGone; every later read raises the same again."""
 
-    def __init__(self, conn: Connection, head: RequestHead) -> None:
+    def __init__(self, conn: Connection, head: RequestHead | None) -> None:
         self._conn = conn
-        self._declared = head.length  # None when chunked or absent
+        self._declared = None if head is None else head.length  # None when chunked or absent
         self._received = 0
         self._buffer = bytearray()
-        self.finished = not head.has_body
+        self.finished = head is None or not head.has_body
         self.broken: MalformedBody | ClientGone | None = None
 
     async def read(self, n: int = -1) -> bytes:
@@ -242,6 +242,8 @@ class Connection(asyncio.BufferedProtocol):
         # by mmap, page-faulted in, freed), which costs more than the request it brings.
         self._inbox = memoryview(bytearray(_READ_SIZE))
         self._head: RequestHead | None = None  # the request being served
+        self._no_body = _Body(self, None)  # the body of every request without one
+        self._debug = log.isEnabledFor(logging.DEBUG)  # no per-request logging work unless on
         self._continued = False  # 100 Continue sent for it
         self._pending: Handoff[bool] | None = None  # what the task is to take over
         self._busy = False  # the task has the connection: reads only store bytes
@@ -349,7 +351,7 @@ class Connection(asyncio.BufferedProtocol):
                     self._finish()
                     return None
                 self._head, self._continued = event, False
-                exchange = self._exchange(event)
+                exchange = self._handle(event)
             try:
                 outcome = start(exchange, task, self._loop)
             except ConnectionError:
@@ -407,10 +409,6 @@ class Connection(asyncio.BufferedProtocol):
         if self._transport is not None:
             self._transport.close()  # what is written still goes out first
         _wake(self._wakeup)
-
-    async def _exchange(self, head: RequestHead) -> bool:
-        """One request and its answer; False when the connection ends after it."""
-        return await self._handle(head) and head.keep_alive
 
     # ---- bytes in and out ------------------------------------------------------------
 
@@ -504,32 +502,16 @@ class Connection(asyncio.BufferedProtocol):
         method = head.method
         target = split_target(head.target)
         if target is None:
-            await self._refuse(BAD_REQUEST)
-            return False
+            return await self._refuse(BAD_REQUEST)
         raw_path, raw_query = target
-        headers = head.headers
-        body = _Body(self, head)
-        started = time.perf_counter()
+        body = _Body(self, head) if head.has_body else self._no_body
+        started = time.perf_counter() if self._debug else 0.0
         try:
             versioned = split_version(raw_path)
-            handler, params = self._router.match(
-                "GET" if method == "HEAD" and versioned.path != "/_ping" else method,
-                versioned.path,
-            )
-            if raw_query:
-                query = _query(raw_query)
-            else:
-                query = {}
-            request = Request(
-                method=method,
-                path=versioned.path,
-                api_version=versioned.version,
-                query=query,
-                headers=headers,
-                params=params,
-                body=body,
-                upgrade=head.upgrade,
-            )
+            path = versioned.path
+            handler, params = self._router.match("GET" if method == "HEAD" and path != "/_ping" else method, path)
+            query = _query(raw_query) if raw_query else {}
+            request = Request(method, path, versioned.version, query, head.headers, params, body, head.upgrade)
             response: Response = await handler(request)
         except ConnectionError as exc:  # ClientGone, or a client that left while we wrote
             log.debug("%s %s: the client went away (%s)", method, raw_path, exc)
@@ -539,7 +521,7 @@ class Connection(asyncio.BufferedProtocol):
         except Exception as exc:  # a bug: log it whole, answer 500
             log.exception("%s %s failed", method, raw_path)
             response = JsonResponse({"message": str(exc) or type(exc).__name__}, 500)
-        if log.isEnabledFor(logging.DEBUG):
+        if self._debug:
             log.debug("%s %s -> %s in %.1f ms", method, raw_path, type(response).__name__,
                       (time.perf_counter() - started) * 1e3)  # fmt: skip
 
@@ -547,13 +529,13 @@ class Connection(asyncio.BufferedProtocol):
             return await self._hijack(response, body)
         head_only = method == "HEAD"
         if isinstance(response, StreamResponse):
-            return await self._stream(response, body, head_only)
+            return await self._stream(response, body, head_only) and head.keep_alive
         # The rest of a body the route left (or refused: 413) is not read to its end.
-        complete = await body.discard()
+        complete = body is self._no_body or await body.discard()
         await self._send_whole(response, head_only, close=not complete)
         if not complete:
             await self._linger()
-        return complete
+        return complete and head.keep_alive
 
     def _framing(self, close: bool) -> bytes:
         """The Connection header: close when we end it, or the client asked (or is HTTP/1.0)."""

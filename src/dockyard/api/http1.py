@@ -373,15 +373,16 @@ class RequestReader:
         if not chunked and "content-length" in headers:
             length = int(headers["content-length"])  # llhttp let only digits through
         method, self._method = self._method or collector.method, None
-        return RequestHead(
-            method=method.decode("ascii"),
-            target=collector.url,
-            version=version,
-            headers=headers,
-            length=length,
-            chunked=chunked,
-            keep_alive=collector.keep_alive and version != "1.0",
-            expect_continue=headers.get("expect", "").lower() == "100-continue" and version != "1.0",
+        http10 = version == "1.0"
+        return RequestHead(  # positional: a third of the cost of keywords, made per request
+            method.decode("ascii"),
+            collector.url,
+            version,
+            headers,
+            length,
+            chunked,
+            collector.keep_alive and not http10,
+            "expect" in headers and headers["expect"].lower() == "100-continue" and not http10,
         )
 
     # ---- bodies ------------------------------------------------------------------------
