@@ -19,14 +19,12 @@ import contextlib
 import functools
 import json
 import logging
-import re
 import socket
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from dockyard.api.decoder import deep_query_value
+from dockyard.api.bodies import READ_SIZE, ClientGone, HijackedStream, RequestBody
 from dockyard.api.errors import status_for
 from dockyard.api.handoff import Handoff, start
 from dockyard.api.http1 import (
@@ -34,65 +32,34 @@ from dockyard.api.http1 import (
     CONTINUE,
     LAST_CHUNK,
     NEED_DATA,
-    BadChunk,
     ProtocolError,
     RequestHead,
     RequestReader,
     Signal,
-    TruncatedBody,
     chunk_prefix,
     header_block,
     status_line,
 )
 from dockyard.api.messages import (
-    MAX_JSON_BODY,
-    BodyTooLarge,
     BytesResponse,
     EmptyResponse,
     HijackResponse,
     JsonResponse,
-    MalformedBody,
     Request,
     Response,
     StreamResponse,
 )
 from dockyard.api.router import Router
+from dockyard.api.targets import parse_query, split_target
 from dockyard.api.versioning import API_VERSION, split_version
 from dockyard.errors import DockyardError, InvalidArgument
 
 log = logging.getLogger(__name__)
 
-_READ_SIZE = 65536
 _BIG_WRITE = 65536  # a response part this big is written in its pieces, not joined
-_DISCARD = 256 << 10  # Go's maxPostHandlerReadBytes: what is read of a body nobody wanted
 _LINGER = 0.5  # Go's rstAvoidanceDelay: time for a refused client to read why, before the close
 _PIPELINED = 1 << 20  # what a client may send ahead while a stream goes to it
 _HIGH_WATER = 256 << 10  # received and not yet taken: reading pauses until the route wants more
-_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-class ClientGone(ConnectionResetError):
-    """The client closed the connection before the end of its request body."""
-
-
-def split_target(raw: bytes) -> tuple[str, str] | None:
-    """A request target -> (path, query), or None where Go's url.ParseRequestURI fails."""
-    target = raw.decode("latin-1")  # llhttp let only visible ASCII through
-    if target.startswith("/") or target == "*":
-        path, _, query = target.partition("?")
-    elif "://" in target:  # absolute form: http://host/path?query
-        try:
-            parts = urlsplit(target)
-        except ValueError:
-            return None
-        path, query = parts.path or "/", parts.query
-    else:
-        return None
-    if "%" not in path:
-        return path, query
-    if _BAD_ESCAPE.search(path):
-        return None  # Go: invalid URL escape
-    return unquote(path), query
 
 
 def common_headers(server: str) -> list[tuple[str, str]]:
@@ -122,99 +89,6 @@ def _whole_head(status: int, common: bytes, extra: bytes, length: int, framing: 
     return b"".join((status_line(status), common, extra, length_line, framing, b"\r\n"))
 
 
-class _Body:
-    """The request body, pulled from the parser on demand so uploads stream: nothing is
-    read from the socket until a route asks (backpressure).
-
-    A body whose framing breaks (a bad chunk size) raises MalformedBody, one whose client
-    leaves before its end raises ClientGone; every later read raises the same again."""
-
-    def __init__(self, conn: Connection, head: RequestHead | None) -> None:
-        self._conn = conn
-        self._declared = None if head is None else head.length  # None when chunked or absent
-        self._received = 0
-        self._buffer = bytearray()
-        self.finished = head is None or not head.has_body
-        self.broken: MalformedBody | ClientGone | None = None
-
-    async def read(self, n: int = -1) -> bytes:
-        """Up to n bytes, as soon as any are in (a piece as the parser cut it is not
-        copied again); with n < 0, all of the body."""
-        if self.broken is not None:
-            raise self.broken
-        if n >= 0 and self._buffer:
-            data = bytes(memoryview(self._buffer)[:n])
-            del self._buffer[:n]
-            return data
-        while not self.finished:
-            try:
-                event = await self._conn.body_event()
-            except (BadChunk, TruncatedBody) as exc:
-                self.finished = True
-                if isinstance(exc, TruncatedBody):
-                    self.broken = ClientGone("the client went away in the middle of the request body")
-                else:
-                    self.broken = MalformedBody("malformed chunked encoding")
-                raise self.broken from None
-            if not isinstance(event, bytes):  # END
-                self.finished = True
-                break
-            self._received += len(event)
-            if n >= 0:
-                if len(event) <= n:
-                    return event
-                self._buffer += memoryview(event)[n:]
-                return event[:n]
-            self._buffer += event
-            if len(self._buffer) > MAX_JSON_BODY:
-                self._buffer.clear()
-                raise BodyTooLarge(f"request body too large: more than {MAX_JSON_BODY >> 20} MB")
-        data = bytes(self._buffer)
-        self._buffer.clear()
-        return data
-
-    async def discard(self, limit: int = _DISCARD) -> bool:
-        """Read what is left of the body and drop it: True once it ended within `limit` bytes
-        (False: too much of it, broken, or the client left; the connection must end)."""
-        if not self.finished and self._conn.waiting_for_continue:
-            return False  # the client waits for our word before it sends: it gets the answer
-        if self._declared is not None and self._declared - self._received > limit:
-            return False  # what is announced is too much to read for nothing (as Go)
-        seen = 0
-        while not self.finished:
-            if seen > limit:
-                return False
-            try:
-                seen += len(await self.read(_READ_SIZE))
-            except (MalformedBody, ClientGone):
-                return False
-        self._buffer.clear()
-        return self.broken is None
-
-
-class _Hijacked:
-    """The raw connection after 101: the bytes received behind the request first, then
-    what comes; b"" once the client closed its side (we may still write)."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self._pending = b""
-
-    async def read(self, n: int = _READ_SIZE) -> bytes:
-        while not self._pending:
-            self._pending = await self._conn.raw_bytes()
-            if not self._pending:
-                return b""
-        if len(self._pending) <= n:
-            data, self._pending = self._pending, b""
-        else:
-            data, self._pending = self._pending[:n], self._pending[n:]
-        return data
-
-    async def write(self, data: bytes) -> None:
-        await self._conn.write(data)
-
-
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[Any] | None"]
 
 
@@ -240,9 +114,9 @@ class Connection(asyncio.BufferedProtocol):
         self._http = RequestReader()
         # Reads land here: asyncio's own reads allocate a fresh 256 KiB each time (malloc'd
         # by mmap, page-faulted in, freed), which costs more than the request it brings.
-        self._inbox = memoryview(bytearray(_READ_SIZE))
+        self._inbox = memoryview(bytearray(READ_SIZE))
         self._head: RequestHead | None = None  # the request being served
-        self._no_body = _Body(self, None)  # the body of every request without one
+        self._no_body = RequestBody(self, None)  # the body of every request without one
         self._debug = log.isEnabledFor(logging.DEBUG)  # no per-request logging work unless on
         self._continued = False  # 100 Continue sent for it
         self._pending: Handoff[bool] | None = None  # what the task is to take over
@@ -504,13 +378,13 @@ class Connection(asyncio.BufferedProtocol):
         if target is None:
             return await self._refuse(BAD_REQUEST)
         raw_path, raw_query = target
-        body = _Body(self, head) if head.has_body else self._no_body
+        body = RequestBody(self, head) if head.has_body else self._no_body
         started = time.perf_counter() if self._debug else 0.0
         try:
             versioned = split_version(raw_path)
             path = versioned.path
             handler, params = self._router.match("GET" if method == "HEAD" and path != "/_ping" else method, path)
-            query = _query(raw_query) if raw_query else {}
+            query = parse_query(raw_query) if raw_query else {}
             request = Request(method, path, versioned.version, query, head.headers, params, body, head.upgrade)
             response: Response = await handler(request)
         except ConnectionError as exc:  # ClientGone, or a client that left while we wrote
@@ -568,7 +442,7 @@ class Connection(asyncio.BufferedProtocol):
         else:
             await self.write(head)
 
-    async def _stream(self, response: StreamResponse, body: _Body, head_only: bool) -> bool:
+    async def _stream(self, response: StreamResponse, body: RequestBody, head_only: bool) -> bool:
         """Send a chunked body until it ends (True) or the client goes away (False).
 
         The body's generator runs in one task, the pump; a watcher notices a client that
@@ -633,7 +507,7 @@ class Connection(asyncio.BufferedProtocol):
         finally:
             self._gone = None
 
-    async def _hijack(self, response: HijackResponse, body: _Body) -> bool:
+    async def _hijack(self, response: HijackResponse, body: RequestBody) -> bool:
         if not await body.discard():
             if not isinstance(body.broken, ClientGone):
                 refused = body.broken or InvalidArgument("request body too large for an upgraded connection")
@@ -646,7 +520,7 @@ class Connection(asyncio.BufferedProtocol):
         else:
             # Old clients without Upgrade get 200 and then the raw stream, as dockerd does.
             await self.write(b"HTTP/1.1 200 OK\r\n", kind, b"\r\n")
-        stream = _Hijacked(self)
+        stream = HijackedStream(self)
         try:
             await response.session(stream)
         except ConnectionError:
@@ -664,12 +538,3 @@ def _wake(waiter: asyncio.Future[None] | None) -> None:
         waiter.set_result(None)
 
 
-def _query(raw_query: str) -> dict[str, tuple[str, ...]]:
-    bad_escape = _BAD_ESCAPE.search(raw_query)
-    if bad_escape is not None:  # Go's r.ParseForm fails, dockerd answers 400
-        raise InvalidArgument(f'invalid URL escape "{raw_query[bad_escape.start() : bad_escape.start() + 3]}"')
-    query = {k: tuple(v) for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
-    deep = deep_query_value(query)
-    if deep is not None:  # what the route would parse is too deep for it (filters=...)
-        raise InvalidArgument("invalid filter" if deep == "filters" else f"invalid value for {deep}: nested too deep")
-    return query
