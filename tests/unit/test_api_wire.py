@@ -9,6 +9,7 @@ read that brought its request) and both directions of back-pressure are visible.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -168,7 +169,7 @@ def test_reading_pauses_while_a_route_holds_back_a_big_body_and_resumes_when_it_
         sent = 0
         while transport.reading and sent < size:  # a transport reads only while not paused
             piece = b"x" * 65536
-            await _in_callback(lambda: _feed(conn, piece))
+            await _in_callback(functools.partial(_feed, conn, piece))
             sent += len(piece)
         assert not transport.reading and sent < 1 << 20  # paused long before the body is in
         release.set()
@@ -176,7 +177,7 @@ def test_reading_pauses_while_a_route_holds_back_a_big_body_and_resumes_when_it_
             while not transport.reading:
                 await asyncio.sleep(0)
             piece = b"x" * min(65536, size - sent)
-            await _in_callback(lambda: _feed(conn, piece))
+            await _in_callback(functools.partial(_feed, conn, piece))
             sent += len(piece)
         for _ in range(100):
             if b'{"total":%d}' % size in transport.written:
