@@ -103,7 +103,7 @@ class Connection(asyncio.BufferedProtocol):
     waiting; while it works, a read only stores bytes and wakes what waits on them.
     """
 
-    def __init__(self, router: Router, server_header: str, spawn: Spawn) -> None:
+    def __init__(self, router: Router, server_header: str, spawn: Spawn, inbox: memoryview | None = None) -> None:
         self._router = router
         self._common = _common_block(server_header)
         self._spawn = spawn
@@ -114,7 +114,9 @@ class Connection(asyncio.BufferedProtocol):
         self._http = RequestReader()
         # Reads land here: asyncio's own reads allocate a fresh 256 KiB each time (malloc'd
         # by mmap, page-faulted in, freed), which costs more than the request it brings.
-        self._inbox = memoryview(bytearray(READ_SIZE))
+        # One buffer may serve every connection of a loop: each read is copied out of it
+        # before the transport's callback returns.
+        self._inbox = memoryview(bytearray(READ_SIZE)) if inbox is None else inbox
         self._head: RequestHead | None = None  # the request being served
         self._no_body = RequestBody(self, None)  # the body of every request without one
         self._debug = log.isEnabledFor(logging.DEBUG)  # no per-request logging work unless on

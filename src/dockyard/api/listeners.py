@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from dockyard.api.bodies import READ_SIZE
 from dockyard.api.connection import Connection
 from dockyard.api.router import Router
 from dockyard.config import TlsOptions
@@ -66,6 +67,7 @@ class ApiServer(Component):
         self._servers: list[asyncio.Server] = []
         self._unix_paths: list[Path] = []
         self._tasks = Tasks("api")
+        self._inbox = memoryview(bytearray(READ_SIZE))  # where every connection's reads land
 
     def check_free(self, hosts: tuple[str, ...]) -> None:
         """Refuse to take a socket another live daemon answers on (dockerd's docker.sock)."""
@@ -116,7 +118,7 @@ class ApiServer(Component):
             log.info("API listening on %s", host)
 
     def _connection(self) -> Connection:
-        return Connection(self._router, self._server_header, self._spawn)
+        return Connection(self._router, self._server_header, self._spawn, self._inbox)
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[Any] | None:
         if not self._tasks.active:  # shutting down: the connection is closed at once
