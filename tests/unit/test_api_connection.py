@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from dockyard.api.connection import Connection
+from dockyard.api.listeners import ApiServer
 from dockyard.api.messages import (
     BytesResponse,
     EmptyResponse,
@@ -118,6 +118,14 @@ def _routes(spy: Spy) -> list[Route]:
 
         return HijackResponse("application/vnd.docker.raw-stream", session)
 
+    async def deadline(request: Request) -> Response:
+        try:
+            async with asyncio.timeout(0):  # as docker stop -t 0: expired before anything waited
+                await asyncio.Event().wait()
+        except TimeoutError:
+            return JsonResponse({"timed_out": True})
+        return EmptyResponse()
+
     async def missing(request: Request) -> Response:
         raise NotFound("No such container: ghost")
 
@@ -149,6 +157,7 @@ def _routes(spy: Spy) -> list[Route]:
         Route("GET", "/endless", endless),
         Route("POST", "/attach", attach),
         Route("GET", "/missing", missing),
+        Route("GET", "/deadline", deadline),
         Route("POST", "/conflict", conflict),
         Route("POST", "/notmod", not_modified),
         Route("GET", "/boom", boom),
@@ -215,27 +224,18 @@ def request_bytes(
 Client = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
+def _connection_tasks() -> set[asyncio.Task[Any]]:
+    return {t for t in asyncio.all_tasks() if t.get_name() == "api:connection" and not t.done()}
+
+
 def run(
     tmp_path: Path, scenario: Callable[[Callable[[], Awaitable[Client]], Spy], Awaitable[None]]
 ) -> None:
-    """Serve the fake API on tmp_path/s and run `scenario(connect, spy)` against it."""
+    """Serve the fake API on tmp_path/s (the daemon's listener) and run `scenario(connect, spy)`."""
 
     async def main() -> None:
         spy = Spy()
-        router = Router(_routes(spy))
         path = str(tmp_path / "s")
-        connections: set[asyncio.Task[None]] = set()
-
-        async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            connections.add(task)
-            try:
-                await Connection(reader, writer, router, "test").serve()
-            finally:
-                connections.discard(task)
-
-        server = await asyncio.start_unix_server(on_client, path=path)
         clients: list[asyncio.StreamWriter] = []
 
         async def connect() -> Client:
@@ -244,16 +244,15 @@ def run(
             return reader, writer
 
         try:
-            async with server:
+            async with ApiServer(Router(_routes(spy)), "test", None) as api:
+                await api.listen((f"unix://{path}",))
                 await asyncio.wait_for(scenario(connect, spy), TIMEOUT)
                 for writer in clients:
                     writer.close()
                 # every server-side connection ends once its client is gone
-                if connections:
-                    await asyncio.wait_for(
-                        asyncio.gather(*connections, return_exceptions=True), TIMEOUT
-                    )
-        finally:  # on failure, asyncio.run cancels what is left of the server side
+                if connections := _connection_tasks():
+                    await asyncio.wait_for(asyncio.gather(*connections, return_exceptions=True), TIMEOUT)
+        finally:  # on failure, the server's exit cancels what is left of the server side
             for writer in clients:
                 with contextlib.suppress(Exception):
                     writer.close()
@@ -355,6 +354,19 @@ def test_keep_alive_two_requests_one_connection(tmp_path: Path) -> None:
         assert first.json()["params"] == {"id": "one"} and first.json()["version"] == "1.41"
         assert second.json()["params"] == {"id": "two"} and second.json()["version"] == "1.43"
         assert "connection" not in first.headers or first.headers["connection"].lower() != "close"
+
+    run(tmp_path, scenario)
+
+
+def test_a_deadline_that_expires_before_the_route_first_waits_is_the_routes(tmp_path: Path) -> None:
+    """The route starts in data_received and its timeout fires before the connection's task
+    takes it over: the TimeoutError is raised in the route, which answers."""
+
+    async def scenario(connect: Callable[[], Awaitable[Client]], spy: Spy) -> None:
+        reader, writer = await connect()
+        for _ in range(2):
+            writer.write(request_bytes("GET", "/deadline"))
+            assert (await read_reply(reader)).json() == {"timed_out": True}
 
     run(tmp_path, scenario)
 
@@ -743,31 +755,25 @@ def test_cancelling_a_streaming_connection_closes_the_generator_and_leaks_no_tas
 
     async def main() -> None:
         spy = Spy()
-        router = Router(_routes(spy))
         path = str(tmp_path / "s")
-        served: list[asyncio.Task[None]] = []
-
-        async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await Connection(reader, writer, router, "test").serve()
-
-        def track(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            served.append(asyncio.get_running_loop().create_task(on_client(reader, writer)))
-
-        server = await asyncio.start_unix_server(track, path=path)
-        async with server:
+        api = ApiServer(Router(_routes(spy)), "test", None)
+        async with api:
+            await api.listen((f"unix://{path}",))
             reader, writer = await asyncio.open_unix_connection(path)
             writer.write(request_bytes("GET", "/endless"))
             await reader.readuntil(b"first\n\r\n")
             before = asyncio.all_tasks()
-            served[0].cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await served[0]
-            assert spy.stream_closed.is_set()
-            await asyncio.sleep(0)
-            left = {t for t in asyncio.all_tasks() - {asyncio.current_task()} if not t.done()}
-            assert left <= before - {served[0]}
-            assert not any("anext" in repr(t) for t in left)
-            writer.close()
+            served = _connection_tasks()
+            assert len(served) == 1
+        # leaving the server (daemon shutdown) cancelled the connection mid-stream
+        assert all(t.cancelled() for t in served)
+        assert spy.stream_closed.is_set()
+        await asyncio.sleep(0)
+        left = {t for t in asyncio.all_tasks() - {asyncio.current_task()} if not t.done()}
+        assert left <= before - served
+        assert not any("anext" in repr(t) for t in left)
+        assert await reader.read() == b""  # the server closed the connection
+        writer.close()
 
     asyncio.run(main())
     assert "connection failed" not in caplog.text

@@ -19,73 +19,47 @@ import contextlib
 import functools
 import json
 import logging
-import re
+import socket
 import time
-from urllib.parse import parse_qs, unquote, urlsplit
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
 
-from dockyard.api.decoder import deep_query_value
+from dockyard.api.bodies import READ_SIZE, ClientGone, HijackedStream, RequestBody
 from dockyard.api.errors import status_for
+from dockyard.api.handoff import Handoff, start
 from dockyard.api.http1 import (
     BAD_REQUEST,
     CONTINUE,
     LAST_CHUNK,
     NEED_DATA,
-    BadChunk,
     ProtocolError,
     RequestHead,
     RequestReader,
     Signal,
-    TruncatedBody,
     chunk_prefix,
     header_block,
     status_line,
 )
 from dockyard.api.messages import (
-    MAX_JSON_BODY,
-    BodyTooLarge,
     BytesResponse,
     EmptyResponse,
     HijackResponse,
     JsonResponse,
-    MalformedBody,
     Request,
     Response,
     StreamResponse,
 )
 from dockyard.api.router import Router
+from dockyard.api.targets import parse_query, split_target
 from dockyard.api.versioning import API_VERSION, split_version
 from dockyard.errors import DockyardError, InvalidArgument
 
 log = logging.getLogger(__name__)
 
-_READ_SIZE = 65536
 _BIG_WRITE = 65536  # a response part this big is written in its pieces, not joined
-_DISCARD = 256 << 10  # Go's maxPostHandlerReadBytes: what is read of a body nobody wanted
 _LINGER = 0.5  # Go's rstAvoidanceDelay: time for a refused client to read why, before the close
 _PIPELINED = 1 << 20  # what a client may send ahead while a stream goes to it
-_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-class ClientGone(ConnectionResetError):
-    """The client closed the connection before the end of its request body."""
-
-
-def split_target(raw: bytes) -> tuple[str, str] | None:
-    """A request target -> (path, query), or None where Go's url.ParseRequestURI fails."""
-    target = raw.decode("latin-1")  # llhttp let only visible ASCII through
-    if target.startswith("/") or target == "*":
-        path, _, query = target.partition("?")
-    elif "://" in target:  # absolute form: http://host/path?query
-        try:
-            parts = urlsplit(target)
-        except ValueError:
-            return None
-        path, query = parts.path or "/", parts.query
-    else:
-        return None
-    if _BAD_ESCAPE.search(path):
-        return None  # Go: invalid URL escape
-    return unquote(path), query
+_HIGH_WATER = 256 << 10  # received and not yet taken: reading pauses until the route wants more
 
 
 def common_headers(server: str) -> list[tuple[str, str]]:
@@ -108,117 +82,216 @@ def _typed_block(content_type: str, headers: tuple[tuple[str, str], ...]) -> byt
     return header_block((("Content-Type", content_type), *headers))
 
 
-class _Body:
-    """The request body, pulled from the parser on demand so uploads stream: nothing is
-    read from the socket until a route asks (backpressure).
-
-    A body whose framing breaks (a bad chunk size) raises MalformedBody, one whose client
-    leaves before its end raises ClientGone; every later read raises the same again."""
-
-    def __init__(self, conn: Connection, head: RequestHead) -> None:
-        self._conn = conn
-        self._declared = head.length  # None when chunked or absent
-        self._received = 0
-        self._buffer = bytearray()
-        self.finished = not head.has_body
-        self.broken: MalformedBody | ClientGone | None = None
-
-    async def read(self, n: int = -1) -> bytes:
-        """Up to n bytes, as soon as any are in (a piece as the parser cut it is not
-        copied again); with n < 0, all of the body."""
-        if self.broken is not None:
-            raise self.broken
-        if n >= 0 and self._buffer:
-            data = bytes(memoryview(self._buffer)[:n])
-            del self._buffer[:n]
-            return data
-        while not self.finished:
-            try:
-                event = await self._conn.next_event(body=True)
-            except (BadChunk, TruncatedBody) as exc:
-                self.finished = True
-                if isinstance(exc, TruncatedBody):
-                    self.broken = ClientGone("the client went away in the middle of the request body")
-                else:
-                    self.broken = MalformedBody("malformed chunked encoding")
-                raise self.broken from None
-            if not isinstance(event, bytes):  # END
-                self.finished = True
-                break
-            self._received += len(event)
-            if n >= 0:
-                if len(event) <= n:
-                    return event
-                self._buffer += memoryview(event)[n:]
-                return event[:n]
-            self._buffer += event
-            if len(self._buffer) > MAX_JSON_BODY:
-                self._buffer.clear()
-                raise BodyTooLarge(f"request body too large: more than {MAX_JSON_BODY >> 20} MB")
-        data = bytes(self._buffer)
-        self._buffer.clear()
-        return data
-
-    async def discard(self, limit: int = _DISCARD) -> bool:
-        """Read what is left of the body and drop it: True once it ended within `limit` bytes
-        (False: too much of it, broken, or the client left; the connection must end)."""
-        if not self.finished and self._conn.waiting_for_continue:
-            return False  # the client waits for our word before it sends: it gets the answer
-        if self._declared is not None and self._declared - self._received > limit:
-            return False  # what is announced is too much to read for nothing (as Go)
-        seen = 0
-        while not self.finished:
-            if seen > limit:
-                return False
-            try:
-                seen += len(await self.read(_READ_SIZE))
-            except (MalformedBody, ClientGone):
-                return False
-        self._buffer.clear()
-        return self.broken is None
+@functools.lru_cache(maxsize=1024)
+def _whole_head(status: int, common: bytes, extra: bytes, length: int, framing: bytes) -> bytes:
+    # The hottest answers (/_ping, /version, an empty 204) have the same head every time.
+    length_line = b"" if length < 0 else b"Content-Length: %d\r\n" % length
+    return b"".join((status_line(status), common, extra, length_line, framing, b"\r\n"))
 
 
-class _Hijacked:
-    """The raw connection after 101: leftover bytes first, then the socket."""
-
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, leftover: bytes
-    ) -> None:
-        self._reader = reader
-        self._writer = writer
-        self._leftover = leftover
-
-    async def read(self, n: int = _READ_SIZE) -> bytes:
-        if self._leftover:
-            data, self._leftover = self._leftover[:n], self._leftover[n:]
-            return data
-        try:
-            return await self._reader.read(n)
-        except ConnectionError:
-            return b""
-
-    async def write(self, data: bytes) -> None:
-        if self._writer.is_closing():
-            raise ConnectionResetError("client went away")
-        self._writer.write(data)
-        await self._writer.drain()
+Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[Any] | None"]
 
 
-class Connection:
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        router: Router,
-        server_header: str,
-    ) -> None:
-        self._reader = reader
-        self._writer = writer
+class Connection(asyncio.BufferedProtocol):
+    """One client connection, served from the transport's callbacks and one task.
+
+    Each read (`buffer_updated`) feeds the parser and answers, right there, each complete
+    request whose exchange needs no waiting (a handler that returns at once, a socket that
+    takes the answer): the hot path has no task switch and no extra turn of the loop. A request that must wait
+    (a body to read, an engine call, a stream, a hijack) is handed to the connection's task
+    (api/handoff), which serves it and what is pipelined behind it, then goes back to
+    waiting; while it works, a read only stores bytes and wakes what waits on them.
+    """
+
+    def __init__(self, router: Router, server_header: str, spawn: Spawn, inbox: memoryview | None = None) -> None:
         self._router = router
         self._common = _common_block(server_header)
+        self._spawn = spawn
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._tls = False
         self._http = RequestReader()
+        # Reads land here: asyncio's own reads allocate a fresh 256 KiB each time (malloc'd
+        # by mmap, page-faulted in, freed), which costs more than the request it brings.
+        # One buffer may serve every connection of a loop: each read is copied out of it
+        # before the transport's callback returns.
+        self._inbox = memoryview(bytearray(READ_SIZE)) if inbox is None else inbox
         self._head: RequestHead | None = None  # the request being served
+        self._no_body = RequestBody(self, None)  # the body of every request without one
+        self._debug = log.isEnabledFor(logging.DEBUG)  # no per-request logging work unless on
         self._continued = False  # 100 Continue sent for it
+        self._pending: Handoff[bool] | None = None  # what the task is to take over
+        self._busy = False  # the task has the connection: reads only store bytes
+        self._done = False  # the connection is over (closed or closing)
+        self._eof = False  # the client closed its side (or the connection is lost)
+        self._lost = False
+        self._discarding = False  # lingering: what the client still sends is dropped
+        self._reading_paused = False
+        self._writing_paused = False
+        self._wakeup: asyncio.Future[None] | None = None  # the task, idle
+        self._readable: asyncio.Future[None] | None = None  # a reader waiting for bytes
+        self._drained: asyncio.Future[None] | None = None  # a writer waiting for the socket
+        self._gone: asyncio.Future[None] | None = None  # a stream watching for the client's end
+
+    # ---- transport callbacks ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's are not its subclasses
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._tls = transport.get_extra_info("sslcontext") is not None
+        self._task = self._spawn(self._run(), "connection")
+        if self._task is None:  # shutting down
+            self._done = True
+            transport.close()
+        else:  # however it ends (cancelled before it ever ran, too), the connection goes with it
+            self._task.add_done_callback(lambda _: self._finish())
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._inbox
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._received(bytes(self._inbox[:nbytes]))
+
+    def _received(self, data: bytes) -> None:
+        if self._discarding or self._done and not self._busy:
+            return
+        http = self._http
+        http.receive(data)
+        if not self._busy:
+            self._proceed()
+            return
+        _wake(self._readable)
+        if self._gone is not None:
+            if http.buffered > _PIPELINED:  # no HTTP client sends that much ahead
+                _wake(self._gone)
+        elif http.buffered > _HIGH_WATER and not self._reading_paused:
+            self._reading_paused = True
+            self._transport_or_fail().pause_reading()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._http.receive(b"")
+        if self._busy:
+            _wake(self._readable)
+            _wake(self._gone)
+        elif not self._done:
+            self._proceed()  # between requests: the end; inside a head: 400
+        # Keep our side open: a half-closed client still reads what we write (docker run -i).
+        # asyncio's TLS transport cannot half-close; it would only warn.
+        return not self._tls
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if not self._eof:
+            self._eof = True
+            self._http.receive(b"")
+        for waiter in (self._readable, self._drained, self._gone):
+            _wake(waiter)
+        if not self._busy:
+            self._finish()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        _wake(self._drained)
+
+    # ---- serving ---------------------------------------------------------------------
+
+    def _proceed(self) -> None:
+        work = self._advance()
+        if work is not None:
+            self._busy, self._pending = True, work
+            _wake(self._wakeup)
+
+    def _advance(self) -> Handoff[bool] | None:
+        """Serve the requests complete in the buffer, each until it must wait: that one is
+        returned, for the task. None: more bytes are needed, or the connection is over."""
+        task = self._task
+        assert task is not None
+        while not self._done:
+            exchange: Coroutine[Any, None, bool]
+            try:
+                event = self._http.next_event()
+            except ProtocolError as exc:
+                log.debug("unreadable request: %s", exc)
+                exchange = self._refuse(exc.answer)
+            else:
+                if event is NEED_DATA:
+                    return None
+                if not isinstance(event, RequestHead):  # CLOSED: the client ended between requests
+                    self._finish()
+                    return None
+                self._head, self._continued = event, False
+                exchange = self._handle(event)
+            try:
+                outcome = start(exchange, task, self._loop)
+            except ConnectionError:
+                outcome = False
+            except Exception:
+                # One broken connection must never take the daemon (its TaskGroup) down.
+                log.exception("connection failed")
+                outcome = False
+            if isinstance(outcome, Handoff):
+                return outcome
+            if not outcome:
+                self._finish()
+        return None
+
+    async def _run(self) -> None:
+        """The connection's task: idle until a request must wait, then it serves that one
+        and what came behind it, and ends the connection when that is over."""
+        try:
+            while not self._done:
+                work, self._pending = self._pending, None
+                if work is None:
+                    self._wakeup = self._loop.create_future()
+                    try:
+                        await self._wakeup
+                    except asyncio.CancelledError:
+                        if self._pending is None:
+                            raise
+                        self._pending.cancel()  # it is the request's: given to it, raised there
+                    finally:
+                        self._wakeup = None
+                    continue
+                if not await work:
+                    break
+                self._busy = False
+                if self._reading_paused and not self._done:
+                    self._reading_paused = False
+                    self._transport_or_fail().resume_reading()
+                self._proceed()
+        except ConnectionError:
+            pass
+        except Exception:
+            log.exception("connection failed")
+        finally:
+            if self._pending is not None:  # cancelled before it took the request over
+                with contextlib.suppress(RuntimeError):
+                    self._pending.close()
+                self._pending = None
+            self._busy = False
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._done and self._wakeup is None:
+            return
+        self._done = True
+        if self._transport is not None:
+            self._transport.close()  # what is written still goes out first
+        _wake(self._wakeup)
+
+    # ---- bytes in and out ------------------------------------------------------------
+
+    def _transport_or_fail(self) -> asyncio.Transport:
+        if self._transport is None:
+            raise ConnectionResetError("no transport")
+        return self._transport
 
     @property
     def waiting_for_continue(self) -> bool:
@@ -226,103 +299,95 @@ class Connection:
         head = self._head
         return head is not None and head.expect_continue and not self._continued and self._http.body_received == 0
 
-    async def next_event(self, *, body: bool = False) -> RequestHead | bytes | Signal:
+    async def _more(self) -> None:
+        """Wait until the client sends something, or ends."""
+        if self._eof:
+            return
+        if self._reading_paused:
+            self._reading_paused = False
+            self._transport_or_fail().resume_reading()
+        self._readable = self._loop.create_future()
+        try:
+            await self._readable
+        finally:
+            self._readable = None
+
+    async def body_event(self) -> RequestHead | bytes | Signal:
+        """The next piece of the current request's body (or END)."""
         while True:
             event = self._http.next_event()
             if event is not NEED_DATA:
                 return event
-            if body and self.waiting_for_continue:
+            if self.waiting_for_continue:
                 self._continued = True
-                await self._write(CONTINUE)
-            try:
-                data = await self._reader.read(_READ_SIZE)
-            except ConnectionError:
-                data = b""
-            self._http.receive(data)
+                await self.write(CONTINUE)
+            await self._more()
 
-    async def _write(self, *pieces: bytes) -> None:
+    async def raw_bytes(self) -> bytes:
+        """After a hijack: what the client sent, as soon as there is some; b"" at its end."""
+        while True:
+            data = self._http.leftover()
+            if data or self._eof:
+                return data
+            await self._more()
+
+    async def write(self, *pieces: bytes) -> None:
         # One write per response part: a head and a small body leave in one segment; big
         # stream pieces (docker logs, save) are not copied once more into a joined buffer.
+        transport = self._transport
+        if transport is None or self._lost or transport.is_closing():
+            raise ConnectionResetError("client went away")
         if len(pieces) == 1:
-            self._writer.write(pieces[0])
+            transport.write(pieces[0])
         elif sum(map(len, pieces)) < _BIG_WRITE:
-            self._writer.write(b"".join(pieces))
+            transport.write(b"".join(pieces))
         else:
-            for piece in pieces:  # (3.11's writelines would join them: a copy)
-                self._writer.write(piece)
-        await self._writer.drain()
+            for piece in pieces:
+                transport.write(piece)
+        while self._writing_paused:  # the client does not read: wait for it (backpressure)
+            if self._lost:
+                raise ConnectionResetError("client went away")
+            self._drained = self._loop.create_future()
+            try:
+                await self._drained
+            finally:
+                self._drained = None
+        if self._lost:
+            raise ConnectionResetError("client went away")
 
-    async def serve(self) -> None:
-        try:
-            while True:
-                try:
-                    event = await self.next_event()
-                except ProtocolError as exc:
-                    log.debug("unreadable request: %s", exc)
-                    await self._refuse(exc.answer)
-                    break
-                if not isinstance(event, RequestHead):
-                    break  # the client closed between requests
-                self._head, self._continued = event, False
-                keep_going = await self._handle(event)
-                if not keep_going or not event.keep_alive:
-                    break
-        except ConnectionError:
-            pass
-        except Exception:
-            # One broken connection must never take the daemon (its TaskGroup) down.
-            log.exception("connection failed")
-        finally:
-            self._writer.close()
-            with contextlib.suppress(Exception):
-                await self._writer.wait_closed()
-
-    async def _refuse(self, answer: bytes) -> None:
+    async def _refuse(self, answer: bytes) -> bool:
         """Say why in plain text, as Go's net/http does, and end."""
-        await self._write(answer)
+        await self.write(answer)
         await self._linger()
+        return False
 
     async def _linger(self) -> None:
         """Go's closeWriteAndWait: end our side, then drop what the client still sends for a
         moment, so that closing with its bytes unread does not reset what it has yet to read."""
-        if self._writer.can_write_eof():
-            self._writer.write_eof()
-        with contextlib.suppress(TimeoutError, ConnectionError):
+        transport = self._transport_or_fail()
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._discarding = True
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_LINGER):
-                while await self._reader.read(_READ_SIZE):
-                    pass
+                while not self._eof:
+                    await self._more()
 
     async def _handle(self, head: RequestHead) -> bool:
         """Serve one request; False when the connection must end after it."""
         method = head.method
         target = split_target(head.target)
         if target is None:
-            await self._refuse(BAD_REQUEST)
-            return False
+            return await self._refuse(BAD_REQUEST)
         raw_path, raw_query = target
-        headers = head.headers
-        body = _Body(self, head)
-        started = time.perf_counter()
+        body = RequestBody(self, head) if head.has_body else self._no_body
+        started = time.perf_counter() if self._debug else 0.0
         try:
             versioned = split_version(raw_path)
-            handler, params = self._router.match(
-                "GET" if method == "HEAD" and versioned.path != "/_ping" else method,
-                versioned.path,
-            )
-            if raw_query:
-                query = _query(raw_query)
-            else:
-                query = {}
-            request = Request(
-                method=method,
-                path=versioned.path,
-                api_version=versioned.version,
-                query=query,
-                headers=headers,
-                params=params,
-                body=body,
-                upgrade=head.upgrade,
-            )
+            path = versioned.path
+            handler, params = self._router.match("GET" if method == "HEAD" and path != "/_ping" else method, path)
+            query = parse_query(raw_query) if raw_query else {}
+            request = Request(method, path, versioned.version, query, head.headers, params, body, head.upgrade)
             response: Response = await handler(request)
         except ConnectionError as exc:  # ClientGone, or a client that left while we wrote
             log.debug("%s %s: the client went away (%s)", method, raw_path, exc)
@@ -332,7 +397,7 @@ class Connection:
         except Exception as exc:  # a bug: log it whole, answer 500
             log.exception("%s %s failed", method, raw_path)
             response = JsonResponse({"message": str(exc) or type(exc).__name__}, 500)
-        if log.isEnabledFor(logging.DEBUG):
+        if self._debug:
             log.debug("%s %s -> %s in %.1f ms", method, raw_path, type(response).__name__,
                       (time.perf_counter() - started) * 1e3)  # fmt: skip
 
@@ -340,13 +405,13 @@ class Connection:
             return await self._hijack(response, body)
         head_only = method == "HEAD"
         if isinstance(response, StreamResponse):
-            return await self._stream(response, body, head_only)
+            return await self._stream(response, body, head_only) and head.keep_alive
         # The rest of a body the route left (or refused: 413) is not read to its end.
-        complete = await body.discard()
+        complete = body is self._no_body or await body.discard()
         await self._send_whole(response, head_only, close=not complete)
         if not complete:
             await self._linger()
-        return complete
+        return complete and head.keep_alive
 
     def _framing(self, close: bool) -> bytes:
         """The Connection header: close when we end it, or the client asked (or is HTTP/1.0)."""
@@ -373,14 +438,13 @@ class Connection:
             extra = b""
         status = response.status
         bodiless = status in (204, 304)
-        length = b"" if bodiless else b"Content-Length: %d\r\n" % len(payload)
-        head = b"".join((status_line(status), self._common, extra, length, self._framing(close), b"\r\n"))
+        head = _whole_head(status, self._common, extra, -1 if bodiless else len(payload), self._framing(close))
         if payload and not head_only and not bodiless:
-            await self._write(head, payload)
+            await self.write(head, payload)
         else:
-            await self._write(head)
+            await self.write(head)
 
-    async def _stream(self, response: StreamResponse, body: _Body, head_only: bool) -> bool:
+    async def _stream(self, response: StreamResponse, body: RequestBody, head_only: bool) -> bool:
         """Send a chunked body until it ends (True) or the client goes away (False).
 
         The body's generator runs in one task, the pump; a watcher notices a client that
@@ -391,7 +455,7 @@ class Connection:
         chunked = self._head is None or self._head.version != "1.0"
         extra = _typed_block(response.content_type, tuple(response.headers.items()))
         framing = b"Transfer-Encoding: chunked\r\n" if chunked else b""
-        await self._write(status_line(response.status), self._common, extra, framing,
+        await self.write(status_line(response.status), self._common, extra, framing,
                           self._framing(not chunked), b"\r\n")  # fmt: skip
         completed = False
         try:
@@ -411,13 +475,13 @@ class Connection:
                     async for chunk in response.chunks:
                         if chunk and not head_only:
                             if chunked:
-                                await self._write(chunk_prefix(len(chunk)), chunk, b"\r\n")
+                                await self.write(chunk_prefix(len(chunk)), chunk, b"\r\n")
                             else:
-                                await self._write(chunk)
+                                await self.write(chunk)
                         watch_once_body_is_in()
                     body_read = await body.discard()
                     if chunked and not head_only:
-                        await self._write(LAST_CHUNK)
+                        await self.write(LAST_CHUNK)
                     completed = body_read  # else the connection ends here
                     if watcher is not None:
                         watcher.cancel()
@@ -434,18 +498,18 @@ class Connection:
     async def _watch_disconnect(self) -> None:
         """Returns when the client closes its side while we stream to it (or sends so much
         ahead of its next request that it is no HTTP client: we would hold all of it)."""
-        ahead = 0
-        while True:
-            try:
-                data = await self._reader.read(_READ_SIZE)
-            except ConnectionError:
-                return
-            ahead += len(data)
-            if not data or ahead > _PIPELINED:
-                return
-            self._http.receive(data)
+        if self._eof or self._http.buffered > _PIPELINED:
+            return
+        if self._reading_paused:
+            self._reading_paused = False
+            self._transport_or_fail().resume_reading()
+        self._gone = self._loop.create_future()
+        try:
+            await self._gone
+        finally:
+            self._gone = None
 
-    async def _hijack(self, response: HijackResponse, body: _Body) -> bool:
+    async def _hijack(self, response: HijackResponse, body: RequestBody) -> bool:
         if not await body.discard():
             if not isinstance(body.broken, ClientGone):
                 refused = body.broken or InvalidArgument("request body too large for an upgraded connection")
@@ -454,11 +518,11 @@ class Connection:
             return False
         kind = _typed_block(response.content_type, ())
         if self._head is not None and "upgrade" in self._head.headers:  # as dockerd: any Upgrade header
-            await self._write(status_line(101, "UPGRADED"), kind, b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+            await self.write(status_line(101, "UPGRADED"), kind, b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
         else:
             # Old clients without Upgrade get 200 and then the raw stream, as dockerd does.
-            await self._write(b"HTTP/1.1 200 OK\r\n", kind, b"\r\n")
-        stream = _Hijacked(self._reader, self._writer, self._http.leftover())
+            await self.write(b"HTTP/1.1 200 OK\r\n", kind, b"\r\n")
+        stream = HijackedStream(self)
         try:
             await response.session(stream)
         except ConnectionError:
@@ -471,12 +535,8 @@ class Connection:
         return False
 
 
-def _query(raw_query: str) -> dict[str, tuple[str, ...]]:
-    bad_escape = _BAD_ESCAPE.search(raw_query)
-    if bad_escape is not None:  # Go's r.ParseForm fails, dockerd answers 400
-        raise InvalidArgument(f'invalid URL escape "{raw_query[bad_escape.start() : bad_escape.start() + 3]}"')
-    query = {k: tuple(v) for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
-    deep = deep_query_value(query)
-    if deep is not None:  # what the route would parse is too deep for it (filters=...)
-        raise InvalidArgument("invalid filter" if deep == "filters" else f"invalid value for {deep}: nested too deep")
-    return query
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+

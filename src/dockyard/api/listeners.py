@@ -12,10 +12,13 @@ import os
 import socket
 import ssl
 import stat
+from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
+from dockyard.api.bodies import READ_SIZE
 from dockyard.api.connection import Connection
 from dockyard.api.router import Router
 from dockyard.config import TlsOptions
@@ -64,6 +67,7 @@ class ApiServer(Component):
         self._servers: list[asyncio.Server] = []
         self._unix_paths: list[Path] = []
         self._tasks = Tasks("api")
+        self._inbox = memoryview(bytearray(READ_SIZE))  # where every connection's reads land
 
     def check_free(self, hosts: tuple[str, ...]) -> None:
         """Refuse to take a socket another live daemon answers on (dockerd's docker.sock)."""
@@ -91,12 +95,13 @@ class ApiServer(Component):
                 path.unlink(missing_ok=True)
 
     async def listen(self, hosts: tuple[str, ...]) -> None:
+        loop = asyncio.get_running_loop()
         for host in hosts:
             if host.startswith("unix://"):
                 path = Path(host[len("unix://"):])
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.unlink(missing_ok=True)
-                server = await asyncio.start_unix_server(self._accept, path=str(path))
+                server = await loop.create_unix_server(self._connection, path=str(path))
                 os.chmod(path, 0o660)
                 self._unix_paths.append(path)
             elif host.startswith("tcp://"):
@@ -104,19 +109,19 @@ class ApiServer(Component):
                 ctx = tls_context(self._tls) if self._tls is not None else None
                 if ctx is None and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
                     log.warning("API on %s without TLS: anyone who can reach it is root", host)
-                server = await asyncio.start_server(
-                    self._accept, host=parts.hostname or "0.0.0.0", port=parts.port or 2375, ssl=ctx
+                server = await loop.create_server(
+                    self._connection, host=parts.hostname or "0.0.0.0", port=parts.port or 2375, ssl=ctx
                 )
             else:
                 raise InvalidArgument(f"unsupported listener {host}")
             self._servers.append(server)
             log.info("API listening on %s", host)
 
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if not self._tasks.active:
-            writer.close()  # shutting down
-            return
-        self._tasks.spawn(Connection(reader, writer, self._router, self._server_header).serve(), "connection")
+    def _connection(self) -> Connection:
+        return Connection(self._router, self._server_header, self._spawn, self._inbox)
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[Any] | None:
+        if not self._tasks.active:  # shutting down: the connection is closed at once
+            work.close()
+            return None
+        return self._tasks.spawn(work, name)
