@@ -82,7 +82,7 @@ class DaemonConfig:
     seccomp_profile_json: str = ""  # that file's content, read (and checked) when the configuration is loaded
     no_new_privileges: bool = False  # daemon.json no-new-privileges: containers' default
     network: NetworkDefaults = field(default_factory=NetworkDefaults)
-    monitor: MonitorChoice = MonitorChoice.CONMON
+    monitor: MonitorChoice = MonitorChoice.AUTO
 
     def runtime(self, name: str) -> RuntimeOption:
         found = self.runtimes.get(name or self.default_runtime)
@@ -165,7 +165,7 @@ def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dns-search", action="append", metavar="DOMAIN", help="DNS search domain for containers")
     parser.add_argument("--dns-opt", dest="dns_opts", action="append", metavar="OPTION", help="DNS option for containers")
     parser.add_argument("--monitor", choices=[c.value for c in MonitorChoice],
-                        help="the per-container monitor (default conmon; auto: dockyard-monitor where installed)")
+                        help="the per-container monitor (default auto: dockyard-monitor where installed, else conmon)")
     parser.add_argument("--tlsverify", action="store_true", default=None)
     parser.add_argument("--tlscacert")
     parser.add_argument("--tlscert")
@@ -271,7 +271,7 @@ def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonC
         seccomp_profile_json=seccomp_json,
         no_new_privileges=bool(no_new_privileges),
         network=network,
-        monitor=MonitorChoice.CONMON if monitor is None else MonitorChoice(monitor),
+        monitor=MonitorChoice.AUTO if monitor is None else MonitorChoice(monitor),
     )
 
 
