@@ -169,7 +169,7 @@ async def _compose_and_serve(
 
     archives = ArchiveService(table, mounts, dirs, images.diff_dirs, files, events, config.data_root / "tmp")
     stats = StatsService(table, CgroupStatsReader(), lambda c: f"/dockyard/{c.id}", events)
-    system = SystemService(config, _daemon_id(config.data_root), _Counts(table, images), seccomp=seccomp)
+    system = SystemService(config, _daemon_id(config.data_root), _Counts(table, images), seccomp=seccomp, monitor=monitor)
     updates = UpdateService(table, driver, events)
     router = Router(
         [

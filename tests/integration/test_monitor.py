@@ -243,8 +243,10 @@ def test_create_failure_is_reported_and_nothing_waits(lab: Lab) -> None:
 
 
 @pytest.mark.skipif(OWN.kind is not monitors.MonitorKind.DOCKYARD, reason="dockyard-monitor is not installed")
-def test_own_monitor_refuses_bad_arguments() -> None:
+def test_own_monitor_refuses_bad_arguments_and_says_its_version() -> None:
     for argv in ([], ["--id", "x"], ["--bogus"], ["--id", "a/b", "--runtime", "r", "--dir", "d", "--pid-file", "p",
                                                    "--monitor-pid-file", "m", "--exit-dir", "e", "--bundle", "b"]):  # fmt: skip
         done = subprocess.run([OWN.path, *argv], capture_output=True, timeout=10, check=False)
         assert done.returncode == 125 and done.stderr.startswith(b"dockyard-monitor: ")
+    done = subprocess.run([OWN.path, "--version"], capture_output=True, timeout=10, check=True)
+    assert done.stdout.startswith(b"dockyard-monitor version ") and done.stdout.split()[2][:1].isdigit()

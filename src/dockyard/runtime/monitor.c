@@ -6,6 +6,7 @@
  *                    (--bundle DIR | --exec-process FILE --exec-id EXEC_ID)
  *                    [--persist-dir DIR] [--log FILE] [--log-size-max BYTES]
  *                    [--tty] [--stdin] [--leave-stdin-open]
+ *   dockyard-monitor --version
  *
  * It detaches from the daemon (fork, setsid; the first process writes the second's pid to
  * --monitor-pid-file and exits), becomes a child subreaper, and runs
@@ -58,6 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#define MONITOR_VERSION "1.0" /* `--version`, as `docker version` lists it; the protocol's */
 #define CHUNK 8192	    /* one read of the container's output */
 #define STDIN_CHUNK 32768   /* one packet of stdin from a client */
 #define MAX_CLIENTS 64
@@ -195,6 +197,10 @@ static void usage(const char *why)
 
 static void parse(int argc, char **argv)
 {
+	if (argc == 2 && !strcmp(argv[1], "--version")) {
+		static const char version[] = "dockyard-monitor version " MONITOR_VERSION "\n";
+		_exit(write_all(STDOUT_FILENO, version, sizeof version - 1) == 0 ? 0 : 1);
+	}
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--tty")) {
