@@ -1096,9 +1096,10 @@ int main(int argc, char **argv)
 			short ev = pf[first_client + i].revents;
 			if (i >= n_clients || clients[i].fd != pf[first_client + i].fd)
 				continue; /* dropped (or moved) by a failed send above: next round */
-			if (ev & POLLIN)
-				read_client(i);
-			else if (ev & (POLLHUP | POLLERR | POLLNVAL))
+			if (ev & POLLIN) {
+				if (stdin_len == 0) /* one chunk held at a time: another client's waits a round */
+					read_client(i);
+			} else if (ev & (POLLHUP | POLLERR | POLLNVAL))
 				drop_client(i);
 		}
 		if (i_pid >= 0 && pf[i_pid].revents) {
