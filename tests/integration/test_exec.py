@@ -1,4 +1,5 @@
-"""Exec sessions for real: conmon --exec + runc exec in a running runc container, no daemon."""
+"""Exec sessions for real: the monitor (dockyard-monitor or conmon --exec) + runc exec in a
+running runc container, no daemon."""
 
 from __future__ import annotations
 
@@ -22,14 +23,14 @@ import pytest
 from dockyard.errors import CommandNotRunnable, RuntimeFailed
 from dockyard.linux.capabilities import bounding_set, capabilities_in_mask
 from dockyard.linux.process import ProcessHandle
-from dockyard.runtime import conmon
+from dockyard.runtime import monitor as monitors
 from dockyard.runtime.attach import Pipe
 from dockyard.runtime.execsession import ExecProcess, ExecRequest, start_exec
 from dockyard.runtime.execspec import ExecSpec
 from dockyard.runtime.oci import OciRuntime
 from dockyard.runtime.spec import DEFAULT_CAPS, SpecInput, build_spec
 from dockyard.runtime.users import resolve_in_rootfs
-from tests.conftest import busybox_rootfs_tar
+from tests.conftest import MONITOR_NAMES, busybox_rootfs_tar, monitor_under_test
 
 CGROUP_PARENT = "dockyard-test-exec"
 
@@ -51,11 +52,11 @@ class Box:
             directory=self.bundle / "exec" / exec_id, runtime_path=self.runtime.path,
             runtime_args=self.runtime.global_args,
             spec=ExecSpec(args=args, container_env=("FOO=bar", "KEEP=1"), hostname="boxhost", **spec),  # type: ignore[arg-type]
-            stdin=stdin, attach=attach,
+            stdin=stdin, attach=attach, monitor=monitor_under_test(),
         )  # fmt: skip
 
 
-def _conmons_mentioning(text: str) -> list[int]:
+def _monitors_mentioning(text: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -63,7 +64,7 @@ def _conmons_mentioning(text: str) -> list[int]:
                 argv = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if argv and argv[0].endswith(b"conmon") and any(text.encode() in a for a in argv):
+            if argv and argv[0].endswith(MONITOR_NAMES) and any(text.encode() in a for a in argv):
                 found.append(int(entry.name))
     return found
 
@@ -82,20 +83,20 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
     spec = build_spec(SpecInput(rootfs=str(rootfs), args=("sleep", "100000"), env=("FOO=bar", "KEEP=1"), cwd="/home",
                                 hostname="boxhost", cgroups_path=f"/{CGROUP_PARENT}/{cid}"))  # fmt: skip
     (bundle / "config.json").write_text(json.dumps(spec))
-    req = conmon.ConmonRequest(
+    req = monitors.MonitorRequest(
         container_id=cid, name=cid, runtime_path=runtime.path, runtime_args=runtime.global_args,
         bundle=bundle, log_path=bundle / "ctr.log", exit_dir=base / "exits", persist_dir=bundle / "persist",
-        tty=False, stdin=False, stdin_once=True,
+        tty=False, stdin=False, stdin_once=True, monitor=monitor_under_test(),
     )  # fmt: skip
     monitor: ProcessHandle | None = None
     try:
-        created = asyncio.run(conmon.create(req))
+        created = asyncio.run(monitors.create(req))
         monitor = ProcessHandle(created.monitor_pid)
         asyncio.run(runtime.start(cid))
         yield Box(cid, bundle, rootfs, runtime, monitor)
     finally:
         subprocess.run([runtime.path, "--root", runtime.root, "kill", "--all", cid, "9"], check=False, capture_output=True)
-        for pid in _conmons_mentioning(str(base)):
+        for pid in _monitors_mentioning(str(base)):
             os.kill(pid, signal.SIGKILL)
         if monitor is not None:
             asyncio.run(asyncio.wait_for(monitor.wait(), 10))
@@ -278,7 +279,7 @@ def test_missing_binary_is_a_typed_127_and_leaves_nothing(box: Box) -> None:
         "executable file not found in $PATH: unknown"
     )
     assert not req.directory.exists()
-    assert _conmons_mentioning(req.exec_id) == []
+    assert _monitors_mentioning(req.exec_id) == []
 
 
 def test_not_executable_is_126(box: Box) -> None:
@@ -344,7 +345,7 @@ def test_cancelled_start_leaves_no_process(box: Box, delay_ms: float) -> None:
                                                    stdout=asyncio.subprocess.PIPE)  # fmt: skip
         listing, _ = await top.communicate()
         assert b"sleep 300" not in listing
-        assert _conmons_mentioning(req.exec_id) == []
+        assert _monitors_mentioning(req.exec_id) == []
         assert not req.directory.exists()
 
     asyncio.run(scenario())

@@ -22,12 +22,12 @@ import pytest
 from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.process import ProcessHandle
 from dockyard.model.logs import LogQuery
-from dockyard.runtime import conmon
+from dockyard.runtime import monitor as monitors
 from dockyard.runtime.logfile import LogFiles
 from dockyard.runtime.logship import LogShipping
 from dockyard.runtime.oci import OciRuntime
 from dockyard.runtime.spec import SpecInput, build_spec
-from tests.conftest import busybox_rootfs_tar
+from tests.conftest import busybox_rootfs_tar, monitor_under_test
 
 LINES = 3000
 # About 1000 lines (55 KB of spool) a second at most: with a 32 KiB spool, conmon cannot
@@ -66,7 +66,7 @@ def lab(tmp_path: Path) -> Iterator[dict[str, object]]:
 
 
 async def _container(lab: dict[str, object], cid: str, args: tuple[str, ...], *, log: bool = True,
-                     log_size_max: int = 0) -> tuple[conmon.ConmonRequest, conmon.Created]:  # fmt: skip
+                     log_size_max: int = 0) -> tuple[monitors.MonitorRequest, monitors.Created]:  # fmt: skip
     dirs: LayerDirs = lab["dirs"]  # type: ignore[assignment]
     tmp: Path = lab["tmp"]  # type: ignore[assignment]
     runtime: OciRuntime = lab["runtime"]  # type: ignore[assignment]
@@ -78,13 +78,13 @@ async def _container(lab: dict[str, object], cid: str, args: tuple[str, ...], *,
     spec = build_spec(SpecInput(rootfs=str(rootfs), args=args, env=("PATH=/bin",), cwd="/", hostname=cid[:12],
                                 cgroups_path=f"/dockyard-logtest/{cid}"))  # fmt: skip
     (bundle / "config.json").write_text(json.dumps(spec))
-    req = conmon.ConmonRequest(
+    req = monitors.MonitorRequest(
         container_id=cid, name=cid, runtime_path=runtime.path, runtime_args=runtime.global_args, bundle=bundle,
         log_path=bundle / "ctr.log" if log else None, exit_dir=tmp / "exits", persist_dir=bundle / "persist",
-        tty=False, stdin=False, stdin_once=False, log_size_max=log_size_max,
+        tty=False, stdin=False, stdin_once=False, log_size_max=log_size_max, monitor=monitor_under_test(),
     )  # fmt: skip
     lab["made"].append(cid)  # type: ignore[attr-defined]
-    created = await conmon.create(req)
+    created = await monitors.create(req)
     lab["monitors"].append(created.monitor_pid)  # type: ignore[attr-defined]
     return req, created
 
@@ -145,7 +145,7 @@ def test_lines_written_while_the_shipper_is_away_are_all_shipped_once(lab: dict[
         assert [d.decode() for d in followed] == expected
         assert len(list(files.path.parent.glob("*.gz"))) >= 5  # LogPath rotated, compressed
         assert not (req.bundle / "ctr.log").exists()  # the spool went with the run
-        assert conmon.read_exit_code(req.exit_dir, req.container_id) == 0
+        assert monitors.read_exit_code(req.exit_dir, req.container_id) == 0
 
     asyncio.run(scenario())
 
@@ -154,12 +154,12 @@ def test_none_driver_keeps_no_log(lab: dict[str, object]) -> None:
     async def scenario() -> None:
         runtime: OciRuntime = lab["runtime"]  # type: ignore[assignment]
         req, created = await _container(lab, "it-nolog", ("sh", "-c", "echo gone; exit 3"), log=False)
-        assert "none" in conmon.conmon_argv(req)
+        assert not any("ctr.log" in arg for arg in monitors.monitor_argv(req))
         monitor = ProcessHandle(created.monitor_pid)
         await runtime.start(req.container_id)
         await asyncio.wait_for(monitor.wait(), 10)
         monitor.close()
-        assert conmon.read_exit_code(req.exit_dir, req.container_id) == 3
+        assert monitors.read_exit_code(req.exit_dir, req.container_id) == 3
         assert not list(req.bundle.glob("ctr.log*"))
 
     asyncio.run(scenario())

@@ -19,12 +19,12 @@ import pytest
 from dockyard.config import RuntimeOption, RuntimeOrigin
 from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.process import ProcessHandle
-from dockyard.runtime import conmon
+from dockyard.runtime import monitor as monitors
 from dockyard.runtime.attach import AttachConnection, Pipe
 from dockyard.runtime.catalog import plan_runtimes, probe_host
 from dockyard.runtime.oci import OciRuntime
 from dockyard.runtime.spec import SpecInput, build_spec
-from tests.conftest import busybox_rootfs_tar
+from tests.conftest import busybox_rootfs_tar, monitor_under_test
 
 
 def host_runtime(name: str, root: Path) -> OciRuntime:
@@ -58,7 +58,7 @@ def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[dict[str, ob
             parent.rmdir()
 
 
-async def _create(lab: dict[str, object], cid: str, args: tuple[str, ...], *, stdin: bool = False, tty: bool = False) -> tuple[conmon.ConmonRequest, conmon.Created]:
+async def _create(lab: dict[str, object], cid: str, args: tuple[str, ...], *, stdin: bool = False, tty: bool = False) -> tuple[monitors.MonitorRequest, monitors.Created]:
     dirs: LayerDirs = lab["dirs"]  # type: ignore[assignment]
     tmp: Path = lab["tmp"]  # type: ignore[assignment]
     runtime: OciRuntime = lab["runtime"]  # type: ignore[assignment]
@@ -70,13 +70,13 @@ async def _create(lab: dict[str, object], cid: str, args: tuple[str, ...], *, st
     spec = build_spec(SpecInput(rootfs=str(rootfs), args=args, env=(), cwd="/", hostname=cid[:12],
                                 cgroups_path=f"/dockyard-test/{cid}", tty=tty))  # fmt: skip
     (bundle / "config.json").write_text(json.dumps(spec))
-    req = conmon.ConmonRequest(
+    req = monitors.MonitorRequest(
         container_id=cid, name=cid, runtime_path=runtime.executable, runtime_args=runtime.global_args,
         bundle=bundle, log_path=bundle / "ctr.log", exit_dir=tmp / "exits", persist_dir=bundle / "persist",
-        tty=tty, stdin=stdin, stdin_once=True,
+        tty=tty, stdin=stdin, stdin_once=True, monitor=monitor_under_test(),
     )  # fmt: skip
     lab["made"].append(cid)  # type: ignore[attr-defined]
-    return req, await conmon.create(req)
+    return req, await monitors.create(req)
 
 
 def test_output_exit_code_and_log(lab: dict[str, object]) -> None:
@@ -93,7 +93,7 @@ def test_output_exit_code_and_log(lab: dict[str, object]) -> None:
         conn.close()
         await asyncio.wait_for(monitor.wait(), 10)
         assert (Pipe.STDOUT, b"out\n") in packets and (Pipe.STDERR, b"err\n") in packets
-        assert conmon.read_exit_code(req.exit_dir, req.container_id) == 3
+        assert monitors.read_exit_code(req.exit_dir, req.container_id) == 3
         # conmon's k8s-file spool: `<time> <stream> <F|P> <text>` per line
         lines = sorted(line.split(" ", 1)[1] for line in req.log_path.read_text().splitlines())
         assert lines == ["stderr F err", "stdout F out"]
@@ -127,7 +127,7 @@ def test_kill_gives_137_and_pidfd_sees_the_monitor_exit(lab: dict[str, object]) 
         monitor = ProcessHandle(created.monitor_pid)
         assert process.send(9)
         await asyncio.wait_for(monitor.wait(), 10)
-        assert conmon.read_exit_code(req.exit_dir, req.container_id) == 137
+        assert monitors.read_exit_code(req.exit_dir, req.container_id) == 137
         await runtime.delete(req.container_id, force=True)
         assert not process.send(0)
 
@@ -243,6 +243,6 @@ def test_a_launched_runtime_runs_from_a_read_only_mount(lab: dict[str, object]) 
             os.open(exe, os.O_WRONLY)
         await runtime.start(req.container_id)
         await asyncio.wait_for(ProcessHandle(created.monitor_pid).wait(), 10)
-        assert conmon.read_exit_code(req.exit_dir, req.container_id) == 0
+        assert monitors.read_exit_code(req.exit_dir, req.container_id) == 0
 
     asyncio.run(scenario())

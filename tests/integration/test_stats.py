@@ -22,10 +22,10 @@ from dockyard.linux.process import ProcessHandle
 from dockyard.linux.ps import run_ps
 from dockyard.model.stats import StatsSample, cpu_percent, memory_used
 from dockyard.model.top import parse_ps, ps_arguments
-from dockyard.runtime import conmon
+from dockyard.runtime import monitor as monitors
 from dockyard.runtime.oci import OciRuntime
 from dockyard.runtime.spec import Resources, SpecInput, build_spec
-from tests.conftest import busybox_rootfs_tar
+from tests.conftest import busybox_rootfs_tar, monitor_under_test
 
 PARENT = "dockyard-test-stats"  # its own cgroup parent: other tests remove theirs
 LIMIT = 64 * 1024 * 1024
@@ -34,7 +34,7 @@ SCRIPT = "nc 127.0.0.1 1 </dev/null; sleep 1000 & while :; do :; done"
 
 
 @pytest.fixture
-def container(tmp_path: Path) -> Iterator[tuple[str, conmon.Created, OciRuntime]]:
+def container(tmp_path: Path) -> Iterator[tuple[str, monitors.Created, OciRuntime]]:
     dirs = LayerDirs(tmp_path / "overlay")
     image = dirs.new_cache_id()
     dirs.extract(image, io.BytesIO(busybox_rootfs_tar()))
@@ -53,12 +53,12 @@ def container(tmp_path: Path) -> Iterator[tuple[str, conmon.Created, OciRuntime]
             resources=Resources(memory=LIMIT, pids_limit=100, nano_cpus=500_000_000),
         ))  # fmt: skip
         (bundle / "config.json").write_text(json.dumps(spec))
-        req = conmon.ConmonRequest(
+        req = monitors.MonitorRequest(
             container_id=cid, name=cid, runtime_path=runtime.path, runtime_args=runtime.global_args,
             bundle=bundle, log_path=bundle / "ctr.log", exit_dir=tmp_path / "exits",
-            persist_dir=bundle / "persist", tty=False, stdin=False, stdin_once=True,
+            persist_dir=bundle / "persist", tty=False, stdin=False, stdin_once=True, monitor=monitor_under_test(),
         )  # fmt: skip
-        created = asyncio.run(conmon.create(req))
+        created = asyncio.run(monitors.create(req))
         monitor = ProcessHandle(created.monitor_pid)
         asyncio.run(runtime.start(cid))
         yield cid, created, runtime
@@ -92,7 +92,7 @@ def _ready(reader: CgroupStatsReader, path: str, pid: int) -> StatsSample:
     raise AssertionError(f"container never got ready: {sample}")
 
 
-def test_reader_follows_a_busy_container(container: tuple[str, conmon.Created, OciRuntime]) -> None:
+def test_reader_follows_a_busy_container(container: tuple[str, monitors.Created, OciRuntime]) -> None:
     cid, created, _ = container
     reader = CgroupStatsReader()
     assert reader.layout in (CgroupLayout.V1, CgroupLayout.HYBRID, CgroupLayout.V2)
@@ -136,7 +136,7 @@ def test_reader_follows_a_busy_container(container: tuple[str, conmon.Created, O
 
 
 def test_top_finds_the_container_processes_and_only_them(
-    container: tuple[str, conmon.Created, OciRuntime],
+    container: tuple[str, monitors.Created, OciRuntime],
 ) -> None:
     cid, created, _ = container
     reader = CgroupStatsReader()
@@ -163,7 +163,7 @@ def test_top_finds_the_container_processes_and_only_them(
 
 
 def test_a_removed_container_has_no_sample_and_no_pids(
-    container: tuple[str, conmon.Created, OciRuntime],
+    container: tuple[str, monitors.Created, OciRuntime],
 ) -> None:
     cid, created, runtime = container
     reader = CgroupStatsReader()

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from dockyard.config import DaemonConfig
 from dockyard.linux.cgroups import CgroupLayout, cgroup_layout
-from dockyard.runtime.conmon import CONMON
+from dockyard.runtime.monitor import CONMON_MONITOR, Monitor
 from dockyard.runtime.seccomp import SeccompProfiles, shared_profiles
 
 ENGINE_VERSION = package_version("dockyard")
@@ -106,11 +106,19 @@ def security_info(config: DaemonConfig, seccomp: SeccompProfiles) -> SecurityInf
 
 class SystemService:
     def __init__(
-        self, config: DaemonConfig, daemon_id: str, counts: CountSource, *, seccomp: SeccompProfiles | None = None
+        self,
+        config: DaemonConfig,
+        daemon_id: str,
+        counts: CountSource,
+        *,
+        seccomp: SeccompProfiles | None = None,
+        monitor: Monitor = CONMON_MONITOR,
     ) -> None:
         """`seccomp`: the daemon's profiles, as given to bundles; when not given, the ones
-        shared with every caller of this configuration. Read here, once (a small file)."""
+        shared with every caller of this configuration. Read here, once (a small file).
+        `monitor`: the containers' monitor (runtime/monitor.py), listed with the runtimes."""
         self.config = config
+        self.monitor = monitor
         self.daemon_id = daemon_id
         self.facts = host_facts()
         self._counts = counts
@@ -122,9 +130,9 @@ class SystemService:
         return self._counts.counts()
 
     async def components(self) -> list[Component]:
-        """The runtimes and conmon with their `--version`, asked once and remembered."""
+        """The runtimes and the monitor with their `--version`, asked once and remembered."""
         if self._components is None:
-            tools = {name: r.path for name, r in self.config.runtimes.items()} | {"conmon": CONMON}
+            tools = {name: r.path for name, r in self.config.runtimes.items()} | {self.monitor.kind.value: self.monitor.path}
             found = await asyncio.gather(*(_tool_version(path) for path in tools.values()))
             self._components = [Component(n, v, p) for (n, p), v in zip(tools.items(), found, strict=True)]
         return self._components

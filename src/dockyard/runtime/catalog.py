@@ -119,10 +119,14 @@ def probe_host(options: Mapping[str, RuntimeOption]) -> RuntimeHost:
 
 
 def find_nounified(dirs: tuple[Path, ...] | None = None) -> str | None:
-    """The installed helper, if it is one we may run as root: a regular executable file
-    owned by root (or by us) that nobody else can write."""
+    return find_helper(NOUNIFIED, dirs)
+
+
+def find_helper(name: str, dirs: tuple[Path, ...] | None = None) -> str | None:
+    """An installed helper of ours (dockyard-nounified, dockyard-monitor), if it is one we may
+    run as root: a regular executable file owned by root (or by us) that nobody else can write."""
     for directory in helper_dirs() if dirs is None else dirs:
-        path = directory / NOUNIFIED
+        path = directory / name
         try:
             st = path.stat()
         except OSError:

@@ -1,7 +1,8 @@
-"""The OCI runtimes (runc, crun, ...) and the conmon launch, behind one driver.
+"""The OCI runtimes (runc, crun, ...) and the monitor launch, behind one driver.
 
 The engine names a runtime by its configured name and a container by its id; the driver
-knows where each runtime keeps its state and how conmon starts a container under it. A
+knows where each runtime keeps its state and how the monitor (dockyard-monitor or conmon,
+runtime/monitor.py) starts a container under it. A
 failed start raises `StartFailed` with dockerd's exit code (runtime/failures.py), classified
 once, where the runtime's words are read.
 """
@@ -18,9 +19,10 @@ from typing import Any
 from dockyard.config import RuntimeOption
 from dockyard.errors import InvalidArgument
 from dockyard.linux.cgroups import own_procs_file, prepay_migration
-from dockyard.runtime import conmon
+from dockyard.runtime import monitor as monitors
 from dockyard.runtime.execsession import ExecProcess, ExecRequest, start_exec
 from dockyard.runtime.execspec import ExecSpec
+from dockyard.runtime.monitor import CONMON_MONITOR, Monitor
 from dockyard.runtime.oci import OciRuntime, is_crun
 from dockyard.runtime.seccompfilters import CompiledFilters, FilterUse
 from dockyard.runtime.spec import Resources
@@ -34,7 +36,7 @@ class Launch:
     name: str
     runtime: str
     bundle: Path
-    log_path: Path | None  # conmon's output spool; None: no log kept
+    log_path: Path | None  # the monitor's output spool; None: no log kept
     log_size_max: int
     exit_dir: Path
     persist_dir: Path
@@ -48,7 +50,7 @@ class Launch:
 @dataclass(frozen=True)
 class Launched:
     pid: int  # the container's init process
-    monitor_pid: int  # its conmon
+    monitor_pid: int  # its monitor
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,13 @@ class Exit:
 
 
 class RuntimeDriver:
-    def __init__(self, runtimes: Mapping[str, RuntimeOption], state_root: Path, filters_root: Path) -> None:
+    def __init__(
+        self, runtimes: Mapping[str, RuntimeOption], state_root: Path, filters_root: Path, monitor: Monitor = CONMON_MONITOR
+    ) -> None:
         """`runtimes`: the daemon's, as runtime/catalog.py resolved them (with their launchers);
-        `filters_root`: where compiled seccomp programs are kept (runtime/seccompfilters.py)."""
+        `filters_root`: where compiled seccomp programs are kept (runtime/seccompfilters.py);
+        `monitor`: what starts and watches each container (runtime/monitor.py choose_monitor)."""
+        self.monitor = monitor
         self._runtimes = {
             name: OciRuntime(name, opt.path, str(state_root / name), opt.args, opt.launcher)
             for name, opt in runtimes.items()
@@ -93,12 +99,12 @@ class RuntimeDriver:
             self._prepaying = False
 
     async def create(self, launch: Launch) -> Launched:
-        """conmon runs `<runtime> create`; the process waits for `start`. Raises StartFailed."""
+        """The monitor runs `<runtime> create`; the process waits for `start`. Raises StartFailed."""
         runtime = self._get(launch.runtime)
         if runtime.has_state(launch.container_id):
             await runtime.delete(launch.container_id, force=True)  # a stopped daemon's leftover
-        created = await conmon.create(
-            conmon.ConmonRequest(
+        created = await monitors.create(
+            monitors.MonitorRequest(
                 container_id=launch.container_id,
                 name=launch.name,
                 runtime_path=runtime.executable,
@@ -111,6 +117,7 @@ class RuntimeDriver:
                 tty=launch.tty,
                 stdin=launch.stdin,
                 stdin_once=launch.stdin_once,
+                monitor=self.monitor,
             )
         )
         filters = self._filters.get(launch.runtime)
@@ -127,7 +134,7 @@ class RuntimeDriver:
     async def exec(
         self, runtime: str, container_id: str, exec_id: str, bundle: Path, spec: ExecSpec, *, stdin: bool, attach: bool
     ) -> ExecProcess:
-        """Start an exec session in a running container (its own conmon); raises StartFailed."""
+        """Start an exec session in a running container (its own monitor); raises StartFailed."""
         oci = self._get(runtime)
         return await start_exec(
             ExecRequest(
@@ -140,6 +147,7 @@ class RuntimeDriver:
                 spec=spec,
                 stdin=stdin,
                 attach=attach,
+                monitor=self.monitor,
             )
         )
 
@@ -161,22 +169,23 @@ class RuntimeDriver:
 
     @staticmethod
     def exit_of(exit_dir: Path, persist_dir: Path, container_id: str) -> Exit:
-        """What conmon recorded when the container ended."""
-        return Exit(conmon.read_exit_code(exit_dir, container_id), conmon.oom_killed(persist_dir))
+        """What the monitor recorded when the container ended."""
+        return Exit(monitors.read_exit_code(exit_dir, container_id), monitors.oom_killed(persist_dir))
 
     @staticmethod
     def resize(bundle: Path, height: int, width: int) -> None:
-        conmon.resize(bundle, height, width)
+        monitors.resize(bundle, height, width)
 
     @staticmethod
     def is_monitor_of(pid: int, container_id: str) -> bool:
-        """Is `pid` (still) the conmon of this container? Guards adoption against pid reuse."""
+        """Is `pid` (still) the monitor (of either kind) of this container? Guards adoption
+        against pid reuse, also across a change of the daemon's monitor."""
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
         except OSError:
             return False
-        return argv[0].endswith(b"conmon") and container_id.encode() in argv
+        return monitors.is_monitor_argv(argv, container_id)
 
     def states(self) -> list[tuple[str, str]]:
         """(runtime, container id) for every container some runtime still keeps state of."""
@@ -188,8 +197,8 @@ class RuntimeDriver:
 
     @staticmethod
     def monitor_pid(bundle: Path) -> int:
-        """The pid conmon wrote for the last start from this bundle (0: none)."""
+        """The pid the monitor wrote for the last start from this bundle (0: none)."""
         try:
-            return int((bundle / "conmon.pid").read_text().strip())
+            return int((bundle / monitors.PID_FILE).read_text().strip())
         except (OSError, ValueError):
             return 0

@@ -1,10 +1,12 @@
-"""An exec session under its own conmon (`conmon --exec`), as podman runs them.
+"""An exec session under a monitor of its own (dockyard-monitor --exec-process, or
+`conmon --exec` as podman runs them).
 
 Each session has a directory of its own: process.json, the attach socket (`attach`, the
 same SEQPACKET protocol as a container's), the control fifo (`ctl`, for resize), pid files
-and `exit/<container-id>`, where conmon writes the exit code.
+and `exit/<container-id>`, where the monitor writes the exit code.
 
-The handshake (conmon 2.1.6, src/conmon.c) uses three pipes named in the environment:
+Both monitors do the same handshake (conmon 2.1.6, src/conmon.c; "conmon" below stands for
+either), with three pipes named in the environment:
   _OCI_STARTPIPE  conmon reads it twice: once before it forks (we pre-fill that byte: we need
                   no time to move it into a cgroup), and once in the child that runs
                   `runc exec`, which waits there until we say go;
@@ -28,17 +30,18 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dockyard.errors import DockyardError, Internal
 from dockyard.linux.capabilities import bounding_set
 from dockyard.linux.process import ProcessHandle
-from dockyard.runtime import conmon
+from dockyard.runtime import monitor as monitors
 from dockyard.runtime.attach import AttachConnection
 from dockyard.runtime.execspec import ExecSpec, exec_process
 from dockyard.runtime.failures import start_failure
+from dockyard.runtime.monitor import PID_FILE, Monitor, MonitorKind, parse_message
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,7 @@ class ExecRequest:
     spec: ExecSpec
     stdin: bool = False  # AttachStdin: the process reads what the attach socket sends
     attach: bool = True  # connect before the process starts; False for `exec -d`
+    monitor: Monitor = field(kw_only=True)
 
     @property
     def process_file(self) -> Path:
@@ -71,8 +75,8 @@ class ExecRequest:
         return self.directory / "pidfile"
 
     @property
-    def conmon_pid_file(self) -> Path:
-        return self.directory / "conmon.pid"
+    def monitor_pid_file(self) -> Path:
+        return self.directory / PID_FILE
 
     @property
     def exit_dir(self) -> Path:
@@ -80,15 +84,35 @@ class ExecRequest:
 
     @property
     def exit_file(self) -> Path:
-        return self.exit_dir / self.container_id  # conmon names it after -c
+        return self.exit_dir / self.container_id  # named after the container, as conmon's -c
 
 
 def exec_argv(req: ExecRequest) -> list[str]:
+    if req.monitor.kind is MonitorKind.CONMON:
+        return _conmon_exec_argv(req)
     argv = [
-        conmon.CONMON, "--api-version", "1",
+        req.monitor.path, "--id", req.container_id, "--exec-id", req.exec_id,
+        "--runtime", req.runtime_path, "--exec-process", str(req.process_file), "--dir", str(req.directory),
+        "--pid-file", str(req.pid_file), "--monitor-pid-file", str(req.monitor_pid_file),
+        "--exit-dir", str(req.exit_dir),
+    ]  # fmt: skip
+    for arg in req.runtime_args:
+        argv += ["--runtime-arg", arg]
+    if req.spec.tty:
+        argv.append("--tty")
+    if req.stdin:
+        argv.append("--stdin")
+        if req.spec.tty:
+            argv.append("--leave-stdin-open")  # as below
+    return argv
+
+
+def _conmon_exec_argv(req: ExecRequest) -> list[str]:
+    argv = [
+        req.monitor.path, "--api-version", "1",
         "-c", req.container_id, "-u", req.exec_id,
         "-r", req.runtime_path, "-b", str(req.directory),
-        "-p", str(req.pid_file), "-P", str(req.conmon_pid_file),
+        "-p", str(req.pid_file), "-P", str(req.monitor_pid_file),
         # dockerd keeps exec output out of the container's log.
         "-l", "none",
         "--exit-dir", str(req.exit_dir),
@@ -132,7 +156,7 @@ class ExecProcess:
         return read_exit_code(self.request)
 
     def resize(self, height: int, width: int) -> None:
-        conmon.resize(self.request.directory, height, width)
+        monitors.resize(self.request.directory, height, width)
 
     def close(self) -> None:
         """Release the pidfd and the attach socket, and remove the session's directory.
@@ -144,7 +168,7 @@ class ExecProcess:
 
 
 def read_exit_code(req: ExecRequest) -> int | None:
-    return conmon.read_exit_code(req.exit_dir, req.container_id)
+    return monitors.read_exit_code(req.exit_dir, req.container_id)
 
 
 class _MessagePipe:
@@ -175,11 +199,7 @@ class _MessagePipe:
             self._eof = not chunk
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
-        try:
-            message = json.loads(line)
-        except ValueError:
-            return {"data": -1, "message": line.decode(errors="replace")}
-        return message if isinstance(message, dict) else {"data": -1, "message": str(message)}
+        return parse_message(line)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -226,7 +246,7 @@ async def start_exec(req: ExecRequest) -> ExecProcess:
     except BaseException as exc:
         await launch.undo()
         if isinstance(exc, TimeoutError):
-            raise Internal(f"conmon did not start the exec within {_TIMEOUT:.0f}s") from None
+            raise Internal(f"the monitor did not start the exec within {_TIMEOUT:.0f}s") from None
         raise
     finally:
         launch.close_pipes()
@@ -252,12 +272,12 @@ class _Launch:
         stderr = await first.stderr.read() if first.stderr is not None else b""
         # The first conmon exits once its daemonized child runs, after writing that child's pid.
         if await first.wait() != 0:
-            raise Internal(f"conmon failed to start the exec: {stderr.decode(errors='replace').strip()}")
+            raise Internal(f"the monitor failed to start the exec: {stderr.decode(errors='replace').strip()}")
         self.monitor = _open_monitor(req)
         assert self.ready is not None and self.sync is not None
         ready = await self.ready.next()
         if ready is None or ready.get("data") != 0:
-            raise Internal(f"conmon did not set up the exec session: {ready}")
+            raise Internal(f"the monitor did not set up the exec session: {ready}")
         t_ready = time.perf_counter()
         if req.attach:
             self.attach = await AttachConnection.connect(req.attach_socket)
@@ -266,7 +286,7 @@ class _Launch:
         pid = _started_pid(await self.sync.next())
         t_started = time.perf_counter()
         log.debug(
-            "exec %s: conmon ready %.1f ms, runtime exec %.1f ms",
+            "exec %s: monitor ready %.1f ms, runtime exec %.1f ms",
             req.exec_id[:12], (t_ready - t0) * 1e3, (t_started - t_ready) * 1e3,
         )  # fmt: skip
         return ExecProcess(req, pid, self.monitor, self.attach)
@@ -304,7 +324,7 @@ class _Launch:
                 self.first = await spawning
             raise
         except OSError as exc:
-            raise Internal(f"cannot start conmon: {exc}") from exc
+            raise Internal(f"cannot start {self.req.monitor.kind}: {exc}") from exc
         finally:
             for fd in child_ends:
                 os.close(fd)
@@ -351,7 +371,7 @@ class _Launch:
 def _started_pid(reply: dict[str, Any] | None) -> int:
     """The exec process's pid from conmon's sync message, or the runtime's failure raised."""
     if reply is None:
-        raise Internal("conmon exited without starting the exec")
+        raise Internal("the monitor exited without starting the exec")
     pid = reply.get("data")
     if not isinstance(pid, int) or pid <= 0:
         raise start_failure(str(reply.get("message") or ""), "exec")
@@ -360,7 +380,7 @@ def _started_pid(reply: dict[str, Any] | None) -> int:
 
 def _open_monitor(req: ExecRequest) -> ProcessHandle:
     try:
-        pid = int(req.conmon_pid_file.read_text().strip())
+        pid = int(req.monitor_pid_file.read_text().strip())
         return ProcessHandle(pid)
     except (OSError, ValueError) as exc:
-        raise Internal(f"the exec session's conmon is gone: {exc}") from exc
+        raise Internal(f"the exec session's monitor is gone: {exc}") from exc
