@@ -1,0 +1,137 @@
+"""Named volumes of the local driver, driven by the docker CLI and docker-py."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import docker.errors
+import pytest
+
+from tests.conftest import Daemon
+
+
+def _name(tag: str) -> str:
+    return f"dyv-{tag}-{os.urandom(3).hex()}"
+
+
+def test_create_inspect_ls_rm_with_the_cli(daemon: Daemon) -> None:
+    name = _name("cli")
+    assert daemon.out("volume", "create", "--label", "tier=db", name) == name
+    try:
+        (doc,) = json.loads(daemon.out("volume", "inspect", name))
+        assert doc["Name"] == name
+        assert doc["Driver"] == "local"
+        assert doc["Scope"] == "local"
+        assert doc["Labels"] == {"tier": "db"}
+        assert doc["Mountpoint"] == str(daemon.data_root / "volumes" / name / "_data")
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", doc["CreatedAt"])
+        assert os.path.isdir(doc["Mountpoint"])
+        assert name in daemon.out("volume", "ls", "-q").split()
+        assert daemon.out("volume", "ls", "-q", "--filter", "label=tier=db", "--filter", f"name={name}") == name
+        assert daemon.out("volume", "ls", "-q", "--filter", "label=tier=web", "--filter", f"name={name}") == ""
+        assert name in daemon.out("volume", "ls", "-q", "--filter", "dangling=true").split()
+        assert name in daemon.out("volume", "ls", "-q", "--filter", "driver=local").split()
+        # Creating it again is no error and changes nothing.
+        assert daemon.out("volume", "create", name) == name
+        assert json.loads(daemon.out("volume", "inspect", name))[0]["CreatedAt"] == doc["CreatedAt"]
+    finally:
+        daemon.docker("volume", "rm", name)
+    assert not (daemon.data_root / "volumes" / name).exists()
+    gone = daemon.docker("volume", "inspect", name, check=False)
+    assert gone.returncode == 1 and f"get {name}: no such volume" in gone.stderr.decode()
+    again = daemon.docker("volume", "rm", name, check=False)
+    assert again.returncode == 1 and f"get {name}: no such volume" in again.stderr.decode()
+    daemon.docker("volume", "rm", "-f", name)  # -f: a missing volume is no error
+
+
+def test_a_volume_without_a_name_gets_64_hex(daemon: Daemon) -> None:
+    name = daemon.out("volume", "create")
+    try:
+        assert re.fullmatch(r"[0-9a-f]{64}", name)
+        assert (daemon.data_root / "volumes" / name / "_data").is_dir()
+    finally:
+        daemon.docker("volume", "rm", name)
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("a", "volume name is too short, names should be at least two alphanumeric characters"),
+        ("has/slash", '"has/slash" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed'),
+        ("..", '".." includes invalid characters for a local volume name'),
+        ("-dash", '"-dash" includes invalid characters'),
+    ],
+)
+def test_bad_names_are_refused_and_leave_nothing(daemon: Daemon, name: str, words: str) -> None:
+    api = daemon.client().api
+    root = daemon.data_root / "volumes"
+    before = sorted(root.iterdir()) if root.exists() else []
+    with pytest.raises(docker.errors.APIError) as caught:
+        api.create_volume(name)
+    assert caught.value.status_code == 400
+    assert words in caught.value.explanation
+    assert name not in [v["Name"] for v in api.volumes()["Volumes"] or []]
+    assert (sorted(root.iterdir()) if root.exists() else []) == before
+    assert not (root / "has").exists()
+
+
+def test_another_driver_is_a_plugin_not_found(daemon: Daemon) -> None:
+    name = _name("drv")
+    result = daemon.docker("volume", "create", "-d", "nosuch", name, check=False)
+    assert result.returncode == 1
+    assert f'create {name}: error looking up volume plugin nosuch: plugin "nosuch" not found' in result.stderr.decode()
+    assert daemon.docker("volume", "inspect", name, check=False).returncode == 1
+    assert not (daemon.data_root / "volumes" / name).exists()
+
+
+def test_docker_py_volume_model(daemon: Daemon) -> None:
+    client = daemon.client()
+    name = _name("py")
+    v = client.volumes.create(name, driver="local", labels={"a": "1"})
+    try:
+        assert v.name == name
+        assert client.volumes.get(name).attrs["Labels"] == {"a": "1"}
+        assert name in [x.name for x in client.volumes.list(filters={"label": "a=1"})]
+        with pytest.raises(docker.errors.NotFound):
+            client.volumes.get(_name("missing"))
+    finally:
+        v.remove()
+    assert name not in [x.name for x in client.volumes.list()]
+
+
+def test_list_filters_are_checked(daemon: Daemon) -> None:
+    api = daemon.client().api
+    with pytest.raises(docker.errors.APIError) as caught:
+        api.volumes(filters={"colour": "red"})
+    assert caught.value.status_code == 400 and "invalid filter 'colour'" in caught.value.explanation
+    with pytest.raises(docker.errors.APIError) as caught:
+        api.volumes(filters={"dangling": "maybe"})
+    assert caught.value.status_code == 400 and "invalid filter 'dangling=maybe'" in caught.value.explanation
+
+
+def test_prune_takes_anonymous_ones_unless_all(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    d: Daemon = daemon_factory()
+    d.docker("volume", "create", "named")
+    d.docker("volume", "create", "--label", "com.docker.volume.anonymous=", "anon1")
+    d.docker("volume", "create", "--label", "keep=yes", "kept")
+    out = d.out("volume", "prune", "-f")
+    assert "anon1" in out and "named" not in out
+    assert sorted(d.out("volume", "ls", "-q").split()) == ["kept", "named"]
+    out = d.out("volume", "prune", "-f", "--all", "--filter", "label!=keep")
+    assert "named" in out and "kept" not in out
+    assert d.out("volume", "ls", "-q").split() == ["kept"]
+    result = d.client().api.prune_volumes(filters={"all": "true"})
+    assert result["VolumesDeleted"] == ["kept"]
+    assert d.out("volume", "ls", "-q") == ""
+    assert list((d.data_root / "volumes").iterdir()) == []
+
+
+def test_volumes_survive_a_daemon_restart(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    d: Daemon = daemon_factory()
+    d.docker("volume", "create", "--label", "x=y", "lasting")
+    before = json.loads(d.out("volume", "inspect", "lasting"))[0]
+    d.stop()
+    d.start()
+    assert json.loads(d.out("volume", "inspect", "lasting"))[0] == before
