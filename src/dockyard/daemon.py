@@ -128,7 +128,8 @@ async def _compose_and_serve(
     content = ContentStore(config.data_root / "content")
     dirs = LayerDirs(config.data_root / "overlay")
     images = ImageService(ImageRepository(db), content, dirs, events, config.data_root / "tmp", table)
-    volumes = VolumeService(VolumeRepository(db), LocalVolumes(config.data_root / "volumes"), events)
+    volumes = VolumeService(VolumeRepository(db), LocalVolumes(config.data_root / "volumes"), events,
+                            users_of=table.volume_users)  # fmt: skip
     await volumes.start()
     monitor = choose_monitor(config.monitor)
     log.info("container monitor: %s (%s)", monitor.kind, monitor.path)
@@ -166,7 +167,8 @@ async def _compose_and_serve(
                   firewalling)
     )
     containers = await stack.enter_async_context(
-        ContainerService(config, table, lifecycle, attachments, driver, execs, logs, images, dirs, events, endpoints)
+        ContainerService(config, table, lifecycle, attachments, driver, execs, logs, images, dirs, events, endpoints,
+                         volumes)
     )
     restarts = await stack.enter_async_context(RestartManager(table, lifecycle, exits, containers))
     await Reconciler(

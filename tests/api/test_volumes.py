@@ -135,3 +135,54 @@ def test_volumes_survive_a_daemon_restart(daemon_factory) -> None:  # type: igno
     d.stop()
     d.start()
     assert json.loads(d.out("volume", "inspect", "lasting"))[0] == before
+
+
+def test_a_named_volume_is_made_on_first_use_and_keeps_its_data(daemon: Daemon, busybox: str) -> None:
+    name = _name("use")
+    try:
+        daemon.docker("run", "--name", f"{name}-w", "-v", f"{name}:/data", busybox, "sh", "-c", "echo kept > /data/f")
+        (vol,) = json.loads(daemon.out("volume", "inspect", name))
+        assert vol["Labels"] is None and vol["Options"] is None
+        (mount,) = json.loads(daemon.out("inspect", f"{name}-w"))[0]["Mounts"]
+        assert mount == {"Type": "volume", "Name": name, "Source": vol["Mountpoint"], "Destination": "/data",
+                         "Driver": "local", "Mode": "z", "RW": True, "Propagation": ""}  # fmt: skip
+        assert open(os.path.join(vol["Mountpoint"], "f")).read() == "kept\n"
+        # The next container sees it; read-only really is read-only.
+        out = daemon.docker("run", "--rm", "-v", f"{name}:/data:ro", busybox, "sh", "-c", "cat /data/f; echo x > /data/g",
+                            check=False)  # fmt: skip
+        assert out.stdout == b"kept\n" and out.returncode != 0 and b"Read-only file system" in out.stderr
+        in_use = daemon.docker("volume", "rm", name, check=False)
+        cid = daemon.out("inspect", "-f", "{{.Id}}", f"{name}-w")
+        assert in_use.returncode == 1
+        assert f"remove {name}: volume is in use - [{cid}]" in in_use.stderr.decode()
+        assert daemon.docker("volume", "rm", "-f", name, check=False).returncode == 1  # -f does not help
+        assert name not in daemon.out("volume", "ls", "-q", "--filter", "dangling=true").split()
+        daemon.docker("rm", f"{name}-w")  # removing the container never removes the volume
+        assert json.loads(daemon.out("volume", "inspect", name))[0]["Name"] == name
+        assert name in daemon.out("volume", "ls", "-q", "--filter", "dangling=true").split()
+    finally:
+        daemon.docker("rm", "-f", f"{name}-w", check=False)
+        daemon.docker("volume", "rm", "-f", name, check=False)
+
+
+def test_mount_type_volume_with_docker_py(daemon: Daemon, busybox: str) -> None:
+    from docker.types import Mount
+
+    client = daemon.client()
+    name = _name("mnt")
+    try:
+        out = client.containers.run(busybox, ["sh", "-c", "echo one > /v/f"], remove=True,
+                                    mounts=[Mount("/v", name, type="volume")])  # fmt: skip
+        assert out == b""
+        c = client.containers.create(busybox, ["cat", "/v/f"], mounts=[Mount("/v", name, type="volume", read_only=True)])
+        try:
+            (mount,) = c.attrs["Mounts"]
+            assert mount["Type"] == "volume" and mount["Name"] == name and mount["RW"] is False
+            assert c.attrs["HostConfig"]["Mounts"][0]["Source"] == name
+            c.start()
+            assert c.wait()["StatusCode"] == 0
+            assert c.logs() == b"one\n"
+        finally:
+            c.remove(force=True)
+    finally:
+        client.api.remove_volume(name, force=True)

@@ -26,7 +26,7 @@ from dockyard.model.hostconfig import (
     NamespaceMode,
     parse_extra_host,
 )
-from dockyard.model.mounts import MountSpec, oci_options
+from dockyard.model.mounts import MountSpec, host_source, oci_options, oci_type
 from dockyard.runtime.seccomp import SeccompProfiles, shared_profiles
 from dockyard.runtime.seccompfilters import BPF_ANNOTATION, FilterUse
 from dockyard.runtime.spec import Mount, Namespaces, Resources, SpecInput, build_spec
@@ -44,6 +44,7 @@ class ContainerFiles:
         self.data = config.data_root / "containers" / container_id
         self.bundle = config.exec_root / "containers" / container_id
         self.exit_dir = config.exec_root / "exits"
+        self.volumes_root = str(config.data_root / "volumes")  # the volumes it mounts are there
 
     @property
     def hostname(self) -> Path:
@@ -273,7 +274,7 @@ def write_bundle(
         Mount("/etc/resolv.conf", "bind", str(shared.resolv), binds),
         Mount("/etc/hostname", "bind", str(shared.hostname), binds),
         Mount("/etc/hosts", "bind", str(shared.hosts), binds),
-        *(Mount(m.destination, m.type, m.source, oci_options(m)) for m in user_mounts),
+        *(Mount(m.destination, oci_type(m), host_source(m, files.volumes_root), oci_options(m)) for m in user_mounts),
     ]
     args = s.argv
     if h.init_enabled:

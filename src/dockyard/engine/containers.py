@@ -27,6 +27,8 @@ from dockyard.engine.images import ImageService
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
 from dockyard.engine.table import ContainerTable, Live
+from dockyard.engine.volumes import CreateRequest as CreateVolume
+from dockyard.engine.volumes import VolumeService
 from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound, NotModified
 from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.fs import Trash, remove_tree
@@ -70,6 +72,7 @@ class ContainerPaths:
     hostname: str
     hosts: str
     log: str
+    volumes: str  # the volumes' root: a volume mount's Source is under it
 
 
 @dataclass(frozen=True)
@@ -111,8 +114,11 @@ class ContainerService(Component):
         dirs: LayerDirs,
         events: EventBus,
         endpoints: Endpoints,
+        volumes: VolumeService,
     ) -> None:
         self._endpoints = endpoints
+        self._volumes = volumes
+        self.volumes_root = str(config.data_root / "volumes")
         self._execs = execs
         self._logs = logs
         self._config = config
@@ -158,7 +164,8 @@ class ContainerService(Component):
             upper=str(self._dirs.diff(c.rw_layer)),
             work=str(self._dirs.root / c.rw_layer / "work"),
         )
-        paths = ContainerPaths(str(files.resolv), str(files.hostname), str(files.hosts), self._logs.log_path(c))
+        paths = ContainerPaths(str(files.resolv), str(files.hostname), str(files.hosts), self._logs.log_path(c),
+                               files.volumes_root)  # fmt: skip
         sizes = await self.sizes(c) if size else None
         return ContainerDetails(c, paths, graph, sizes, tuple(self._execs.running_ids(c.id)))
 
@@ -200,6 +207,9 @@ class ContainerService(Component):
         spec = replace(spec, host=replace(self._joined_namespaces(spec.host),
                                           log_config=self._logs.config_for_create(spec.host.log_config)))  # fmt: skip
         warnings = await asyncio.to_thread(check_on_host, spec)  # what this host cannot run: 400, nothing made
+        for m in spec.host.all_mounts:
+            if m.type == "volume":
+                await self._volumes.create(CreateVolume(m.source))  # made on first use, kept if it exists
         if mode == "host" and any(spec.host.port_bindings.values()):
             warnings = (*warnings, HOST_MODE_WARNING)
         name = self._table.reserve_name(name, container_id)

@@ -22,6 +22,11 @@ LIST_FILTERS = ("name", "label", "dangling", "driver")
 PRUNE_FILTERS = ("label", "label!", "all")
 
 
+def mountpoint(volumes_root: str, name: str) -> str:
+    """`<data-root>/volumes/<name>/_data`, as dockerd's local driver lays it out."""
+    return f"{volumes_root}/{name}/_data"
+
+
 @dataclass(frozen=True, slots=True)
 class Volume:
     """One volume. labels/options are None when the creator sent none (dockerd's null)."""

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from dockyard.errors import Internal
+from dockyard.model.volumes import mountpoint
 
 
 class LocalVolumes:
@@ -15,7 +16,7 @@ class LocalVolumes:
         self._root = root
 
     def mountpoint(self, name: str) -> Path:
-        return self._root / name / "_data"
+        return Path(mountpoint(str(self._root), name))
 
     def make(self, name: str) -> Path:
         """Create the volume's directories (blocking: call in a thread). A failure leaves none."""
