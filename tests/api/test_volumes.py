@@ -186,3 +186,30 @@ def test_mount_type_volume_with_docker_py(daemon: Daemon, busybox: str) -> None:
             c.remove(force=True)
     finally:
         client.api.remove_volume(name, force=True)
+
+
+def test_an_empty_volume_gets_the_image_content_once(daemon: Daemon, busybox: str) -> None:
+    name, bare, tag = _name("copy"), _name("bare"), f"{_name('img')}:1"
+    maker = f"{name}-maker"
+    script = ("mkdir -p /srv/sub && echo x > /srv/sub/f && chown 65534:65534 /srv/sub/f && chmod 640 /srv/sub/f"
+              " && chmod 750 /srv && chown 65534:65534 /srv && ln -s /etc/passwd /srv/link")  # fmt: skip
+    try:
+        daemon.docker("run", "--name", maker, busybox, "sh", "-c", script)
+        daemon.docker("commit", maker, tag)
+        listing = daemon.out("run", "--rm", "-v", f"{name}:/srv", tag, "ls", "-ln", "/srv", "/srv/sub")
+        assert "link -> /etc/passwd" in listing
+        assert re.search(r"-rw-r-----\s+1 65534\s+65534\s+2 .* f", listing), listing
+        data = json.loads(daemon.out("volume", "inspect", name))[0]["Mountpoint"]
+        st = os.stat(data)
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (65534, 65534, 0o750)
+        assert os.readlink(os.path.join(data, "link")) == "/etc/passwd"  # a link, not the host's file
+        # Not empty any more: a second mount copies nothing over what the container wrote.
+        daemon.docker("run", "--rm", "-v", f"{name}:/srv", tag, "sh", "-c", "rm /srv/sub/f; echo mine > /srv/own")
+        assert daemon.out("run", "--rm", "-v", f"{name}:/srv", tag, "ls", "/srv/sub") == ""
+        # nocopy: the volume stays empty.
+        assert daemon.out("run", "--rm", "-v", f"{bare}:/srv:nocopy", tag, "ls", "-A", "/srv") == ""
+        assert os.listdir(json.loads(daemon.out("volume", "inspect", bare))[0]["Mountpoint"]) == []
+    finally:
+        daemon.docker("rm", "-f", maker, check=False)
+        daemon.docker("rmi", tag, check=False)
+        daemon.docker("volume", "rm", "-f", name, bare, check=False)

@@ -31,6 +31,7 @@ from dockyard.runtime.seccomp import SeccompProfiles, shared_profiles
 from dockyard.runtime.seccompfilters import BPF_ANNOTATION, FilterUse
 from dockyard.runtime.spec import Mount, Namespaces, Resources, SpecInput, build_spec
 from dockyard.runtime.users import resolve_in_rootfs
+from dockyard.volumes.copyup import copy_up
 
 INIT_IN_CONTAINER = "/sbin/docker-init"  # where dockerd puts its init, so tools look there
 DEFAULT_CGROUP_PARENT = "/dockyard"
@@ -268,6 +269,8 @@ def write_bundle(
     binds = ("rbind", "rprivate")
     user_mounts = sorted(h.all_mounts, key=_depth)
     for m in user_mounts:
+        if m.type == "volume" and not m.no_copy:
+            copy_up(rootfs, m.destination, Path(host_source(m, files.volumes_root)))  # only while it is empty
         if m.type == "bind" and (not m.from_api or m.create_mountpoint) and not os.path.exists(m.source):
             os.makedirs(m.source, exist_ok=True)  # as dockerd does for -v host paths
     mounts = [
