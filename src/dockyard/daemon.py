@@ -189,7 +189,7 @@ async def _compose_and_serve(
             *system_routes.routes(system, events),
             *image_routes.routes(images, table.count_using),
             *container_routes.routes(containers, lifecycle, logs, attachments),
-            *disk_usage_routes.routes(containers, images, table.count_using),
+            *disk_usage_routes.routes(containers, images, table.count_using, volumes),
             *process_routes.routes(stats),
             *exec_routes.routes(execs),
             *archive_routes.routes(archives),

@@ -50,6 +50,8 @@ def test_a_volume_without_a_name_gets_64_hex(daemon: Daemon) -> None:
     name = daemon.out("volume", "create")
     try:
         assert re.fullmatch(r"[0-9a-f]{64}", name)
+        # dockerd labels a volume made without a name anonymous: `volume prune` takes it.
+        assert json.loads(daemon.out("volume", "inspect", name))[0]["Labels"] == {"com.docker.volume.anonymous": ""}
         assert (daemon.data_root / "volumes" / name / "_data").is_dir()
     finally:
         daemon.docker("volume", "rm", name)
@@ -135,6 +137,19 @@ def test_volumes_survive_a_daemon_restart(daemon_factory) -> None:  # type: igno
     d.stop()
     d.start()
     assert json.loads(d.out("volume", "inspect", "lasting"))[0] == before
+
+
+def test_system_df_shows_volume_sizes_and_references(daemon_factory, busybox_tar: bytes) -> None:  # type: ignore[no-untyped-def]
+    d: Daemon = daemon_factory()
+    d.docker("import", "-", "dfbox:latest", input=busybox_tar)
+    image = "dfbox:latest"
+    d.docker("create", "--name", "holder", "-v", "held:/d", image, "true")
+    d.docker("run", "--rm", "-v", "sized:/d", image, "dd", "if=/dev/zero", "of=/d/f", "bs=4096", "count=64")
+    usage = {v["Name"]: v["UsageData"] for v in d.client().api.df()["Volumes"]}
+    assert usage["held"] == {"RefCount": 1, "Size": 0}
+    assert usage["sized"]["RefCount"] == 0 and usage["sized"]["Size"] >= 64 * 4096
+    out = d.out("system", "df", "-v")
+    assert "held" in out and "sized" in out
 
 
 def test_a_named_volume_is_made_on_first_use_and_keeps_its_data(daemon: Daemon, busybox: str) -> None:

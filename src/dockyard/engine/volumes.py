@@ -18,6 +18,7 @@ from dockyard.errors import Conflict, NotFound
 from dockyard.model import ids
 from dockyard.model.filters import Filters
 from dockyard.model.volumes import (
+    ANONYMOUS_LABEL,
     LOCAL,
     Volume,
     check_driver,
@@ -89,14 +90,21 @@ class VolumeService:
     def all(self) -> list[Volume]:
         return sorted(self._volumes.values(), key=lambda v: v.name)
 
+    def ref_count(self, name: str) -> int:
+        return len(self._users_of(name))
+
     async def size(self, v: Volume) -> int:
         return await asyncio.to_thread(self._local.size, v.name)
 
     # ---- changing ---------------------------------------------------------------------
 
     async def create(self, request: CreateRequest) -> Volume:
-        """Make a volume; one that exists already is returned as it is (dockerd's answer)."""
+        """Make a volume; one that exists already is returned as it is (dockerd's answer).
+        One asked without a name is anonymous, as dockerd labels it (prune takes it)."""
         name = request.name or ids.new_id()
+        labels = request.labels
+        if not request.name:
+            labels = {**(labels or {}), ANONYMOUS_LABEL: ""}
         check_name(name)
         check_driver(name, request.driver or LOCAL)
         check_options(name, request.options or {})
@@ -104,7 +112,7 @@ class VolumeService:
             existing = self._volumes.get(name)
             if existing is not None:
                 return existing
-            volume = Volume(name, _created_at(), LOCAL, request.labels, request.options)
+            volume = Volume(name, _created_at(), LOCAL, labels, request.options)
             await asyncio.to_thread(self._local.make, name)
             try:
                 await asyncio.to_thread(self._repo.add, volume)

@@ -20,7 +20,8 @@ def create_request(doc: Any) -> CreateRequest:
     )
 
 
-def volume_doc(v: Volume, mountpoint: str, size: int | None = None) -> dict[str, Any]:
+def volume_doc(v: Volume, mountpoint: str, size: int | None = None, ref_count: int = 0) -> dict[str, Any]:
+    """dockerd's volume.Volume; UsageData only where asked (`system df`)."""
     doc: dict[str, Any] = {
         "CreatedAt": v.created,
         "Driver": v.driver,
@@ -31,5 +32,5 @@ def volume_doc(v: Volume, mountpoint: str, size: int | None = None) -> dict[str,
         "Scope": "local",
     }
     if size is not None:
-        doc["UsageData"] = {"RefCount": 0, "Size": size}
+        doc["UsageData"] = {"RefCount": ref_count, "Size": size}
     return doc
