@@ -27,7 +27,6 @@ from dockyard.engine.images import ImageService
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
 from dockyard.engine.table import ContainerTable, Live
-from dockyard.engine.volumes import CreateRequest as CreateVolume
 from dockyard.engine.volumes import VolumeService
 from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound, NotModified
 from dockyard.layers.overlay import LayerDirs
@@ -207,33 +206,34 @@ class ContainerService(Component):
         spec = replace(spec, host=replace(self._joined_namespaces(spec.host),
                                           log_config=self._logs.config_for_create(spec.host.log_config)))  # fmt: skip
         warnings = await asyncio.to_thread(check_on_host, spec)  # what this host cannot run: 400, nothing made
-        for m in spec.host.all_mounts:
-            if m.type == "volume":
-                await self._volumes.create(CreateVolume(m.source))  # made on first use, kept if it exists
-        if mode == "host" and any(spec.host.port_bindings.values()):
-            warnings = (*warnings, HOST_MODE_WARNING)
-        name = self._table.reserve_name(name, container_id)
-        files = self.files(container_id)
-        rw_layer = self._dirs.new_cache_id()
-        container = Container(
-            id=container_id,
-            name=name,
-            created=times.now(),
-            image_id=image.id,
-            spec=spec,
-            state=ContainerState(),
-            runtime=runtime,
-            rw_layer=rw_layer,
-        )
-        try:
-            await asyncio.to_thread(self._prepare_files, files, rw_layer, spec.hostname)
-            self._table.add(container)
-        except BaseException:
-            self._table.release_name(name)
-            await asyncio.to_thread(self._remove_files, files, rw_layer)
-            raise
-        self._events.publish("container", "create", container_id, attributes_of(container))
-        return Created(container, warnings)
+        # Volumes it names are made on first use, and held in use until the container is in the
+        # table: a `volume rm` or prune meanwhile is refused.
+        named_volumes = [m.source for m in spec.host.all_mounts if m.type == "volume"]
+        async with self._volumes.claimed(container_id, named_volumes):
+            if mode == "host" and any(spec.host.port_bindings.values()):
+                warnings = (*warnings, HOST_MODE_WARNING)
+            name = self._table.reserve_name(name, container_id)
+            files = self.files(container_id)
+            rw_layer = self._dirs.new_cache_id()
+            container = Container(
+                id=container_id,
+                name=name,
+                created=times.now(),
+                image_id=image.id,
+                spec=spec,
+                state=ContainerState(),
+                runtime=runtime,
+                rw_layer=rw_layer,
+            )
+            try:
+                await asyncio.to_thread(self._prepare_files, files, rw_layer, spec.hostname)
+                self._table.add(container)
+            except BaseException:
+                self._table.release_name(name)
+                await asyncio.to_thread(self._remove_files, files, rw_layer)
+                raise
+            self._events.publish("container", "create", container_id, attributes_of(container))
+            return Created(container, warnings)
 
     def _joined_namespaces(self, h: HostSpec) -> HostSpec:
         """`--ipc/--pid container:<name>` name the other container by id from now on, as

@@ -9,8 +9,9 @@ it, so nothing is left half-made.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from dockyard.engine.events import EventBus
@@ -66,6 +67,7 @@ class VolumeService:
         self._users_of = users_of
         self._volumes: dict[str, Volume] = {}
         self._lock = asyncio.Lock()  # creations and removals, one at a time
+        self._claims: dict[str, list[str]] = {}  # volume -> containers being created that name it
 
     async def start(self) -> None:
         self._volumes = {v.name: v for v in await asyncio.to_thread(self._repo.all)}
@@ -81,8 +83,11 @@ class VolumeService:
     def mountpoint(self, v: Volume) -> str:
         return str(self._local.mountpoint(v.name))
 
+    def users(self, name: str) -> list[str]:
+        return [*self._users_of(name), *self._claims.get(name, ())]
+
     def in_use(self) -> frozenset[str]:
-        return frozenset(name for name in self._volumes if self._users_of(name))
+        return frozenset(name for name in self._volumes if self.users(name))
 
     def query(self, filters: Filters) -> list[Volume]:
         return select(self._volumes.values(), filters, self.in_use())
@@ -91,7 +96,7 @@ class VolumeService:
         return sorted(self._volumes.values(), key=lambda v: v.name)
 
     def ref_count(self, name: str) -> int:
-        return len(self._users_of(name))
+        return len(self.users(name))
 
     async def size(self, v: Volume) -> int:
         return await asyncio.to_thread(self._local.size, v.name)
@@ -123,6 +128,25 @@ class VolumeService:
         self._events.publish("volume", "create", name, {"driver": volume.driver})
         return volume
 
+    @contextlib.asynccontextmanager
+    async def claimed(self, container_id: str, names: Iterable[str]) -> AsyncIterator[None]:
+        """For a container being created: its volumes made where missing (with no labels, as
+        dockerd makes them on first use) and counted in use until the block ends, by when the
+        container is in the table or was not made."""
+        held: list[str] = []
+        try:
+            for name in dict.fromkeys(names):
+                await self.create(CreateRequest(name))
+                self._claims.setdefault(name, []).append(container_id)
+                held.append(name)
+            yield
+        finally:
+            for name in held:
+                claims = self._claims[name]
+                claims.remove(container_id)
+                if not claims:
+                    del self._claims[name]
+
     async def remove(self, name: str, *, force: bool = False) -> None:
         """Remove a volume and its data; refused while a container uses it, `force` or not."""
         async with self._lock:
@@ -131,7 +155,7 @@ class VolumeService:
                 if force:
                     return
                 raise NotFound(f"get {name}: no such volume")
-            users = self._users_of(name)
+            users = self.users(name)
             if users:
                 raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
             await self._drop(volume)
