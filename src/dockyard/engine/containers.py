@@ -208,7 +208,7 @@ class ContainerService(Component):
         warnings = await asyncio.to_thread(check_on_host, spec)  # what this host cannot run: 400, nothing made
         # Volumes it names are made on first use, and held in use until the container is in the
         # table: a `volume rm` or prune meanwhile is refused.
-        named_volumes = [m.source for m in spec.host.all_mounts if m.type == "volume"]
+        named_volumes = [(m.source, dict(m.volume_labels)) for m in spec.host.all_mounts if m.type == "volume"]
         async with self._volumes.claimed(container_id, named_volumes):
             if mode == "host" and any(spec.host.port_bindings.values()):
                 warnings = (*warnings, HOST_MODE_WARNING)

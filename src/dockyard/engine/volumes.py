@@ -129,14 +129,16 @@ class VolumeService:
         return volume
 
     @contextlib.asynccontextmanager
-    async def claimed(self, container_id: str, names: Iterable[str]) -> AsyncIterator[None]:
-        """For a container being created: its volumes made where missing (with no labels, as
-        dockerd makes them on first use) and counted in use until the block ends, by when the
-        container is in the table or was not made."""
+    async def claimed(
+        self, container_id: str, wanted: Iterable[tuple[str, Mapping[str, str]]]
+    ) -> AsyncIterator[None]:
+        """For a container being created: its volumes, (name, labels) pairs, made where missing
+        (labels None when none were given, as dockerd makes them on first use) and counted in
+        use until the block ends, by when the container is in the table or was not made."""
         held: list[str] = []
         try:
-            for name in dict.fromkeys(names):
-                await self.create(CreateRequest(name))
+            for name, labels in dict(wanted).items():
+                await self.create(CreateRequest(name, labels=labels or None))
                 self._claims.setdefault(name, []).append(container_id)
                 held.append(name)
             yield

@@ -30,6 +30,7 @@ class MountSpec:
     size_bytes: int = 0  # TmpfsOptions.SizeBytes
     file_mode: int = 0  # TmpfsOptions.Mode
     no_copy: bool = False  # a volume: -v ...:nocopy, VolumeOptions.NoCopy
+    volume_labels: tuple[tuple[str, str], ...] = ()  # VolumeOptions.Labels: for the volume made on first use
 
 
 def mount_from_api(
@@ -43,6 +44,7 @@ def mount_from_api(
     size_bytes: int = 0,
     file_mode: int = 0,
     no_copy: bool = False,
+    volume_labels: tuple[tuple[str, str], ...] = (),
 ) -> MountSpec:
     """One HostConfig.Mounts entry, checked as dockerd's ValidateMountConfig (the bind
     source's existence is a host fact, checked by model.admission)."""
@@ -72,7 +74,8 @@ def mount_from_api(
         if not source:
             raise fail("anonymous volumes are not supported yet; name the volume in Source")
         check_name(source)
-        return MountSpec("volume", source, dest, read_only, "", from_api=True, no_copy=no_copy)
+        return MountSpec("volume", source, dest, read_only, "", from_api=True, no_copy=no_copy,
+                         volume_labels=volume_labels)  # fmt: skip
     if source:
         raise fail("field Source must not be specified")
     if size_bytes < 0:

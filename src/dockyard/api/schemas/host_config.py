@@ -106,8 +106,8 @@ def _api_mount(doc: Mapping[str, Any]) -> MountSpec:
     driver = f.obj(volume.get("DriverConfig"), "VolumeOptions.DriverConfig")
     if f.string(driver.get("Name"), "DriverConfig.Name") not in ("", "local") or driver.get("Options"):
         raise fail("VolumeOptions.DriverConfig is not supported yet")
-    if volume.get("Subpath") or volume.get("Labels"):
-        raise fail("VolumeOptions.Subpath and Labels are not supported yet")
+    if volume.get("Subpath"):
+        raise fail("VolumeOptions.Subpath is not supported yet")
     if tmpfs.get("Options"):
         raise fail("TmpfsOptions.Options is not supported by this daemon; use SizeBytes and Mode")
     return mount_from_api(
@@ -121,6 +121,7 @@ def _api_mount(doc: Mapping[str, Any]) -> MountSpec:
         size_bytes=f.integer(tmpfs.get("SizeBytes"), "TmpfsOptions.SizeBytes"),
         file_mode=f.integer(tmpfs.get("Mode"), "TmpfsOptions.Mode", go_type="uint32"),
         no_copy=f.boolean(volume.get("NoCopy"), "VolumeOptions.NoCopy"),
+        volume_labels=tuple(sorted(f.str_map(volume.get("Labels"), "VolumeOptions.Labels").items())),
     )
 
 
@@ -351,8 +352,13 @@ def mount_request_doc(m: MountSpec) -> dict[str, Any]:
         if m.create_mountpoint:
             bind["CreateMountpoint"] = True
         doc["BindOptions"] = bind
-    if m.type == "volume" and m.no_copy:
-        doc["VolumeOptions"] = {"NoCopy": True}
+    if m.type == "volume" and (m.no_copy or m.volume_labels):
+        volume: dict[str, Any] = {}
+        if m.no_copy:
+            volume["NoCopy"] = True
+        if m.volume_labels:
+            volume["Labels"] = dict(m.volume_labels)
+        doc["VolumeOptions"] = volume
     if m.type == "tmpfs" and (m.size_bytes or m.file_mode):
         tmpfs: dict[str, Any] = {}
         if m.size_bytes:
