@@ -88,6 +88,16 @@ def test_another_driver_is_a_plugin_not_found(daemon: Daemon) -> None:
     assert not (daemon.data_root / "volumes" / name).exists()
 
 
+def test_driver_options_not_served_are_refused_and_leave_nothing(daemon: Daemon) -> None:
+    name = _name("opt")
+    result = daemon.docker("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", name, check=False)
+    assert result.returncode == 1 and "is not supported yet" in result.stderr.decode()
+    bad = daemon.docker("volume", "create", "-o", "colour=red", name, check=False)
+    assert bad.returncode == 1 and f'create {name}: invalid option: "colour"' in bad.stderr.decode()
+    assert daemon.docker("volume", "inspect", name, check=False).returncode == 1
+    assert not (daemon.data_root / "volumes" / name).exists()
+
+
 def test_docker_py_volume_model(daemon: Daemon) -> None:
     client = daemon.client()
     name = _name("py")

@@ -6,7 +6,7 @@ import pytest
 
 from dockyard.errors import InvalidArgument, NotFound
 from dockyard.model.filters import Filters
-from dockyard.model.volumes import ANONYMOUS_LABEL, Volume, check_driver, check_name, prunable, select
+from dockyard.model.volumes import ANONYMOUS_LABEL, Volume, check_driver, check_name, check_options, prunable, select
 
 NAMED = Volume("data", "2026-01-01T00:00:00Z", labels={"tier": "db"})
 PLAIN = Volume("plain", "2026-01-01T00:00:00Z")
@@ -55,3 +55,11 @@ def test_prune_selection() -> None:
     assert _names(prunable(ALL, Filters.of({"all": ["1"], "label!": ["tier"]}), (), all_named=False)) == ["f" * 64, "plain"]
     with pytest.raises(InvalidArgument):
         prunable(ALL, Filters.of({"dangling": ["true"]}), (), all_named=False)
+
+
+def test_driver_options() -> None:
+    check_options("v1", {})
+    with pytest.raises(InvalidArgument, match='^create v1: invalid option: "colour"$'):
+        check_options("v1", {"colour": "red"})
+    with pytest.raises(InvalidArgument, match="option type is not supported yet"):
+        check_options("v1", {"type": "tmpfs"})

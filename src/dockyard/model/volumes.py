@@ -62,9 +62,12 @@ def check_driver(name: str, driver: str) -> None:
 
 
 def check_options(name: str, options: Mapping[str, str]) -> None:
-    """The local driver's options (type/device/o) are not served yet: refuse rather than ignore."""
+    """The local driver's options: type/device/o (tmpfs and bind-style volumes) are not served
+    yet and are refused rather than ignored; any other key is dockerd's invalid option."""
     for key in sorted(options):
-        raise InvalidArgument(f"create {name}: invalid option: {key!r}")
+        if key in ("type", "device", "o", "size"):
+            raise InvalidArgument(f"create {name}: the local driver's option {key} is not supported yet")
+        raise InvalidArgument(f'create {name}: invalid option: "{key}"')
 
 
 def select(volumes: Iterable[Volume], filters: Filters, in_use: Iterable[str]) -> list[Volume]:
