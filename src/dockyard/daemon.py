@@ -22,6 +22,7 @@ from dockyard.api.routes import networks as network_routes
 from dockyard.api.routes import processes as process_routes
 from dockyard.api.routes import system as system_routes
 from dockyard.api.routes import update as update_routes
+from dockyard.api.routes import volumes as volume_routes
 from dockyard.config import DaemonConfig
 from dockyard.engine.archive import ArchiveService
 from dockyard.engine.attach import Attachments
@@ -46,6 +47,7 @@ from dockyard.engine.stats import StatsService
 from dockyard.engine.system import ENGINE_VERSION, Counts, SystemService
 from dockyard.engine.table import ContainerTable
 from dockyard.engine.update import UpdateService
+from dockyard.engine.volumes import VolumeService
 from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.cgroupstats import CgroupStatsReader
 from dockyard.linux.fs import SpaceReserve
@@ -66,6 +68,8 @@ from dockyard.store.db import Database
 from dockyard.store.events import EventRepository
 from dockyard.store.images import ImageRepository
 from dockyard.store.networks import NetworkRepository
+from dockyard.store.volumes import VolumeRepository
+from dockyard.volumes.local import LocalVolumes
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +128,9 @@ async def _compose_and_serve(
     content = ContentStore(config.data_root / "content")
     dirs = LayerDirs(config.data_root / "overlay")
     images = ImageService(ImageRepository(db), content, dirs, events, config.data_root / "tmp", table)
+    volumes = VolumeService(VolumeRepository(db), LocalVolumes(config.data_root / "volumes"), events,
+                            users_of=table.volume_users)  # fmt: skip
+    await volumes.start()
     monitor = choose_monitor(config.monitor)
     log.info("container monitor: %s (%s)", monitor.kind, monitor.path)
     driver = RuntimeDriver(config.runtimes, config.exec_root / "runtime", config.exec_root / "seccomp", monitor)
@@ -160,7 +167,8 @@ async def _compose_and_serve(
                   firewalling)
     )
     containers = await stack.enter_async_context(
-        ContainerService(config, table, lifecycle, attachments, driver, execs, logs, images, dirs, events, endpoints)
+        ContainerService(config, table, lifecycle, attachments, driver, execs, logs, images, dirs, events, endpoints,
+                         volumes)
     )
     restarts = await stack.enter_async_context(RestartManager(table, lifecycle, exits, containers))
     await Reconciler(
@@ -181,13 +189,14 @@ async def _compose_and_serve(
             *system_routes.routes(system, events),
             *image_routes.routes(images, table.count_using),
             *container_routes.routes(containers, lifecycle, logs, attachments),
-            *disk_usage_routes.routes(containers, images, table.count_using),
+            *disk_usage_routes.routes(containers, images, table.count_using, volumes),
             *process_routes.routes(stats),
             *exec_routes.routes(execs),
             *archive_routes.routes(archives),
             *commit_routes.routes(CommitService(table, lifecycle, images, dirs, events)),
             *update_routes.routes(updates),
             *network_routes.routes(networks, endpoints, connections),
+            *volume_routes.routes(volumes),
         ]
     )
     api = ApiServer(router, server_header, config.tls)

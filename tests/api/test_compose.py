@@ -130,3 +130,47 @@ def test_compose_up_dns_by_service_name_and_down_leaves_nothing(project: Project
     assert json.loads(d.out("network", "inspect", network))[0]["IPAM"]["Config"][0]["Subnet"] == subnet
     p.run("down", "-t", "0")
     assert d.out("ps", "-aq") == ""
+
+
+SHARED_VOLUME = """
+services:
+  writer:
+    image: busybox:latest
+    command: ["sh", "-c", "echo from-writer > /shared/note; sleep 300"]
+    volumes: ["shared:/shared"]
+  reader:
+    image: busybox:latest
+    command: ["sleep", "300"]
+    volumes: ["shared:/data:ro"]
+volumes:
+  shared: {}
+"""
+
+
+def test_compose_named_volume_shared_by_two_services_and_down_v_removes_it(daemon_factory: Factory, busybox_tar: bytes, tmp_path: Path) -> None:
+    assert COMPOSE_PLUGIN.exists(), "dev/setup test installs the compose plugin"
+    tag = secrets.token_hex(3)
+    octet = 100 + secrets.randbelow(100)
+    d = daemon_factory({"default-address-pools": [{"base": f"10.{octet}.0.0/17", "size": 24}]})
+    d.docker("import", "--change", 'CMD ["sh"]', "-", "busybox:latest", input=busybox_tar)
+    (tmp_path / "compose.yaml").write_text(SHARED_VOLUME)
+    p = Project(d, tmp_path, f"dyv{tag}")
+    try:
+        p.run("up", "-d")
+        volume = f"{p.name}_shared"
+        doc = json.loads(d.out("volume", "inspect", volume))[0]
+        assert doc["Labels"]["com.docker.compose.project"] == p.name
+        deadline = time.monotonic() + 20
+        seen = ""
+        while time.monotonic() < deadline and seen != "from-writer":
+            seen = p.run("exec", "-T", "reader", "cat", "/data/note", check=False)
+            time.sleep(0.2)
+        assert seen == "from-writer"
+        p.run("down", "-t", "0")
+        assert d.out("volume", "ls", "-q") == volume  # down keeps volumes
+        p.run("up", "-d")
+        p.run("down", "-t", "0", "-v")
+        assert d.out("volume", "ls", "-q") == ""
+        assert list((d.data_root / "volumes").iterdir()) == []
+    finally:
+        p.run("down", "-t", "0", "-v", "--remove-orphans", check=False)

@@ -213,7 +213,7 @@ BAD = [
     (["--security-opt", "bogus=1"], 'invalid --security-opt 2: "bogus=1"'),
     (["--ipc", "bogus"], "invalid IPC mode: bogus"),
     (["--storage-opt", "size=1G"], "--storage-opt is supported only for overlay"),
-    (["--mount", "type=volume,src=v,dst=/v"], "volumes are not supported yet"),
+    (["--mount", "type=volume,src=a/b,dst=/v"], '"a/b" includes invalid characters for a local volume name'),
     (["--cpu-period", "100"], "CPU cfs period can not be less than 1ms"),
 ]
 

@@ -250,7 +250,7 @@ def test_mount_inspect_and_missing_host_dir(daemon: Daemon, busybox: str, tmp_pa
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-v", "relative:/x"], b"named volumes are not supported yet"),
+        (["-v", "rel/ative:/x"], b'"rel/ative" includes invalid characters for a local volume name'),
         (["-v", "/tmp:relative"], b"mount path must be absolute"),
         (["--network", "container:nosuch", "-p", "127.0.0.1:18080:80"],
          b"conflicting options: port publishing and the container type network mode"),

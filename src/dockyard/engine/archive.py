@@ -33,6 +33,7 @@ from dockyard.linux.rootpath import ContainerRoot
 from dockyard.model.containers import Container, ContainerStatus
 from dockyard.model.events import attributes_of
 from dockyard.model.filechanges import FileChange
+from dockyard.model.mounts import host_source
 from dockyard.model.pathstat import PathStat
 from dockyard.runtime.users import parse_group, parse_passwd, resolve_user
 
@@ -68,9 +69,9 @@ class ArchiveService:
         files = self._files(c.id)
         h = c.spec.host
         binds = [
-            MountPoint(m.destination, m.source, m.read_only)
+            MountPoint(m.destination, host_source(m, files.volumes_root), m.read_only)
             for m in h.all_mounts
-            if m.type == "bind"
+            if m.type in ("bind", "volume")
         ]
         own = [
             MountPoint("/etc/resolv.conf", str(files.resolv)),

@@ -26,11 +26,12 @@ from dockyard.model.hostconfig import (
     NamespaceMode,
     parse_extra_host,
 )
-from dockyard.model.mounts import MountSpec, oci_options
+from dockyard.model.mounts import MountSpec, host_source, oci_options, oci_type
 from dockyard.runtime.seccomp import SeccompProfiles, shared_profiles
 from dockyard.runtime.seccompfilters import BPF_ANNOTATION, FilterUse
 from dockyard.runtime.spec import Mount, Namespaces, Resources, SpecInput, build_spec
 from dockyard.runtime.users import resolve_in_rootfs
+from dockyard.volumes.copyup import copy_up
 
 INIT_IN_CONTAINER = "/sbin/docker-init"  # where dockerd puts its init, so tools look there
 DEFAULT_CGROUP_PARENT = "/dockyard"
@@ -44,6 +45,7 @@ class ContainerFiles:
         self.data = config.data_root / "containers" / container_id
         self.bundle = config.exec_root / "containers" / container_id
         self.exit_dir = config.exec_root / "exits"
+        self.volumes_root = str(config.data_root / "volumes")  # the volumes it mounts are there
 
     @property
     def hostname(self) -> Path:
@@ -267,13 +269,15 @@ def write_bundle(
     binds = ("rbind", "rprivate")
     user_mounts = sorted(h.all_mounts, key=_depth)
     for m in user_mounts:
+        if m.type == "volume" and not m.no_copy:
+            copy_up(rootfs, m.destination, Path(host_source(m, files.volumes_root)))  # only while it is empty
         if m.type == "bind" and (not m.from_api or m.create_mountpoint) and not os.path.exists(m.source):
             os.makedirs(m.source, exist_ok=True)  # as dockerd does for -v host paths
     mounts = [
         Mount("/etc/resolv.conf", "bind", str(shared.resolv), binds),
         Mount("/etc/hostname", "bind", str(shared.hostname), binds),
         Mount("/etc/hosts", "bind", str(shared.hosts), binds),
-        *(Mount(m.destination, m.type, m.source, oci_options(m)) for m in user_mounts),
+        *(Mount(m.destination, oci_type(m), host_source(m, files.volumes_root), oci_options(m)) for m in user_mounts),
     ]
     args = s.argv
     if h.init_enabled:

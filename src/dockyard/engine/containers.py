@@ -27,6 +27,7 @@ from dockyard.engine.images import ImageService
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
 from dockyard.engine.table import ContainerTable, Live
+from dockyard.engine.volumes import VolumeService
 from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound, NotModified
 from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.fs import Trash, remove_tree
@@ -70,6 +71,7 @@ class ContainerPaths:
     hostname: str
     hosts: str
     log: str
+    volumes: str  # the volumes' root: a volume mount's Source is under it
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,11 @@ class ContainerService(Component):
         dirs: LayerDirs,
         events: EventBus,
         endpoints: Endpoints,
+        volumes: VolumeService,
     ) -> None:
         self._endpoints = endpoints
+        self._volumes = volumes
+        self.volumes_root = str(config.data_root / "volumes")
         self._execs = execs
         self._logs = logs
         self._config = config
@@ -158,7 +163,8 @@ class ContainerService(Component):
             upper=str(self._dirs.diff(c.rw_layer)),
             work=str(self._dirs.root / c.rw_layer / "work"),
         )
-        paths = ContainerPaths(str(files.resolv), str(files.hostname), str(files.hosts), self._logs.log_path(c))
+        paths = ContainerPaths(str(files.resolv), str(files.hostname), str(files.hosts), self._logs.log_path(c),
+                               files.volumes_root)  # fmt: skip
         sizes = await self.sizes(c) if size else None
         return ContainerDetails(c, paths, graph, sizes, tuple(self._execs.running_ids(c.id)))
 
@@ -200,30 +206,34 @@ class ContainerService(Component):
         spec = replace(spec, host=replace(self._joined_namespaces(spec.host),
                                           log_config=self._logs.config_for_create(spec.host.log_config)))  # fmt: skip
         warnings = await asyncio.to_thread(check_on_host, spec)  # what this host cannot run: 400, nothing made
-        if mode == "host" and any(spec.host.port_bindings.values()):
-            warnings = (*warnings, HOST_MODE_WARNING)
-        name = self._table.reserve_name(name, container_id)
-        files = self.files(container_id)
-        rw_layer = self._dirs.new_cache_id()
-        container = Container(
-            id=container_id,
-            name=name,
-            created=times.now(),
-            image_id=image.id,
-            spec=spec,
-            state=ContainerState(),
-            runtime=runtime,
-            rw_layer=rw_layer,
-        )
-        try:
-            await asyncio.to_thread(self._prepare_files, files, rw_layer, spec.hostname)
-            self._table.add(container)
-        except BaseException:
-            self._table.release_name(name)
-            await asyncio.to_thread(self._remove_files, files, rw_layer)
-            raise
-        self._events.publish("container", "create", container_id, attributes_of(container))
-        return Created(container, warnings)
+        # Volumes it names are made on first use, and held in use until the container is in the
+        # table: a `volume rm` or prune meanwhile is refused.
+        named_volumes = [(m.source, dict(m.volume_labels)) for m in spec.host.all_mounts if m.type == "volume"]
+        async with self._volumes.claimed(container_id, named_volumes):
+            if mode == "host" and any(spec.host.port_bindings.values()):
+                warnings = (*warnings, HOST_MODE_WARNING)
+            name = self._table.reserve_name(name, container_id)
+            files = self.files(container_id)
+            rw_layer = self._dirs.new_cache_id()
+            container = Container(
+                id=container_id,
+                name=name,
+                created=times.now(),
+                image_id=image.id,
+                spec=spec,
+                state=ContainerState(),
+                runtime=runtime,
+                rw_layer=rw_layer,
+            )
+            try:
+                await asyncio.to_thread(self._prepare_files, files, rw_layer, spec.hostname)
+                self._table.add(container)
+            except BaseException:
+                self._table.release_name(name)
+                await asyncio.to_thread(self._remove_files, files, rw_layer)
+                raise
+            self._events.publish("container", "create", container_id, attributes_of(container))
+            return Created(container, warnings)
 
     def _joined_namespaces(self, h: HostSpec) -> HostSpec:
         """`--ipc/--pid container:<name>` name the other container by id from now on, as

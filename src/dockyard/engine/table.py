@@ -126,6 +126,14 @@ class ContainerTable(Component):
     def count_using(self, image_id: str) -> int:
         return sum(1 for c in self._containers.values() if c.image_id == image_id)
 
+    def volume_users(self, name: str) -> list[str]:
+        """Ids of the containers, running or not, whose mounts name volume `name`."""
+        return [
+            c.id
+            for c in self._containers.values()
+            if any(m.type == "volume" and m.source == name for m in c.spec.host.all_mounts)
+        ]
+
     # ---- names -------------------------------------------------------------------------
 
     def reserve_name(self, name: str, container_id: str) -> str:

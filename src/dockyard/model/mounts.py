@@ -1,5 +1,5 @@
-"""Bind and tmpfs mounts as users write them (`-v /src:/dst:ro`, `--tmpfs /run:size=64m`,
-`--mount type=bind,src=/x,dst=/y`)."""
+"""Bind, volume and tmpfs mounts as users write them (`-v /src:/dst:ro`, `-v name:/dst`,
+`--tmpfs /run:size=64m`, `--mount type=bind,src=/x,dst=/y`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from dockyard.errors import InvalidArgument
+from dockyard.model.volumes import check_name, mountpoint
 
 _PROPAGATION = ("shared", "rshared", "slave", "rslave", "private", "rprivate")
 _TMPFS_DEFAULTS = ("nosuid", "nodev", "noexec")
@@ -15,8 +16,8 @@ _TMPFS_DEFAULTS = ("nosuid", "nodev", "noexec")
 
 @dataclass(frozen=True)
 class MountSpec:
-    type: str  # "bind" | "tmpfs"
-    source: str
+    type: str  # "bind" | "volume" | "tmpfs"
+    source: str  # a host path, a volume's name, or "tmpfs"
     destination: str
     read_only: bool = False
     propagation: str = "rprivate"
@@ -28,6 +29,8 @@ class MountSpec:
     create_mountpoint: bool = False  # BindOptions.CreateMountpoint
     size_bytes: int = 0  # TmpfsOptions.SizeBytes
     file_mode: int = 0  # TmpfsOptions.Mode
+    no_copy: bool = False  # a volume: -v ...:nocopy, VolumeOptions.NoCopy
+    volume_labels: tuple[tuple[str, str], ...] = ()  # VolumeOptions.Labels: for the volume made on first use
 
 
 def mount_from_api(
@@ -40,6 +43,8 @@ def mount_from_api(
     create_mountpoint: bool = False,
     size_bytes: int = 0,
     file_mode: int = 0,
+    no_copy: bool = False,
+    volume_labels: tuple[tuple[str, str], ...] = (),
 ) -> MountSpec:
     """One HostConfig.Mounts entry, checked as dockerd's ValidateMountConfig (the bind
     source's existence is a host fact, checked by model.admission)."""
@@ -49,9 +54,7 @@ def mount_from_api(
 
     if not target:
         raise fail("field Target must not be empty")
-    if type == "volume":
-        raise fail("named and anonymous volumes are not supported yet (they come with the volumes issue); use type=bind or type=tmpfs")
-    if type not in ("bind", "tmpfs"):
+    if type not in ("bind", "volume", "tmpfs"):
         raise fail("mount type unknown" if type not in ("image", "npipe", "cluster") else f"type {type} is not supported by this daemon")
     if posixpath.normpath(target) == "/":
         raise fail("invalid specification: destination can't be '/'")
@@ -67,6 +70,12 @@ def mount_from_api(
             raise fail(f"invalid propagation mode: {propagation}")
         return MountSpec("bind", posixpath.normpath(source), dest, read_only, propagation or "rprivate",
                          from_api=True, recursive=recursive, create_mountpoint=create_mountpoint)  # fmt: skip
+    if type == "volume":
+        if not source:
+            raise fail("anonymous volumes are not supported yet; name the volume in Source")
+        check_name(source)
+        return MountSpec("volume", source, dest, read_only, "", from_api=True, no_copy=no_copy,
+                         volume_labels=volume_labels)  # fmt: skip
     if source:
         raise fail("field Source must not be specified")
     if size_bytes < 0:
@@ -90,25 +99,30 @@ def _check_destination(dest: str, kind: str) -> str:
 
 
 def parse_bind(text: str) -> MountSpec:
-    """`SRC:DST[:OPTS]`. SRC must be absolute here: named volumes are not served yet."""
+    """`SRC:DST[:OPTS]`: SRC an absolute host path (a bind) or a volume's name."""
     parts = text.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise InvalidArgument(f"invalid volume specification: '{text}'")
     source, dest = parts[0], parts[1]
     mode = parts[2] if len(parts) == 3 else ""
-    if not source.startswith("/"):
-        raise InvalidArgument(f"named volumes are not supported yet: '{source}' in '{text}'")
-    read_only = False
+    volume = not source.startswith("/")
+    if volume:
+        check_name(source)
+    read_only = no_copy = False
     propagation = "rprivate"
     for option in filter(None, mode.split(",")):
         if option in ("ro", "rw"):
             read_only = option == "ro"
-        elif option in _PROPAGATION:
+        elif option in _PROPAGATION and not volume:
             propagation = option
+        elif option == "nocopy" and volume:
+            no_copy = True
         elif option in ("z", "Z", "nocopy", "consistent", "cached", "delegated"):
-            continue  # SELinux relabel, volume copy, macOS hints: nothing to do here
+            continue  # SELinux relabel, macOS hints: nothing to do here
         else:
             raise InvalidArgument(f"invalid mode: {option}")
+    if volume:
+        return MountSpec("volume", source, _check_destination(dest, "volume"), read_only, "", (), mode, no_copy=no_copy)
     return MountSpec("bind", posixpath.normpath(source), _check_destination(dest, "bind"), read_only, propagation, (), mode)
 
 
@@ -132,8 +146,19 @@ def parse_mounts(
     return tuple(mounts)
 
 
+def host_source(m: MountSpec, volumes_root: str) -> str:
+    """Where a bind or volume mount's content is on the host: a volume is a bind of its `_data`."""
+    return mountpoint(volumes_root, m.source) if m.type == "volume" else m.source
+
+
+def oci_type(m: MountSpec) -> str:
+    return "bind" if m.type == "volume" else m.type
+
+
 def oci_options(m: MountSpec) -> tuple[str, ...]:
     """The options of the OCI runtime spec's mount entry."""
+    if m.type == "volume":
+        return ("rbind", "rprivate") + (("ro",) if m.read_only else ())
     if m.type == "bind":
         return ("rbind" if m.recursive else "bind", m.propagation) + (("ro",) if m.read_only else ())
     return _TMPFS_DEFAULTS + m.options + (("ro",) if m.read_only else ())

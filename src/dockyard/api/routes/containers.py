@@ -38,6 +38,8 @@ from dockyard.model.stdio import Pipe
 
 
 class Containers(Protocol):
+    volumes_root: str
+
     def resolve(self, ref: str) -> Container: ...
     def query(self, filters: Filters, include_all: bool, limit: int = -1) -> list[Container]: ...
     async def sizes(self, c: Container) -> Sizes: ...
@@ -79,7 +81,7 @@ def _inspect_doc(details: ContainerDetails) -> dict[str, Any]:
     p, g, sizes = details.paths, details.graph, details.sizes
     return schema.inspect_doc(
         details.container,
-        {"resolv": p.resolv, "hostname": p.hostname, "hosts": p.hosts, "log": p.log},
+        {"resolv": p.resolv, "hostname": p.hostname, "hosts": p.hosts, "log": p.log, "volumes": p.volumes},
         {"LowerDir": g.lower, "MergedDir": g.merged, "UpperDir": g.upper, "WorkDir": g.work},
         exec_ids=details.exec_ids,
         size_rw=sizes.rw if sizes is not None else None,
@@ -100,11 +102,12 @@ def routes(containers: Containers, lifecycle: Lifecycle, logs: Logs, attachments
             request.int_arg("limit", -1) or -1,
         )
         if not request.flag("size"):
-            return JsonResponse([schema.summary_doc(c) for c in found])
+            return JsonResponse([schema.summary_doc(c, volumes_root=containers.volumes_root) for c in found])
         docs = []
         for c in found:
             sizes = await containers.sizes(c)
-            docs.append(schema.summary_doc(c, size_rw=sizes.rw, size_root_fs=sizes.root_fs))
+            docs.append(schema.summary_doc(c, size_rw=sizes.rw, size_root_fs=sizes.root_fs,
+                                           volumes_root=containers.volumes_root))  # fmt: skip
         return JsonResponse(docs)
 
     async def inspect(request: Request) -> Response:

@@ -20,7 +20,7 @@ from dockyard.api.schemas.system import info_doc, version_doc
 from dockyard.api.versioning import at_least
 from dockyard.engine.events import EventBus
 from dockyard.engine.system import SystemService
-from dockyard.errors import NotFound, Unavailable
+from dockyard.errors import Unavailable
 from dockyard.model.events import Action, Event, EventFilter, EventType, parse_event_window
 from dockyard.model.filters import parse_filters
 
@@ -82,16 +82,6 @@ def routes(system: SystemService, events: EventBus) -> list[Route]:
 
         return StreamResponse(body())
 
-    # Until volumes come (issue 8) there are none: Compose lists and looks them up on `down`.
-    async def prune_none_volumes(request: Request) -> Response:
-        return JsonResponse({"VolumesDeleted": None, "SpaceReclaimed": 0})
-
-    async def list_no_volumes(request: Request) -> Response:
-        return JsonResponse({"Volumes": [], "Warnings": None})
-
-    async def no_such_volume(request: Request) -> Response:
-        raise NotFound(f"get {request.params['name']}: no such volume")
-
     # No swarm mode: dockerd's answers on a node that is in no swarm (docker-py's network tests
     # leave one in every teardown and take that 503 as "nothing to leave").
     async def not_in_a_swarm(request: Request) -> Response:
@@ -104,9 +94,6 @@ def routes(system: SystemService, events: EventBus) -> list[Route]:
         Route("POST", "/swarm/leave", not_in_a_swarm),
         Route("POST", "/swarm/init", no_swarm_mode),
         Route("POST", "/swarm/join", no_swarm_mode),
-        Route("POST", "/volumes/prune", prune_none_volumes),
-        Route("GET", "/volumes", list_no_volumes),
-        Route("GET", "/volumes/{name}", no_such_volume),
         Route("GET", "/_ping", ping),
         Route("HEAD", "/_ping", ping),
         Route("GET", "/version", version),

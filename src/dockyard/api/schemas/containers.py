@@ -18,6 +18,7 @@ from dockyard.model.endpoints import Endpoint, EndpointRequest
 from dockyard.model.health import Health, HealthStatus, status_of
 from dockyard.model.hostconfig import NamespaceKind
 from dockyard.model.images import HealthConfig
+from dockyard.model.mounts import host_source
 from dockyard.model.ports import (
     ExposedPort,
     Published,
@@ -292,7 +293,7 @@ def inspect_doc(
         "ExecIDs": list(exec_ids) or None,
         "HostConfig": host_config_doc(c),
         "GraphDriver": {"Name": "overlayfs", "Data": dict(graph)},
-        "Mounts": mounts_doc(c),
+        "Mounts": mounts_doc(c, paths.get("volumes", "")),
         "Config": config_doc(c),
         "NetworkSettings": network_settings_doc(c),
     }
@@ -367,14 +368,19 @@ def network_settings_doc(c: Container) -> dict[str, Any]:
     }
 
 
-def mounts_doc(c: Container) -> list[dict[str, Any]]:
-    """Mounts (dockerd's MountPoint): binds and HostConfig.Mounts. `--tmpfs` mounts
+def mounts_doc(c: Container, volumes_root: str = "") -> list[dict[str, Any]]:
+    """Mounts (dockerd's MountPoint): binds, volumes and HostConfig.Mounts. `--tmpfs` mounts
     (HostConfig.Tmpfs) are not mount points in dockerd and are not listed."""
     out = []
     for m in c.spec.host.all_mounts:
         if m.type == "tmpfs" and not m.from_api:
             continue  # --tmpfs
-        if m.type == "bind":
+        if m.type == "volume":
+            # dockerd's default mode for a volume is "z" (relabel), shown as such.
+            out.append({"Type": "volume", "Name": m.source, "Source": host_source(m, volumes_root),
+                        "Destination": m.destination, "Driver": "local", "Mode": m.mode or "z",
+                        "RW": not m.read_only, "Propagation": ""})  # fmt: skip
+        elif m.type == "bind":
             out.append({"Type": "bind", "Source": m.source, "Destination": m.destination, "Mode": m.mode,
                         "RW": not m.read_only, "Propagation": m.propagation})  # fmt: skip
         else:
@@ -442,7 +448,9 @@ def _command(argv: tuple[str, ...]) -> str:
     return " ".join([argv[0], *args]) if args else argv[0]
 
 
-def summary_doc(c: Container, *, size_rw: int | None = None, size_root_fs: int | None = None) -> dict[str, Any]:
+def summary_doc(
+    c: Container, *, size_rw: int | None = None, size_root_fs: int | None = None, volumes_root: str = ""
+) -> dict[str, Any]:
     """One entry of GET /containers/json (API 1.50). SizeRw and SizeRootFs are `omitempty`
     in dockerd's Summary: a zero is left out even with `size=1`."""
     argv = c.spec.argv
@@ -462,7 +470,7 @@ def summary_doc(c: Container, *, size_rw: int | None = None, size_root_fs: int |
         "Status": status_text(c),
         "HostConfig": host,
         "NetworkSettings": {"Networks": networks_doc(c)},
-        "Mounts": mounts_doc(c),
+        "Mounts": mounts_doc(c, volumes_root),
     }
     if size_rw:
         doc["SizeRw"] = size_rw

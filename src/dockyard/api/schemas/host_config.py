@@ -92,6 +92,7 @@ def _api_mount(doc: Mapping[str, Any]) -> MountSpec:
     kind = f.string(doc.get("Type"), "Mount.Type")
     bind = f.obj(doc.get("BindOptions"), "Mount.BindOptions")
     tmpfs = f.obj(doc.get("TmpfsOptions"), "Mount.TmpfsOptions")
+    volume = f.obj(doc.get("VolumeOptions"), "Mount.VolumeOptions")
 
     def fail(reason: str) -> InvalidArgument:
         return InvalidArgument(f'invalid mount config for type "{kind}": {reason}')
@@ -102,6 +103,11 @@ def _api_mount(doc: Mapping[str, Any]) -> MountSpec:
             raise fail(f"field {other} must not be specified")
     if f.boolean(bind.get("ReadOnlyForceRecursive"), "BindOptions.ReadOnlyForceRecursive"):
         raise fail("ReadOnlyForceRecursive is not supported by this daemon")
+    driver = f.obj(volume.get("DriverConfig"), "VolumeOptions.DriverConfig")
+    if f.string(driver.get("Name"), "DriverConfig.Name") not in ("", "local") or driver.get("Options"):
+        raise fail("VolumeOptions.DriverConfig is not supported yet")
+    if volume.get("Subpath"):
+        raise fail("VolumeOptions.Subpath is not supported yet")
     if tmpfs.get("Options"):
         raise fail("TmpfsOptions.Options is not supported by this daemon; use SizeBytes and Mode")
     return mount_from_api(
@@ -114,6 +120,8 @@ def _api_mount(doc: Mapping[str, Any]) -> MountSpec:
         create_mountpoint=f.boolean(bind.get("CreateMountpoint"), "BindOptions.CreateMountpoint"),
         size_bytes=f.integer(tmpfs.get("SizeBytes"), "TmpfsOptions.SizeBytes"),
         file_mode=f.integer(tmpfs.get("Mode"), "TmpfsOptions.Mode", go_type="uint32"),
+        no_copy=f.boolean(volume.get("NoCopy"), "VolumeOptions.NoCopy"),
+        volume_labels=tuple(sorted(f.str_map(volume.get("Labels"), "VolumeOptions.Labels").items())),
     )
 
 
@@ -331,7 +339,7 @@ def parse_host_config(doc: Mapping[str, Any]) -> HostSpec:
 def mount_request_doc(m: MountSpec) -> dict[str, Any]:
     """A HostConfig.Mounts entry shown back as it was asked."""
     doc: dict[str, Any] = {"Type": m.type, "Target": m.destination}
-    if m.type == "bind":
+    if m.type in ("bind", "volume"):
         doc["Source"] = m.source
     if m.read_only:
         doc["ReadOnly"] = True
@@ -344,6 +352,13 @@ def mount_request_doc(m: MountSpec) -> dict[str, Any]:
         if m.create_mountpoint:
             bind["CreateMountpoint"] = True
         doc["BindOptions"] = bind
+    if m.type == "volume" and (m.no_copy or m.volume_labels):
+        volume: dict[str, Any] = {}
+        if m.no_copy:
+            volume["NoCopy"] = True
+        if m.volume_labels:
+            volume["Labels"] = dict(m.volume_labels)
+        doc["VolumeOptions"] = volume
     if m.type == "tmpfs" and (m.size_bytes or m.file_mode):
         tmpfs: dict[str, Any] = {}
         if m.size_bytes:

@@ -1,0 +1,181 @@
+"""Volumes: create, inspect, list, remove, prune, and the ones containers name on first use.
+
+One owner for every volume (an identity map by name); readers take the current snapshot.
+A change decides first (name, driver, in use), then makes or removes the directory in a
+thread, then writes one row and publishes; a failure after the directory was made removes
+it, so nothing is left half-made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from dockyard.engine.events import EventBus
+from dockyard.errors import Conflict, NotFound
+from dockyard.model import ids
+from dockyard.model.filters import Filters
+from dockyard.model.volumes import (
+    ANONYMOUS_LABEL,
+    LOCAL,
+    Volume,
+    check_driver,
+    check_name,
+    check_options,
+    prunable,
+    select,
+)
+from dockyard.store.volumes import VolumeRepository
+from dockyard.volumes.local import LocalVolumes
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    """`POST /volumes/create`, parsed (api/schemas/volumes.py). labels/options None: not sent."""
+
+    name: str = ""
+    driver: str = LOCAL
+    labels: Mapping[str, str] | None = None
+    options: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    names: tuple[str, ...]
+    space: int
+
+
+def _created_at() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class VolumeService:
+    def __init__(
+        self,
+        repo: VolumeRepository,
+        local: LocalVolumes,
+        events: EventBus,
+        users_of: Callable[[str], list[str]] = lambda name: [],
+    ) -> None:
+        """`users_of(name)`: ids of the containers whose mounts name the volume."""
+        self._repo = repo
+        self._local = local
+        self._events = events
+        self._users_of = users_of
+        self._volumes: dict[str, Volume] = {}
+        self._lock = asyncio.Lock()  # creations and removals, one at a time
+        self._claims: dict[str, list[str]] = {}  # volume -> containers being created that name it
+
+    async def start(self) -> None:
+        self._volumes = {v.name: v for v in await asyncio.to_thread(self._repo.all)}
+
+    # ---- reading ----------------------------------------------------------------------
+
+    def get(self, name: str) -> Volume:
+        found = self._volumes.get(name)
+        if found is None:
+            raise NotFound(f"get {name}: no such volume")
+        return found
+
+    def mountpoint(self, v: Volume) -> str:
+        return str(self._local.mountpoint(v.name))
+
+    def users(self, name: str) -> list[str]:
+        return [*self._users_of(name), *self._claims.get(name, ())]
+
+    def in_use(self) -> frozenset[str]:
+        return frozenset(name for name in self._volumes if self.users(name))
+
+    def query(self, filters: Filters) -> list[Volume]:
+        return select(self._volumes.values(), filters, self.in_use())
+
+    def all(self) -> list[Volume]:
+        return sorted(self._volumes.values(), key=lambda v: v.name)
+
+    def ref_count(self, name: str) -> int:
+        return len(self.users(name))
+
+    async def size(self, v: Volume) -> int:
+        return await asyncio.to_thread(self._local.size, v.name)
+
+    # ---- changing ---------------------------------------------------------------------
+
+    async def create(self, request: CreateRequest) -> Volume:
+        """Make a volume; one that exists already is returned as it is (dockerd's answer).
+        One asked without a name is anonymous, as dockerd labels it (prune takes it)."""
+        name = request.name or ids.new_id()
+        labels = request.labels
+        if not request.name:
+            labels = {**(labels or {}), ANONYMOUS_LABEL: ""}
+        check_name(name)
+        check_driver(name, request.driver or LOCAL)
+        check_options(name, request.options or {})
+        async with self._lock:
+            existing = self._volumes.get(name)
+            if existing is not None:
+                return existing
+            volume = Volume(name, _created_at(), LOCAL, labels, request.options)
+            await asyncio.to_thread(self._local.make, name)
+            try:
+                await asyncio.to_thread(self._repo.add, volume)
+            except BaseException:
+                await asyncio.shield(asyncio.to_thread(self._local.remove, name))
+                raise
+            self._volumes[name] = volume
+        self._events.publish("volume", "create", name, {"driver": volume.driver})
+        return volume
+
+    @contextlib.asynccontextmanager
+    async def claimed(
+        self, container_id: str, wanted: Iterable[tuple[str, Mapping[str, str]]]
+    ) -> AsyncIterator[None]:
+        """For a container being created: its volumes, (name, labels) pairs, made where missing
+        (labels None when none were given, as dockerd makes them on first use) and counted in
+        use until the block ends, by when the container is in the table or was not made."""
+        held: list[str] = []
+        try:
+            for name, labels in dict(wanted).items():
+                await self.create(CreateRequest(name, labels=labels or None))
+                self._claims.setdefault(name, []).append(container_id)
+                held.append(name)
+            yield
+        finally:
+            for name in held:
+                claims = self._claims[name]
+                claims.remove(container_id)
+                if not claims:
+                    del self._claims[name]
+
+    async def remove(self, name: str, *, force: bool = False) -> None:
+        """Remove a volume and its data; refused while a container uses it, `force` or not."""
+        async with self._lock:
+            volume = self._volumes.get(name)
+            if volume is None:
+                if force:
+                    return
+                raise NotFound(f"get {name}: no such volume")
+            users = self.users(name)
+            if users:
+                raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+            await self._drop(volume)
+
+    async def prune(self, filters: Filters, *, all_named: bool) -> Pruned:
+        async with self._lock:
+            chosen = prunable(self._volumes.values(), filters, self.in_use(), all_named=all_named)
+            names, space = [], 0
+            for v in chosen:
+                space += await asyncio.to_thread(self._local.size, v.name)
+                await self._drop(v)
+                names.append(v.name)
+        return Pruned(tuple(names), space)
+
+    async def _drop(self, volume: Volume) -> None:
+        # The row first: a crash between the two leaves a directory without a row, which
+        # a later create of the same name adopts, never a row without its data.
+        await asyncio.to_thread(self._repo.delete, volume.name)
+        self._volumes.pop(volume.name, None)
+        await asyncio.to_thread(self._local.remove, volume.name)
+        self._events.publish("volume", "destroy", volume.name, {"driver": volume.driver})

@@ -1,0 +1,1 @@
+"""Volume drivers: the local one, directories under the data root."""
