@@ -110,3 +110,18 @@ def test_a_directory_without_a_row_is_never_adopted(local: LocalVolumes, tmp_pat
     (local.make("stale") / "half-removed").write_text("old")
     data = local.make("stale")  # the caller has no row for it: a fresh, empty volume
     assert os.listdir(data) == []
+
+
+def test_a_data_root_reached_through_a_symlink_is_unmounted_all_the_same(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "via").symlink_to(tmp_path / "real")
+    local = LocalVolumes(tmp_path / "via" / "volumes")
+    try:
+        local.make("sv")
+        local.mount("sv", TMPFS)
+        assert local.is_mounted("sv")
+        local.remove("sv")
+        assert _mounted_under(tmp_path) == [] and os.listdir(tmp_path / "real" / "volumes") == []
+    finally:
+        for point in _mounted_under(tmp_path):
+            os.system(f"umount -l {point}")

@@ -63,4 +63,4 @@ def mount_points() -> list[str]:
 def is_mounted(path: str) -> bool:
     """Whether `path` is a mount point (a bind of a directory of the same filesystem too,
     which comparing st_dev with the parent's misses)."""
-    return os.path.normpath(path) in mount_points()
+    return os.path.realpath(path) in mount_points()  # mountinfo shows paths with symlinks resolved

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 _ASIDE = ".removing-"
 _HEX = 16  # characters of the random part of a name set aside
+_STACKED = 8  # mounts on one _data beyond which unmounting is given up
 
 
 class LocalVolumes:
@@ -80,8 +81,11 @@ class LocalVolumes:
     def unmount(self, name: str) -> None:
         """Unmount the volume's `_data` (detached: a container's namespace may still hold it)."""
         target = str(self.mountpoint(name))
-        while is_mounted(target):  # mounted twice over (by hand, or a crash between steps)
+        for _ in range(_STACKED):  # mounted more than once over (by hand, or a crash between steps)
+            if not is_mounted(target):
+                return
             unmount(target, lazy=True)
+        raise Internal(f"error unmounting volume {name}: {target} is still mounted")
 
     # ---- removal ---------------------------------------------------------------------
 
@@ -106,7 +110,7 @@ class LocalVolumes:
     def discard(self, aside: Path) -> None:
         """Delete a directory set aside, with all data in it. Nothing may be mounted below:
         the delete would go into a bind-mounted host directory."""
-        prefix = str(aside) + "/"
+        prefix = os.path.realpath(aside) + "/"
         for point in mount_points():
             if point.startswith(prefix):
                 unmount(point, lazy=True)
