@@ -164,7 +164,7 @@ async def _compose_and_serve(
     dns = await stack.enter_async_context(DnsServers())
     lifecycle = await stack.enter_async_context(
         Lifecycle(table, driver, attachments, exits, netns, mounts, health, logs, seccomp, files, events, endpoints, dns,
-                  firewalling)
+                  firewalling, volumes)
     )
     containers = await stack.enter_async_context(
         ContainerService(config, table, lifecycle, attachments, driver, execs, logs, images, dirs, events, endpoints,
