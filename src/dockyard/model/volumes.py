@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from dockyard.errors import InvalidArgument, NotFound
 from dockyard.model.filters import Filters
+from dockyard.model.goparsers import ram_in_bytes
 
 LOCAL = "local"
 # The label dockerd puts on volumes it made for `-v /path` and an image's VOLUME.
@@ -90,9 +91,6 @@ def check_options(name: str, options: Mapping[str, str], *, quota: bool = False)
             raise InvalidArgument(f'create {name}: invalid option: "{key}"')
     size = 0
     if "size" in options:
-        # Imported here: model.logs imports containers, which imports mounts, which imports us.
-        from dockyard.model.logs import ram_in_bytes
-
         try:
             size = ram_in_bytes(options["size"])
         except ValueError as exc:
