@@ -371,8 +371,14 @@ class ImageService:
         if existing is not None:
             return existing, False
         cache_id = self._dirs.new_cache_id()
-        with self._content.open(diff_id) as blob:
-            applied = self._dirs.extract(cache_id, blob)
+        try:
+            with self._content.open(diff_id) as blob:
+                applied = self._dirs.extract(cache_id, blob)
+        except BaseException:
+            # A refused tar leaves no blob behind either (unless a stored layer has these bytes).
+            if not any(r.diff_id == diff_id for r in self._layers.values()):
+                self._content.delete(diff_id)
+            raise
         if applied.diff_id != diff_id:
             self._dirs.remove(cache_id)
             raise InvalidArgument(f"layer {diff_id}: content changed while reading")
