@@ -222,3 +222,35 @@ def test_login_and_pull_with_basic_auth(daemon: Daemon, bb_layer: bytes) -> None
         reg.stop()
 
 
+
+
+def test_pull_all_tags(daemon: Daemon, registry: TestRegistry) -> None:
+    one = registry.push_image("pull/alltags", "a", [layer_tar({"a": b"a"})])
+    two = registry.push_image("pull/alltags", "b", [layer_tar({"b": b"b"})])
+    repo = f"{registry.host}/pull/alltags"
+    out = daemon.out("pull", "--all-tags", repo)
+    assert "a: Pulling from pull/alltags" in out and "b: Pulling from pull/alltags" in out
+    assert f"Digest: {one.digest}" in out and f"Digest: {two.digest}" in out
+    assert out.splitlines()[-2] == f"Status: Downloaded newer image for {repo}"
+    assert daemon.out("image", "inspect", "-f", "{{.Id}}", f"{repo}:a") == one.config_digest
+    assert daemon.out("image", "inspect", "-f", "{{.Id}}", f"{repo}:b") == two.config_digest
+    assert f"Status: Image is up to date for {repo}" in daemon.out("pull", "--all-tags", repo)
+
+
+def test_interrupted_download_resumes_with_range(daemon_factory, registry: TestRegistry) -> None:  # type: ignore[no-untyped-def]
+    """A partial blob left by an interrupted pull is continued, not fetched again: a wrong
+    prefix therefore fails verification (and is dropped), a right one completes the pull."""
+    d = daemon_factory()
+    layer = layer_tar({"data.bin": bytes(range(256)) * 4000})
+    pushed = registry.push_image("pull/resume", "1", [layer], compress="none")
+    downloads = d.data_root / "downloads"
+    partial = downloads / f"{pushed.layer_digests[0][7:]}.partial"
+    partial.write_bytes(b"\xff" * 1000)  # not the blob's first bytes
+    bad = d.docker("pull", f"{registry.host}/pull/resume:1", check=False)
+    assert bad.returncode == 1
+    assert f"filesystem layer verification failed for digest {pushed.layer_digests[0]}" in bad.stderr.decode()
+    assert not partial.exists()
+    partial.write_bytes(layer[:5000])  # the first bytes, as an interrupted download leaves them
+    d.docker("pull", f"{registry.host}/pull/resume:1")
+    assert d.out("image", "inspect", "-f", "{{.Id}}", f"{registry.host}/pull/resume:1") == pushed.config_digest
+    assert list(downloads.iterdir()) == []

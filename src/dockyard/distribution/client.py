@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import json
 import logging
 import ssl
 from collections.abc import Callable, Sequence
@@ -188,6 +189,24 @@ class Registry:
         )
         raw = await response.read(MAX_MANIFEST_BYTES)
         return Fetched(raw, response.header("content-type"), "sha256:" + hashlib.sha256(raw).hexdigest())
+
+    async def tags(self, repository: str) -> list[str]:
+        """GET /v2/<name>/tags/list (pull --all-tags), following the Link header's pages."""
+        out: list[str] = []
+        path = f"{repository}/tags/list"
+        for _ in range(1000):
+            response = await self.get(path, [f"repository:{repository}:pull"])
+            link = response.header("link")
+            try:
+                doc = json.loads(await response.read(MAX_MANIFEST_BYTES))
+            except ValueError as exc:
+                raise InvalidArgument(f"invalid tag list of {repository}: {exc}") from exc
+            tags = doc.get("tags") if isinstance(doc, dict) else None
+            out += [t for t in tags or () if isinstance(t, str)]
+            if not link.startswith("</v2/"):
+                break
+            path = link[5 : link.index(">")]
+        return out
 
     async def blob_bytes(self, repository: str, desc: Descriptor, limit: int) -> bytes:
         """A small blob (an image config), verified."""

@@ -11,11 +11,12 @@ the pull made: no half image is left behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import platform as host
 import secrets
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,18 +93,27 @@ class PullService:
                 raise Unauthorized(exc.message) from exc
             raise
 
-    async def pull(self, ref: Reference, creds: Credentials, wanted: Platform | None) -> AsyncGenerator[Progress, None]:
-        """Resolve `ref` (errors are raised here, before any line), then stream the pull."""
+    async def pull(
+        self, ref: Reference, creds: Credentials, wanted: Platform | None, all_tags: bool = False
+    ) -> AsyncGenerator[Progress, None]:
+        """Resolve `ref` (errors are raised here, before any line), then stream the pull.
+        With `all_tags` (a reference without tag or digest) every tag of the repository."""
         registry = self.registry(ref.domain, creds)
-        target = ref.digest or ref.tag or "latest"
         try:
-            resolved = await self._resolve(registry, ref, target, wanted)
+            if all_tags:
+                tags = await registry.tags(ref.path)
+                if not tags:
+                    raise NotFound(f"repository {ref.familiar_name} has no tags")
+                refs = [ref.with_tag(t) for t in tags]
+            else:
+                refs = [ref.with_default_tag()]
+            first = await self._resolve(registry, refs[0], wanted)
         except (RegistryAnswer, TransportError) as exc:
-            raise translate(exc, ref) from exc
-        return self._stream(registry, ref, target, resolved)
+            raise translate(exc, refs[0] if not all_tags else ref) from exc
+        return self._stream(registry, ref if all_tags else refs[0], refs, first, wanted)
 
-    async def _resolve(self, registry: Registry, ref: Reference, target: str, wanted: Platform | None) -> Resolved:
-        top = await registry.manifest(ref.path, target)
+    async def _resolve(self, registry: Registry, ref: Reference, wanted: Platform | None) -> Resolved:
+        top = await registry.manifest(ref.path, _target(ref))
         if ref.digest is not None and top.digest != ref.digest:
             raise InvalidArgument(f"manifest verification failed for digest {ref.digest}")
         parsed = parse_manifest(top.raw, top.content_type)
@@ -133,21 +143,41 @@ class PullService:
                 )
         return Resolved(top.digest, manifest, raw_config)
 
-    async def _stream(self, registry: Registry, ref: Reference, target: str, resolved: Resolved) -> AsyncGenerator[Progress, None]:
+    async def _stream(
+        self, registry: Registry, named: Reference, refs: list[Reference], first: Resolved, wanted: Platform | None,
+    ) -> AsyncGenerator[Progress, None]:
         queue: asyncio.Queue[Progress | BaseException | None] = asyncio.Queue()
-        yield Progress(f"Pulling from {ref.path}", target)
+        failure: BaseException | None = None
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._worker(registry, ref, resolved, queue))
+            tg.create_task(self._worker(registry, named, refs, first, wanted, queue))
             while (item := await queue.get()) is not None:
                 if isinstance(item, BaseException):
-                    raise item
+                    failure = item  # raised outside the group, which would wrap it
+                    continue
                 yield item
+        if failure is not None:
+            raise failure
 
     async def _worker(
-        self, registry: Registry, ref: Reference, resolved: Resolved, queue: asyncio.Queue[Progress | BaseException | None]
+        self, registry: Registry, named: Reference, refs: list[Reference], first: Resolved, wanted: Platform | None,
+        queue: asyncio.Queue[Progress | BaseException | None],
     ) -> None:
+        emit = queue.put_nowait
+        ref = named
         try:
-            await self._translated_pull(registry, ref, resolved, queue.put_nowait)
+            updated = False
+            for i, ref in enumerate(refs):
+                emit(Progress(f"Pulling from {ref.path}", _target(ref)))
+                try:
+                    resolved = first if i == 0 else await self._resolve(registry, ref, wanted)
+                    updated |= await self._pull_layers(registry, ref, resolved, emit)
+                except (RegistryAnswer, TransportError) as exc:
+                    raise translate(exc, ref) from exc
+            name = named.familiar()
+            if updated:
+                emit(Progress(f"Status: Downloaded newer image for {name}"))
+            else:
+                emit(Progress(f"Status: Image is up to date for {name}"))
         except DockyardError as exc:
             queue.put_nowait(exc)
         except Exception as exc:  # a bug: reported on the stream, not lost
@@ -156,13 +186,8 @@ class PullService:
         finally:
             queue.put_nowait(None)
 
-    async def _translated_pull(self, registry: Registry, ref: Reference, resolved: Resolved, emit: _Emit) -> None:
-        try:
-            await self._pull_layers(registry, ref, resolved, emit)
-        except (RegistryAnswer, TransportError) as exc:
-            raise translate(exc, ref) from exc
-
-    async def _pull_layers(self, registry: Registry, ref: Reference, resolved: Resolved, emit: _Emit) -> None:
+    async def _pull_layers(self, registry: Registry, ref: Reference, resolved: Resolved, emit: _Emit) -> bool:
+        """One tag's (or digest's) image; whether anything new came or the name moved."""
         image = parse_image_config(resolved.raw_config, resolved.manifest.config.digest)
         layers = resolved.manifest.layers
         chains: list[str] = []
@@ -176,32 +201,11 @@ class PullService:
                 emit(layer_status("Already exists", _short(layer.digest)))
         for i in missing:
             emit(layer_status("Pulling fs layer", _short(layers[i].digest)))
-        # One download per distinct blob, at most max_downloads at once.
-        slots = asyncio.Semaphore(self._max_downloads)
         files: dict[str, Path] = {}
         new_rows: list[LayerRow] = []
         try:
-            async with asyncio.TaskGroup() as tg:
-                downloads: dict[str, asyncio.Task[Path]] = {}
-                for i in missing:
-                    desc = layers[i]
-                    if desc.digest not in downloads:
-                        queued = i - missing[0] >= self._max_downloads
-                        if queued:
-                            emit(layer_status("Waiting", _short(desc.digest)))
-                        downloads[desc.digest] = tg.create_task(self._download(registry, ref, desc, slots, emit))
-                for i in missing:
-                    desc = layers[i]
-                    path = await downloads[desc.digest]
-                    files[desc.digest] = path
-                    short = _short(desc.digest)
-                    emit(layer_status("Extracting", short, desc.size, desc.size))
-                    row, new = await self._images.prepare_layer(
-                        chains[i - 1] if i else None, path, image.diff_ids[i]
-                    )
-                    if new:
-                        new_rows.append(row)
-                    emit(layer_status("Pull complete", short))
+            with _unwrapped():
+                await self._fetch_and_unpack(registry, ref, image.diff_ids, chains, layers, missing, files, new_rows, emit)
             refs = [ref, ref.repository().with_digest(resolved.digest)] if ref.digest is None else [ref]
             entry, moved = await self._images.commit_pulled(new_rows, resolved.raw_config, refs)
         except BaseException:
@@ -212,15 +216,38 @@ class PullService:
                 path.unlink(missing_ok=True)
         emit(Progress(f"Digest: {resolved.digest}"))
         name = ref.familiar()
-        if moved or new_rows:
-            emit(Progress(f"Status: Downloaded newer image for {name}"))
-        else:
-            emit(Progress(f"Status: Image is up to date for {name}"))
         self._events.publish("image", "pull", name, {"name": name})
         log.info("pulled %s (%s): %d new layers", name, entry.id, len(new_rows))
+        return moved or bool(new_rows)
+
+    async def _fetch_and_unpack(
+        self, registry: Registry, ref: Reference, diff_ids: Sequence[str], chains: list[str],
+        layers: Sequence[Descriptor], missing: list[int], files: dict[str, Path], new_rows: list[LayerRow], emit: _Emit,
+    ) -> None:
+        """Download the missing layers (a few at once) and unpack each, in order, once its
+        download is done. `files` and `new_rows` gather what the caller must clean up."""
+        slots = asyncio.Semaphore(self._max_downloads)
+        async with asyncio.TaskGroup() as tg:
+            downloads: dict[str, asyncio.Task[Path]] = {}
+            for i in missing:
+                desc = layers[i]
+                if desc.digest not in downloads:
+                    if len(downloads) >= self._max_downloads:
+                        emit(layer_status("Waiting", _short(desc.digest)))
+                    downloads[desc.digest] = tg.create_task(self._download(registry, ref, desc, slots, files, emit))
+            for i in missing:
+                desc = layers[i]
+                path = await downloads[desc.digest]
+                short = _short(desc.digest)
+                emit(layer_status("Extracting", short, desc.size, desc.size))
+                row, new = await self._images.prepare_layer(chains[i - 1] if i else None, path, diff_ids[i])
+                if new:
+                    new_rows.append(row)
+                emit(layer_status("Pull complete", short))
 
     async def _download(
-        self, registry: Registry, ref: Reference, desc: Descriptor, slots: asyncio.Semaphore, emit: _Emit
+        self, registry: Registry, ref: Reference, desc: Descriptor, slots: asyncio.Semaphore,
+        files: dict[str, Path], emit: _Emit,
     ) -> Path:
         """The verified blob in a file of this pull's own. The partial file of an interrupted
         download is kept (by digest) and resumed by the next pull."""
@@ -242,10 +269,27 @@ class PullService:
                 emit(layer_status("Verifying Checksum", short))
                 mine = self._downloads / f"{desc.digest[7:]}.{secrets.token_hex(4)}"
                 partial.rename(mine)
+                files[desc.digest] = mine
             if not lock.locked():
                 self._blob_locks.pop(desc.digest, None)
         emit(layer_status("Download complete", short))
         return mine
+
+
+@contextlib.contextmanager
+def _unwrapped() -> Iterator[None]:
+    """A task group's failure as the first error itself (what the stream reports)."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        first: BaseException = group
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from group
+
+
+def _target(ref: Reference) -> str:
+    return ref.digest or ref.tag or "latest"
 
 
 def _short(digest: str) -> str:

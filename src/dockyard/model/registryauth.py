@@ -41,7 +41,8 @@ class Challenge:
 def _b64decode(text: str) -> bytes:
     padded = text.strip() + "=" * (-len(text.strip()) % 4)
     try:
-        return base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
+        # Either alphabet: the CLI sends base64url, some clients standard base64.
+        return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidArgument(f"invalid X-Registry-Auth header: {exc}") from exc
 

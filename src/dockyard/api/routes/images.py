@@ -22,12 +22,14 @@ from dockyard.errors import DockyardError, InvalidArgument
 from dockyard.model.filters import parse_filters
 from dockyard.model.manifests import Platform, parse_platform
 from dockyard.model.progress import Progress
-from dockyard.model.references import Reference, parse_repository_tag
+from dockyard.model.references import Reference, parse_reference, parse_repository_tag
 from dockyard.model.registryauth import Credentials, decode_registry_auth
 
 
 class Puller(Protocol):
-    async def pull(self, ref: Reference, creds: Credentials, wanted: Platform | None) -> AsyncGenerator[Progress, None]: ...
+    async def pull(
+        self, ref: Reference, creds: Credentials, wanted: Platform | None, all_tags: bool = False
+    ) -> AsyncGenerator[Progress, None]: ...
 
 
 def routes(images: ImageService, count_users: Callable[[str], int], pulls: Puller) -> list[Route]:
@@ -58,10 +60,13 @@ def routes(images: ImageService, count_users: Callable[[str], int], pulls: Pulle
 
     async def pull(request: Request) -> Response:
         ref = parse_repository_tag(request.arg("fromImage"), request.arg("tag"))
+        # `pull -a` names the repository alone: no tag in fromImage, no tag parameter.
+        named = parse_reference(request.arg("fromImage").removesuffix(":"))
+        all_tags = not request.arg("tag") and named.tag is None and named.digest is None
         creds = decode_registry_auth(request.headers.get("x-registry-auth", ""))
         wanted = parse_platform(request.arg("platform")) if request.arg("platform") else None
         # Resolved before the stream starts: an unknown tag is an error status, as with dockerd.
-        pulling = await pulls.pull(ref, creds, wanted)
+        pulling = await pulls.pull(named if all_tags else ref, creds, wanted, all_tags)
 
         async def lines() -> AsyncIterator[bytes]:
             async with contextlib.aclosing(pulling):
