@@ -65,6 +65,10 @@ def test_pull_by_tag_then_run_and_up_to_date(daemon: Daemon, registry: TestRegis
     assert daemon.out("image", "inspect", "-f", "{{.Id}}", f"{registry.host}/pull/bb@{pushed.digest}") == pushed.config_digest
     listed = daemon.out("images", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}", f"{registry.host}/pull/bb")
     assert listed == f"{registry.host}/pull/bb 1 {pushed.digest}"
+    # rmi of its only tag takes the repository digest along and deletes the image.
+    removed = daemon.out("rmi", name).splitlines()
+    assert removed[:2] == [f"Untagged: {name}", f"Untagged: {registry.host}/pull/bb@{pushed.digest}"]
+    assert removed[2] == f"Deleted: {pushed.config_digest}"
 
 
 def test_progress_stream_shape(daemon: Daemon, registry: TestRegistry) -> None:

@@ -257,11 +257,13 @@ class ImageService:
             entry = self._images[entry.id]
             if by_reference:
                 full = str(parse_reference(name).with_default_tag())
-                others = [t for t in entry.names if t != full]
+                # As dockerd: repository digests alone do not keep an image once its last tag goes.
+                others = [t for t in entry.tags if t != full]
                 if others or not users or force:
                     self._untag(entry.id, [full], records)
                     if others or users:
                         return records
+                    self._untag(entry.id, list(self._images[entry.id].digests), records)
                 else:
                     raise Conflict(
                         f'conflict: unable to remove repository reference "{display_name(name)}" (must force) '
