@@ -84,6 +84,8 @@ class DaemonConfig:
     no_new_privileges: bool = False  # daemon.json no-new-privileges: containers' default
     network: NetworkDefaults = field(default_factory=NetworkDefaults)
     monitor: MonitorChoice = MonitorChoice.AUTO
+    # Registries spoken to over plain HTTP (or TLS unverified) besides loopback: hosts or CIDRs.
+    insecure_registries: tuple[str, ...] = ()
 
     def runtime(self, name: str) -> RuntimeOption:
         found = self.runtimes.get(name or self.default_runtime)
@@ -124,6 +126,7 @@ _FILE_KEYS = {
     "dns-search": "dns_search",
     "dns-opts": "dns_opts",
     "monitor": "monitor",
+    "insecure-registries": "insecure_registries",
 }
 
 
@@ -170,6 +173,8 @@ def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dns-opt", dest="dns_opts", action="append", metavar="OPTION", help="DNS option for containers")
     parser.add_argument("--monitor", choices=[c.value for c in MonitorChoice],
                         help="the per-container monitor (default auto: dockyard-monitor where installed, else conmon)")
+    parser.add_argument("--insecure-registry", dest="insecure_registries", action="append", metavar="HOST",
+                        help="a registry (host[:port] or CIDR) reached without verified TLS (repeatable)")
     parser.add_argument("--tlsverify", action="store_true", default=None)
     parser.add_argument("--tlscacert")
     parser.add_argument("--tlscert")
@@ -250,6 +255,10 @@ def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonC
     if monitor is not None and monitor not in tuple(MonitorChoice):
         raise InvalidArgument(f"unable to configure the daemon: monitor must be one of {', '.join(MonitorChoice)}, not {monitor!r}")
 
+    insecure = pick("insecure-registries") or []
+    if isinstance(insecure, str) or not all(isinstance(i, str) for i in insecure):
+        raise InvalidArgument("unable to configure the daemon: insecure-registries must be a list of strings")
+
     tls = None
     if pick("tlsverify") or pick("tlscert"):
         tls = TlsOptions(
@@ -276,6 +285,7 @@ def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonC
         no_new_privileges=bool(no_new_privileges),
         network=network,
         monitor=MonitorChoice.AUTO if monitor is None else MonitorChoice(monitor),
+        insecure_registries=tuple(insecure),
     )
 
 

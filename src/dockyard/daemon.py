@@ -20,6 +20,7 @@ from dockyard.api.routes import execs as exec_routes
 from dockyard.api.routes import images as image_routes
 from dockyard.api.routes import networks as network_routes
 from dockyard.api.routes import processes as process_routes
+from dockyard.api.routes import registry as registry_routes
 from dockyard.api.routes import system as system_routes
 from dockyard.api.routes import update as update_routes
 from dockyard.api.routes import volumes as volume_routes
@@ -40,6 +41,7 @@ from dockyard.engine.images import ImageService
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
 from dockyard.engine.networks import NetworkService
+from dockyard.engine.pulls import PullService
 from dockyard.engine.reconcile import Reconciler
 from dockyard.engine.restarts import RestartManager
 from dockyard.engine.rootfs import RootfsMounts
@@ -128,6 +130,7 @@ async def _compose_and_serve(
     content = ContentStore(config.data_root / "content")
     dirs = LayerDirs(config.data_root / "overlay")
     images = ImageService(ImageRepository(db), content, dirs, events, config.data_root / "tmp", table)
+    pulls = PullService(images, events, config.data_root / "downloads", config.insecure_registries)
     volumes = VolumeService(VolumeRepository(db), LocalVolumes(config.data_root / "volumes"), events,
                             users_of=table.volume_users)  # fmt: skip
     await volumes.start()
@@ -187,7 +190,8 @@ async def _compose_and_serve(
     router = Router(
         [
             *system_routes.routes(system, events),
-            *image_routes.routes(images, table.count_using),
+            *image_routes.routes(images, table.count_using, pulls),
+            *registry_routes.routes(pulls),
             *container_routes.routes(containers, lifecycle, logs, attachments),
             *disk_usage_routes.routes(containers, images, table.count_using, volumes),
             *process_routes.routes(stats),

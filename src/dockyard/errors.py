@@ -27,6 +27,10 @@ class NotModified(DockyardError):
     """Nothing to do: the object is already in the asked state (304)."""
 
 
+class Unauthorized(DockyardError):
+    """Credentials are missing or refused, here or by a registry (401)."""
+
+
 class Forbidden(DockyardError):
     """The operation is not allowed on this object (403)."""
 

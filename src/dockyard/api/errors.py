@@ -11,6 +11,7 @@ _STATUS: tuple[tuple[type[errors.DockyardError], int], ...] = (
     (errors.Conflict, 409),
     (errors.InvalidArgument, 400),
     (errors.NotModified, 304),
+    (errors.Unauthorized, 401),
     (errors.Forbidden, 403),
     (errors.Unavailable, 503),
     (errors.Internal, 500),

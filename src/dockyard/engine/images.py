@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
+import lzma
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from dockyard.engine.events import EventBus
 from dockyard.engine.transfer import Body, spool, stream_from_thread
-from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.errors import Conflict, InvalidArgument, NotFound, StorageFull
 from dockyard.images.archive import Archive, SaveImage, SaveLayer, read_archive, write_archive
 from dockyard.layers.overlay import LayerDirs, chain_id, chain_ids
 from dockyard.model import times
@@ -53,10 +56,15 @@ class ImageEntry:
     parent: str
     loaded_at: str
     size: int
+    digests: tuple[str, ...] = ()  # full repository digests: 127.0.0.1:5000/x/bb@sha256:...
 
     @property
     def id(self) -> str:
         return self.image.id
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.tags + self.digests
 
 
 @dataclass(frozen=True)
@@ -102,16 +110,17 @@ class ImageService:
             except (NotFound, InvalidArgument):
                 log.error("image %s: config blob missing or broken; skipping it", row.id)
                 continue
-            self._images[row.id] = ImageEntry(
-                image, tuple(sorted(tags_by_image.get(row.id, []))), row.parent, row.loaded_at, self._size(image)
-            )
+            tags, digests = _split_names(tags_by_image.get(row.id, []))
+            self._images[row.id] = ImageEntry(image, tags, row.parent, row.loaded_at, self._size(image), digests)
 
     def _size(self, image: Image) -> int:
         return sum(self._layers[c].size for c in chain_ids(image.diff_ids) if c in self._layers)
 
-    def _publish(self, image_id: str, tags: tuple[str, ...]) -> None:
+    def _publish(self, image_id: str, names: tuple[str, ...]) -> None:
+        """Replace the image's tags and digests with `names` (either kind)."""
         entry = self._images[image_id]
-        self._images[image_id] = replace(entry, tags=tuple(sorted(tags)))
+        tags, digests = _split_names(names)
+        self._images[image_id] = replace(entry, tags=tags, digests=digests)
 
     def _point_tags(self, full_tags: Sequence[str], image_id: str) -> None:
         """Let these tags name `image_id`, taking them off the images they named before."""
@@ -120,7 +129,7 @@ class ImageService:
             self._tags[tag] = image_id
             if previous and previous != image_id and previous in self._images:
                 old = self._images[previous]
-                self._publish(previous, tuple(t for t in old.tags if t != tag))
+                self._publish(previous, tuple(t for t in old.names if t != tag))
 
     def layer_dirs(self) -> set[str]:
         """The layer directories the images own (a start-up sweep keeps them)."""
@@ -235,7 +244,7 @@ class ImageService:
         async with self._write_lock:
             self._repo.add_image_tags([TagRow(full, entry.id, times.now())])
             self._point_tags([full], entry.id)
-            self._publish(entry.id, tuple({*self._images[entry.id].tags, full}))
+            self._publish(entry.id, tuple({*self._images[entry.id].names, full}))
         self._events.publish("image", "tag", entry.id, {"name": ref.with_default_tag().familiar()})
 
     # ---- delete ------------------------------------------------------------------------
@@ -250,11 +259,13 @@ class ImageService:
             entry = self._images[entry.id]
             if by_reference:
                 full = str(parse_reference(name).with_default_tag())
+                # As dockerd: repository digests alone do not keep an image once its last tag goes.
                 others = [t for t in entry.tags if t != full]
                 if others or not users or force:
                     self._untag(entry.id, [full], records)
                     if others or users:
                         return records
+                    self._untag(entry.id, list(self._images[entry.id].digests), records)
                 else:
                     raise Conflict(
                         f'conflict: unable to remove repository reference "{display_name(name)}" (must force) '
@@ -276,7 +287,7 @@ class ImageService:
                         f"conflict: unable to delete {short_id(entry.id)} (must be forced) - image is "
                         f"being used by stopped container {short_id(users[0][0])}"
                     )
-                self._untag(entry.id, list(entry.tags), records)
+                self._untag(entry.id, list(entry.names), records)
                 if users:
                     # Forced: untagged only. A container never loses its image.
                     return records
@@ -329,7 +340,7 @@ class ImageService:
             records.append(DeleteRecord(untagged=familiar_tag(name)))
             self._events.publish("image", "untag", image_id, {"name": familiar_tag(name)})
         entry = self._images[image_id]
-        self._publish(image_id, tuple(t for t in entry.tags if t not in names))
+        self._publish(image_id, tuple(t for t in entry.names if t not in names))
 
     async def _delete(self, image_id: str, records: list[DeleteRecord]) -> None:
         entry = self._images[image_id]
@@ -364,8 +375,14 @@ class ImageService:
         if existing is not None:
             return existing, False
         cache_id = self._dirs.new_cache_id()
-        with self._content.open(diff_id) as blob:
-            applied = self._dirs.extract(cache_id, blob)
+        try:
+            with self._content.open(diff_id) as blob:
+                applied = self._dirs.extract(cache_id, blob)
+        except BaseException:
+            # A refused tar leaves no blob behind either (unless a stored layer has these bytes).
+            if not any(r.diff_id == diff_id for r in self._layers.values()):
+                self._content.delete(diff_id)
+            raise
         if applied.diff_id != diff_id:
             self._dirs.remove(cache_id)
             raise InvalidArgument(f"layer {diff_id}: content changed while reading")
@@ -394,10 +411,64 @@ class ImageService:
         )
         existing = self._images.get(image_id)
         self._point_tags(full_tags, image_id)
-        all_tags = tuple(sorted({*(existing.tags if existing else ()), *full_tags}))
-        entry = ImageEntry(image, all_tags, parent, existing.loaded_at if existing else now, self._size(image))
+        all_tags, digests = _split_names({*(existing.names if existing else ()), *full_tags})
+        loaded_at = existing.loaded_at if existing else now
+        entry = ImageEntry(image, all_tags, parent, loaded_at, self._size(image), digests)
         self._images[image_id] = entry
         return entry
+
+    # ---- pull: layers fetched by engine/pulls.py, committed here -------------------------
+
+    def has_layer(self, chain: str) -> bool:
+        return chain in self._layers
+
+    def named(self, full_name: str) -> str | None:
+        """The image a full tag or digest name points at."""
+        return self._tags.get(full_name)
+
+    async def prepare_layer(self, parent: str | None, blob: Path, diff_id: str) -> tuple[LayerRow, bool]:
+        """Unpack a downloaded layer blob (any compression) into a new layer directory, its
+        uncompressed tar checked against `diff_id`; not registered until commit_pulled."""
+
+        def add() -> tuple[LayerRow, bool]:
+            with blob.open("rb") as f:
+                return self._add_layer_blocking(parent, f, diff_id)
+
+        try:
+            return await asyncio.to_thread(add)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise StorageFull(f"failed to register layer: {exc}") from exc
+            raise InvalidArgument(f"failed to register layer: {exc}") from exc
+        except (EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
+            raise InvalidArgument(f"failed to register layer: {exc}") from exc
+
+    async def discard_layers(self, rows: Sequence[LayerRow]) -> None:
+        """Undo prepared layers that were never committed: their directories and tar blobs."""
+        registered = {r.cache_id for r in self._layers.values()}
+        diffs_in_use = {r.diff_id for r in self._layers.values()}
+
+        def remove() -> None:
+            for row in rows:
+                if row.cache_id in registered:
+                    continue
+                self._dirs.remove(row.cache_id)
+                if row.diff_id not in diffs_in_use:
+                    self._content.delete(row.diff_id)
+
+        await asyncio.to_thread(remove)
+
+    async def commit_pulled(
+        self, rows: Sequence[LayerRow], raw_config: bytes, refs: Sequence[Reference]
+    ) -> tuple[ImageEntry, bool]:
+        """Register a pulled image's new layers, the image and its names (tag, repository
+        digest) together. Returns the entry and whether the first name moved to it."""
+        primary = str(refs[0].with_default_tag()) if refs else ""
+        async with self._write_lock:
+            before = self._tags.get(primary)
+            await self._register_layers(list(rows))
+            entry = await self._store_image(raw_config, refs)
+        return entry, before != entry.id
 
     async def derive(
         self, parent_id: str, write_layer: Callable[[BinaryIO], None] | None, make_config: Callable[[Image, str | None], bytes],
@@ -559,6 +630,12 @@ def _repo_tag(text: str) -> Reference:
     if ref.digest is not None:
         raise InvalidArgument(f'invalid tag "{text}"')
     return ref
+
+
+def _split_names(names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(tags, digests) among an image's reference names, each sorted."""
+    unique = sorted(set(names))
+    return tuple(n for n in unique if "@" not in n), tuple(n for n in unique if "@" in n)
 
 
 def _opener(content: ContentStore, digest: str) -> Callable[[], BinaryIO]:

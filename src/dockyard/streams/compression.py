@@ -6,9 +6,10 @@ from __future__ import annotations
 import bz2
 import enum
 import gzip
+import importlib
 import io
 import lzma
-from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
 from dockyard.errors import InvalidArgument
 
@@ -17,6 +18,17 @@ if TYPE_CHECKING:
 
 CHUNK = 1 << 20
 _SNIFF = 10
+
+
+def _zstd_module() -> Any:
+    """python-zstandard, where it is installed (it is optional: no binary is ever run)."""
+    try:
+        return importlib.import_module("zstandard")
+    except ImportError:
+        return None
+
+
+_ZSTD = _zstd_module()
 
 
 class Readable(Protocol):
@@ -76,14 +88,19 @@ def _read_head(stream: Readable) -> bytes:
 
 
 def decompressed(stream: Readable, what: str = "layer") -> BinaryIO:
-    """The plain stream behind `stream` (gzip, bzip2, xz or none). Reading a corrupt
+    """The plain stream behind `stream` (gzip, bzip2, xz, zstd or none). Reading a corrupt
     stream raises EOFError, OSError, zlib.error or lzma.LZMAError; callers translate."""
     head = _read_head(stream)
     kind = sniff(head)
-    if kind is Compression.ZSTD:
-        raise InvalidArgument(f"invalid {what}: zstd-compressed {what}s are not supported")
+    if kind is Compression.ZSTD and _ZSTD is None:
+        raise InvalidArgument(
+            f"invalid {what}: zstd-compressed {what}s need the python zstandard module, which is not installed"
+        )
     source = io.BufferedReader(_Prefixed(head, stream), CHUNK)
     plain: io.BufferedIOBase
+    if kind is Compression.ZSTD:
+        reader = _ZSTD.ZstdDecompressor().stream_reader(source, read_across_frames=True)
+        return cast(BinaryIO, io.BufferedReader(reader, CHUNK))
     if kind is Compression.GZIP:
         plain = gzip.GzipFile(fileobj=source, mode="rb")
     elif kind is Compression.BZIP2:

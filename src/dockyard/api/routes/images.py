@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Protocol
 
 from dockyard.api.messages import (
     EmptyResponse,
@@ -14,13 +16,23 @@ from dockyard.api.messages import (
 )
 from dockyard.api.router import Route
 from dockyard.api.schemas import images as schema
+from dockyard.api.schemas.progress import error_doc, progress_doc
 from dockyard.engine.images import ImageService
-from dockyard.errors import DockyardError, Internal, InvalidArgument
+from dockyard.errors import DockyardError, InvalidArgument
 from dockyard.model.filters import parse_filters
-from dockyard.model.references import parse_repository_tag
+from dockyard.model.manifests import Platform, parse_platform
+from dockyard.model.progress import Progress
+from dockyard.model.references import Reference, parse_reference, parse_repository_tag
+from dockyard.model.registryauth import Credentials, decode_registry_auth
 
 
-def routes(images: ImageService, count_users: Callable[[str], int]) -> list[Route]:
+class Puller(Protocol):
+    async def pull(
+        self, ref: Reference, creds: Credentials, wanted: Platform | None, all_tags: bool = False
+    ) -> AsyncGenerator[Progress, None]: ...
+
+
+def routes(images: ImageService, count_users: Callable[[str], int], pulls: Puller) -> list[Route]:
 
     async def list_images(request: Request) -> Response:
         entries = images.query(parse_filters(request.arg("filters")), request.flag("all"))
@@ -46,10 +58,30 @@ def routes(images: ImageService, count_users: Callable[[str], int]) -> list[Rout
         )
         return JsonResponse(schema.delete_doc(records))
 
+    async def pull(request: Request) -> Response:
+        ref = parse_repository_tag(request.arg("fromImage"), request.arg("tag"))
+        # `pull -a` names the repository alone: no tag in fromImage, no tag parameter.
+        named = parse_reference(request.arg("fromImage").removesuffix(":"))
+        all_tags = not request.arg("tag") and named.tag is None and named.digest is None
+        creds = decode_registry_auth(request.headers.get("x-registry-auth", ""))
+        wanted = parse_platform(request.arg("platform")) if request.arg("platform") else None
+        # Resolved before the stream starts: an unknown tag is an error status, as with dockerd.
+        pulling = await pulls.pull(named if all_tags else ref, creds, wanted, all_tags)
+
+        async def lines() -> AsyncIterator[bytes]:
+            async with contextlib.aclosing(pulling):
+                try:
+                    async for p in pulling:
+                        yield json_line(progress_doc(p))
+                except DockyardError as exc:
+                    yield json_line(error_doc(exc.message))
+
+        return StreamResponse(lines())
+
     async def create(request: Request) -> Response:
         source = request.arg("fromSrc")
         if request.arg("fromImage"):
-            raise Internal("pulling images from a registry is not supported by this dockyard yet")
+            return await pull(request)
         if source != "-":
             raise InvalidArgument("importing from a URL is not supported; send the tar as the body (fromSrc=-)")
         repo = request.arg("repo")

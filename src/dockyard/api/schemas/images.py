@@ -20,7 +20,7 @@ def inspect_doc(entry: ImageEntry, lower_dirs: list[str]) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "Id": image.id,
         "RepoTags": _repo_tags(entry),
-        "RepoDigests": [],
+        "RepoDigests": [familiar_tag(d) for d in entry.digests],
         "Parent": entry.parent,
         "Comment": image.comment,
         "Created": image.created,
@@ -49,7 +49,7 @@ def summary_doc(entry: ImageEntry, containers: int) -> dict[str, Any]:
         "Id": image.id,
         "ParentId": entry.parent,
         "RepoTags": tags,
-        "RepoDigests": [],
+        "RepoDigests": [familiar_tag(d) for d in entry.digests],
         "Created": unix_seconds(image.created),
         "Size": entry.size,
         "SharedSize": -1,

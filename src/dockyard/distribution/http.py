@@ -1,0 +1,206 @@
+"""A small HTTP/1.1 client over asyncio streams, for registries: one connection per request,
+responses parsed by httptools (llhttp), bodies streamed chunk by chunk.
+
+Registries answer a handful of request shapes (GET, POST, PUT, HEAD), so this is all the
+distribution client needs, without a heavy HTTP library beside the one parser we already use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httptools
+
+from dockyard.errors import InvalidArgument, Unavailable
+
+_READ = 1 << 16
+CONNECT_TIMEOUT = 30.0
+# A registry silent for this long mid-response is given up on.
+IDLE_TIMEOUT = 60.0
+
+
+class TransportError(Unavailable):
+    """The connection failed: refused, reset, TLS, a malformed answer, a timeout."""
+
+
+@dataclass(frozen=True)
+class Url:
+    scheme: str  # "http" or "https"
+    host: str  # a name or an address, brackets off
+    port: int
+    target: str  # path and query
+
+    @property
+    def authority(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.authority}{self.target}"
+
+
+def parse_url(text: str, base: Url | None = None) -> Url:
+    """An absolute URL, or one relative to `base` (a Location header)."""
+    parts = urlsplit(text)
+    if not parts.scheme and base is not None:
+        target = text if text.startswith("/") else "/" + text
+        return Url(base.scheme, base.host, base.port, target)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidArgument(f"unsupported URL {text!r}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Url(parts.scheme, parts.hostname, port, target)
+
+
+@dataclass
+class _Parsed:
+    status: int = 0
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    head_done: bool = False
+    done: bool = False
+    chunks: list[bytes] = field(default_factory=list)
+    _name: bytes = b""
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self.head_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(bytes(body))
+
+    def on_message_complete(self) -> None:
+        self.done = True
+
+
+class Response:
+    """A response whose body is read on demand; close() it (or read it all) when done."""
+
+    def __init__(self, url: Url, method: str, parsed: _Parsed, parser: httptools.HttpResponseParser,
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.url = url
+        self.status = parsed.status
+        self.headers = tuple(parsed.headers)
+        self._parsed = parsed
+        self._parser = parser
+        self._reader = reader
+        self._writer = writer
+        # A HEAD answer has a Content-Length but no body.
+        self._no_body = method == "HEAD" or self.status in (204, 304) or 100 <= self.status < 200
+
+    def header(self, name: str) -> str:
+        name = name.lower()
+        return next((v for k, v in self.headers if k == name), "")
+
+    def header_values(self, name: str) -> list[str]:
+        name = name.lower()
+        return [v for k, v in self.headers if k == name]
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            if self._no_body:
+                return
+            while True:
+                while self._parsed.chunks:
+                    yield self._parsed.chunks.pop(0)
+                if self._parsed.done:
+                    return
+                try:
+                    async with asyncio.timeout(IDLE_TIMEOUT):
+                        data = await self._reader.read(_READ)
+                except (OSError, TimeoutError) as exc:
+                    raise TransportError(f"reading from {self.url}: {exc or 'timeout'}") from exc
+                if not data:
+                    try:
+                        self._parser.feed_data(b"")  # ends a body read to EOF
+                    except httptools.HttpParserError:
+                        pass
+                    if self._parsed.done:
+                        continue
+                    raise TransportError(f"reading from {self.url}: unexpected EOF")
+                try:
+                    self._parser.feed_data(data)
+                except httptools.HttpParserError as exc:
+                    raise TransportError(f"reading from {self.url}: {exc}") from exc
+        finally:
+            await self.close()
+
+    async def read(self, limit: int) -> bytes:
+        """The whole body; more than `limit` bytes is an error."""
+        out = bytearray()
+        async for chunk in self.chunks():
+            out += chunk
+            if len(out) > limit:
+                await self.close()
+                raise InvalidArgument(f"response from {self.url} is larger than {limit} bytes")
+        return bytes(out)
+
+    async def close(self) -> None:
+        if not self._writer.is_closing():
+            self._writer.close()
+            try:
+                await self._writer.wait_closed()
+            except (OSError, ssl.SSLError):
+                pass
+
+
+async def request(
+    method: str,
+    url: Url,
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    tls: ssl.SSLContext | None = None,
+) -> Response:
+    """Send one request on a new connection and read the response's head."""
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            if url.scheme == "https":
+                reader, writer = await asyncio.open_connection(
+                    url.host, url.port, ssl=tls or ssl.create_default_context(), server_hostname=url.host
+                )
+            else:
+                reader, writer = await asyncio.open_connection(url.host, url.port)
+    except (OSError, TimeoutError, ssl.SSLError) as exc:
+        raise TransportError(f'{method.title()} "{url}": {_describe(exc)}') from exc
+    lines = [f"{method} {url.target} HTTP/1.1", f"Host: {url.authority}", "Connection: close",
+             "User-Agent: dockyard"]  # fmt: skip
+    for name, value in (headers or {}).items():
+        if "\r" in value or "\n" in value:
+            raise InvalidArgument(f"invalid header value for {name}")
+        lines.append(f"{name}: {value}")
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body)}")
+    parsed = _Parsed()
+    parser = httptools.HttpResponseParser(parsed)
+    try:
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        async with asyncio.timeout(IDLE_TIMEOUT):
+            await writer.drain()
+            while not parsed.head_done:
+                data = await reader.read(_READ)
+                if not data:
+                    raise TransportError(f'{method.title()} "{url}": EOF before a response')
+                parser.feed_data(data)
+    except (OSError, TimeoutError, ssl.SSLError, httptools.HttpParserError) as exc:
+        writer.close()
+        raise TransportError(f'{method.title()} "{url}": {_describe(exc)}') from exc
+    except BaseException:
+        writer.close()
+        raise
+    parsed.status = parser.get_status_code()
+    return Response(url, method, parsed, parser, reader, writer)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connect: connection refused"
+    return str(exc) or type(exc).__name__
