@@ -26,6 +26,7 @@ from dockyard.engine.firewalling import Firewalling
 from dockyard.engine.health import HealthMonitor
 from dockyard.engine.logs import LogService
 from dockyard.engine.rootfs import RootfsMounts
+from dockyard.engine.staging import MountStaging
 from dockyard.engine.table import ContainerTable, ExitStatus, Live
 from dockyard.errors import Conflict, Internal, InvalidArgument, NotModified, StartFailed
 from dockyard.linux.process import ProcessHandle, boot_id, start_time
@@ -74,7 +75,10 @@ class Lifecycle(Component):
         endpoints: Endpoints,
         dns: DnsServers,
         firewalling: Firewalling,
+        *,
+        staging: MountStaging,
     ) -> None:
+        self._staging = staging
         self._endpoints = endpoints
         self._firewalling = firewalling
         self._dns = dns
@@ -125,6 +129,7 @@ class Lifecycle(Component):
         netns = ""
         endpoints: tuple[Endpoint, ...] = ()
         try:
+            staged = await self._staging.stage(c)  # images and subpaths, ready to be bound
             mode = c.spec.host.network_mode
             joined: str | None = None  # the namespace joined (the host's: None); netns: the one we pin
             shared = files
@@ -155,6 +160,7 @@ class Lifecycle(Component):
                 ipc_namespace=self._joined(c.spec.host.ipc, "ipc"),
                 seccomp=self._seccomp,
                 seccomp_filter=functools.partial(self._driver.seccomp_filter, c.runtime),
+                staged=staged,
             )  # fmt: skip
             t_bundle = time.perf_counter()
             log_setup = self._logs.of(c)
@@ -266,6 +272,8 @@ class Lifecycle(Component):
         self._attachments.release(c.id)
         with contextlib.suppress(Exception):
             await self._mounts.release(c)
+        with contextlib.suppress(Exception):
+            await self._staging.release(c)
 
     async def clear_leftovers(self, c: Container) -> None:
         """Start-up, for a container the database says is not running: nothing of a start the
@@ -285,6 +293,7 @@ class Lifecycle(Component):
         with contextlib.suppress(Exception):
             await self._driver.delete(c.runtime, c.id)  # a created process waiting for start dies
         await self._mounts.release(c)  # unmounted if a start mounted it
+        await self._staging.release(c)
 
     def ship_leftover_log(self, c: Container) -> None:
         """What a stopped container's spool still holds (a crash came between its exit and
@@ -360,6 +369,10 @@ class Lifecycle(Component):
             await self._mounts.release(c)
         except Exception:
             log.exception("container %s: unmount failed", c.id[:12])
+        try:
+            await self._staging.release(c)
+        except Exception:
+            log.exception("container %s: unmounting its staged mounts failed", c.id[:12])
         await self._firewalling.unpublish(c.id)
         await self._dns.remove(c.state.netns, clear_redirect=False)  # the namespace goes: no nft run
         await self._endpoints.detach(c.state.endpoints, c.id, unplug=False)  # the namespace takes them along
