@@ -228,4 +228,8 @@ def oci_options(m: MountSpec) -> tuple[str, ...]:
         return ("rbind", "rprivate") + (("ro",) if m.read_only else ())
     if m.type == "bind":
         return ("rbind" if m.recursive else "bind", m.propagation) + (("ro",) if m.read_only else ())
-    return _TMPFS_DEFAULTS + m.options + (("ro",) if m.read_only else ())
+    # The user's exec/noexec/suid/dev replace the default of their kind (dockerd merges them
+    # so): crun, unlike runc, does not let a later `exec` undo an earlier `noexec`.
+    asked = {o.removeprefix("no") for o in m.options if o in ("exec", "noexec", "suid", "nosuid", "dev", "nodev")}
+    defaults = tuple(o for o in _TMPFS_DEFAULTS if o.removeprefix("no") not in asked)
+    return defaults + m.options + (("ro",) if m.read_only else ())

@@ -99,9 +99,8 @@ def _api_mount(doc: Mapping[str, Any]) -> MountSpec:
     def fail(reason: str) -> InvalidArgument:
         return InvalidArgument(f'invalid mount config for type "{kind}": {reason}')
 
-    for other, present in (("BindOptions", bind), ("TmpfsOptions", tmpfs), ("VolumeOptions", doc.get("VolumeOptions")),
-                           ("ImageOptions", doc.get("ImageOptions"))):  # fmt: skip
-        if present and other.lower() != kind + "options":
+    for other in ("BindOptions", "TmpfsOptions", "VolumeOptions", "ImageOptions"):
+        if doc.get(other) and other.lower() != kind + "options":
             raise fail(f"field {other} must not be specified")
     if f.boolean(bind.get("ReadOnlyForceRecursive"), "BindOptions.ReadOnlyForceRecursive"):
         raise fail("ReadOnlyForceRecursive is not supported by this daemon")
