@@ -176,6 +176,13 @@ def test_inspect_shows_it_in_dockerds_shape(daemon: Daemon, busybox: str, layere
         assert Path(mount["Source"], "foo").read_text() == "bar\n"
         assert mount["Source"] in _staged_under(daemon)
         assert doc["HostConfig"]["Mounts"] == [{"Type": "image", "Source": layered, "Target": "/image"}]
+        # docker cp reads the image where the container sees it, and cannot write there.
+        with tarfile.open(fileobj=io.BytesIO(daemon.docker("cp", f"{name}:/image/foo", "-").stdout)) as copied:
+            assert copied.extractfile("foo").read() == b"bar\n"  # type: ignore[union-attr]
+        refused = daemon.docker("cp", "-", f"{name}:/image/", input=_one_file_tar(b"x"), check=False)
+        assert refused.returncode != 0
+        assert "mounted volume is marked read-only" in refused.stderr.decode()
+        assert not Path(mount["Source"], "only.txt").exists()
         daemon.docker("stop", "-t", "0", name)
         assert _staged_under(daemon) == []
         daemon.docker("start", name)  # mounted again for the next run

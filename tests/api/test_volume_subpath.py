@@ -3,7 +3,9 @@ volume at the target, resolved inside the volume. Driven by the docker CLI and d
 
 from __future__ import annotations
 
+import io
 import os
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +35,15 @@ def volume(daemon: Daemon, busybox: str) -> Iterator[str]:
     daemon.docker("run", "--rm", "-v", f"{name}:/volume", busybox, "sh", "-c", _TREE)
     yield name
     daemon.docker("volume", "rm", "-f", name, check=False)
+
+
+def _tar_of(name: str, data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def _data(daemon: Daemon, volume: str) -> Path:
@@ -72,6 +83,11 @@ def test_writes_land_in_the_part_and_rm_keeps_the_volume(daemon: Daemon, busybox
         assert (data / "subdir" / "new.txt").read_text() == "new\n"
         assert not (data / "new.txt").exists()
         assert any(p.startswith(str(daemon.exec_root / "containers")) for p in _staged_under(daemon))
+        # docker cp sees the part where the container does.
+        daemon.docker("cp", "-", f"{name}:/part/", input=_tar_of("copied.txt", b"in\n"))
+        assert (data / "subdir" / "copied.txt").read_text() == "in\n"
+        assert not (data / "copied.txt").exists()
+        assert daemon.out("exec", name, "cat", "/part/copied.txt") == "in"
     finally:
         daemon.docker("rm", "-f", name)  # a running container: its part is unmounted before its run dir goes
     assert _staged_under(daemon) == []
