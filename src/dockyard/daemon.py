@@ -53,7 +53,7 @@ from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.cgroupstats import CgroupStatsReader
 from dockyard.linux.fs import SpaceReserve
 from dockyard.linux.lockfile import LockFile
-from dockyard.network.bridge import Bridges
+from dockyard.network.bridge import Bridges, retired_marker
 from dockyard.network.dns import DnsServers
 from dockyard.network.firewall import Firewall
 from dockyard.network.netns import NetnsPool
@@ -140,7 +140,7 @@ async def _compose_and_serve(
         return ContainerFiles(config, container_id)
 
     attachments = Attachments(table, lambda cid: files(cid).attach_socket, events)
-    networks = NetworkService(NetworkRepository(db), Bridges(), events, config.network,
+    networks = NetworkService(NetworkRepository(db), Bridges(retired_marker(config.data_root)), events, config.network,
                               endpoints_of=lambda network_id: endpoints.attached(network_id),
                               changed=lambda: firewalling.apply(whole=True),
                               created=lambda network: connections.adopt(network))  # fmt: skip
@@ -165,7 +165,8 @@ async def _compose_and_serve(
     dns = await stack.enter_async_context(DnsServers())
     lifecycle = await stack.enter_async_context(
         Lifecycle(table, driver, attachments, exits, netns, mounts, health, logs, seccomp, files, events, endpoints, dns,
-                  firewalling, staging=MountStaging(files, lambda i: [str(dirs.diff(c)) for c in images.layer_cache_ids(i)]))
+                  firewalling, volumes,
+                  staging=MountStaging(files, lambda i: [str(dirs.diff(c)) for c in images.layer_cache_ids(i)]))
     )
     containers = await stack.enter_async_context(
         ContainerService(config, table, lifecycle, attachments, driver, execs, logs, images, dirs, events, endpoints,

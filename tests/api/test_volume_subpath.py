@@ -160,3 +160,22 @@ def test_inspect_shows_the_volume_and_the_subpath_asked(daemon: Daemon, busybox:
         ]
     finally:
         api.remove_container(created["Id"], force=True)
+
+
+def test_a_part_of_a_volume_with_driver_options(daemon: Daemon, busybox: str) -> None:
+    """A tmpfs volume is mounted for the container first; its part is found in that mount."""
+    name = _name("tmpfsvol")
+    daemon.docker("volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs", name)
+    try:
+        mount = f"type=volume,source={name},target=/part,volume-subpath=sub"
+        worker = _name("tmpfsuser")
+        daemon.docker("run", "-d", "--name", worker, "-v", f"{name}:/volume", busybox, "sh", "-c",
+                      "mkdir /volume/sub && echo deep > /volume/sub/f && sleep 300")  # fmt: skip
+        try:
+            daemon.docker("exec", worker, "sh", "-c", "while [ ! -f /volume/sub/f ]; do sleep 0.05; done")
+            assert daemon.out("run", "--rm", "--mount", mount, busybox, "cat", "/part/f") == "deep"
+        finally:
+            daemon.docker("rm", "-f", worker)
+    finally:
+        daemon.docker("volume", "rm", "-f", name)
+    assert _staged_under(daemon) == []

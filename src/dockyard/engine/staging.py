@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -138,22 +137,8 @@ def _bind_subpath(base: str, m: MountSpec, paths: StagedPaths) -> str:
 
 
 def _mounts_under(root: str) -> list[str]:
-    prefix = root.rstrip("/") + "/"
-    found = []
-    with open("/proc/self/mountinfo", "rb") as f:
-        for line in f:
-            point = _unescape(line.split()[4].decode())
-            if point.startswith(prefix):
-                found.append(point)
-    return found
-
-
-_OCTAL = re.compile(r"\\([0-7]{3})")
-
-
-def _unescape(field: str) -> str:
-    """mountinfo's octal escapes (\\040 for a space, \\134 for a backslash)."""
-    return _OCTAL.sub(lambda match: chr(int(match.group(1), 8)), field)
+    prefix = os.path.realpath(root).rstrip("/") + "/"  # mountinfo shows paths with symlinks resolved
+    return [point for point in linux_mount.mount_points() if point.startswith(prefix)]
 
 
 def unstage(root: Path) -> None:
