@@ -45,6 +45,7 @@ from dockyard.engine.pulls import PullService
 from dockyard.engine.reconcile import Reconciler
 from dockyard.engine.restarts import RestartManager
 from dockyard.engine.rootfs import RootfsMounts
+from dockyard.engine.staging import MountStaging
 from dockyard.engine.stats import StatsService
 from dockyard.engine.system import ENGINE_VERSION, Counts, SystemService
 from dockyard.engine.table import ContainerTable
@@ -167,7 +168,8 @@ async def _compose_and_serve(
     dns = await stack.enter_async_context(DnsServers())
     lifecycle = await stack.enter_async_context(
         Lifecycle(table, driver, attachments, exits, netns, mounts, health, logs, seccomp, files, events, endpoints, dns,
-                  firewalling, volumes)
+                  firewalling, volumes,
+                  staging=MountStaging(files, lambda i: [str(dirs.diff(c)) for c in images.layer_cache_ids(i)]))
     )
     containers = await stack.enter_async_context(
         ContainerService(config, table, lifecycle, attachments, driver, execs, logs, images, dirs, events, endpoints,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from dockyard.linux.rootpath import ContainerRoot
 from dockyard.model.containers import Container, ContainerStatus
 from dockyard.model.events import attributes_of
 from dockyard.model.filechanges import FileChange
-from dockyard.model.mounts import host_source
+from dockyard.model.mounts import host_source, staged_paths
 from dockyard.model.pathstat import PathStat
 from dockyard.runtime.users import parse_group, parse_passwd, resolve_user
 
@@ -68,11 +69,19 @@ class ArchiveService:
         files the daemon mounts in (tmpfs mounts are not seen, as with dockerd)."""
         files = self._files(c.id)
         h = c.spec.host
-        binds = [
-            MountPoint(m.destination, host_source(m, files.volumes_root), m.read_only)
-            for m in h.all_mounts
-            if m.type in ("bind", "volume")
-        ]
+        binds = []
+        for index, m in enumerate(h.all_mounts):
+            if m.type not in ("bind", "volume", "image"):
+                continue
+            source = host_source(m, files.volumes_root)
+            if m.staged:
+                # An image or a volume's part is there as a start staged it (engine/staging.py),
+                # only while the container runs; a stopped one's is not mounted (yet).
+                paths = staged_paths(str(files.bundle / "mounts"), index)
+                source = paths.part if m.subpath else paths.image
+                if not os.path.exists(source):
+                    continue
+            binds.append(MountPoint(m.destination, source, m.read_only or m.type == "image"))
         own = [
             MountPoint("/etc/resolv.conf", str(files.resolv)),
             MountPoint("/etc/hostname", str(files.hostname)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -32,6 +33,8 @@ from dockyard.runtime.seccompfilters import BPF_ANNOTATION, FilterUse
 from dockyard.runtime.spec import Mount, Namespaces, Resources, SpecInput, build_spec
 from dockyard.runtime.users import resolve_in_rootfs
 from dockyard.volumes.copyup import copy_up
+
+log = logging.getLogger(__name__)
 
 INIT_IN_CONTAINER = "/sbin/docker-init"  # where dockerd puts its init, so tools look there
 DEFAULT_CGROUP_PARENT = "/dockyard"
@@ -223,6 +226,7 @@ def write_bundle(
     host_gateway: str = "",
     embedded_dns: bool = False,
     seccomp_filter: Callable[[Mapping[str, Any]], FilterUse | None] | None = None,
+    staged: Mapping[str, str] | None = None,
 ) -> str | None:
     """The OCI bundle (config.json) for one start of `c`, on its mounted rootfs (blocking).
 
@@ -232,7 +236,9 @@ def write_bundle(
     `seccomp`: the daemon's profiles (one per daemon); when not given, the ones shared by
     every caller with this daemon configuration.
     `seccomp_filter`: the runtime's compiled programs (RuntimeDriver.seccomp_filter); the
-    answer is the key to keep the program the runtime compiles for this start under, if any."""
+    answer is the key to keep the program the runtime compiles for this start under, if any.
+    `staged`: destination -> host path of the mounts engine/staging.py prepared (images,
+    subpaths); the runtime binds those instead of the mount's own source."""
     s = c.spec
     h = s.host
     facts = facts if facts is not None else read_host_facts()
@@ -268,16 +274,23 @@ def write_bundle(
         )
     binds = ("rbind", "rprivate")
     user_mounts = sorted(h.all_mounts, key=_depth)
+    staged = staged or {}
+
+    def source(m: MountSpec) -> str:
+        return staged.get(m.destination) or host_source(m, files.volumes_root)
+
     for m in user_mounts:
-        if m.type == "volume" and not m.no_copy:
-            copy_up(rootfs, m.destination, Path(host_source(m, files.volumes_root)))  # only while it is empty
+        if m.type == "volume" and not m.no_copy and os.path.isdir(source(m)):
+            copy_up(rootfs, m.destination, Path(source(m)))  # only while it is empty
         if m.type == "bind" and (not m.from_api or m.create_mountpoint) and not os.path.exists(m.source):
             os.makedirs(m.source, exist_ok=True)  # as dockerd does for -v host paths
+        if m.selinux_label:
+            log.debug("container %s: %s: no SELinux on this host, the :z/:Z relabel is skipped", c.id[:12], m.destination)
     mounts = [
         Mount("/etc/resolv.conf", "bind", str(shared.resolv), binds),
         Mount("/etc/hostname", "bind", str(shared.hostname), binds),
         Mount("/etc/hosts", "bind", str(shared.hosts), binds),
-        *(Mount(m.destination, oci_type(m), host_source(m, files.volumes_root), oci_options(m)) for m in user_mounts),
+        *(Mount(m.destination, oci_type(m), source(m), oci_options(m)) for m in user_mounts),
     ]
     args = s.argv
     if h.init_enabled:

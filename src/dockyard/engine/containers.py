@@ -26,6 +26,7 @@ from dockyard.engine.execs import ExecService
 from dockyard.engine.images import ImageService
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
+from dockyard.engine.staging import unstage
 from dockyard.engine.table import ContainerTable, Live
 from dockyard.engine.volumes import VolumeService
 from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound, NotModified
@@ -73,6 +74,7 @@ class ContainerPaths:
     hosts: str
     log: str
     volumes: str  # the volumes' root: a volume mount's Source is under it
+    staging: str = ""  # where its image mounts are staged (engine/staging.py)
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ class ContainerService(Component):
             work=str(self._dirs.root / c.rw_layer / "work"),
         )
         paths = ContainerPaths(str(files.resolv), str(files.hostname), str(files.hosts), self._logs.log_path(c),
-                               files.volumes_root)  # fmt: skip
+                               files.volumes_root, str(files.bundle / "mounts"))  # fmt: skip
         sizes = await self.sizes(c) if size else None
         return ContainerDetails(c, paths, graph, sizes, tuple(self._execs.running_ids(c.id)))
 
@@ -181,6 +183,7 @@ class ContainerService(Component):
         if anonymous:
             raise InvalidArgument(f"anonymous volumes are not supported yet: Config.Volumes {', '.join(anonymous)}")
         image = self._images.resolve(spec.image)
+        spec, mount_warnings = self._image_mounts(spec)
         container_id = new_id()
         _check_ports(spec)
         spec = merge_image_config(spec, image.image.config)
@@ -207,6 +210,7 @@ class ContainerService(Component):
         spec = replace(spec, host=replace(self._joined_namespaces(spec.host),
                                           log_config=self._logs.config_for_create(spec.host.log_config)))  # fmt: skip
         warnings = await asyncio.to_thread(check_on_host, spec)  # what this host cannot run: 400, nothing made
+        warnings = (*mount_warnings, *warnings)
         # Volumes it names are made on first use, and held in use until the container is in the
         # table: a `volume rm` or prune meanwhile is refused.
         named_volumes = [(m.source, dict(m.volume_labels)) for m in spec.host.all_mounts if m.type == "volume"]
@@ -236,6 +240,16 @@ class ContainerService(Component):
             self._events.publish("container", "create", container_id, attributes_of(container))
             return Created(container, warnings)
 
+    def _image_mounts(self, spec: ContainerSpec) -> tuple[ContainerSpec, tuple[str, ...]]:
+        """`--mount type=image`: each image is found now (dockerd's 404 otherwise) and kept
+        by id, so a tag moved later does not change what the container mounts."""
+        if not any(m.type == "image" for m in spec.host.mounts):
+            return spec, ()
+        mounts = tuple(
+            replace(m, image_id=self._images.resolve(m.source).id) if m.type == "image" else m for m in spec.host.mounts
+        )
+        return replace(spec, host=replace(spec.host, mounts=mounts)), ("Image mount is an experimental feature",)
+
     def _joined_namespaces(self, h: HostSpec) -> HostSpec:
         """`--ipc/--pid container:<name>` name the other container by id from now on, as
         dockerd rewrites them. One that does not exist is left as given: the start refuses
@@ -264,6 +278,7 @@ class ContainerService(Component):
         """Move the container's directories to the trash (fast renames); emptied later."""
         self._dirs.discard(rw_layer, self._trash)
         self._trash.discard(files.data)
+        unstage(files.bundle / "mounts")  # never a tree walk into a volume's part bound there
         remove_tree(files.bundle)  # a few small files on tmpfs
 
     # ---- start (as the API asks it) ----------------------------------------------------

@@ -26,6 +26,7 @@ from dockyard.engine.firewalling import Firewalling
 from dockyard.engine.health import HealthMonitor
 from dockyard.engine.logs import LogService
 from dockyard.engine.rootfs import RootfsMounts
+from dockyard.engine.staging import MountStaging
 from dockyard.engine.table import ContainerTable, ExitStatus, Live
 from dockyard.engine.volumes import VolumeService
 from dockyard.errors import Conflict, Internal, InvalidArgument, NotModified, StartFailed
@@ -80,8 +81,11 @@ class Lifecycle(Component):
         dns: DnsServers,
         firewalling: Firewalling,
         volumes: VolumeService,
+        *,
+        staging: MountStaging,
     ) -> None:
         self._volumes = volumes
+        self._staging = staging
         self._endpoints = endpoints
         self._firewalling = firewalling
         self._dns = dns
@@ -133,6 +137,7 @@ class Lifecycle(Component):
         endpoints: tuple[Endpoint, ...] = ()
         try:
             await self._volumes.mount_for(c.id, _volume_names(c))  # before the bundle: copy-up goes in
+            staged = await self._staging.stage(c)  # images and volumes' parts (inside the mounted volume)
             mode = c.spec.host.network_mode
             joined: str | None = None  # the namespace joined (the host's: None); netns: the one we pin
             shared = files
@@ -163,6 +168,7 @@ class Lifecycle(Component):
                 ipc_namespace=self._joined(c.spec.host.ipc, "ipc"),
                 seccomp=self._seccomp,
                 seccomp_filter=functools.partial(self._driver.seccomp_filter, c.runtime),
+                staged=staged,
             )  # fmt: skip
             t_bundle = time.perf_counter()
             log_setup = self._logs.of(c)
@@ -272,6 +278,8 @@ class Lifecycle(Component):
                         await live.monitor.wait()
         live.close_handles()
         self._attachments.release(c.id)
+        with contextlib.suppress(Exception):
+            await self._staging.release(c)  # before the volumes: a part bound keeps its volume busy
         await self._volumes.unmount_for(c.id, _volume_names(c))
         with contextlib.suppress(Exception):
             await self._mounts.release(c)
@@ -294,6 +302,7 @@ class Lifecycle(Component):
         with contextlib.suppress(Exception):
             await self._driver.delete(c.runtime, c.id)  # a created process waiting for start dies
         await self._mounts.release(c)  # unmounted if a start mounted it
+        await self._staging.release(c)
 
     def adopt_volumes(self, c: Container) -> None:
         """A container found running at start-up holds its volumes' mounts already."""
@@ -377,6 +386,10 @@ class Lifecycle(Component):
             await self._mounts.release(c)
         except Exception:
             log.exception("container %s: unmount failed", c.id[:12])
+        try:
+            await self._staging.release(c)  # before the volumes: a part bound keeps its volume busy
+        except Exception:
+            log.exception("container %s: unmounting its staged mounts failed", c.id[:12])
         await self._volumes.unmount_for(c.id, _volume_names(c))
         await self._firewalling.unpublish(c.id)
         await self._dns.remove(c.state.netns, clear_redirect=False)  # the namespace goes: no nft run

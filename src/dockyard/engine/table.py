@@ -120,8 +120,13 @@ class ContainerTable(Component):
         raise NotFound(f"No such container: {ref}")
 
     def users_of(self, image_id: str) -> list[tuple[str, bool]]:
-        """(container id, running) for each container made from the image."""
-        return [(c.id, c.state.running) for c in self._containers.values() if c.image_id == image_id]
+        """(container id, running) for each container made from the image or mounting it
+        (`--mount type=image`)."""
+        return [
+            (c.id, c.state.running)
+            for c in self._containers.values()
+            if c.image_id == image_id or any(m.image_id == image_id for m in c.spec.host.mounts if m.type == "image")
+        ]
 
     def count_using(self, image_id: str) -> int:
         return sum(1 for c in self._containers.values() if c.image_id == image_id)

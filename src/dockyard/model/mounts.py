@@ -1,10 +1,10 @@
-"""Bind, volume and tmpfs mounts as users write them (`-v /src:/dst:ro`, `-v name:/dst`,
-`--tmpfs /run:size=64m`, `--mount type=bind,src=/x,dst=/y`)."""
+"""Bind, volume, tmpfs and image mounts as users write them (`-v /src:/dst:ro`, `-v name:/dst`,
+`--tmpfs /run:size=64m`, `--mount type=bind,src=/x,dst=/y`, `--mount type=image,src=IMG,dst=/p`)."""
 
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from dockyard.errors import InvalidArgument
@@ -12,12 +12,14 @@ from dockyard.model.volumes import check_name, mountpoint
 
 _PROPAGATION = ("shared", "rshared", "slave", "rslave", "private", "rprivate")
 _TMPFS_DEFAULTS = ("nosuid", "nodev", "noexec")
+_TMPFS_FLAGS = ("exec", "noexec")  # what TmpfsOptions.Options may hold, as dockerd 28
+_SELINUX_LABELS = ("z", "Z")
 
 
 @dataclass(frozen=True)
 class MountSpec:
-    type: str  # "bind" | "volume" | "tmpfs"
-    source: str  # a host path, a volume's name, or "tmpfs"
+    type: str  # "bind" | "volume" | "tmpfs" | "image"
+    source: str  # a host path, a volume's name, "tmpfs", or an image as the user named it
     destination: str
     read_only: bool = False
     propagation: str = "rprivate"
@@ -31,6 +33,28 @@ class MountSpec:
     file_mode: int = 0  # TmpfsOptions.Mode
     no_copy: bool = False  # a volume: -v ...:nocopy, VolumeOptions.NoCopy
     volume_labels: tuple[tuple[str, str], ...] = ()  # VolumeOptions.Labels: for the volume made on first use
+    subpath: str = ""  # VolumeOptions.Subpath / ImageOptions.Subpath: only that part of the source
+    image_id: str = ""  # an image mount: the image `source` named at create (the engine fills it in)
+    tmpfs_flags: tuple[str, ...] = ()  # TmpfsOptions.Options: exec / noexec
+
+    @property
+    def staged(self) -> bool:
+        """Whether a start prepares this mount's source on the host (engine/staging.py):
+        an image's filesystem, or a part of a volume resolved inside it."""
+        return self.type == "image" or bool(self.subpath)
+
+    @property
+    def selinux_label(self) -> bool:
+        """-v ...:z or :Z (dockerd relabels on SELinux hosts; there is none here)."""
+        return any(o in _SELINUX_LABELS for o in self.mode.split(","))
+
+
+def _check_subpath(subpath: str, fail: Callable[[str], InvalidArgument]) -> str:
+    """Go's filepath.IsLocal, as dockerd checks a Subpath: relative, not empty, never above."""
+    clean = posixpath.normpath(subpath) if subpath else ""
+    if not subpath or subpath.startswith("/") or clean == ".." or clean.startswith("../") or "\0" in subpath:
+        raise fail("subpath must be a relative path within the volume")
+    return subpath  # as given: inspect shows it back
 
 
 def mount_from_api(
@@ -45,6 +69,8 @@ def mount_from_api(
     file_mode: int = 0,
     no_copy: bool = False,
     volume_labels: tuple[tuple[str, str], ...] = (),
+    subpath: str = "",
+    tmpfs_flags: Sequence[Sequence[str]] = (),
 ) -> MountSpec:
     """One HostConfig.Mounts entry, checked as dockerd's ValidateMountConfig (the bind
     source's existence is a host fact, checked by model.admission)."""
@@ -54,8 +80,8 @@ def mount_from_api(
 
     if not target:
         raise fail("field Target must not be empty")
-    if type not in ("bind", "volume", "tmpfs"):
-        raise fail("mount type unknown" if type not in ("image", "npipe", "cluster") else f"type {type} is not supported by this daemon")
+    if type not in ("bind", "volume", "tmpfs", "image"):
+        raise fail("mount type unknown" if type not in ("npipe", "cluster") else f"type {type} is not supported by this daemon")
     if posixpath.normpath(target) == "/":
         raise fail("invalid specification: destination can't be '/'")
     if not target.startswith("/"):
@@ -75,16 +101,39 @@ def mount_from_api(
             raise fail("anonymous volumes are not supported yet; name the volume in Source")
         check_name(source)
         return MountSpec("volume", source, dest, read_only, "", from_api=True, no_copy=no_copy,
-                         volume_labels=volume_labels)  # fmt: skip
+                         volume_labels=volume_labels,
+                         subpath=_check_subpath(subpath, fail) if subpath else "")  # fmt: skip
+    if type == "image":
+        if not source:
+            raise fail("field Source must not be empty")
+        # Read-only whatever was asked (oci_options), as dockerd; kept as asked for inspect.
+        return MountSpec("image", source, dest, read_only, "rprivate", from_api=True,
+                         subpath=_check_subpath(subpath, fail) if subpath else "")  # fmt: skip
     if source:
         raise fail("field Source must not be specified")
     if size_bytes < 0:
         raise fail("invalid tmpfs size")
     if file_mode < 0 or file_mode > 0o7777:
         raise fail(f"invalid tmpfs mode: {file_mode:o}")
-    options = ((f"size={size_bytes // 1024}k",) if size_bytes else ()) + ((f"mode={file_mode:o}",) if file_mode else ())
-    return MountSpec("tmpfs", "tmpfs", dest, read_only, "rprivate", options,
-                     from_api=True, size_bytes=size_bytes, file_mode=file_mode)  # fmt: skip
+    flags = []
+    for option in tmpfs_flags:
+        if len(option) not in (1, 2):
+            raise fail("invalid option array length")
+        if option[0] not in _TMPFS_FLAGS:
+            raise fail(f"invalid option: {option[0]}")
+        flags.append("=".join(option))
+    options = ((f"size={tmpfs_size(size_bytes)}",) if size_bytes else ()) + ((f"mode={file_mode:o}",) if file_mode else ())
+    return MountSpec("tmpfs", "tmpfs", dest, read_only, "rprivate", (*options, *flags),
+                     from_api=True, size_bytes=size_bytes, file_mode=file_mode, tmpfs_flags=tuple(flags))  # fmt: skip
+
+
+def tmpfs_size(size_bytes: int) -> str:
+    """SizeBytes as dockerd writes it into tmpfs's size=: the largest of g, m, k that divides
+    it, else bytes (1000 must not become 0k, which tmpfs takes as no limit)."""
+    for suffix, divisor in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
+        if size_bytes % divisor == 0:
+            return f"{size_bytes // divisor}{suffix}"
+    return str(size_bytes)
 
 
 def _check_destination(dest: str, kind: str) -> str:
@@ -151,14 +200,36 @@ def host_source(m: MountSpec, volumes_root: str) -> str:
     return mountpoint(volumes_root, m.source) if m.type == "volume" else m.source
 
 
+@dataclass(frozen=True)
+class StagedPaths:
+    """Where a start stages the n-th mount of a container (engine/staging.py), under its
+    run dir's `mounts/`."""
+
+    base: str
+    image: str  # an image's filesystem, read-only
+    part: str  # the Subpath's directory or file, bound
+    empty: str  # what an image without layers mounts
+
+
+def staged_paths(root: str, index: int) -> StagedPaths:
+    base = posixpath.join(root, str(index))
+    return StagedPaths(base, posixpath.join(base, "image"), posixpath.join(base, "part"), posixpath.join(base, "empty"))
+
+
 def oci_type(m: MountSpec) -> str:
-    return "bind" if m.type == "volume" else m.type
+    return "bind" if m.type in ("volume", "image") else m.type
 
 
 def oci_options(m: MountSpec) -> tuple[str, ...]:
     """The options of the OCI runtime spec's mount entry."""
+    if m.type == "image":
+        return ("rbind", "rprivate", "ro")
     if m.type == "volume":
         return ("rbind", "rprivate") + (("ro",) if m.read_only else ())
     if m.type == "bind":
         return ("rbind" if m.recursive else "bind", m.propagation) + (("ro",) if m.read_only else ())
-    return _TMPFS_DEFAULTS + m.options + (("ro",) if m.read_only else ())
+    # The user's exec/noexec/suid/dev replace the default of their kind (dockerd merges them
+    # so): crun, unlike runc, does not let a later `exec` undo an earlier `noexec`.
+    asked = {o.removeprefix("no") for o in m.options if o in ("exec", "noexec", "suid", "nosuid", "dev", "nodev")}
+    defaults = tuple(o for o in _TMPFS_DEFAULTS if o.removeprefix("no") not in asked)
+    return defaults + m.options + (("ro",) if m.read_only else ())

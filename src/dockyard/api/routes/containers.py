@@ -18,6 +18,7 @@ from dockyard.api.messages import (
 )
 from dockyard.api.router import Route
 from dockyard.api.schemas import containers as schema
+from dockyard.api.schemas.host_config import check_mounts_for_version
 from dockyard.api.stdcopy import Stream, content_type, frame, output_framer
 from dockyard.engine.attach import AttachOptions, ClientStream, Framer
 from dockyard.engine.containers import ContainerDetails, Created, Sizes
@@ -81,7 +82,8 @@ def _inspect_doc(details: ContainerDetails) -> dict[str, Any]:
     p, g, sizes = details.paths, details.graph, details.sizes
     return schema.inspect_doc(
         details.container,
-        {"resolv": p.resolv, "hostname": p.hostname, "hosts": p.hosts, "log": p.log, "volumes": p.volumes},
+        {"resolv": p.resolv, "hostname": p.hostname, "hosts": p.hosts, "log": p.log, "volumes": p.volumes,
+         "staging": p.staging},
         {"LowerDir": g.lower, "MergedDir": g.merged, "UpperDir": g.upper, "WorkDir": g.work},
         exec_ids=details.exec_ids,
         size_rw=sizes.rw if sizes is not None else None,
@@ -92,6 +94,7 @@ def _inspect_doc(details: ContainerDetails) -> dict[str, Any]:
 def routes(containers: Containers, lifecycle: Lifecycle, logs: Logs, attachments: Attachments) -> list[Route]:
     async def create(request: Request) -> Response:
         spec = schema.parse_create(await request.json(allow_empty=False), hostname="")
+        check_mounts_for_version(spec.host, request.api_version)
         created = await containers.create(spec, request.arg("name"), request.arg("platform"))
         return JsonResponse({"Id": created.container.id, "Warnings": list(created.warnings)}, 201)
 

@@ -18,7 +18,7 @@ from dockyard.model.endpoints import Endpoint, EndpointRequest
 from dockyard.model.health import Health, HealthStatus, status_of
 from dockyard.model.hostconfig import NamespaceKind
 from dockyard.model.images import HealthConfig
-from dockyard.model.mounts import host_source
+from dockyard.model.mounts import host_source, staged_paths
 from dockyard.model.ports import (
     ExposedPort,
     Published,
@@ -293,7 +293,7 @@ def inspect_doc(
         "ExecIDs": list(exec_ids) or None,
         "HostConfig": host_config_doc(c),
         "GraphDriver": {"Name": "overlayfs", "Data": dict(graph)},
-        "Mounts": mounts_doc(c, paths.get("volumes", "")),
+        "Mounts": mounts_doc(c, paths.get("volumes", ""), paths.get("staging", "")),
         "Config": config_doc(c),
         "NetworkSettings": network_settings_doc(c),
     }
@@ -368,13 +368,19 @@ def network_settings_doc(c: Container) -> dict[str, Any]:
     }
 
 
-def mounts_doc(c: Container, volumes_root: str = "") -> list[dict[str, Any]]:
+def mounts_doc(c: Container, volumes_root: str = "", staging_root: str = "") -> list[dict[str, Any]]:
     """Mounts (dockerd's MountPoint): binds, volumes and HostConfig.Mounts. `--tmpfs` mounts
     (HostConfig.Tmpfs) are not mount points in dockerd and are not listed."""
     out = []
-    for m in c.spec.host.all_mounts:
+    for index, m in enumerate(c.spec.host.all_mounts):
         if m.type == "tmpfs" and not m.from_api:
             continue  # --tmpfs
+        if m.type == "image":
+            # dockerd's Source: where the image's filesystem is mounted on the host.
+            out.append({"Type": "image", "Name": m.source,
+                        "Source": staged_paths(staging_root, index).image if staging_root else "",
+                        "Destination": m.destination, "Mode": "", "RW": False, "Propagation": m.propagation})  # fmt: skip
+            continue
         if m.type == "volume":
             # dockerd's default mode for a volume is "z" (relabel), shown as such.
             out.append({"Type": "volume", "Name": m.source, "Source": host_source(m, volumes_root),

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dockyard.api.schemas import fields as f
+from dockyard.api.versioning import at_least
 from dockyard.errors import InvalidArgument
 from dockyard.model.containers import HostSpec, LogConfig, RestartPolicy
 from dockyard.model.hostconfig import (
@@ -93,23 +94,24 @@ def _api_mount(doc: Mapping[str, Any]) -> MountSpec:
     bind = f.obj(doc.get("BindOptions"), "Mount.BindOptions")
     tmpfs = f.obj(doc.get("TmpfsOptions"), "Mount.TmpfsOptions")
     volume = f.obj(doc.get("VolumeOptions"), "Mount.VolumeOptions")
+    image = f.obj(doc.get("ImageOptions"), "Mount.ImageOptions")
 
     def fail(reason: str) -> InvalidArgument:
         return InvalidArgument(f'invalid mount config for type "{kind}": {reason}')
 
-    for other, present in (("BindOptions", bind), ("TmpfsOptions", tmpfs), ("VolumeOptions", doc.get("VolumeOptions")),
-                           ("ImageOptions", doc.get("ImageOptions"))):  # fmt: skip
-        if present and other.lower() != kind + "options":
+    for other in ("BindOptions", "TmpfsOptions", "VolumeOptions", "ImageOptions"):
+        if doc.get(other) and other.lower() != kind + "options":
             raise fail(f"field {other} must not be specified")
     if f.boolean(bind.get("ReadOnlyForceRecursive"), "BindOptions.ReadOnlyForceRecursive"):
         raise fail("ReadOnlyForceRecursive is not supported by this daemon")
     driver = f.obj(volume.get("DriverConfig"), "VolumeOptions.DriverConfig")
     if f.string(driver.get("Name"), "DriverConfig.Name") not in ("", "local") or driver.get("Options"):
         raise fail("VolumeOptions.DriverConfig is not supported yet")
-    if volume.get("Subpath"):
-        raise fail("VolumeOptions.Subpath is not supported yet")
-    if tmpfs.get("Options"):
-        raise fail("TmpfsOptions.Options is not supported by this daemon; use SizeBytes and Mode")
+    tmpfs_flags = tmpfs.get("Options")
+    if tmpfs_flags is not None and not (
+        isinstance(tmpfs_flags, list) and all(isinstance(o, list) and all(isinstance(v, str) for v in o) for o in tmpfs_flags)
+    ):
+        raise InvalidArgument("invalid TmpfsOptions.Options: expected an array of arrays of strings")
     return mount_from_api(
         kind,
         f.string(doc.get("Source"), "Mount.Source"),
@@ -122,7 +124,17 @@ def _api_mount(doc: Mapping[str, Any]) -> MountSpec:
         file_mode=f.integer(tmpfs.get("Mode"), "TmpfsOptions.Mode", go_type="uint32"),
         no_copy=f.boolean(volume.get("NoCopy"), "VolumeOptions.NoCopy"),
         volume_labels=tuple(sorted(f.str_map(volume.get("Labels"), "VolumeOptions.Labels").items())),
+        subpath=f.string((image if kind == "image" else volume).get("Subpath"), "Subpath"),
+        tmpfs_flags=tmpfs_flags or (),
     )
+
+
+def check_mounts_for_version(h: HostSpec, version: str) -> None:
+    """What HostConfig.Mounts may hold at this API version (dockerd's words)."""
+    if not at_least(version, "1.45") and any(m.type == "volume" and m.subpath for m in h.mounts):
+        raise InvalidArgument("VolumeOptions.Subpath needs API v1.45 or newer")
+    if not at_least(version, "1.48") and any(m.type == "image" for m in h.mounts):
+        raise InvalidArgument('Mount type "Image" needs API v1.48 or newer')
 
 
 def _mounts(value: Any) -> tuple[MountSpec, ...]:
@@ -339,7 +351,7 @@ def parse_host_config(doc: Mapping[str, Any]) -> HostSpec:
 def mount_request_doc(m: MountSpec) -> dict[str, Any]:
     """A HostConfig.Mounts entry shown back as it was asked."""
     doc: dict[str, Any] = {"Type": m.type, "Target": m.destination}
-    if m.type in ("bind", "volume"):
+    if m.type in ("bind", "volume", "image"):
         doc["Source"] = m.source
     if m.read_only:
         doc["ReadOnly"] = True
@@ -352,15 +364,21 @@ def mount_request_doc(m: MountSpec) -> dict[str, Any]:
         if m.create_mountpoint:
             bind["CreateMountpoint"] = True
         doc["BindOptions"] = bind
-    if m.type == "volume" and (m.no_copy or m.volume_labels):
+    if m.type == "image" and m.subpath:
+        doc["ImageOptions"] = {"Subpath": m.subpath}
+    if m.type == "volume" and (m.no_copy or m.volume_labels or m.subpath):
         volume: dict[str, Any] = {}
+        if m.subpath:
+            volume["Subpath"] = m.subpath
         if m.no_copy:
             volume["NoCopy"] = True
         if m.volume_labels:
             volume["Labels"] = dict(m.volume_labels)
         doc["VolumeOptions"] = volume
-    if m.type == "tmpfs" and (m.size_bytes or m.file_mode):
+    if m.type == "tmpfs" and (m.size_bytes or m.file_mode or m.tmpfs_flags):
         tmpfs: dict[str, Any] = {}
+        if m.tmpfs_flags:
+            tmpfs["Options"] = [flag.split("=", 1) for flag in m.tmpfs_flags]
         if m.size_bytes:
             tmpfs["SizeBytes"] = m.size_bytes
         if m.file_mode:
