@@ -8,7 +8,13 @@ import pytest
 
 from dockyard.errors import InvalidArgument
 from dockyard.model.containers import HostSpec
-from dockyard.model.mountpoints import VolumesFrom, anonymous_volumes, inherited, parse_volumes_from, settle
+from dockyard.model.mountpoints import (
+    VolumesFrom,
+    anonymous_volumes,
+    inherited,
+    parse_volumes_from,
+    settle,
+)
 from dockyard.model.mounts import MountOrigin, MountSpec, mount_from_api, parse_bind, parse_mounts
 from dockyard.store import codec
 

@@ -338,7 +338,7 @@ def parse_host_config(doc: Mapping[str, Any]) -> HostSpec:
 def mount_request_doc(m: MountSpec) -> dict[str, Any]:
     """A HostConfig.Mounts entry shown back as it was asked."""
     doc: dict[str, Any] = {"Type": m.type, "Target": m.destination}
-    if m.type in ("bind", "volume"):
+    if m.type in ("bind", "volume") and m.source:  # omitempty: an anonymous volume has none
         doc["Source"] = m.source
     if m.read_only:
         doc["ReadOnly"] = True
