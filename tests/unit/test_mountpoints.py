@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 
+from dockyard.api.schemas.containers import mounts_doc
+from dockyard.api.schemas.host_config import host_config_doc, mount_request_doc, parse_host_config
 from dockyard.errors import InvalidArgument
-from dockyard.model.containers import HostSpec
+from dockyard.model.containers import Container, ContainerSpec, ContainerState, HostSpec
 from dockyard.model.mountpoints import (
     VolumesFrom,
     anonymous_volumes,
@@ -118,8 +121,6 @@ def test_settled_mounts_are_what_a_host_spec_answers_and_survive_the_codec() -> 
     host = HostSpec(binds=("/data",), volumes_from=("src:ro",))
     assert host.all_mounts[0].source == ""  # not settled: the request as parsed
     points = settle(host.all_mounts, ["/img"], [inherited([MountSpec("volume", "v1", "/from")], True)], _namer())
-    from dataclasses import replace
-
     settled = replace(host, mount_points=points)
     assert settled.all_mounts == points
     back = codec.loads(HostSpec, codec.dumps(settled))
@@ -128,3 +129,24 @@ def test_settled_mounts_are_what_a_host_spec_answers_and_survive_the_codec() -> 
     # A record made before mount points were kept still reads its mounts from the request.
     old = codec.loads(HostSpec, codec.dumps(HostSpec(binds=("vv:/v",))).replace(',"mount_points":null', ""))
     assert old.mount_points is None and old.all_mounts[0].source == "vv"
+
+
+def test_inspect_shows_settled_mounts_in_dockerds_shape() -> None:
+    host = parse_host_config({"Binds": ["nv:/n", "/lone"], "VolumesFrom": ["src:ro"],
+                              "Mounts": [{"Type": "volume", "Target": "/m"}]})  # fmt: skip
+    src = [MountSpec("volume", "b" * 64, "/from", anonymous=True, origin=MountOrigin.CONFIG)]
+    points = settle(host.all_mounts, ["/cfg"], [inherited(src, True)], _namer())
+    spec = ContainerSpec(image="i", hostname="h", host=replace(host, mount_points=points))
+    c = Container("c" * 64, "n", "", "sha256:" + "d" * 64, spec, ContainerState(), "runc", "rw")
+    docs = {d["Destination"]: d for d in mounts_doc(c, "/v")}
+    assert {d: (docs[d]["Name"], docs[d]["Mode"], docs[d]["RW"]) for d in docs} == {
+        "/n": ("nv", "z", True),
+        "/lone": (f"{1:064x}", "z", True),  # a user mount: dockerd's "z"
+        "/m": (f"{2:064x}", "z", True),
+        "/from": ("b" * 64, "", False),  # --volumes-from's: no mode
+        "/cfg": (f"{3:064x}", "", True),  # Config.Volumes': no mode
+    }
+    assert docs["/cfg"]["Source"] == f"/v/{3:064x}/_data"
+    doc = host_config_doc(spec.host, "runc")
+    assert doc["Binds"] == ["nv:/n", "/lone"] and doc["VolumesFrom"] == ["src:ro"]  # as sent
+    assert doc["Mounts"] == [{"Type": "volume", "Target": "/m"}] == [mount_request_doc(m) for m in host.mounts]
