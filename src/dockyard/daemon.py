@@ -52,7 +52,7 @@ from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.cgroupstats import CgroupStatsReader
 from dockyard.linux.fs import SpaceReserve
 from dockyard.linux.lockfile import LockFile
-from dockyard.network.bridge import Bridges
+from dockyard.network.bridge import Bridges, retired_marker
 from dockyard.network.dns import DnsServers
 from dockyard.network.firewall import Firewall
 from dockyard.network.netns import NetnsPool
@@ -139,7 +139,7 @@ async def _compose_and_serve(
         return ContainerFiles(config, container_id)
 
     attachments = Attachments(table, lambda cid: files(cid).attach_socket, events)
-    networks = NetworkService(NetworkRepository(db), Bridges(), events, config.network,
+    networks = NetworkService(NetworkRepository(db), Bridges(retired_marker(config.data_root)), events, config.network,
                               endpoints_of=lambda network_id: endpoints.attached(network_id),
                               changed=lambda: firewalling.apply(whole=True),
                               created=lambda network: connections.adopt(network))  # fmt: skip
@@ -164,7 +164,7 @@ async def _compose_and_serve(
     dns = await stack.enter_async_context(DnsServers())
     lifecycle = await stack.enter_async_context(
         Lifecycle(table, driver, attachments, exits, netns, mounts, health, logs, seccomp, files, events, endpoints, dns,
-                  firewalling)
+                  firewalling, volumes)
     )
     containers = await stack.enter_async_context(
         ContainerService(config, table, lifecycle, attachments, driver, execs, logs, images, dirs, events, endpoints,

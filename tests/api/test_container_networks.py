@@ -325,6 +325,18 @@ def test_legacy_links_on_the_default_bridge(net: Daemon) -> None:
     d.docker("rm", "-f", "db", "app", "later")
 
 
+def test_a_link_follows_a_rename_of_the_linked_container(net: Daemon) -> None:
+    d = net
+    d.docker("run", "-d", "--name", "lk-db", "busybox", "sleep", "60")
+    d.docker("create", "--name", "lk-app", "--link", "lk-db:dbal", "busybox", "grep", "dbal", "/etc/hosts")
+    try:
+        d.docker("rename", "lk-db", "lk-db2")
+        assert json.loads(d.out("inspect", "-f", "{{json .HostConfig.Links}}", "lk-app")) == ["/lk-db2:/lk-app/dbal"]
+        assert "dbal" in d.out("start", "-a", "lk-app")  # the renamed one is still linked
+    finally:
+        d.docker("rm", "-f", "lk-db2", "lk-app", check=False)
+
+
 def test_a_restart_after_kill_9_mends_the_kernel_state(net: Daemon) -> None:
     """While the daemon is down a user network's bridge is deleted, one container's veth is
     deleted, a stray veth is put on the default bridge and a rule added to the daemon's table:

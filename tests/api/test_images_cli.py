@@ -10,12 +10,14 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import platform
 import tarfile
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import docker.errors
 import pytest
 
 from tests.conftest import Daemon
@@ -751,3 +753,27 @@ def test_images_survive_a_daemon_restart(
     assert info["Config"]["Labels"] == {"keep": "yes"}
     assert info["Comment"] == "persist"
     assert d.docker("run", "--rm", "dy-persist:alias").stdout == b"persisted\n"
+
+
+def test_a_tag_naming_a_digest_is_refused(daemon_factory: Callable[..., Daemon], busybox_tar: bytes) -> None:
+    """dockerd's 400s: else `run bb@sha256:<any>` would run whatever had been tagged so."""
+    d = daemon_factory()
+    image_id = _import(d, busybox_tar, "dy-digtag:1")
+    digest = "sha256:" + "ab" * 32
+    with pytest.raises(docker.errors.APIError) as caught:
+        d.client().api.tag(image_id, f"dy-digtag@{digest}")
+    assert caught.value.status_code == 400
+    assert "refusing to create a tag with a digest reference" in caught.value.explanation
+    assert _inspect(d, image_id)["RepoTags"] == ["dy-digtag:1"]
+    layers = sorted(os.listdir(d.data_root / "overlay"))
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:  # a layer not stored yet
+        info = tarfile.TarInfo("only-here")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"new"))
+    archive, _ = _legacy_archive(layer.getvalue(), f"dy-digload@{digest}")
+    result = d.docker("load", input=archive, check=False)
+    assert result.returncode != 0
+    assert f'invalid tag "dy-digload@{digest}"' in result.stderr.decode()
+    assert sorted(os.listdir(d.data_root / "overlay")) == layers  # no layer, no image left
+    assert d.out("images", "-aq", "--no-trunc").split() == [image_id]

@@ -52,3 +52,20 @@ def test_a_symlink_to_dotdot_stays_in_the_root(tmp_path: Path) -> None:
     os.symlink("../../..", root / "up")  # climbing stops at the container's /
     assert copy_up(root, "/up", data) is True
     assert sorted(os.listdir(data)) == ["real", "srv", "up"]
+
+
+def test_hard_links_in_the_tree_stay_one_inode(tmp_path: Path) -> None:
+    root, data = _rootfs(tmp_path), tmp_path / "_data"
+    data.mkdir()
+    os.link(root / "real" / "sub" / "f", root / "real" / "same")
+    (root / "real" / "deep" / "er").mkdir(parents=True)
+    os.link(root / "real" / "sub" / "f", root / "real" / "deep" / "er" / "again")
+    os.link(root / "real" / "link", root / "real" / "link2", follow_symlinks=False)  # a linked symlink
+    assert copy_up(root, "/real", data) is True
+    first = os.stat(data / "sub" / "f")
+    assert first.st_nlink == 3
+    assert os.stat(data / "same").st_ino == first.st_ino == os.stat(data / "deep" / "er" / "again").st_ino
+    assert os.lstat(data / "link").st_ino == os.lstat(data / "link2").st_ino
+    assert os.readlink(data / "link2") == "/etc/passwd"
+    assert (data / "same").read_text() == "x"
+    assert first.st_uid == 1234  # the one inode keeps the attributes of the image's

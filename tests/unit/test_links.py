@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from dockyard.errors import InvalidArgument
-from dockyard.model.links import LinkedContainer, hosts_entry, link_env, parse_link, with_link_env
+from dockyard.model.links import (
+    LinkedContainer,
+    hosts_entry,
+    link_env,
+    parse_link,
+    renamed_links,
+    with_link_env,
+)
 from dockyard.model.ports import ExposedPort, Proto
 
 
@@ -43,3 +50,9 @@ def test_the_containers_own_variables_win() -> None:
     child = LinkedContainer("db", "db", "h", "10.0.0.2", ("FOO=bar",))
     env = with_link_env(("DB_ENV_FOO=mine", "A=1"), "web", [child])
     assert env == ("DB_NAME=/web/db", "DB_ENV_FOO=mine", "A=1")
+
+
+def test_a_rename_moves_only_the_links_naming_the_old_name() -> None:
+    links = ("db:dbal", "dbx:db", "cache:cache")
+    assert renamed_links(links, "db", "db2") == ("db2:dbal", "dbx:db", "cache:cache")
+    assert renamed_links(links, "nosuch", "x") == links

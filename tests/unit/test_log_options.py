@@ -8,6 +8,7 @@ import pytest
 
 from dockyard.errors import InvalidArgument
 from dockyard.model.containers import LogConfig
+from dockyard.model.goparsers import from_human_size, go_atoi, go_parse_bool, ram_in_bytes
 from dockyard.model.logs import (
     DEFAULT_MAX_FILE,
     DEFAULT_MAX_SIZE,
@@ -17,11 +18,7 @@ from dockyard.model.logs import (
     LogRecord,
     LogWindow,
     daemon_log_config,
-    from_human_size,
-    go_atoi,
-    go_parse_bool,
     log_options,
-    ram_in_bytes,
     stamp_ns,
     stream_runs,
 )

@@ -6,7 +6,17 @@ import pytest
 
 from dockyard.errors import InvalidArgument, NotFound
 from dockyard.model.filters import Filters
-from dockyard.model.volumes import ANONYMOUS_LABEL, Volume, check_driver, check_name, check_options, prunable, select
+from dockyard.model.volumes import (
+    ANONYMOUS_LABEL,
+    LocalOptions,
+    Volume,
+    check_driver,
+    check_name,
+    check_options,
+    local_options,
+    prunable,
+    select,
+)
 
 NAMED = Volume("data", "2026-01-01T00:00:00Z", labels={"tier": "db"})
 PLAIN = Volume("plain", "2026-01-01T00:00:00Z")
@@ -58,8 +68,35 @@ def test_prune_selection() -> None:
 
 
 def test_driver_options() -> None:
-    check_options("v1", {})
+    assert check_options("v1", {}) == LocalOptions()
+    assert not LocalOptions().needs_mount
     with pytest.raises(InvalidArgument, match='^create v1: invalid option: "colour"$'):
-        check_options("v1", {"colour": "red"})
-    with pytest.raises(InvalidArgument, match="option type is not supported yet"):
-        check_options("v1", {"type": "tmpfs"})
+        check_options("v1", {"colour": "red", "type": "tmpfs"})
+    tmpfs = check_options("v1", {"type": "tmpfs", "device": "tmpfs", "o": "size=10m,uid=1000"})
+    assert tmpfs == LocalOptions("tmpfs", "tmpfs", "size=10m,uid=1000") and tmpfs.needs_mount
+    assert check_options("v1", {"type": "none", "o": "bind", "device": "/srv"}).needs_mount
+    assert check_options("v1", {"size": "0"}).size == 0  # no quota asked: no quota needed
+    assert check_options("v1", {"size": "1g"}, quota=True).size == 1 << 30
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"type": "tmpfs"}, 'missing required option: "device"'),
+        ({"device": "tmpfs"}, 'missing required option: "type"'),
+        ({"o": "size=1m"}, 'missing required option: "device"'),
+        ({"o": "size=1m", "device": "tmpfs"}, 'missing required option: "type"'),
+        ({"size": "10m"}, "quota size requested but no quota support"),
+        ({"size": "ten"}, "invalid size: 'ten'"),
+        ({"size": "10q"}, "invalid suffix: 'q'"),
+    ],
+)
+def test_driver_options_refused_with_dockerds_words(options: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        check_options("v1", options)
+    assert caught.value.message == f"create v1: {message}"
+
+
+def test_options_of_a_stored_volume() -> None:
+    assert local_options(None) == LocalOptions()
+    assert local_options({"type": "tmpfs", "device": "tmpfs"}).needs_mount

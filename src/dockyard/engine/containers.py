@@ -44,6 +44,7 @@ from dockyard.model.events import attributes_of
 from dockyard.model.filters import Filters, parse_time_filter
 from dockyard.model.hostconfig import NamespaceKind, NamespaceMode
 from dockyard.model.ids import new_id
+from dockyard.model.links import renamed_links
 from dockyard.model.mountpoints import anonymous_volumes, inherited, parse_volumes_from, settle
 from dockyard.model.mounts import MountOrigin, MountSpec
 from dockyard.model.names import validate_name
@@ -402,7 +403,25 @@ class ContainerService(Component):
             raise InvalidArgument("Renaming a container with the same name as its current name")
         renamed = self._table.rename(c.id, new_name)
         self._endpoints.renamed(c.id, new_name)
+        await self._follow_rename(c.name, new_name)
         self._events.publish("container", "rename", c.id, attributes_of(renamed, oldName="/" + c.name))
+
+    async def _follow_rename(self, old: str, new: str) -> None:
+        """Legacy links name the linked container: each one naming `old` now names `new`."""
+        for other in self._table.all():
+            if not other.spec.host.links:
+                continue
+            try:
+                live = self._table.live(other.id)
+            except NotFound:
+                continue  # removed meanwhile
+            async with live.lock:
+                current = self._table.get(other.id)
+                if current is None:
+                    continue
+                links = renamed_links(current.spec.host.links, old, new)
+                if links != current.spec.host.links:
+                    self._table.publish_spec(other.id, replace(current.spec, host=replace(current.spec.host, links=links)))
 
     def note_attach(self, c: Container) -> None:
         self._events.publish("container", "attach", c.id, attributes_of(c))

@@ -228,6 +228,8 @@ class ImageService:
     # ---- tags --------------------------------------------------------------------------
 
     async def tag(self, name: str, ref: Reference) -> None:
+        if ref.digest is not None:  # else `run bb@sha256:<any>` would run whatever was tagged
+            raise InvalidArgument("refusing to create a tag with a digest reference")
         entry = self.resolve(name)
         full = str(ref.with_default_tag())
         async with self._write_lock:
@@ -486,6 +488,7 @@ class ImageService:
                     new_rows: list[LayerRow] = []
                     parent: str | None = None
                     config = parse_image_config(item.config, item.config_digest)
+                    refs = [_repo_tag(t) for t in item.repo_tags]  # checked before any layer is added
                     if len(config.diff_ids) != len(item.layers):
                         raise InvalidArgument(
                             f"image {item.config_digest}: {len(item.layers)} layers in the archive, "
@@ -507,7 +510,6 @@ class ImageService:
                             if row.chain_id not in self._layers:
                                 await asyncio.to_thread(self._dirs.remove, row.cache_id)
                         raise
-                    refs = [parse_reference(t) for t in item.repo_tags]
                     for ref in refs:
                         previous = self._tags.get(str(ref.with_default_tag()))
                         if previous is not None and previous != item.config_digest:
@@ -549,6 +551,14 @@ class ImageService:
         for image_id in wanted:
             self._events.publish("image", "save", image_id, {"name": image_id})
         return stream_from_thread(lambda out: write_archive(out, images), "save-archive")
+
+
+def _repo_tag(text: str) -> Reference:
+    """An archive's RepoTags entry: a name with a tag or none (dockerd's words for one with a digest)."""
+    ref = parse_reference(text)
+    if ref.digest is not None:
+        raise InvalidArgument(f'invalid tag "{text}"')
+    return ref
 
 
 def _opener(content: ContentStore, digest: str) -> Callable[[], BinaryIO]:

@@ -27,6 +27,7 @@ from dockyard.engine.health import HealthMonitor
 from dockyard.engine.logs import LogService
 from dockyard.engine.rootfs import RootfsMounts
 from dockyard.engine.table import ContainerTable, ExitStatus, Live
+from dockyard.engine.volumes import VolumeService
 from dockyard.errors import Conflict, Internal, InvalidArgument, NotModified, StartFailed
 from dockyard.linux.process import ProcessHandle, boot_id, start_time
 from dockyard.model import times
@@ -47,6 +48,10 @@ log = logging.getLogger(__name__)
 DEFAULT_STOP_TIMEOUT = 10
 _KILL_WAIT = 10.0  # dockerd's: how long a SIGKILL may take to show as an exit
 _KILL_RETRY_WAIT = 2.0
+
+
+def _volume_names(c: Container) -> list[str]:
+    return [m.source for m in c.spec.host.all_mounts if m.type == "volume"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,9 @@ class Lifecycle(Component):
         endpoints: Endpoints,
         dns: DnsServers,
         firewalling: Firewalling,
+        volumes: VolumeService,
     ) -> None:
+        self._volumes = volumes
         self._endpoints = endpoints
         self._firewalling = firewalling
         self._dns = dns
@@ -125,6 +132,7 @@ class Lifecycle(Component):
         netns = ""
         endpoints: tuple[Endpoint, ...] = ()
         try:
+            await self._volumes.mount_for(c.id, _volume_names(c))  # before the bundle: copy-up goes in
             mode = c.spec.host.network_mode
             joined: str | None = None  # the namespace joined (the host's: None); netns: the one we pin
             shared = files
@@ -264,6 +272,7 @@ class Lifecycle(Component):
                         await live.monitor.wait()
         live.close_handles()
         self._attachments.release(c.id)
+        await self._volumes.unmount_for(c.id, _volume_names(c))
         with contextlib.suppress(Exception):
             await self._mounts.release(c)
 
@@ -285,6 +294,14 @@ class Lifecycle(Component):
         with contextlib.suppress(Exception):
             await self._driver.delete(c.runtime, c.id)  # a created process waiting for start dies
         await self._mounts.release(c)  # unmounted if a start mounted it
+
+    def adopt_volumes(self, c: Container) -> None:
+        """A container found running at start-up holds its volumes' mounts already."""
+        self._volumes.adopt(c.id, _volume_names(c))
+
+    async def unmount_idle_volumes(self) -> None:
+        """Start-up, once the running containers are adopted: volumes mounted for none go."""
+        await self._volumes.unmount_idle()
 
     def ship_leftover_log(self, c: Container) -> None:
         """What a stopped container's spool still holds (a crash came between its exit and
@@ -360,6 +377,7 @@ class Lifecycle(Component):
             await self._mounts.release(c)
         except Exception:
             log.exception("container %s: unmount failed", c.id[:12])
+        await self._volumes.unmount_for(c.id, _volume_names(c))
         await self._firewalling.unpublish(c.id)
         await self._dns.remove(c.state.netns, clear_redirect=False)  # the namespace goes: no nft run
         await self._endpoints.detach(c.state.endpoints, c.id, unplug=False)  # the namespace takes them along

@@ -122,6 +122,9 @@ class NetworkService(Component):
         """Load the networks; make the predefined ones (host, none and, unless `--bridge
         none`, the default bridge) and every bridge device that is missing."""
         self._networks = {n.id: n for n in await asyncio.to_thread(self._repo.all)}
+        swept = await self._bridges.sweep(n.spec.bridge for n in self._networks.values() if n.spec.bridge)
+        if swept:
+            log.info("deleted bridges of removed networks that a crash left behind: %s", ", ".join(swept))
         for name, driver in (("host", Driver.HOST), ("none", Driver.NULL)):
             if self._by_name(name) is None:
                 self._add(Network(ids.new_id(), times.now(), NetworkSpec(name, driver)))

@@ -155,6 +155,7 @@ class Reconciler:
                 self._lifecycle.ship_leftover_log(s.container)  # in the background: serving waits not
         for action in actions:
             await self._apply(action)
+        await self._lifecycle.unmount_idle_volumes()  # after adoption: those still held stay
 
     async def _apply(self, action: Action) -> None:
         c = self._table.get(action.container_id)
@@ -185,6 +186,7 @@ class Reconciler:
             return
         live.monitor = monitor
         self._mounts.adopt(c)
+        self._lifecycle.adopt_volumes(c)
         live.process = ProcessHandle.adopt(c.state.pid, c.state.pid_start_time)
         log.info("container %s: adopted running monitor %d", c.id[:12], c.state.monitor_pid)
         self._exits.watch(c.id, monitor)

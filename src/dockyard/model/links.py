@@ -28,6 +28,13 @@ def parse_link(text: str) -> tuple[str, str]:
     return name, alias
 
 
+def renamed_links(links: Sequence[str], old: str, new: str) -> tuple[str, ...]:
+    """A container's `name:alias` links after the linked container `old` became `new`: dockerd
+    links by container, so a link follows a rename (the alias stays)."""
+    return tuple(f"{new}:{alias}" if name == old else link for link in links
+                 for name, _, alias in (link.partition(":"),))  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class LinkedContainer:
     """A linked container as the linking one sees it at its start."""

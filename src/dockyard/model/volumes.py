@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from dockyard.errors import InvalidArgument, NotFound
 from dockyard.model.filters import Filters
+from dockyard.model.goparsers import ram_in_bytes
 
 LOCAL = "local"
 # The label dockerd puts on volumes it made for `-v /path` and an image's VOLUME.
@@ -61,13 +62,53 @@ def check_driver(name: str, driver: str) -> None:
         raise NotFound(f'create {name}: error looking up volume plugin {driver}: plugin "{driver}" not found')
 
 
-def check_options(name: str, options: Mapping[str, str]) -> None:
-    """The local driver's options: type/device/o (tmpfs and bind-style volumes) are not served
-    yet and are refused rather than ignored; any other key is dockerd's invalid option."""
+# The local driver's options, and the ones each needs beside it (dockerd's mandatoryOpts).
+OPTION_KEYS = ("type", "o", "device", "size")
+_NEEDS = (("device", ("type",)), ("type", ("device",)), ("o", ("device", "type")))
+
+
+@dataclass(frozen=True, slots=True)
+class LocalOptions:
+    """A local volume's driver options: a filesystem to mount on its `_data` (tmpfs, a bind of
+    a host directory with `type=none,o=bind`, any type the kernel has), and a quota size."""
+
+    type: str = ""
+    device: str = ""
+    o: str = ""
+    size: int = 0
+
+    @property
+    def needs_mount(self) -> bool:
+        return bool(self.device or self.type)
+
+
+def check_options(name: str, options: Mapping[str, str], *, quota: bool = False) -> LocalOptions:
+    """dockerd's local driver checks at create, with its 400 words (wrapped as its OpErr):
+    known keys only, a size it can parse and enforce (`quota`: the data root has project
+    quotas), and the options each needs beside it. Whether the mount works is seen at start."""
     for key in sorted(options):
-        if key in ("type", "device", "o", "size"):
-            raise InvalidArgument(f"create {name}: the local driver's option {key} is not supported yet")
-        raise InvalidArgument(f'create {name}: invalid option: "{key}"')
+        if key not in OPTION_KEYS:
+            raise InvalidArgument(f'create {name}: invalid option: "{key}"')
+    size = 0
+    if "size" in options:
+        try:
+            size = ram_in_bytes(options["size"])
+        except ValueError as exc:
+            raise InvalidArgument(f"create {name}: {exc}") from None
+        if size > 0 and not quota:
+            raise InvalidArgument(f"create {name}: quota size requested but no quota support")
+    for key, needed in _NEEDS:
+        if key in options:
+            for other in needed:
+                if other not in options:
+                    raise InvalidArgument(f'create {name}: missing required option: "{other}"')
+    return LocalOptions(options.get("type", ""), options.get("device", ""), options.get("o", ""), size)
+
+
+def local_options(options: Mapping[str, str] | None) -> LocalOptions:
+    """The options of a volume made already (checked at its create)."""
+    o = options or {}
+    return LocalOptions(o.get("type", ""), o.get("device", ""), o.get("o", ""))
 
 
 def select(volumes: Iterable[Volume], filters: Filters, in_use: Iterable[str]) -> list[Volume]:

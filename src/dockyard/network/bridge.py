@@ -4,10 +4,12 @@ and the host's routes, which a new network's subnet must not overlap."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import logging
 import socket
 from collections.abc import Iterable
+from pathlib import Path
 
 from dockyard.errors import Conflict, Internal, InvalidArgument
 from dockyard.network.netlink import Netlink
@@ -19,7 +21,7 @@ Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def _ensure(name: str, gateways: tuple[Interface, ...], mtu: int, create: bool) -> bool:
+def _ensure(name: str, gateways: tuple[Interface, ...], mtu: int, create: bool, marker: str) -> bool:
     """Blocking: the bridge up with its addresses; True when this call made it."""
     with Netlink() as nl:
         link = nl.link(name)
@@ -37,7 +39,8 @@ def _ensure(name: str, gateways: tuple[Interface, ...], mtu: int, create: bool) 
         try:
             for gateway in gateways:
                 nl.add_address(link.index, gateway)
-            nl.set_link(link.index, up=True)
+            # One retired before a crash, wanted again: no longer ours to sweep.
+            nl.set_link(link.index, up=True, alias="" if marker and link.alias == marker else None)
         except BaseException:
             if made:
                 nl.delete_link(link.index)  # nothing half-made
@@ -52,11 +55,19 @@ def _remove(name: str) -> None:
             nl.delete_link(link.index)
 
 
-def _down(name: str) -> None:
+def _down(name: str, marker: str) -> None:
     with Netlink() as nl:
         link = nl.link(name)
         if link is not None and link.kind == "bridge":
-            nl.set_link(link.index, up=False)
+            nl.set_link(link.index, up=False, alias=marker or None)
+
+
+def _sweep(marker: str, keep: frozenset[str]) -> list[str]:
+    with Netlink() as nl:
+        retired = [link for link in nl.links() if link.kind == "bridge" and link.alias == marker and link.name not in keep]
+        for link in retired:
+            nl.delete_link(link.index)
+    return [link.name for link in retired]
 
 
 def _routes() -> list[Net]:
@@ -70,14 +81,25 @@ def _names() -> set[str]:
         return {link.name for link in nl.links()}
 
 
+def retired_marker(data_root: Path) -> str:
+    """The ifalias of a bridge this daemon (by its data root) retired: other daemons' differ."""
+    return "dockyard-retired:" + hashlib.sha256(str(data_root).encode()).hexdigest()[:16]
+
+
 class Bridges:
-    """The daemon's bridge devices. Each call is a few netlink requests, run in a thread."""
+    """The daemon's bridge devices. Each call is a few netlink requests, run in a thread.
+
+    `marker`, this daemon's own: the ifalias a bridge gets when it is retired, so a bridge whose
+    deletion a crash cut short is found and deleted at the next start (`sweep`)."""
+
+    def __init__(self, marker: str = "") -> None:
+        self._marker = marker
 
     async def ensure(self, name: str, gateways: Iterable[Interface], *, mtu: int = 0, create: bool = True) -> bool:
         """The bridge exists, is up and holds `gateways`; True if this call created it.
         `create=False` for a device the user named (`--bridge`): it must exist already."""
         try:
-            return await asyncio.to_thread(_ensure, name, tuple(gateways), mtu, create)
+            return await asyncio.to_thread(_ensure, name, tuple(gateways), mtu, create, self._marker)
         except NetlinkError as exc:
             raise Internal(f"failed to set up bridge {name}: {exc.strerror}") from exc
 
@@ -92,9 +114,19 @@ class Bridges:
         """Set the bridge down (under a millisecond; its routes go with it), before a
         `remove` that waits on the kernel for tens of milliseconds."""
         try:
-            await asyncio.to_thread(_down, name)
+            await asyncio.to_thread(_down, name, self._marker)
         except NetlinkError as exc:
             raise Internal(f"failed to set bridge {name} down: {exc.strerror}") from exc
+
+    async def sweep(self, keep: Iterable[str]) -> list[str]:
+        """Delete the bridges this daemon retired whose deletion did not finish (a crash), but
+        those in `keep`; their names."""
+        if not self._marker:
+            return []
+        try:
+            return await asyncio.to_thread(_sweep, self._marker, frozenset(keep))
+        except NetlinkError as exc:
+            raise Internal(f"failed to delete retired bridges: {exc.strerror}") from exc
 
     async def host_routes(self) -> list[Net]:
         """Destinations of the host's routes (not the default route): taken address space."""

@@ -140,8 +140,8 @@ class Netlink:
         finally:
             os.close(fd)
 
-    def set_link(self, index: int, *, up: bool | None = None, master: int | None = None) -> None:
-        self._call(lambda seq: rtnl.set_link(seq, index, up=up, master=master), f"set link {index}")
+    def set_link(self, index: int, *, up: bool | None = None, master: int | None = None, alias: str | None = None) -> None:
+        self._call(lambda seq: rtnl.set_link(seq, index, up=up, master=master, alias=alias), f"set link {index}")
 
     def set_hairpin(self, index: int, on: bool = True) -> None:
         """Hairpin mode on a bridge port (the link must be enslaved already)."""

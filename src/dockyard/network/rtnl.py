@@ -45,6 +45,7 @@ IFLA_MTU = 4
 IFLA_MASTER = 10
 IFLA_PROTINFO = 12
 IFLA_LINKINFO = 18
+IFLA_IFALIAS = 20
 IFLA_NET_NS_FD = 28
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
@@ -139,8 +140,10 @@ def new_veth(seq: int, name: str, peer: str, *, peer_netns_fd: int, peer_mac: st
     return message(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, _ifinfo() + attrs)
 
 
-def set_link(seq: int, index: int, *, up: bool | None = None, master: int | None = None) -> bytes:
+def set_link(seq: int, index: int, *, up: bool | None = None, master: int | None = None, alias: str | None = None) -> bytes:
     attrs = attr(IFLA_MASTER, struct.pack("=I", master)) if master is not None else b""
+    if alias is not None:  # "" clears it
+        attrs += attr(IFLA_IFALIAS, alias.encode())
     return message(RTM_NEWLINK, NLM_F_ACK, seq, _ifinfo(index, up=up) + attrs)
 
 
@@ -216,6 +219,7 @@ class Link:
     master: int
     up: bool
     mac: str
+    alias: str = ""  # ifalias: a note of ours on the device (a retired bridge)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +272,7 @@ def parse_link(payload: bytes) -> Link:
     master = struct.unpack("=I", found[IFLA_MASTER])[0] if IFLA_MASTER in found else 0
     mac = ":".join(f"{b:02x}" for b in found.get(IFLA_ADDRESS, b""))
     return Link(index, _cstring(found.get(IFLA_IFNAME, b"")), _cstring(info.get(IFLA_INFO_KIND, b"")),
-                master, bool(flags & IFF_UP), mac)  # fmt: skip
+                master, bool(flags & IFF_UP), mac, _cstring(found.get(IFLA_IFALIAS, b"")))  # fmt: skip
 
 
 def parse_address(payload: bytes) -> AddressInfo:

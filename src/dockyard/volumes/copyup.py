@@ -4,13 +4,15 @@ As dockerd: owner, mode and times kept, symlinks copied as links (never followed
 device nodes made again, sockets skipped. The image's path is resolved inside the container's
 root (linux/rootpath.py), so a symlink in the image cannot point the copy at the host; the
 volume side is walked by fds made here, with O_NOFOLLOW and O_EXCL. Hard links inside the
-copied tree become separate files. Blocking: call it in a thread.
+copied tree stay links (one inode), as dockerd's copy keeps them: the first copy's directory
+is held by an fd, so linking to it never walks a path. Blocking: call it in a thread.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockyard.errors import Internal
@@ -18,6 +20,18 @@ from dockyard.linux.fs import remove_tree
 from dockyard.linux.rootpath import DIR_FLAGS, ContainerRoot
 
 _CHUNK = 1 << 20
+
+
+@dataclass
+class _Links:
+    """Inodes of the image seen with more than one link: where their first copy went."""
+
+    first: dict[tuple[int, int], tuple[int, str]] = field(default_factory=dict)  # -> (dir fd, name)
+    fds: list[int] = field(default_factory=list)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
 
 
 def copy_up(rootfs: Path, path: str, data: Path) -> bool:
@@ -36,14 +50,16 @@ def copy_up(rootfs: Path, path: str, data: Path) -> bool:
                 if not entry.is_dir:
                     return False
                 src = entry.open_dir()
+        links = _Links()
         try:
-            _copy_tree(src, dst)
+            _copy_tree(src, dst, links)
             _copy_attributes(os.fstat(src), dst)
         except OSError:
             for name in os.listdir(dst):  # all or nothing: an empty volume is copied again next time
                 remove_tree(name, dir_fd=dst)
             raise
         finally:
+            links.close()
             os.close(src)
     except OSError as exc:
         raise Internal(f"copying image content at {path} into volume: {exc}") from exc
@@ -58,17 +74,30 @@ def _copy_attributes(st: os.stat_result, fd: int) -> None:
     os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def _copy_tree(src: int, dst: int) -> None:
+def _copy_tree(src: int, dst: int, links: _Links) -> None:
+    held: int | None = None  # this directory's fd, kept for links to the copies made in it
     for name in os.listdir(src):
         st = os.stat(name, dir_fd=src, follow_symlinks=False)
         mode = st.st_mode
+        if stat.S_ISSOCK(mode):
+            continue  # nothing to copy
+        inode = (st.st_dev, st.st_ino)
+        if not stat.S_ISDIR(mode) and st.st_nlink > 1:
+            if inode in links.first:
+                first_dir, first_name = links.first[inode]
+                os.link(first_name, name, src_dir_fd=first_dir, dst_dir_fd=dst, follow_symlinks=False)
+                continue
+            if held is None:
+                held = os.dup(dst)
+                links.fds.append(held)
+            links.first[inode] = (held, name)
         if stat.S_ISDIR(mode):
             os.mkdir(name, 0o700, dir_fd=dst)
             child_src = os.open(name, DIR_FLAGS, dir_fd=src)
             try:
                 child_dst = os.open(name, DIR_FLAGS, dir_fd=dst)
                 try:
-                    _copy_tree(child_src, child_dst)
+                    _copy_tree(child_src, child_dst, links)
                     _copy_attributes(st, child_dst)
                 finally:
                     os.close(child_dst)
@@ -85,7 +114,6 @@ def _copy_tree(src: int, dst: int) -> None:
             os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
             os.chmod(name, stat.S_IMODE(mode), dir_fd=dst)
             os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
-        # sockets: nothing to copy
 
 
 def _copy_file(name: str, st: os.stat_result, src: int, dst: int) -> None:
