@@ -263,13 +263,6 @@ def test_bad_body_is_400(daemon: Daemon, busybox: str, config: dict[str, object]
     assert daemon.out("ps", "-aq", "--no-trunc") == before
 
 
-def test_what_needs_later_issues_is_refused_by_name(daemon: Daemon, busybox: str) -> None:
-    before = daemon.out("ps", "-aq", "--no-trunc")
-    anonymous = daemon.docker("create", "-v", "/data", busybox, "true", check=False)
-    assert "anonymous volumes are not supported yet: Config.Volumes /data" in anonymous.stderr.decode()
-    assert daemon.out("ps", "-aq", "--no-trunc") == before
-
-
 def test_a_volume_entry_a_bind_covers_is_no_anonymous_volume(daemon: Daemon, busybox: str, host_dir: Path) -> None:
     """docker-py sends Config.Volumes for its binds' targets too: the bind is what counts."""
     api = daemon.client().api

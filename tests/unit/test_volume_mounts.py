@@ -37,8 +37,8 @@ def test_bad_volume_binds(text: str, words: str) -> None:
 def test_mount_type_volume() -> None:
     m = mount_from_api("volume", "data", "/d/", read_only=True, no_copy=True)
     assert (m.type, m.source, m.destination, m.read_only, m.no_copy, m.from_api) == ("volume", "data", "/d", True, True, True)
-    with pytest.raises(InvalidArgument, match="anonymous volumes are not supported yet"):
-        mount_from_api("volume", "", "/d")
+    anonymous = mount_from_api("volume", "", "/d")  # named when the container is made
+    assert (anonymous.source, anonymous.anonymous, m.anonymous) == ("", True, False)
     with pytest.raises(InvalidArgument, match="field Target must not be empty"):
         mount_from_api("volume", "data", "")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import posixpath
 import socket
 import time
 from dataclasses import dataclass, replace
@@ -47,6 +46,8 @@ from dockyard.model.filters import Filters, parse_time_filter
 from dockyard.model.hostconfig import NamespaceKind, NamespaceMode
 from dockyard.model.ids import new_id
 from dockyard.model.links import renamed_links
+from dockyard.model.mountpoints import anonymous_volumes, inherited, parse_volumes_from, settle
+from dockyard.model.mounts import MountOrigin, MountSpec
 from dockyard.model.names import validate_name
 from dockyard.model.ports import (
     CONFLICT_EXPOSE,
@@ -55,6 +56,7 @@ from dockyard.model.ports import (
     exposed_ports,
     validate_port_bindings,
 )
+from dockyard.model.volumes import ANONYMOUS_LABEL
 from dockyard.runtime.driver import RuntimeDriver
 from dockyard.tasks import Component, Tasks
 
@@ -176,17 +178,12 @@ class ContainerService(Component):
     async def create(self, spec: ContainerSpec, name: str, platform: str = "") -> Created:
         if platform:
             await asyncio.to_thread(check_platform_on_host, platform)
-        # What cannot be honoured yet is refused by name, never ignored (an image's own
-        # VOLUMEs stay directories of its root filesystem until volumes exist).
-        mounted = {m.destination for m in spec.host.all_mounts}
-        anonymous = [v for v in spec.volumes if posixpath.normpath(v) not in mounted]  # a bind there wins
-        if anonymous:
-            raise InvalidArgument(f"anonymous volumes are not supported yet: Config.Volumes {', '.join(anonymous)}")
         image = self._images.resolve(spec.image)
         spec, mount_warnings = self._image_mounts(spec)
         container_id = new_id()
         _check_ports(spec)
         spec = merge_image_config(spec, image.image.config)
+        spec = self._settle_mounts(spec)  # after the merge: the image's VOLUMEs get anonymous volumes too
         exposed_ports(spec.exposed_ports)  # the image's too
         spec = self._endpoints.resolve(spec)  # the networks it joins, each found and checked
         mode = spec.host.network_mode
@@ -212,9 +209,29 @@ class ContainerService(Component):
         warnings = await asyncio.to_thread(check_on_host, spec)  # what this host cannot run: 400, nothing made
         warnings = (*mount_warnings, *warnings)
         # Volumes it names are made on first use, and held in use until the container is in the
-        # table: a `volume rm` or prune meanwhile is refused.
-        named_volumes = [(m.source, dict(m.volume_labels)) for m in spec.host.all_mounts if m.type == "volume"]
-        async with self._volumes.claimed(container_id, named_volumes):
+        # table: a `volume rm` or prune meanwhile is refused. The anonymous ones made for it go
+        # again if the create fails (named ones stay, as dockerd's).
+        volumes = [(m.source, _volume_labels(m)) for m in spec.host.all_mounts if m.type == "volume"]
+        fresh = [m.source for m in spec.host.all_mounts
+                 if m.type == "volume" and m.anonymous and m.origin is not MountOrigin.VOLUMES_FROM]  # fmt: skip
+        try:
+            return await self._create_claimed(container_id, spec, name, image.id, runtime, warnings, volumes)
+        except BaseException:
+            await asyncio.shield(self._remove_volumes(fresh))
+            raise
+
+    async def _create_claimed(
+        self,
+        container_id: str,
+        spec: ContainerSpec,
+        name: str,
+        image_id: str,
+        runtime: str,
+        warnings: tuple[str, ...],
+        volumes: list[tuple[str, dict[str, str]]],
+    ) -> Created:
+        mode = spec.host.network_mode
+        async with self._volumes.claimed(container_id, volumes):
             if mode == "host" and any(spec.host.port_bindings.values()):
                 warnings = (*warnings, HOST_MODE_WARNING)
             name = self._table.reserve_name(name, container_id)
@@ -224,7 +241,7 @@ class ContainerService(Component):
                 id=container_id,
                 name=name,
                 created=times.now(),
-                image_id=image.id,
+                image_id=image_id,
                 spec=spec,
                 state=ContainerState(),
                 runtime=runtime,
@@ -249,6 +266,26 @@ class ContainerService(Component):
             replace(m, image_id=self._images.resolve(m.source).id) if m.type == "image" else m for m in spec.host.mounts
         )
         return replace(spec, host=replace(spec.host, mounts=mounts)), ("Image mount is an experimental feature",)
+
+    def _settle_mounts(self, spec: ContainerSpec) -> ContainerSpec:
+        """The container's mount points (model/mountpoints.py), kept with it: --volumes-from's
+        containers looked up now, anonymous volumes named."""
+        sources = []
+        for text in spec.host.volumes_from:
+            wanted = parse_volumes_from(text)
+            try:
+                other = self._table.resolve(wanted.container)
+            except NotFound as exc:  # dockerd's 400 (a 404 would have the CLI pull the image)
+                raise InvalidArgument(str(exc)) from exc
+            sources.append(inherited(other.spec.host.all_mounts, wanted.read_only))
+        points = settle(spec.host.all_mounts, spec.volumes, sources, new_id)
+        return replace(spec, host=replace(spec.host, mount_points=points))
+
+    async def _remove_volumes(self, names: list[str]) -> None:
+        """Remove these (anonymous) volumes; one another container still uses stays, as dockerd."""
+        for volume in names:
+            with contextlib.suppress(NotFound, Conflict):
+                await self._volumes.remove(volume)
 
     def _joined_namespaces(self, h: HostSpec) -> HostSpec:
         """`--ipc/--pid container:<name>` name the other container by id from now on, as
@@ -290,12 +327,13 @@ class ContainerService(Component):
         except DockyardError as exc:
             if c.spec.host.auto_remove and not isinstance(exc, NotModified):  # as dockerd: a --rm container that cannot start goes
                 with contextlib.suppress(NotFound, Conflict):
-                    await self.remove(c.id, force=True)
+                    await self.remove(c.id, force=True, volumes=True)
             raise
 
     # ---- remove ------------------------------------------------------------------------
 
-    async def remove(self, ref: str, *, force: bool = False) -> None:
+    async def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
+        """`volumes` (rm -v, and --rm's own removals): its anonymous volumes go too."""
         for _ in range(3):
             c = self._table.resolve(ref)
             live = self._table.live(c.id)
@@ -317,6 +355,8 @@ class ContainerService(Component):
                 if current.state.running:
                     continue  # an automatic restart won the race: kill it again
                 await self._remove_locked(current, live)
+                if volumes:
+                    await self._remove_volumes(anonymous_volumes(current.spec.host.all_mounts))
                 return
         raise Conflict(f"container {ref} keeps starting again; not removing it")
 
@@ -400,6 +440,11 @@ class ContainerService(Component):
 
     def note_attach(self, c: Container) -> None:
         self._events.publish("container", "attach", c.id, attributes_of(c))
+
+
+def _volume_labels(m: MountSpec) -> dict[str, str]:
+    """The labels of a volume made for a mount: VolumeOptions.Labels, and dockerd's anonymous label."""
+    return {**dict(m.volume_labels), **({ANONYMOUS_LABEL: ""} if m.anonymous else {})}
 
 
 def _check_ports(spec: ContainerSpec) -> None:

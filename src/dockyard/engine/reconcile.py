@@ -175,7 +175,8 @@ class Reconciler:
             case Step.START:
                 self._restarts.start_on_boot(c.id)
             case Step.REMOVE:
-                self._restarts.remove_on_boot(c.id)
+                # A removal a crash cut short keeps the volumes (whether -v was asked is not known).
+                self._restarts.remove_on_boot(c.id, volumes=c.spec.host.auto_remove)
 
     def _adopt(self, c: Container) -> None:
         live = self._table.live(c.id)

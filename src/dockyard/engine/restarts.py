@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class Remover(Protocol):
-    async def remove(self, ref: str, *, force: bool = False) -> None: ...
+    async def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None: ...
 
 
 class RestartManager(Component):
@@ -58,8 +58,8 @@ class RestartManager(Component):
                 self._restart_later(c.id, live.restart_delay), f"restart-{c.id[:12]}"
             )
         elif c.spec.host.auto_remove:
-            try:
-                await self._remover.remove(c.id, force=True)
+            try:  # with its anonymous volumes, as dockerd's autoRemove
+                await self._remover.remove(c.id, force=True, volumes=True)
             except NotFound:
                 pass  # removed meanwhile
 
@@ -95,5 +95,7 @@ class RestartManager(Component):
         await self._lifecycle.start(container_id)
         log.info("container %s: started by its restart policy", container_id[:12])
 
-    def remove_on_boot(self, container_id: str) -> None:
-        self._tasks.spawn(self._remover.remove(container_id, force=True), f"autoremove-{container_id[:12]}")
+    def remove_on_boot(self, container_id: str, *, volumes: bool = False) -> None:
+        """`volumes`: its anonymous volumes too (a --rm container's)."""
+        self._tasks.spawn(self._remover.remove(container_id, force=True, volumes=volumes),
+                          f"autoremove-{container_id[:12]}")  # fmt: skip

@@ -143,6 +143,10 @@ class HostSpec:
     group_add: tuple[str, ...] = ()
     sysctls: Mapping[str, str] = field(default_factory=dict)
     mounts: tuple[MountSpec, ...] = ()  # HostConfig.Mounts (--mount)
+    volumes_from: tuple[str, ...] = ()  # HostConfig.VolumesFrom, as sent
+    # Every mount as the create settled them (model/mountpoints.py): anonymous volumes named,
+    # --volumes-from's added. None: not settled yet (a request), or a record made before.
+    mount_points: tuple[MountSpec, ...] | None = None
     ulimits: tuple[Ulimit, ...] = ()
     devices: tuple[DeviceMapping, ...] = ()
     device_cgroup_rules: tuple[DeviceRule, ...] = ()
@@ -181,8 +185,11 @@ class HostSpec:
 
     @functools.cached_property
     def all_mounts(self) -> tuple[MountSpec, ...]:
-        """Every user mount (-v, --mount, --tmpfs), parsed once per spec: the spec is shared by
-        every snapshot of the container, so bundles, inspect and cp reuse this."""
+        """Every mount (-v, --mount, --tmpfs; once created, also its anonymous volumes and
+        --volumes-from's), parsed once per spec: the spec is shared by every snapshot of
+        the container, so bundles, inspect and cp reuse this."""
+        if self.mount_points is not None:
+            return self.mount_points
         return parse_mounts(self.binds, self.tmpfs, self.mounts)
 
     @property

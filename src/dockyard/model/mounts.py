@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import enum
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,14 @@ _PROPAGATION = ("shared", "rshared", "slave", "rslave", "private", "rprivate")
 _TMPFS_DEFAULTS = ("nosuid", "nodev", "noexec")
 _TMPFS_FLAGS = ("exec", "noexec")  # what TmpfsOptions.Options may hold, as dockerd 28
 _SELINUX_LABELS = ("z", "Z")
+
+
+class MountOrigin(enum.StrEnum):
+    """Where a container's mount came from: inspect's Mode for a volume depends on it."""
+
+    USER = "user"  # -v, --mount, --tmpfs
+    CONFIG = "config"  # Config.Volumes: the CLI's `-v /path`, the image's VOLUME
+    VOLUMES_FROM = "volumes-from"  # another container's, by --volumes-from
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,9 @@ class MountSpec:
     subpath: str = ""  # VolumeOptions.Subpath / ImageOptions.Subpath: only that part of the source
     image_id: str = ""  # an image mount: the image `source` named at create (the engine fills it in)
     tmpfs_flags: tuple[str, ...] = ()  # TmpfsOptions.Options: exec / noexec
+    # A volume asked without a name (source "" until the create names it): `rm -v` removes it.
+    anonymous: bool = False
+    origin: MountOrigin = MountOrigin.USER
 
     @property
     def staged(self) -> bool:
@@ -97,11 +109,10 @@ def mount_from_api(
         return MountSpec("bind", posixpath.normpath(source), dest, read_only, propagation or "rprivate",
                          from_api=True, recursive=recursive, create_mountpoint=create_mountpoint)  # fmt: skip
     if type == "volume":
-        if not source:
-            raise fail("anonymous volumes are not supported yet; name the volume in Source")
-        check_name(source)
+        if source:  # none: an anonymous volume, named at create
+            check_name(source)
         return MountSpec("volume", source, dest, read_only, "", from_api=True, no_copy=no_copy,
-                         volume_labels=volume_labels,
+                         volume_labels=volume_labels, anonymous=not source,
                          subpath=_check_subpath(subpath, fail) if subpath else "")  # fmt: skip
     if type == "image":
         if not source:
@@ -148,8 +159,11 @@ def _check_destination(dest: str, kind: str) -> str:
 
 
 def parse_bind(text: str) -> MountSpec:
-    """`SRC:DST[:OPTS]`: SRC an absolute host path (a bind) or a volume's name."""
+    """`SRC:DST[:OPTS]`: SRC an absolute host path (a bind) or a volume's name; a lone `DST`
+    is an anonymous volume (named at create), as dockerd reads HostConfig.Binds."""
     parts = text.split(":")
+    if len(parts) == 1 and parts[0]:
+        return MountSpec("volume", "", _check_destination(parts[0], "volume"), anonymous=True)
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise InvalidArgument(f"invalid volume specification: '{text}'")
     source, dest = parts[0], parts[1]

@@ -18,7 +18,7 @@ from dockyard.model.endpoints import Endpoint, EndpointRequest
 from dockyard.model.health import Health, HealthStatus, status_of
 from dockyard.model.hostconfig import NamespaceKind
 from dockyard.model.images import HealthConfig
-from dockyard.model.mounts import host_source, staged_paths
+from dockyard.model.mounts import MountOrigin, host_source, staged_paths
 from dockyard.model.ports import (
     ExposedPort,
     Published,
@@ -382,9 +382,11 @@ def mounts_doc(c: Container, volumes_root: str = "", staging_root: str = "") -> 
                         "Destination": m.destination, "Mode": "", "RW": False, "Propagation": m.propagation})  # fmt: skip
             continue
         if m.type == "volume":
-            # dockerd's default mode for a volume is "z" (relabel), shown as such.
+            # dockerd's default mode for a volume the user mounted is "z" (relabel), shown as
+            # such; its anonymous ones for Config.Volumes and --volumes-from's show none.
+            mode = m.mode or ("z" if m.origin is MountOrigin.USER else "")
             out.append({"Type": "volume", "Name": m.source, "Source": host_source(m, volumes_root),
-                        "Destination": m.destination, "Driver": "local", "Mode": m.mode or "z",
+                        "Destination": m.destination, "Driver": "local", "Mode": mode,
                         "RW": not m.read_only, "Propagation": ""})  # fmt: skip
         elif m.type == "bind":
             out.append({"Type": "bind", "Source": m.source, "Destination": m.destination, "Mode": m.mode,

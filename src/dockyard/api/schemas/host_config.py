@@ -177,8 +177,6 @@ def _refuse_unsupported(doc: Mapping[str, Any]) -> None:
     """Fields this daemon cannot honour: a 400 naming each, never a silent drop."""
     if f.string(doc.get("VolumeDriver"), "VolumeDriver"):
         raise InvalidArgument("VolumeDriver (--volume-driver) is not supported yet: volume plugins are not served")
-    if f.strs(doc.get("VolumesFrom"), "VolumesFrom"):
-        raise InvalidArgument("VolumesFrom (--volumes-from) is not supported yet: it comes with volumes")
     if f.string(doc.get("Cgroup"), "Cgroup"):
         raise InvalidArgument("Cgroup (sharing another container's cgroup) is not supported by this daemon")
     if doc.get("DeviceRequests"):
@@ -318,6 +316,7 @@ def parse_host_config(doc: Mapping[str, Any]) -> HostSpec:
         group_add=f.strs(doc.get("GroupAdd"), "GroupAdd"),
         sysctls=sysctls,
         mounts=_mounts(doc.get("Mounts")),
+        volumes_from=f.strs(doc.get("VolumesFrom"), "VolumesFrom"),
         ulimits=_ulimits(doc.get("Ulimits")),
         devices=_devices(doc.get("Devices")),
         device_cgroup_rules=tuple(parse_device_rule(r) for r in f.strs(doc.get("DeviceCgroupRules"), "DeviceCgroupRules")),
@@ -351,7 +350,7 @@ def parse_host_config(doc: Mapping[str, Any]) -> HostSpec:
 def mount_request_doc(m: MountSpec) -> dict[str, Any]:
     """A HostConfig.Mounts entry shown back as it was asked."""
     doc: dict[str, Any] = {"Type": m.type, "Target": m.destination}
-    if m.type in ("bind", "volume", "image"):
+    if m.type in ("bind", "volume", "image") and m.source:  # omitempty: an anonymous volume has none
         doc["Source"] = m.source
     if m.read_only:
         doc["ReadOnly"] = True
@@ -402,7 +401,7 @@ def host_config_doc(h: HostSpec, runtime: str, name: str = "") -> dict[str, Any]
         "RestartPolicy": {"Name": h.restart_policy.name, "MaximumRetryCount": h.restart_policy.maximum_retry_count},
         "AutoRemove": h.auto_remove,
         "VolumeDriver": "",
-        "VolumesFrom": None,
+        "VolumesFrom": list(h.volumes_from) or None,
         "ConsoleSize": list(h.console_size),
         "CapAdd": list(h.cap_add) or None,
         "CapDrop": list(h.cap_drop) or None,
