@@ -192,3 +192,26 @@ def test_a_killed_daemon_keeps_a_running_users_mount_and_drops_an_idle_one(  # t
     d.out("rm", runner, ender)
     d.out("volume", "rm", kept, idle)
     assert os.listdir(d.data_root / "volumes") == []
+
+
+def test_mount_volume_opt_makes_the_volume_with_those_options(daemon: Daemon, busybox: str) -> None:
+    """`--mount type=volume,volume-opt=...` (VolumeOptions.DriverConfig.Options): the volume
+    made on first use has them; a bad one is dockerd's 400 and makes nothing."""
+    name = _name("mopt")
+    spec = f"type=volume,src={name},dst=/v,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=1m"
+    try:
+        out = daemon.out("run", "--rm", "--mount", spec, busybox, "sh", "-c", "df -k /v | tail -1")
+        assert out.split()[0] == "tmpfs" and out.split()[1] == "1024"
+        (doc,) = json.loads(daemon.out("volume", "inspect", name))
+        assert doc["Options"] == {"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}
+        assert not _mounted(_mountpoint(daemon, name))  # its one user ended
+    finally:
+        daemon.docker("volume", "rm", "-f", name, check=False)
+    bad = _name("mbad")
+    result = daemon.docker("create", "--mount", f"type=volume,src={bad},dst=/v,volume-opt=colour=red", busybox, check=False)
+    assert result.returncode != 0 and f'create {bad}: invalid option: "colour"' in result.stderr.decode()
+    assert bad not in daemon.out("volume", "ls", "-q").split()
+    assert not (daemon.data_root / "volumes" / bad).exists()
+    anonymous = daemon.out("run", "--rm", "--mount", "type=volume,dst=/v,volume-opt=type=tmpfs,volume-opt=device=tmpfs",
+                           busybox, "sh", "-c", "df -k /v | tail -1")  # fmt: skip
+    assert anonymous.split()[0] == "tmpfs"

@@ -86,6 +86,16 @@ def test_api_mounts() -> None:
     assert tmpfs.options == ("size=1m", "mode=1770")  # dockerd's suffix: the largest that divides
 
 
+def test_volume_driver_options_are_kept_and_shown_back() -> None:
+    doc = {"Type": "volume", "Source": "v1", "Target": "/v",
+           "VolumeOptions": {"DriverConfig": {"Name": "local", "Options": {"type": "tmpfs", "device": "tmpfs"}}}}  # fmt: skip
+    (m,) = parse_host_config({"Mounts": [doc]}).mounts
+    assert m.volume_options == (("device", "tmpfs"), ("type", "tmpfs"))
+    assert host_config_doc(parse_host_config({"Mounts": [doc]}), "runc")["Mounts"] == [doc]
+    with pytest.raises(InvalidArgument, match='volume driver "nfsplugin" not found'):
+        parse_host_config({"Mounts": [{**doc, "VolumeOptions": {"DriverConfig": {"Name": "nfsplugin"}}}]})
+
+
 BAD_HOST = [
     ({"ShmSize": -1}, "SHM size can not be less than 0"),
     ({"Memory": 1024}, "Minimum memory limit allowed is 6MB"),

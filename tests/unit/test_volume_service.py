@@ -27,14 +27,14 @@ def test_a_claimed_volume_cannot_go_until_the_claim_ends(tmp_path: Path) -> None
         volumes, db = _service(tmp_path)
         try:
             await volumes.start()
-            async with volumes.claimed("c" * 64, [("data", {}), ("data", {})]):
+            async with volumes.claimed("c" * 64, [("data", {}, {}), ("data", {}, {})]):
                 assert (tmp_path / "volumes" / "data" / "_data").is_dir()
                 with pytest.raises(Conflict, match=r"^remove data: volume is in use - \[c{64}\]$"):
                     await volumes.remove("data", force=True)
                 assert (await volumes.prune(Filters.of({"all": ["true"]}), all_named=False)).names == ()
             assert volumes.get("data").labels is None  # made on first use: no labels, as dockerd
             assert (await volumes.prune(Filters.of({"all": ["true"]}), all_named=False)).names == ("data",)
-            async with volumes.claimed("d" * 64, [("labelled", {"k": "v"})]):
+            async with volumes.claimed("d" * 64, [("labelled", {"k": "v"}, {})]):
                 pass
             assert volumes.get("labelled").labels == {"k": "v"}
             assert not (tmp_path / "volumes" / "data").exists()

@@ -211,7 +211,7 @@ class ContainerService(Component):
         # Volumes it names are made on first use, and held in use until the container is in the
         # table: a `volume rm` or prune meanwhile is refused. The anonymous ones made for it go
         # again if the create fails (named ones stay, as dockerd's).
-        volumes = [(m.source, _volume_labels(m)) for m in spec.host.all_mounts if m.type == "volume"]
+        volumes = [(m.source, _volume_labels(m), dict(m.volume_options)) for m in spec.host.all_mounts if m.type == "volume"]
         fresh = [m.source for m in spec.host.all_mounts
                  if m.type == "volume" and m.anonymous and m.origin is not MountOrigin.VOLUMES_FROM]  # fmt: skip
         try:
@@ -228,7 +228,7 @@ class ContainerService(Component):
         image_id: str,
         runtime: str,
         warnings: tuple[str, ...],
-        volumes: list[tuple[str, dict[str, str]]],
+        volumes: list[tuple[str, dict[str, str], dict[str, str]]],
     ) -> Created:
         mode = spec.host.network_mode
         async with self._volumes.claimed(container_id, volumes):

@@ -146,15 +146,16 @@ class VolumeService:
 
     @contextlib.asynccontextmanager
     async def claimed(
-        self, container_id: str, wanted: Iterable[tuple[str, Mapping[str, str]]]
+        self, container_id: str, wanted: Iterable[tuple[str, Mapping[str, str], Mapping[str, str]]]
     ) -> AsyncIterator[None]:
-        """For a container being created: its volumes, (name, labels) pairs, made where missing
-        (labels None when none were given, as dockerd makes them on first use) and counted in
-        use until the block ends, by when the container is in the table or was not made."""
+        """For a container being created: its volumes, (name, labels, driver options), made
+        where missing (labels and options None when none were given, as dockerd makes them on
+        first use; one that exists keeps its own) and counted in use until the block ends, by
+        when the container is in the table or was not made."""
         held: list[str] = []
         try:
-            for name, labels in dict(wanted).items():
-                await self.create(CreateRequest(name, labels=labels or None))
+            for name, (labels, options) in {name: (labels, options) for name, labels, options in wanted}.items():
+                await self.create(CreateRequest(name, labels=labels or None, options=options or None))
                 self._claims.setdefault(name, []).append(container_id)
                 held.append(name)
             yield

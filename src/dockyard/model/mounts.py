@@ -42,6 +42,7 @@ class MountSpec:
     file_mode: int = 0  # TmpfsOptions.Mode
     no_copy: bool = False  # a volume: -v ...:nocopy, VolumeOptions.NoCopy
     volume_labels: tuple[tuple[str, str], ...] = ()  # VolumeOptions.Labels: for the volume made on first use
+    volume_options: tuple[tuple[str, str], ...] = ()  # VolumeOptions.DriverConfig.Options: likewise (volume-opt)
     subpath: str = ""  # VolumeOptions.Subpath / ImageOptions.Subpath: only that part of the source
     image_id: str = ""  # an image mount: the image `source` named at create (the engine fills it in)
     tmpfs_flags: tuple[str, ...] = ()  # TmpfsOptions.Options: exec / noexec
@@ -81,6 +82,7 @@ def mount_from_api(
     file_mode: int = 0,
     no_copy: bool = False,
     volume_labels: tuple[tuple[str, str], ...] = (),
+    volume_options: tuple[tuple[str, str], ...] = (),
     subpath: str = "",
     tmpfs_flags: Sequence[Sequence[str]] = (),
 ) -> MountSpec:
@@ -112,7 +114,7 @@ def mount_from_api(
         if source:  # none: an anonymous volume, named at create
             check_name(source)
         return MountSpec("volume", source, dest, read_only, "", from_api=True, no_copy=no_copy,
-                         volume_labels=volume_labels, anonymous=not source,
+                         volume_labels=volume_labels, volume_options=volume_options, anonymous=not source,
                          subpath=_check_subpath(subpath, fail) if subpath else "")  # fmt: skip
     if type == "image":
         if not source:

@@ -105,8 +105,9 @@ def _api_mount(doc: Mapping[str, Any]) -> MountSpec:
     if f.boolean(bind.get("ReadOnlyForceRecursive"), "BindOptions.ReadOnlyForceRecursive"):
         raise fail("ReadOnlyForceRecursive is not supported by this daemon")
     driver = f.obj(volume.get("DriverConfig"), "VolumeOptions.DriverConfig")
-    if f.string(driver.get("Name"), "DriverConfig.Name") not in ("", "local") or driver.get("Options"):
-        raise fail("VolumeOptions.DriverConfig is not supported yet")
+    driver_name = f.string(driver.get("Name"), "DriverConfig.Name")
+    if driver_name not in ("", "local"):  # dockerd looks for a volume plugin of that name
+        raise fail(f'volume driver "{driver_name}" not found: only the local driver is available')
     tmpfs_flags = tmpfs.get("Options")
     if tmpfs_flags is not None and not (
         isinstance(tmpfs_flags, list) and all(isinstance(o, list) and all(isinstance(v, str) for v in o) for o in tmpfs_flags)
@@ -124,6 +125,7 @@ def _api_mount(doc: Mapping[str, Any]) -> MountSpec:
         file_mode=f.integer(tmpfs.get("Mode"), "TmpfsOptions.Mode", go_type="uint32"),
         no_copy=f.boolean(volume.get("NoCopy"), "VolumeOptions.NoCopy"),
         volume_labels=tuple(sorted(f.str_map(volume.get("Labels"), "VolumeOptions.Labels").items())),
+        volume_options=tuple(sorted(f.str_map(driver.get("Options"), "DriverConfig.Options").items())),
         subpath=f.string((image if kind == "image" else volume).get("Subpath"), "Subpath"),
         tmpfs_flags=tmpfs_flags or (),
     )
@@ -365,8 +367,10 @@ def mount_request_doc(m: MountSpec) -> dict[str, Any]:
         doc["BindOptions"] = bind
     if m.type == "image" and m.subpath:
         doc["ImageOptions"] = {"Subpath": m.subpath}
-    if m.type == "volume" and (m.no_copy or m.volume_labels or m.subpath):
+    if m.type == "volume" and (m.no_copy or m.volume_labels or m.volume_options or m.subpath):
         volume: dict[str, Any] = {}
+        if m.volume_options:
+            volume["DriverConfig"] = {"Name": "local", "Options": dict(m.volume_options)}
         if m.subpath:
             volume["Subpath"] = m.subpath
         if m.no_copy:
