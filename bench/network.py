@@ -33,44 +33,17 @@ import statistics
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rawhttp import Client  # noqa: E402
+from rawhttp import Client
+from sidebyside import Host, main
 
 PREFIX = "dybench-"
 IPERF_IMAGE = "dybench-iperf:latest"
 BASE_NETS = ("10.254.250.0/30", "10.254.251.0/30")  # the bench's own veth pairs
-
-
-class Host:
-    def __init__(self, label: str, url: str, docker: str) -> None:
-        self.label, self.url = label, url
-        self.env = {**os.environ, "DOCKER_HOST": url, "DOCKER_CONFIG": tempfile.mkdtemp(prefix="dybench-cfg-")}
-        self.env.pop("DOCKER_CONTEXT", None)
-        self.docker_bin = docker
-
-    def docker(self, *args: str, check: bool = True, timeout: float = 120, input: bytes | None = None) -> str:
-        r = subprocess.run([self.docker_bin, *args], env=self.env, capture_output=True, timeout=timeout, input=input)
-        if check and r.returncode != 0:
-            raise RuntimeError(f"{self.label}: docker {' '.join(args)}: {r.stderr.decode().strip()}")
-        return r.stdout.decode().strip()
-
-    def timed(self, *args: str) -> float:
-        t0 = time.perf_counter()
-        self.docker(*args)
-        return (time.perf_counter() - t0) * 1e3
-
-    def cleanup(self) -> None:
-        ids = self.docker("ps", "-aq", "--filter", f"name={PREFIX}", check=False).split()
-        if ids:
-            self.docker("rm", "-f", *ids, check=False)
-        nets = [n for n in self.docker("network", "ls", "--format", "{{.Name}}", check=False).split() if n.startswith(PREFIX)]
-        if nets:
-            self.docker("network", "rm", *nets, check=False)
 
 
 def ms(values: list[float]) -> str:
@@ -252,40 +225,11 @@ def throughput(h: Host, args: argparse.Namespace) -> dict[str, object]:
 WORKLOADS = {"netapi": netapi, "setup": setup, "dns": dns, "throughput": throughput}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("hosts", nargs="+")
+def options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--containers", type=int, default=50)
     p.add_argument("--seconds", type=int, default=5)
-    p.add_argument("--only", default=",".join(WORKLOADS))
-    p.add_argument("--docker", default="docker")
-    p.add_argument("--json")
-    args = p.parse_args()
-    hosts = []
-    for spec in args.hosts:
-        label, _, url = spec.rpartition("=")
-        hosts.append(Host(label or url, url, args.docker))
-    report: dict[str, dict[str, object]] = {}
-    try:
-        for name in args.only.split(","):
-            for h in hosts:
-                h.cleanup()
-                try:
-                    found = WORKLOADS[name](h, args)
-                except Exception as exc:  # one host's failure is a row, not the end of the run
-                    found = {"error": str(exc)[:300]}
-                    h.cleanup()
-                for metric, value in found.items():
-                    report.setdefault(f"{name}: {metric}", {})[h.label] = value
-                    shown = ms(value) if isinstance(value, list) and value else value
-                    print(f"{h.label:10s} {name}: {metric}: {shown}", flush=True)
-    finally:
-        for h in hosts:
-            h.cleanup()
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
-    main()
+    main(__doc__ or "", WORKLOADS, options)

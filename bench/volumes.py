@@ -23,48 +23,22 @@ also after a failure):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rawhttp import Client  # noqa: E402
+from rawhttp import Client
+from sidebyside import Host, main
 
-PREFIX = "dybench-"
+PREFIX = "dybench-"  # as sidebyside.PREFIX: cleanup removes these
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 _REAL = re.compile(r"real\s+(\d+)m\s*([\d.]+)s")
-
-
-class Host:
-    def __init__(self, label: str, url: str, docker: str) -> None:
-        self.label, self.url = label, url
-        self.env = {**os.environ, "DOCKER_HOST": url, "DOCKER_CONFIG": tempfile.mkdtemp(prefix="dybench-cfg-")}
-        self.env.pop("DOCKER_CONTEXT", None)
-        self.docker_bin = docker
-
-    def run(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        r = subprocess.run([self.docker_bin, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
-        if check and r.returncode != 0:
-            raise RuntimeError(f"{self.label}: docker {' '.join(args)}: {r.stderr.strip()}")
-        return r
-
-    def docker(self, *args: str, check: bool = True) -> str:
-        return self.run(*args, check=check).stdout.strip()
-
-    def cleanup(self) -> None:
-        ids = self.docker("ps", "-aq", "--filter", f"name={PREFIX}", check=False).split()
-        if ids:
-            self.docker("rm", "-f", *ids, check=False)
-        vols = [v for v in self.docker("volume", "ls", "-q", check=False).split() if v.startswith(PREFIX)]
-        if vols:
-            self.docker("volume", "rm", "-f", *vols, check=False)
 
 
 def _mbps(time_stderr: str, mib: int) -> float:
@@ -89,9 +63,9 @@ def throughput(h: Host, args: argparse.Namespace) -> dict[str, object]:
         for _ in range(args.rounds):
             os.sync()  # each write starts with nothing dirty of the last one's
             r = h.run("run", "--rm", "-v", f"{vol}:/v", "busybox", *write, "of=/v/f")
-            out["volume write MB/s"].append(_mbps(r.stderr, args.mib))
+            out["volume write MB/s"].append(_mbps(r.stderr.decode(), args.mib))
             r = h.run("run", "--rm", "-v", f"{vol}:/v", "busybox", *read, "if=/v/f")
-            out["volume read MB/s"].append(_mbps(r.stderr, args.mib))
+            out["volume read MB/s"].append(_mbps(r.stderr.decode(), args.mib))
             os.sync()
             hr = subprocess.run([BUSYBOX, *write, f"of={host_dir}/f"], capture_output=True, text=True, check=True)
             out["host write MB/s"].append(_mbps(hr.stderr, args.mib))
@@ -139,45 +113,11 @@ def mounts(h: Host, args: argparse.Namespace) -> dict[str, object]:
 WORKLOADS = {"throughput": throughput, "mounts": mounts}
 
 
-def shown(value: object) -> object:
-    if isinstance(value, list) and value:
-        return f"median {statistics.median(value):8.1f}  min {min(value):8.1f}  max {max(value):8.1f}"
-    return value
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("hosts", nargs="+")
+def options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--mib", type=int, default=512)
     p.add_argument("--rounds", type=int, default=7, help="throughput runs of each kind")
-    p.add_argument("--only", default=",".join(WORKLOADS))
-    p.add_argument("--docker", default="docker")
-    p.add_argument("--json")
-    args = p.parse_args()
-    hosts = []
-    for spec in args.hosts:
-        label, _, url = spec.rpartition("=")
-        hosts.append(Host(label or url, url, args.docker))
-    report: dict[str, dict[str, object]] = {}
-    try:
-        for name in args.only.split(","):
-            for h in hosts:
-                h.cleanup()
-                try:
-                    found = WORKLOADS[name](h, args)
-                except Exception as exc:  # one host's failure is a row, not the end of the run
-                    found = {"error": str(exc)[:300]}
-                    h.cleanup()
-                for metric, value in found.items():
-                    report.setdefault(f"{name}: {metric}", {})[h.label] = value
-                    print(f"{h.label:10s} {name}: {metric}: {shown(value)}", flush=True)
-    finally:
-        for h in hosts:
-            h.cleanup()
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
-    main()
+    main(__doc__ or "", WORKLOADS, options)
