@@ -143,6 +143,11 @@ def test_top_finds_the_container_processes_and_only_them(
     path = f"/{PARENT}/{cid}"
     _ready(reader, path, created.pid)
     pids = reader.pids(path)
+    for _ in range(50):  # nc may be the child still, or gone with sleep not forked yet
+        if len(pids) == 2 and created.pid in pids:
+            break
+        asyncio.run(asyncio.sleep(0.1))
+        pids = reader.pids(path)
     assert created.pid in pids and len(pids) == 2  # sh and its sleep
 
     top = parse_ps(asyncio.run(run_ps(ps_arguments(""), pids)), pids)
