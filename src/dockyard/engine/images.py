@@ -598,6 +598,10 @@ class ImageService:
         finally:
             spooled.unlink(missing_ok=True)
 
+    def layer_tar(self, diff_id: str) -> SaveLayer:
+        """A layer's uncompressed tar, for save and push: its exact size and a way to read it."""
+        return SaveLayer(diff_id, self._content.size(diff_id), _opener(self._content, diff_id))
+
     def save(self, names: Sequence[str]) -> AsyncIterator[bytes]:
         """A `docker save` archive of the named images, streamed as it is written."""
         wanted: dict[str, list[str]] = {}
@@ -614,10 +618,7 @@ class ImageService:
         images = []
         for image_id, tags in wanted.items():
             image = self._images[image_id].image
-            layers = tuple(
-                SaveLayer(diff_id, self._content.size(diff_id), _opener(self._content, diff_id))
-                for diff_id in image.diff_ids
-            )
+            layers = tuple(self.layer_tar(diff_id) for diff_id in image.diff_ids)
             images.append(SaveImage(image.raw_config, image_id, tuple(dict.fromkeys(tags)), layers))
         for image_id in wanted:
             self._events.publish("image", "save", image_id, {"name": image_id})
