@@ -42,6 +42,7 @@ from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
 from dockyard.engine.networks import NetworkService
 from dockyard.engine.pulls import PullService
+from dockyard.engine.pushes import PushService
 from dockyard.engine.reconcile import Reconciler
 from dockyard.engine.restarts import RestartManager
 from dockyard.engine.rootfs import RootfsMounts
@@ -65,6 +66,7 @@ from dockyard.runtime.driver import RuntimeDriver
 from dockyard.runtime.logship import LogShipping
 from dockyard.runtime.monitor import choose_monitor
 from dockyard.runtime.seccomp import SeccompProfiles
+from dockyard.store.blobs import BlobLocations
 from dockyard.store.containers import ContainerRepository
 from dockyard.store.content import ContentStore
 from dockyard.store.db import Database
@@ -131,7 +133,10 @@ async def _compose_and_serve(
     content = ContentStore(config.data_root / "content")
     dirs = LayerDirs(config.data_root / "overlay")
     images = ImageService(ImageRepository(db), content, dirs, events, config.data_root / "tmp", table)
-    pulls = PullService(images, events, config.data_root / "downloads", config.insecure_registries)
+    locations = BlobLocations(db)
+    pulls = PullService(images, events, config.data_root / "downloads", config.insecure_registries,
+                        locations=locations)  # fmt: skip
+    pushes = PushService(images, locations, events, config.insecure_registries)
     volumes = VolumeService(VolumeRepository(db), LocalVolumes(config.data_root / "volumes"), events,
                             users_of=table.volume_users)  # fmt: skip
     await volumes.start()
@@ -192,7 +197,7 @@ async def _compose_and_serve(
     router = Router(
         [
             *system_routes.routes(system, events),
-            *image_routes.routes(images, table.count_using, pulls),
+            *image_routes.routes(images, table.count_using, pulls, pushes),
             *registry_routes.routes(pulls),
             *container_routes.routes(containers, lifecycle, logs, attachments),
             *disk_usage_routes.routes(containers, images, table.count_using, volumes),

@@ -9,7 +9,7 @@ import ipaddress
 import json
 import logging
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -260,6 +260,104 @@ class Registry:
                 raise BlobMismatch(f"blob {desc.digest}: {have} of {desc.size} bytes")
             raise BlobMismatch(f"filesystem layer verification failed for digest {desc.digest}")
 
+    # ---- push -------------------------------------------------------------------------
+
+    @property
+    def wants_basic_credentials(self) -> bool:
+        """The registry asks for Basic auth only, and there are no credentials to give it."""
+        schemes = {c.scheme for c in self._challenges}
+        return schemes == {"basic"} and not self._creds.has_basic and not self._creds.registry_token
+
+    async def _call(
+        self, method: str, url: Url | str, scopes: list[str], headers: dict[str, str] | None = None,
+        body: bytes | AsyncIterable[bytes] = b"",
+    ) -> Response:
+        """One request under /v2/ (a path) or to an upload Location (a URL); >= 400 raises."""
+        if self._base is None:
+            await self.ping()
+        if isinstance(url, str):
+            url = Url(self.base.scheme, self.base.host, self.base.port, "/v2/" + url)
+        sent = dict(headers or {})
+        auth = await self._authorization(scopes)
+        if auth and (url.host, url.port) == (self.base.host, self.base.port):
+            sent["Authorization"] = auth
+        tls = self._tls(not self._insecure) if url.scheme == "https" else None
+        response = await request(method, url, sent, body, tls=tls)
+        if response.status >= 400:
+            raw = await response.read(_MAX_ERROR_BODY)
+            errors = parse_registry_errors(raw)
+            if not errors and response.status == 401:
+                # As distribution's client: a 401 without a body (a HEAD) is "authentication required".
+                errors = [RegistryError("UNAUTHORIZED", "authentication required")]
+            raise RegistryAnswer(_describe(response, raw) if not errors else str(errors[0]), response.status, errors)
+        return response
+
+    async def blob_size(self, repository: str, digest: str) -> int | None:
+        """HEAD the blob in the repository: its size, or None when the registry lacks it."""
+        try:
+            response = await self._call("HEAD", f"{repository}/blobs/{digest}", _push_scopes(repository))
+        except RegistryAnswer as exc:
+            if exc.status == 404:
+                return None
+            raise
+        await response.close()
+        try:
+            return int(response.header("content-length"))
+        except ValueError:
+            return None
+
+    async def mount_blob(self, repository: str, digest: str, source: str) -> Url | None:
+        """Ask for a cross-repository mount: None when mounted, else the upload the registry
+        opened instead (it may not know the blob in `source`)."""
+        response = await self._call(
+            "POST", f"{repository}/blobs/uploads/?mount={digest}&from={source}",
+            [*_push_scopes(repository), f"repository:{source}:pull"],
+        )
+        await response.close()
+        if response.status == 201:
+            return None
+        return self._location(response)
+
+    async def start_upload(self, repository: str) -> Url:
+        response = await self._call("POST", f"{repository}/blobs/uploads/", _push_scopes(repository))
+        await response.close()
+        return self._location(response)
+
+    async def upload_chunks(self, repository: str, location: Url, body: AsyncIterable[bytes]) -> Url:
+        """PATCH the whole blob as one streamed request; returns where to commit it."""
+        response = await self._call(
+            "PATCH", location, _push_scopes(repository), {"Content-Type": "application/octet-stream"}, body,
+        )
+        await response.close()
+        return self._location(response) if response.header("location") else location
+
+    async def commit_upload(self, repository: str, location: Url, digest: str) -> None:
+        sep = "&" if "?" in location.target else "?"
+        url = Url(location.scheme, location.host, location.port, f"{location.target}{sep}digest={digest}")
+        response = await self._call("PUT", url, _push_scopes(repository), {"Content-Type": "application/octet-stream"})
+        await response.close()
+
+    async def cancel_upload(self, repository: str, location: Url) -> None:
+        try:
+            response = await self._call("DELETE", location, _push_scopes(repository))
+            await response.close()
+        except (RegistryAnswer, TransportError) as exc:
+            log.debug("cancelling upload %s: %s", location, exc.message)
+
+    async def put_manifest(self, repository: str, tag: str, raw: bytes, media_type: str) -> str:
+        """PUT the manifest under `tag`; returns its digest."""
+        response = await self._call(
+            "PUT", f"{repository}/manifests/{tag}", _push_scopes(repository), {"Content-Type": media_type}, raw,
+        )
+        await response.close()
+        return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+    def _location(self, response: Response) -> Url:
+        text = response.header("location")
+        if not text:
+            raise RegistryAnswer(f"{response.url}: no Location in the registry's answer", response.status, [])
+        return parse_url(text, response.url)
+
     async def login(self) -> None:
         """Check the credentials (POST /auth): /v2/ answers 200 with them."""
         await self.ping()
@@ -276,6 +374,10 @@ class Registry:
                 f"login attempt to {url} failed with status: {response.status} {_REASONS.get(response.status, '')}".rstrip(),
                 response.status, [],
             )
+
+
+def _push_scopes(repository: str) -> list[str]:
+    return [f"repository:{repository}:push,pull"]
 
 
 def _hash_file(path: Path, hasher: hashlib._Hash) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -155,10 +155,12 @@ async def request(
     method: str,
     url: Url,
     headers: Mapping[str, str] | None = None,
-    body: bytes = b"",
+    body: bytes | AsyncIterable[bytes] = b"",
     tls: ssl.SSLContext | None = None,
 ) -> Response:
-    """Send one request on a new connection and read the response's head."""
+    """Send one request on a new connection and read the response's head. A body that is
+    an async iterable is streamed with chunked transfer encoding (a blob upload whose
+    length is known only at its end), a chunk at a time as it comes."""
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
             if url.scheme == "https":
@@ -175,12 +177,19 @@ async def request(
         if "\r" in value or "\n" in value:
             raise InvalidArgument(f"invalid header value for {name}")
         lines.append(f"{name}: {value}")
-    if body or method in ("POST", "PUT", "PATCH"):
+    if not isinstance(body, bytes):
+        lines.append("Transfer-Encoding: chunked")
+    elif body or method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {len(body)}")
     parsed = _Parsed()
     parser = httptools.HttpResponseParser(parsed)
     try:
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if isinstance(body, bytes):
+            writer.write(head + body)
+        else:
+            writer.write(head)
+            await _send_chunked(writer, body)
         async with asyncio.timeout(IDLE_TIMEOUT):
             await writer.drain()
             while not parsed.head_done:
@@ -196,6 +205,15 @@ async def request(
         raise
     parsed.status = parser.get_status_code()
     return Response(url, method, parsed, parser, reader, writer)
+
+
+async def _send_chunked(writer: asyncio.StreamWriter, body: AsyncIterable[bytes]) -> None:
+    async for chunk in body:
+        if chunk:
+            writer.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
+            async with asyncio.timeout(IDLE_TIMEOUT):
+                await writer.drain()
+    writer.write(b"0\r\n\r\n")
 
 
 def _describe(exc: BaseException) -> str:

@@ -247,6 +247,16 @@ class ImageService:
             self._publish(entry.id, tuple({*self._images[entry.id].names, full}))
         self._events.publish("image", "tag", entry.id, {"name": ref.with_default_tag().familiar()})
 
+    async def add_repo_digest(self, image_id: str, ref: Reference) -> None:
+        """Name the image by a repository digest (repo@sha256:...) after a push, as pull does."""
+        full = str(ref)
+        async with self._write_lock:
+            if image_id not in self._images:
+                return  # removed while it was pushed
+            self._repo.add_image_tags([TagRow(full, image_id, times.now())])
+            self._point_tags([full], image_id)
+            self._publish(image_id, tuple({*self._images[image_id].names, full}))
+
     # ---- delete ------------------------------------------------------------------------
 
     async def remove(self, name: str, *, force: bool, prune: bool = True) -> list[DeleteRecord]:

@@ -204,3 +204,42 @@ def parse_manifest(raw: bytes, content_type: str = "") -> Manifest | Index:
         if layer.media_type not in LAYER_TYPES:
             raise InvalidArgument(f"unsupported media type {layer.media_type}")
     return Manifest(media_type, config, layers)
+
+
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+
+def _descriptor_lines(desc: Descriptor, indent: str) -> list[str]:
+    # distribution's Descriptor field order (mediaType, size, digest), each omitted when empty.
+    fields = []
+    if desc.media_type:
+        fields.append(f'"mediaType": {json.dumps(desc.media_type)}')
+    if desc.size:
+        fields.append(f'"size": {desc.size}')
+    if desc.digest:
+        fields.append(f'"digest": {json.dumps(desc.digest)}')
+    inner = indent + "   "
+    return ["{", *(inner + f + ("," if i < len(fields) - 1 else "") for i, f in enumerate(fields)), indent + "}"]
+
+
+def schema2_manifest(config: Descriptor, layers: tuple[Descriptor, ...]) -> bytes:
+    """A Docker schema 2 manifest byte for byte as dockerd pushes it: distribution's
+    schema2.FromStruct, which is Go's json.MarshalIndent with three spaces, no newline at the end."""
+    out = ["{", '   "schemaVersion": 2,', f'   "mediaType": {json.dumps(DOCKER_MANIFEST)},']
+    cfg = _descriptor_lines(config, "   ")
+    out.append('   "config": ' + cfg[0])
+    out += cfg[1:]
+    out[-1] += ","
+    if not layers:
+        out.append('   "layers": []')
+    else:
+        out.append('   "layers": [')
+        for i, layer in enumerate(layers):
+            lines = _descriptor_lines(layer, "      ")
+            lines[0] = "      " + lines[0]
+            if i < len(layers) - 1:
+                lines[-1] += ","
+            out += lines
+        out.append("   ]")
+    out.append("}")
+    return "\n".join(out).encode()

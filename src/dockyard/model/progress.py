@@ -1,4 +1,4 @@
-"""Progress of a pull (and later a push), one record per line of dockerd's JSON stream."""
+"""Progress of a pull or a push, one record per line of dockerd's JSON stream."""
 
 from __future__ import annotations
 
@@ -15,6 +15,15 @@ class Progress:
     current: int | None = None
     total: int | None = None
     detail: bool = False
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """The aux line that ends a pushed tag (dockerd's types.PushResult)."""
+
+    tag: str
+    digest: str
+    size: int
 
 
 def layer_status(status: str, layer_id: str, current: int | None = None, total: int | None = None) -> Progress:

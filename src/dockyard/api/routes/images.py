@@ -21,7 +21,7 @@ from dockyard.engine.images import ImageService
 from dockyard.errors import DockyardError, InvalidArgument
 from dockyard.model.filters import parse_filters
 from dockyard.model.manifests import Platform, parse_platform
-from dockyard.model.progress import Progress
+from dockyard.model.progress import Progress, PushResult
 from dockyard.model.references import Reference, parse_reference, parse_repository_tag
 from dockyard.model.registryauth import Credentials, decode_registry_auth
 
@@ -32,7 +32,11 @@ class Puller(Protocol):
     ) -> AsyncGenerator[Progress, None]: ...
 
 
-def routes(images: ImageService, count_users: Callable[[str], int], pulls: Puller) -> list[Route]:
+class Pusher(Protocol):
+    def push(self, ref: Reference, creds: Credentials, all_tags: bool) -> AsyncGenerator[Progress | PushResult, None]: ...
+
+
+def routes(images: ImageService, count_users: Callable[[str], int], pulls: Puller, pushes: Pusher) -> list[Route]:
 
     async def list_images(request: Request) -> Response:
         entries = images.query(parse_filters(request.arg("filters")), request.flag("all"))
@@ -72,6 +76,25 @@ def routes(images: ImageService, count_users: Callable[[str], int], pulls: Pulle
             async with contextlib.aclosing(pulling):
                 try:
                     async for p in pulling:
+                        yield json_line(progress_doc(p))
+                except DockyardError as exc:
+                    yield json_line(error_doc(exc.message))
+
+        return StreamResponse(lines())
+
+    async def push(request: Request) -> Response:
+        name, tag = request.params["name"], request.arg("tag")
+        named = parse_reference(name)
+        # No tag anywhere: every tag of the repository (`push --all-tags`).
+        all_tags = not tag and named.tag is None and named.digest is None
+        ref = named if all_tags or named.digest is not None else parse_repository_tag(name, tag)
+        creds = decode_registry_auth(request.headers.get("x-registry-auth", ""))
+        pushing = pushes.push(ref, creds, all_tags)
+
+        async def lines() -> AsyncIterator[bytes]:
+            async with contextlib.aclosing(pushing):
+                try:
+                    async for p in pushing:
                         yield json_line(progress_doc(p))
                 except DockyardError as exc:
                     yield json_line(error_doc(exc.message))
@@ -130,6 +153,7 @@ def routes(images: ImageService, count_users: Callable[[str], int], pulls: Pulle
         Route("GET", "/images/{name*}/history", history),
         Route("GET", "/images/{name*}/get", save),
         Route("POST", "/images/{name*}/tag", tag),
+        Route("POST", "/images/{name*}/push", push),
         Route("DELETE", "/images/{name*}", delete),
     ]
 

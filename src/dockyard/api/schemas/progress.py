@@ -1,13 +1,15 @@
-"""Progress records as dockerd's JSON stream lines (pull, and later push)."""
+"""Progress records as dockerd's JSON stream lines (pull, push)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from dockyard.model.progress import Progress, progress_bar
+from dockyard.model.progress import Progress, PushResult, progress_bar
 
 
-def progress_doc(p: Progress) -> dict[str, Any]:
+def progress_doc(p: Progress | PushResult) -> dict[str, Any]:
+    if isinstance(p, PushResult):
+        return {"progressDetail": {}, "aux": {"Tag": p.tag, "Digest": p.digest, "Size": p.size}}
     doc: dict[str, Any] = {"status": p.status}
     if p.detail:
         detail: dict[str, int] = {}

@@ -1,0 +1,249 @@
+"""docker push (and docker-py's push) against Debian's docker-registry on 127.0.0.1: the
+progress stream, blobs skipped and mounted, --all-tags, what pulls back, and the failures."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import tarfile
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.conftest import Daemon, busybox_rootfs_tar
+from tests.registry import DOCKER_MANIFEST, TestRegistry, layer_tar, sha256, start_registry
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[TestRegistry]:
+    reg = start_registry()
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+def _archive(repo_tag: str, layers: list[bytes], cmd: list[str] | None = None) -> tuple[bytes, str]:
+    """A `docker save` archive of one image with these layer tars; and the image id."""
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux", "created": "2025-01-02T03:04:05Z",
+        "config": {"Cmd": cmd or ["sh"], "Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [sha256(t) for t in layers]},
+        "history": [{"created": "2025-01-02T03:04:05Z", "created_by": f"layer {i}"} for i in range(len(layers))],
+    }, separators=(",", ":")).encode()  # fmt: skip
+    image_id = sha256(config)
+    members: dict[str, bytes] = {f"{image_id[7:]}.json": config}
+    names = []
+    for tar in layers:
+        name = f"{sha256(tar)[7:]}/layer.tar"
+        members[name] = tar
+        names.append(name)
+    members["manifest.json"] = json.dumps([{"Config": f"{image_id[7:]}.json", "RepoTags": [repo_tag], "Layers": names}]).encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as out:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+    return buf.getvalue(), image_id
+
+
+def _load(d: Daemon, repo_tag: str, layers: list[bytes], cmd: list[str] | None = None) -> str:
+    archive, image_id = _archive(repo_tag, layers, cmd)
+    d.docker("load", input=archive)
+    return image_id
+
+
+def _layers(seed: int) -> list[bytes]:
+    """Three layers: busybox, a random megabyte with compressible text, a small file."""
+    rng = os.urandom(1 << 20)
+    text = b"".join(b"line %d %d\n" % (seed, i) for i in range(200_000))
+    return [busybox_rootfs_tar(), layer_tar({f"data{seed}.bin": rng, "text.txt": text}),
+            layer_tar({"hello.txt": f"hello {seed}\n".encode()})]  # fmt: skip
+
+
+def _manifest(reg: TestRegistry, repo: str, ref: str) -> tuple[bytes, str]:
+    status, headers, body = reg.request("GET", f"/v2/{repo}/manifests/{ref}", headers={"Accept": DOCKER_MANIFEST})
+    assert status == 200, body
+    return body, headers["content-type"]
+
+
+def _short(digest: str) -> str:
+    return digest[7:19]
+
+
+def test_push_then_push_again(daemon: Daemon, registry: TestRegistry) -> None:
+    layers = _layers(1)
+    name = f"{registry.host}/push/one:1"
+    image_id = _load(daemon, name, layers, ["cat", "/hello.txt"])
+    out = daemon.out("push", name)
+    assert out.splitlines()[0] == f"The push refers to repository [{registry.host}/push/one]"
+    for tar in layers:
+        assert f"{_short(sha256(tar))}: Pushed" in out
+    digest_line = out.splitlines()[-1]
+    assert digest_line.startswith("1: digest: sha256:")
+    digest, size = digest_line.split()[2], int(digest_line.split()[4])
+    raw, content_type = _manifest(registry, "push/one", "1")
+    assert sha256(raw) == digest and len(raw) == size
+    assert content_type == DOCKER_MANIFEST
+    assert raw.startswith(b'{\n   "schemaVersion": 2,\n   "mediaType": "application/vnd.docker.distribution.manifest.v2+json",')
+    doc = json.loads(raw)
+    assert doc["config"] == {"mediaType": "application/vnd.docker.container.image.v1+json",
+                             "size": doc["config"]["size"], "digest": image_id}  # fmt: skip
+    # Each layer blob is gzip of exactly the layer's tar, in order, bottom first.
+    for desc, tar in zip(doc["layers"], layers, strict=True):
+        status, _, blob = registry.request("GET", f"/v2/push/one/blobs/{desc['digest']}")
+        assert status == 200 and sha256(blob) == desc["digest"] and len(blob) == desc["size"]
+        assert desc["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        assert gzip.decompress(blob) == tar
+    status, _, config = registry.request("GET", f"/v2/push/one/blobs/{image_id}")
+    assert status == 200 and sha256(config) == image_id
+    info = json.loads(daemon.out("image", "inspect", name))[0]
+    assert f"{registry.host}/push/one@{digest}" in info["RepoDigests"]
+    # Again: every layer is already there, and the manifest is the same.
+    again = daemon.out("push", name)
+    for tar in layers:
+        assert f"{_short(sha256(tar))}: Layer already exists" in again
+    assert "Pushed" not in again
+    assert again.splitlines()[-1] == digest_line
+
+
+def test_progress_stream_of_docker_py(daemon: Daemon, registry: TestRegistry) -> None:
+    layers = [layer_tar({f"f{i}": os.urandom(300_000)}) for i in range(7)]
+    name = f"{registry.host}/push/stream"
+    _load(daemon, f"{name}:v", layers)
+    lines = list(daemon.client().api.push(name, tag="v", stream=True, decode=True))
+    assert lines[0] == {"status": f"The push refers to repository [{name}]"}
+    ids = [_short(sha256(t)) for t in reversed(layers)]  # top-most first, as dockerd
+    preparing = [ln["id"] for ln in lines if ln.get("status") == "Preparing"]
+    assert preparing == ids
+    assert all(ln["progressDetail"] == {} for ln in lines if ln.get("status") == "Preparing")
+    # Five at once: the last two wait.
+    assert [ln["id"] for ln in lines if ln.get("status") == "Waiting"] == ids[5:]
+    pushing = [ln for ln in lines if ln.get("status") == "Pushing"]
+    for short, tar in zip(ids, reversed(layers), strict=True):
+        mine = [ln for ln in pushing if ln["id"] == short]
+        assert mine and mine[-1]["progressDetail"] == {"current": len(tar), "total": len(tar)}
+        assert "progress" in mine[-1]
+        assert {"status": "Pushed", "progressDetail": {}, "id": short} in lines
+    aux = lines[-1]
+    assert set(aux) == {"progressDetail", "aux"} and aux["progressDetail"] == {}
+    assert aux["aux"]["Tag"] == "v"
+    raw, _ = _manifest(registry, "push/stream", "v")
+    assert aux["aux"] == {"Tag": "v", "Digest": sha256(raw), "Size": len(raw)}
+    assert lines[-2] == {"status": f"v: digest: {sha256(raw)} size: {len(raw)}"}
+
+
+def test_mount_from_another_repository(daemon: Daemon, registry: TestRegistry) -> None:
+    layers = _layers(2)
+    first = f"{registry.host}/push/src:1"
+    _load(daemon, first, layers)
+    digest = daemon.out("push", first).splitlines()[-1].split()[2]
+    second = f"{registry.host}/push/dst:1"
+    daemon.docker("tag", first, second)
+    out = daemon.out("push", second)
+    for tar in layers:
+        assert f"{_short(sha256(tar))}: Mounted from push/src" in out
+    assert out.splitlines()[-1].split()[2] == digest  # same blobs, same manifest
+    raw, _ = _manifest(registry, "push/dst", "1")
+    assert sha256(raw) == digest
+
+
+def test_all_tags(daemon: Daemon, registry: TestRegistry) -> None:
+    repo = f"{registry.host}/push/all"
+    _load(daemon, f"{repo}:a", [layer_tar({"a": b"a\n"})])
+    _load(daemon, f"{repo}:b", [layer_tar({"b": b"b\n"})])
+    out = daemon.out("push", "--all-tags", repo)
+    assert out.count("The push refers to repository") == 1
+    assert [ln.split(":")[0] for ln in out.splitlines() if ": digest: " in ln] == ["a", "b"]
+    status, _, body = registry.request("GET", "/v2/push/all/tags/list")
+    assert status == 200 and sorted(json.loads(body)["tags"]) == ["a", "b"]
+
+
+def test_pushed_image_pulls_back_the_same(
+    daemon: Daemon, daemon_factory: Callable[..., Daemon], registry: TestRegistry
+) -> None:
+    layers = _layers(3)
+    name = f"{registry.host}/push/back:1"
+    image_id = _load(daemon, name, layers, ["cat", "/hello.txt"])
+    digest = daemon.out("push", name).splitlines()[-1].split()[2]
+    other = daemon_factory()
+    out = other.out("pull", name)
+    assert f"Digest: {digest}" in out
+    assert other.out("image", "inspect", "-f", "{{.Id}}", name) == image_id
+    assert other.out("run", "--rm", name) == "hello 3"
+    # Pulled there, pushed back from there under a new tag: HEADs only, and the very manifest.
+    other.docker("tag", name, f"{registry.host}/push/back:2")
+    again = other.out("push", f"{registry.host}/push/back:2")
+    assert "Pushed" not in again and again.count("Layer already exists") == 3
+    assert again.splitlines()[-1] == f"2: digest: {digest} size: {len(_manifest(registry, 'push/back', '1')[0])}"
+    # After rmi here, a pull brings back the same image.
+    daemon.docker("rmi", name)
+    daemon.out("pull", name)
+    assert daemon.out("image", "inspect", "-f", "{{.Id}}", name) == image_id
+
+
+def test_pulled_image_goes_back_with_its_own_manifest(daemon: Daemon, registry: TestRegistry) -> None:
+    """A registry's compact manifest (not dockerd's layout) is pushed back byte for byte."""
+    pushed = registry.push_image("push/seed", "1", [layer_tar({"s": b"seed\n"}), layer_tar({"t": os.urandom(2000)})])
+    daemon.out("pull", f"{registry.host}/push/seed:1")
+    target = f"{registry.host}/push/copy:1"
+    daemon.docker("tag", f"{registry.host}/push/seed:1", target)
+    out = daemon.out("push", target)
+    assert out.count("Mounted from push/seed") == 2
+    assert out.splitlines()[-1] == f"1: digest: {pushed.digest} size: {len(pushed.manifest)}"
+    assert _manifest(registry, "push/copy", "1")[0] == pushed.manifest
+
+
+def test_unknown_image_and_tag(daemon: Daemon, registry: TestRegistry) -> None:
+    missing = daemon.docker("push", f"{registry.host}/push/nothere:1", check=False)
+    assert missing.returncode == 1
+    assert f"The push refers to repository [{registry.host}/push/nothere]" in missing.stdout.decode()
+    assert f"An image does not exist locally with the tag: {registry.host}/push/nothere" in missing.stderr.decode()
+    _load(daemon, f"{registry.host}/push/sometag:1", [layer_tar({"x": b"x"})])
+    wrong_tag = daemon.docker("push", f"{registry.host}/push/sometag:2", check=False)
+    assert wrong_tag.returncode == 1
+    assert f"tag does not exist: {registry.host}/push/sometag:2" in wrong_tag.stderr.decode()
+    # docker-py sees the same error at the end of the stream.
+    lines = list(daemon.client().api.push(f"{registry.host}/push/nothere", tag="1", stream=True, decode=True))
+    assert lines[-1]["errorDetail"]["message"].startswith("An image does not exist locally with the tag")
+
+
+def test_unreachable_registry(daemon: Daemon) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    name = f"127.0.0.1:{port}/push/away:1"
+    _load(daemon, name, [layer_tar({"a": b"away"})])
+    failed = daemon.docker("push", name, check=False)
+    assert failed.returncode == 1
+    assert "connection refused" in failed.stderr.decode()
+
+
+def test_basic_auth(daemon: Daemon) -> None:
+    reg = start_registry(users={"pusher": "s3cret"})
+    try:
+        name = f"{reg.host}/auth/pushed:1"
+        layer = layer_tar({"secret.txt": os.urandom(5000)})
+        _load(daemon, name, [layer])
+        denied = daemon.docker("push", name, check=False)
+        assert denied.returncode == 1
+        assert "no basic auth credentials" in denied.stderr.decode()
+        lines = list(daemon.client().api.push(name.rsplit(":", 1)[0], tag="1", stream=True, decode=True,
+                                              auth_config={"username": "pusher", "password": "wrong"}))  # fmt: skip
+        assert lines[-1]["error"] == "unauthorized: authentication required"
+        # Nothing was written in the registry.
+        assert not (reg.base / "storage/docker/registry/v2/repositories/auth/pushed").exists()
+        daemon.docker("login", "-u", "pusher", "--password-stdin", reg.host, input=b"s3cret\n")
+        out = daemon.out("push", name)
+        assert f"{_short(sha256(layer))}: Pushed" in out
+        raw = reg.request("GET", "/v2/auth/pushed/manifests/1", headers={"Accept": DOCKER_MANIFEST})[2]
+        assert out.splitlines()[-1].split()[2] == "sha256:" + hashlib.sha256(raw).hexdigest()
+    finally:
+        daemon.docker("logout", reg.host, check=False)
+        reg.stop()
