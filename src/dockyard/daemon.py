@@ -137,6 +137,7 @@ async def _compose_and_serve(
     pulls = PullService(images, events, config.data_root / "downloads", config.insecure_registries,
                         locations=locations)  # fmt: skip
     pushes = PushService(images, locations, events, config.insecure_registries)
+    stack.callback(pushes.close)
     volumes = VolumeService(VolumeRepository(db), LocalVolumes(config.data_root / "volumes"), events,
                             users_of=table.volume_users)  # fmt: skip
     await volumes.start()

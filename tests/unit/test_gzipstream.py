@@ -13,7 +13,13 @@ import zlib
 import pytest
 
 from dockyard.streams import gzipstream
-from dockyard.streams.gzipstream import Compressed, crc32_combine, deflate_chunk, gzip_bytes, gzip_stream
+from dockyard.streams.gzipstream import (
+    Compressed,
+    crc32_combine,
+    deflate_chunk,
+    gzip_bytes,
+    gzip_stream,
+)
 
 
 def _mixed(n: int, seed: int = 1) -> bytes:

@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from dockyard.distribution.client import Registry, RegistryAnswer, is_insecure
@@ -81,7 +82,12 @@ class PushService:
         self._events = events
         self._insecure = tuple(insecure_registries)
         self._max_uploads = max_uploads
-        self._parallel = max(2, min(4, os.cpu_count() or 2))
+        cpus = os.cpu_count() or 2
+        self._parallel = 2  # chunks of one layer ahead of the one being sent
+        self._deflaters = ThreadPoolExecutor(max_workers=cpus, thread_name_prefix="push-deflate")
+
+    def close(self) -> None:
+        self._deflaters.shutdown(wait=False, cancel_futures=True)
 
     async def push(self, ref: Reference, creds: Credentials, all_tags: bool) -> AsyncGenerator[Line, None]:
         """Stream a push of `ref` (its tag), or of every tag of its repository."""
@@ -279,7 +285,7 @@ class PushService:
 
         try:
             location = await registry.upload_chunks(
-                target.path, location, gzip_stream(tar.open, result, progress, self._parallel)
+                target.path, location, gzip_stream(tar.open, result, progress, self._parallel, deflaters=self._deflaters)
             )
             await registry.commit_upload(target.path, location, result.digest)
         except BaseException:

@@ -16,6 +16,7 @@ import struct
 import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -29,6 +30,8 @@ _STORED_MAX = 0xFFFF
 _POLY = 0xEDB88320
 _SAMPLES = 4
 _SAMPLE = 16 << 10
+_PIECE = 64 << 10
+_PROBE = 2 << 10
 
 
 @dataclass(frozen=True)
@@ -39,14 +42,35 @@ class Deflated:
 
 
 def deflate_chunk(chunk: bytes, level: int = LEVEL) -> Deflated:
-    """One chunk as a non-final, byte-aligned piece of a deflate stream."""
+    """One chunk as a non-final, byte-aligned piece of a deflate stream. Runs of 64 KiB
+    pieces that do not shrink (random or compressed data) are stored, the rest deflated,
+    each run ended by a sync flush: a layer that mixes both costs what its text costs."""
+    crc = zlib.crc32(chunk)
     if _incompressible(chunk, level):
-        return Deflated(stored_blocks(chunk), zlib.crc32(chunk), len(chunk))
-    z = zlib.compressobj(level, zlib.DEFLATED, -15)
-    data = z.compress(chunk) + z.flush(zlib.Z_SYNC_FLUSH)
-    if len(data) >= len(chunk) + 5 * (len(chunk) // _STORED_MAX + 1):
-        data = stored_blocks(chunk)
-    return Deflated(data, zlib.crc32(chunk), len(chunk))
+        return Deflated(stored_blocks(chunk), crc, len(chunk))
+    view = memoryview(chunk)
+    kinds = [_packable(view[i : i + _PIECE], level) for i in range(0, len(chunk), _PIECE)]
+    parts: list[bytes] = []
+    first = 0
+    while first < len(kinds):
+        packable = kinds[first]
+        last = first + 1
+        while last < len(kinds) and kinds[last] == packable:
+            last += 1
+        run = view[first * _PIECE : last * _PIECE]
+        if packable:
+            z = zlib.compressobj(level, zlib.DEFLATED, -15)
+            parts.append(z.compress(run) + z.flush(zlib.Z_SYNC_FLUSH))
+        else:
+            parts.append(stored_blocks(run))
+        first = last
+    return Deflated(b"".join(parts), crc, len(chunk))
+
+
+def _packable(piece: memoryview, level: int) -> bool:
+    """Whether a sample of the piece shrinks under deflate."""
+    sample = piece[:_PROBE]
+    return len(zlib.compress(sample, level)) < len(sample) * 0.9
 
 
 def _incompressible(chunk: bytes, level: int) -> bool:
@@ -62,7 +86,7 @@ def _incompressible(chunk: bytes, level: int) -> bool:
     return True
 
 
-def stored_blocks(chunk: bytes) -> bytes:
+def stored_blocks(chunk: bytes | memoryview) -> bytes:
     """`chunk` as non-final stored blocks (header byte, LEN, NLEN, the bytes)."""
     view = memoryview(chunk)
     parts: list[bytes | memoryview] = []
@@ -140,40 +164,45 @@ class Compressed:
 
 async def gzip_stream(
     open_tar: Callable[[], BinaryIO], result: Compressed, progress: Callable[[int], None],
-    parallel: int = 4, chunk: int = CHUNK,
+    parallel: int = 4, chunk: int = CHUNK, deflaters: Executor | None = None,
 ) -> AsyncIterator[bytes]:
     """Stream the tar `open_tar()` reads as gzip: up to `parallel` chunks deflate at once in
-    threads, pieces come out in order. `progress(n)` is told the tar bytes read so far;
-    `result` gets the compressed size and sha256 digest at the end."""
+    threads, pieces come out in order, each hashed in a thread while the caller sends it.
+    `progress(n)` is told the tar bytes read so far; `result` gets the compressed size and
+    sha256 digest at the end. `deflaters` runs the deflating (the loop's default executor
+    if None): one pool as wide as the CPUs, shared by all layers, keeps them from crowding it."""
     loop = asyncio.get_running_loop()
     hasher = hashlib.sha256(HEADER)
     src = await asyncio.to_thread(open_tar)
+    pending: deque[asyncio.Future[Deflated]] = deque()
+    hashing: asyncio.Future[None] | None = None
     try:
-        pending: deque[asyncio.Future[Deflated]] = deque()
         crc = 0
         total = 0
         eof = False
         yield HEADER
         size = len(HEADER)
-        while not eof or pending:
+        while True:
             while not eof and len(pending) < parallel:
                 data = await asyncio.to_thread(src.read, chunk)
                 if not data:
                     eof = True
                     break
-                pending.append(loop.run_in_executor(None, deflate_chunk, data))
+                pending.append(loop.run_in_executor(deflaters, deflate_chunk, data))
             if not pending:
                 break
             d = await pending.popleft()
             crc = crc32_combine(crc, d.crc, d.length)
             total += d.length
-            if len(d.data) > 1 << 16:
-                await asyncio.to_thread(hasher.update, d.data)
-            else:
-                hasher.update(d.data)
             size += len(d.data)
+            if hashing is not None:
+                await hashing
+            hashing = loop.run_in_executor(None, hasher.update, d.data)
             progress(total)
             yield d.data
+        if hashing is not None:
+            await hashing
+            hashing = None
         tail = trailer(crc, total)
         hasher.update(tail)
         size += len(tail)
@@ -183,4 +212,6 @@ async def gzip_stream(
     finally:
         for fut in pending:
             fut.cancel()
+        if hashing is not None:
+            await asyncio.wait([hashing])
         await asyncio.to_thread(src.close)
