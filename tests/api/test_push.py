@@ -247,3 +247,23 @@ def test_basic_auth(daemon: Daemon) -> None:
     finally:
         daemon.docker("logout", reg.host, check=False)
         reg.stop()
+
+
+def test_registry_error_5xx(daemon: Daemon) -> None:
+    """A registry whose storage fails answers 500: the push stops with its error on the stream."""
+    reg = start_registry()
+    try:
+        (reg.base / "storage" / "docker").write_text("not a directory")  # every write now fails
+        name = f"{reg.host}/broken/x:1"
+        _load(daemon, name, [layer_tar({"b": b"broken"})])
+        failed = daemon.docker("push", name, check=False)
+        assert failed.returncode == 1
+        assert "Preparing" in failed.stdout.decode()
+        err = failed.stderr.decode().strip()
+        assert err == "unknown: unknown error"  # distribution's errcode for a storage failure
+        assert "Pushed" not in failed.stdout.decode()
+        lines = list(daemon.client().api.push(f"{reg.host}/broken/x", tag="1", stream=True, decode=True))
+        assert lines[-1] == {"errorDetail": {"message": err}, "error": err}
+        assert not any("aux" in ln for ln in lines)
+    finally:
+        reg.stop()

@@ -98,3 +98,41 @@ def test_stream_of_an_empty_tar() -> None:
     out = asyncio.run(run())
     assert gzip.decompress(out) == b""
     assert result.digest == "sha256:" + hashlib.sha256(out).hexdigest()
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that answers each read with a few bytes less than asked."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        n = len(self._data) - self._pos if n < 0 else max(1, n // 3)
+        out = bytes(self._data[self._pos : self._pos + n])
+        self._pos += len(out)
+        return out
+
+
+def test_short_reads_do_not_change_the_bytes() -> None:
+    data = _mixed(3 << 20, seed=11)
+    result = Compressed()
+
+    async def run() -> bytes:
+        stream = gzip_stream(lambda: _Trickle(data), result, lambda n: None, chunk=1 << 20)  # type: ignore[arg-type,return-value]
+        return b"".join([p async for p in stream])
+
+    assert asyncio.run(run()) == gzip_bytes(data, chunk=1 << 20)
+
+
+def test_mixed_chunk_stores_its_random_pieces() -> None:
+    text = b"".join(b"row %d of a table\n" % i for i in range(4000))[: 64 << 10]
+    noise = os.urandom(64 << 10)
+    chunk = (noise + text) * 32  # 4 MiB: half random, in 64 KiB pieces
+    piece = deflate_chunk(chunk)
+    # The random half goes as stored blocks (its size plus headers), the text shrinks.
+    assert len(noise) * 32 < len(piece.data) < len(noise) * 32 + len(text) * 32 // 4
+    assert zlib.decompressobj(-15).decompress(piece.data + gzipstream.FINAL_BLOCK) == chunk

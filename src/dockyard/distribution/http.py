@@ -210,7 +210,10 @@ async def request(
 async def _send_chunked(writer: asyncio.StreamWriter, body: AsyncIterable[bytes]) -> None:
     async for chunk in body:
         if chunk:
-            writer.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
+            # Three writes, not writelines: that would copy the chunk into one joined buffer.
+            writer.write(b"%x\r\n" % len(chunk))
+            writer.write(chunk)
+            writer.write(b"\r\n")
             async with asyncio.timeout(IDLE_TIMEOUT):
                 await writer.drain()
     writer.write(b"0\r\n\r\n")

@@ -28,8 +28,6 @@ HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff"
 FINAL_BLOCK = b"\x01\x00\x00\xff\xff"
 _STORED_MAX = 0xFFFF
 _POLY = 0xEDB88320
-_SAMPLES = 4
-_SAMPLE = 16 << 10
 _PIECE = 64 << 10
 _PROBE = 2 << 10
 
@@ -46,8 +44,6 @@ def deflate_chunk(chunk: bytes, level: int = LEVEL) -> Deflated:
     pieces that do not shrink (random or compressed data) are stored, the rest deflated,
     each run ended by a sync flush: a layer that mixes both costs what its text costs."""
     crc = zlib.crc32(chunk)
-    if _incompressible(chunk, level):
-        return Deflated(stored_blocks(chunk), crc, len(chunk))
     view = memoryview(chunk)
     kinds = [_packable(view[i : i + _PIECE], level) for i in range(0, len(chunk), _PIECE)]
     parts: list[bytes] = []
@@ -71,19 +67,6 @@ def _packable(piece: memoryview, level: int) -> bool:
     """Whether a sample of the piece shrinks under deflate."""
     sample = piece[:_PROBE]
     return len(zlib.compress(sample, level)) < len(sample) * 0.9
-
-
-def _incompressible(chunk: bytes, level: int) -> bool:
-    """Whether samples spread over the chunk all fail to shrink: random or already
-    compressed data, which deflate would take ten times longer to not compress."""
-    if len(chunk) < _SAMPLES * _SAMPLE * 4:
-        return False
-    step = len(chunk) // _SAMPLES
-    for i in range(_SAMPLES):
-        sample = chunk[i * step : i * step + _SAMPLE]
-        if len(zlib.compress(sample, level)) < len(sample) * 0.97:
-            return False
-    return True
 
 
 def stored_blocks(chunk: bytes | memoryview) -> bytes:
@@ -154,6 +137,20 @@ def gzip_bytes(data: bytes, chunk: int = CHUNK) -> bytes:
     return b"".join(out)
 
 
+def _read_full(src: BinaryIO, n: int) -> bytes:
+    """Exactly `n` bytes unless the stream ends first: chunk boundaries, and so the output,
+    must not depend on how a stream (a pipe, a reassembled tar) happens to cut its reads."""
+    data = src.read(n)
+    if len(data) == n or not data:
+        return data
+    parts = [data]
+    have = len(data)
+    while have < n and (more := src.read(n - have)):
+        parts.append(more)
+        have += len(more)
+    return b"".join(parts)
+
+
 @dataclass
 class Compressed:
     """What a compression streamed: filled in as it goes, final once the stream ended."""
@@ -184,7 +181,7 @@ async def gzip_stream(
         size = len(HEADER)
         while True:
             while not eof and len(pending) < parallel:
-                data = await asyncio.to_thread(src.read, chunk)
+                data = await asyncio.to_thread(_read_full, src, chunk)
                 if not data:
                     eof = True
                     break
