@@ -233,7 +233,7 @@ class PushService:
                 opened = await target.registry.mount_blob(target.path, candidate.digest, candidate.repository)
                 if opened is None:
                     emit(layer_status(f"Mounted from {candidate.repository}", short))
-                    desc = Descriptor(DOCKER_LAYER, candidate.digest, candidate.size)
+                    desc = Descriptor(_layer_type(candidate), candidate.digest, candidate.size)
                     self._remember(diff_id, desc, target)
                     remote[diff_id] = desc
                     return desc
@@ -262,7 +262,7 @@ class PushService:
                 if (candidate.registry, candidate.repository) == (target.domain, target.path):
                     self._locations.remove(candidate)
                 continue
-            desc = Descriptor(DOCKER_LAYER, candidate.digest, size)
+            desc = Descriptor(_layer_type(candidate), candidate.digest, size)
             self._remember(diff_id, desc, target)
             emit(layer_status("Layer already exists", _short(diff_id)))
             return desc
@@ -320,6 +320,14 @@ def _unique_sources(locations: list[BlobLocation]) -> list[BlobLocation]:
             seen.add((loc.digest, loc.repository))
             out.append(loc)
     return out
+
+
+def _layer_type(location: BlobLocation) -> str:
+    """A gzip blob is a schema 2 layer whatever its pull called it (as dockerd sets it);
+    a zstd or plain tar blob keeps its own type."""
+    if location.media_type in ("", DOCKER_LAYER) or location.media_type.endswith("tar+gzip"):
+        return DOCKER_LAYER
+    return location.media_type
 
 
 def _short(digest: str) -> str:
