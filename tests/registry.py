@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import zstandard
 
 REGISTRY_BINARY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -139,9 +140,10 @@ class TestRegistry:
         config_digest = self.put_blob(repo, config)
         descs = []
         for tar in layers:
-            blob = gzip.compress(tar, mtime=0) if compress == "gzip" else tar
+            blob = {"gzip": lambda: gzip.compress(tar, mtime=0), "zstd": lambda: zstandard.ZstdCompressor().compress(tar),
+                    "none": lambda: tar}[compress]()  # fmt: skip
             if oci:
-                media = "application/vnd.oci.image.layer.v1.tar+gzip" if compress == "gzip" else "application/vnd.oci.image.layer.v1.tar"
+                media = "application/vnd.oci.image.layer.v1.tar" + ("" if compress == "none" else f"+{compress}")
             else:
                 media = "application/vnd.docker.image.rootfs.diff.tar.gzip"
             descs.append({"mediaType": media, "digest": self.put_blob(repo, blob), "size": len(blob)})
