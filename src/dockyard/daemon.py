@@ -31,6 +31,7 @@ from dockyard.engine.bundles import ContainerFiles
 from dockyard.engine.commits import CommitService
 from dockyard.engine.connections import Connections
 from dockyard.engine.containers import ContainerService
+from dockyard.engine.distributions import DistributionService
 from dockyard.engine.endpoints import Endpoints
 from dockyard.engine.events import EventBus
 from dockyard.engine.execs import ExecService
@@ -193,7 +194,7 @@ async def _compose_and_serve(
         [
             *system_routes.routes(system, events),
             *image_routes.routes(images, table.count_using, pulls),
-            *registry_routes.routes(pulls),
+            *registry_routes.routes(pulls, DistributionService(pulls.registry)),
             *container_routes.routes(containers, lifecycle, logs, attachments),
             *disk_usage_routes.routes(containers, images, table.count_using, volumes),
             *process_routes.routes(stats),
