@@ -41,6 +41,7 @@ MAX_CONFIG_BYTES = 8 << 20
 
 # Attestation manifests (BuildKit's provenance/SBOM) name their subject with this annotation.
 _REFERENCE_TYPE = "vnd.docker.reference.type"
+_REFERENCE_DIGEST = "vnd.docker.reference.digest"
 
 
 class ManifestKind(enum.Enum):
@@ -65,7 +66,20 @@ class Descriptor:
     digest: str
     size: int
     platform: Platform | None = None
-    attestation: bool = False
+    annotations: tuple[tuple[str, str], ...] = ()  # as the document lists them
+
+    def annotation(self, key: str) -> str:
+        return next((v for k, v in self.annotations if k == key), "")
+
+    @property
+    def attestation(self) -> bool:
+        """BuildKit's provenance/SBOM manifests in an index: kept and listed, never run."""
+        return self.annotation(_REFERENCE_TYPE) == "attestation-manifest"
+
+    @property
+    def attests(self) -> str:
+        """The manifest digest an attestation is about."""
+        return self.annotation(_REFERENCE_DIGEST)
 
 
 @dataclass(frozen=True)
@@ -165,9 +179,11 @@ def _descriptor(doc: Any, what: str) -> Descriptor:
     p = doc.get("platform")
     if isinstance(p, dict):
         platform = Platform(str(p.get("os") or ""), str(p.get("architecture") or ""), str(p.get("variant") or ""))
-    annotations = doc.get("annotations")
-    attestation = isinstance(annotations, dict) and annotations.get(_REFERENCE_TYPE) == "attestation-manifest"
-    return Descriptor(str(doc.get("mediaType") or ""), digest, size, platform, attestation)
+    raw_annotations = doc.get("annotations")
+    annotations = tuple(
+        (str(k), str(v)) for k, v in (raw_annotations.items() if isinstance(raw_annotations, dict) else ())
+    )
+    return Descriptor(str(doc.get("mediaType") or ""), digest, size, platform, annotations)
 
 
 def parse_manifest(raw: bytes, content_type: str = "") -> Manifest | Index:
