@@ -92,3 +92,40 @@ def test_images_without_a_manifest_and_old_clients(daemon: Daemon) -> None:
     old = docker.APIClient(base_url=daemon.host, version="1.46")
     [summary] = [s for s in old.get(old._url("/images/json"), params={"manifests": 1}).json() if s["RepoTags"] == ["plain:1"]]
     assert "Manifests" not in summary and "Descriptor" not in summary
+
+
+def test_platform_on_inspect_history_and_rmi(daemon: Daemon, registry: TestRegistry) -> None:
+    repo = "multi/pick"
+    amd = registry.push_image(repo, "amd64", [busybox_rootfs_tar()], arch="amd64", oci=True)
+    arm = registry.push_image(repo, "arm64", [layer_tar({"arm": b"64"})], arch="arm64", oci=True)
+    registry.push_index(repo, "1", [(amd, "linux/amd64"), (arm, "linux/arm64/v8")])
+    name = f"{registry.host}/{repo}:1"
+    daemon.docker("pull", "--platform", "linux/arm64", name)
+    daemon.docker("pull", name)  # the tag moves to amd64; the arm64 image stays, untagged
+    fmt = ["-f", "{{.Id}} {{.Architecture}}"]
+    assert daemon.out("image", "inspect", *fmt, name) == f"{amd.config_digest} amd64"
+    assert daemon.out("image", "inspect", "--platform", "linux/arm64", *fmt, name) == f"{arm.config_digest} arm64"
+    assert daemon.out("image", "inspect", "--platform", "linux/amd64", *fmt, name) == f"{amd.config_digest} amd64"
+    history = daemon.out("history", "--platform", "linux/arm64", "--no-trunc", "-q", name).splitlines()
+    assert history[0] == arm.config_digest
+
+    missing = daemon.docker("image", "inspect", "--platform", "linux/s390x", name, check=False)
+    assert missing.returncode == 1
+    assert (f"image with reference {name} was found but its platform (linux/amd64) does not match "
+            "the specified platform (linux/s390x)") in missing.stderr.decode()  # fmt: skip
+
+    api = daemon.client().api
+    bad = api.get(api._url("/images/{0}/json", name), params={"platform": '{"os":"linux"}'})
+    assert bad.status_code == 400 and "both OS and Architecture must be provided" in bad.json()["message"]
+    both = api.get(api._url("/images/{0}/json", name), params={"platform": '{"os":"linux","architecture":"arm64"}', "manifests": 1})
+    assert both.status_code == 400 and "conflicting options" in both.json()["message"]
+    two = api.delete(api._url("/images/{0}", name), params={"platforms": ['{"os":"linux","architecture":"arm64"}',
+                                                                         '{"os":"linux","architecture":"amd64"}']})
+    assert two.status_code == 400 and two.json()["message"] == "multiple platforms are not supported"
+
+    # rmi --platform removes that platform's image and leaves the tagged one.
+    out = daemon.out("rmi", "--platform", "linux/arm64", name)
+    assert f"Deleted: {arm.config_digest}" in out
+    assert daemon.docker("image", "inspect", arm.config_digest, check=False).returncode == 1
+    assert daemon.out("image", "inspect", *fmt, name) == f"{amd.config_digest} amd64"
+    assert api.get(api._url("/images/{0}/json", name), params={"manifests": 1}).json()["Manifests"][1]["Available"] is False

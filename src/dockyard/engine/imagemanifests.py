@@ -8,9 +8,17 @@ import logging
 from collections.abc import Sequence
 
 from dockyard.engine.images import ImageEntry, ImageService, ImageUsers
-from dockyard.errors import DockyardError
+from dockyard.errors import DockyardError, NotFound
 from dockyard.model.imagemanifests import LocalImage, ManifestSummary, summaries
-from dockyard.model.manifests import Descriptor, Index, Manifest, Platform, parse_manifest
+from dockyard.model.manifests import (
+    Descriptor,
+    Index,
+    Manifest,
+    Platform,
+    matches,
+    normalize_platform,
+    parse_manifest,
+)
 from dockyard.store.content import ContentStore
 
 log = logging.getLogger(__name__)
@@ -42,6 +50,30 @@ class ImageManifests:
         if found is None:
             return ()
         return summaries(found[0], found[1], self._local)
+
+    def resolve(self, name: str, wanted: Platform | None) -> ImageEntry:
+        """The image `name` means for one platform (inspect, history, rmi --platform): the
+        named image if it is of that platform, else the local image of that platform's
+        manifest in the index the named one came by; dockerd's NotFound otherwise."""
+        entry = self._images.resolve(name)
+        if wanted is None:
+            return entry
+        image = entry.image
+        actual = Platform(image.os, image.architecture, image.variant)
+        if matches(wanted, actual):
+            return entry
+        found = self.target(entry)
+        if found is not None and isinstance(found[1], Index):
+            for d in found[1].manifests:
+                if d.platform is None or d.attestation or not matches(wanted, d.platform):
+                    continue
+                local = self._local(d.digest)
+                if local is not None:
+                    return self._images.get(local.manifest.config.digest)
+        raise NotFound(
+            f"image with reference {name} was found but its platform ({normalize_platform(actual)}) "
+            f"does not match the specified platform ({normalize_platform(wanted)})"
+        )
 
     def sweep(self) -> None:
         """Forget the documents no image's repository digest reaches any more (a removed

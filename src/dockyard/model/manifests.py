@@ -131,6 +131,23 @@ def parse_platform(text: str) -> Platform:
     return normalize_platform(Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else ""))
 
 
+def decode_platform(text: str) -> Platform:
+    """The JSON ocispec.Platform of `platform=`/`platforms=` on inspect, history, rmi, save
+    and load (API 1.48+), checked as dockerd's httputils.DecodePlatform checks it."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"failed to parse platform: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidArgument("failed to parse platform: not a JSON object")
+    os_name, arch, variant = (str(doc.get(k) or "") for k in ("os", "architecture", "variant"))
+    if not os_name and not arch and (variant or doc.get("os.version") or doc.get("os.features")):
+        raise InvalidArgument("optional platform fields provided, but OS and Architecture are missing")
+    if not os_name or not arch:
+        raise InvalidArgument("both OS and Architecture must be provided")
+    return Platform(os_name, arch, variant)
+
+
 def matches(wanted: Platform, offered: Platform) -> bool:
     w, o = normalize_platform(wanted), normalize_platform(offered)
     return w.os == o.os and w.architecture == o.architecture and (not w.variant or w.variant == o.variant)

@@ -22,7 +22,14 @@ from dockyard.engine.images import ImageEntry, ImageService
 from dockyard.errors import DockyardError, InvalidArgument
 from dockyard.model.filters import parse_filters
 from dockyard.model.imagemanifests import ManifestSummary
-from dockyard.model.manifests import Descriptor, Index, Manifest, Platform, parse_platform
+from dockyard.model.manifests import (
+    Descriptor,
+    Index,
+    Manifest,
+    Platform,
+    decode_platform,
+    parse_platform,
+)
 from dockyard.model.progress import Progress
 from dockyard.model.references import Reference, parse_reference, parse_repository_tag
 from dockyard.model.registryauth import Credentials, decode_registry_auth
@@ -38,6 +45,8 @@ class Manifests(Protocol):
     def target(self, entry: ImageEntry) -> tuple[Descriptor, Manifest | Index] | None: ...
 
     def summaries(self, entry: ImageEntry) -> tuple[ManifestSummary, ...]: ...
+
+    def resolve(self, name: str, wanted: Platform | None) -> ImageEntry: ...
 
 
 def routes(images: ImageService, count_users: Callable[[str], int], pulls: Puller, manifests: Manifests) -> list[Route]:
@@ -59,12 +68,22 @@ def routes(images: ImageService, count_users: Callable[[str], int], pulls: Pulle
             multi_platform(request, e, schema.summary_doc(e, count_users(e.id)), listed=True) for e in entries
         ])  # fmt: skip
 
+    def one_platform(request: Request, since: str) -> Platform | None:
+        """`platform=` (an ocispec.Platform in JSON) on inspect (1.49) and history (1.48)."""
+        if not request.arg("platform") or not at_least(request.api_version, since):
+            return None
+        return decode_platform(request.arg("platform"))
+
     async def inspect(request: Request) -> Response:
-        entry = images.resolve(request.params["name"])
+        wanted = one_platform(request, "1.49")
+        if wanted is not None and request.flag("manifests") and at_least(request.api_version, "1.48"):
+            raise InvalidArgument("conflicting options: manifests and platform options cannot both be set")
+        entry = manifests.resolve(request.params["name"], wanted)
         return JsonResponse(multi_platform(request, entry, schema.inspect_doc(entry, images.diff_dirs(entry.id)), listed=False))
 
     async def history(request: Request) -> Response:
-        return JsonResponse(schema.history_doc(images.resolve(request.params["name"])))
+        entry = manifests.resolve(request.params["name"], one_platform(request, "1.48"))
+        return JsonResponse(schema.history_doc(entry))
 
     async def tag(request: Request) -> Response:
         repo = request.arg("repo")
@@ -74,9 +93,16 @@ def routes(images: ImageService, count_users: Callable[[str], int], pulls: Pulle
         return EmptyResponse(201)
 
     async def delete(request: Request) -> Response:
-        records = await images.remove(
-            request.params["name"], force=request.flag("force"), prune=not request.flag("noprune")
-        )
+        name = request.params["name"]
+        wanted = [decode_platform(p) for p in request.args("platforms")] if at_least(request.api_version, "1.50") else []
+        if len(wanted) > 1:
+            raise InvalidArgument("multiple platforms are not supported")
+        if wanted:
+            # Another platform's image of the same index is removed by its ID; the named one as named.
+            entry = manifests.resolve(name, wanted[0])
+            if entry.id != images.resolve(name).id:
+                name = entry.id
+        records = await images.remove(name, force=request.flag("force"), prune=not request.flag("noprune"))
         return JsonResponse(schema.delete_doc(records))
 
     async def pull(request: Request) -> Response:
