@@ -31,12 +31,14 @@ from dockyard.engine.bundles import ContainerFiles
 from dockyard.engine.commits import CommitService
 from dockyard.engine.connections import Connections
 from dockyard.engine.containers import ContainerService
+from dockyard.engine.distributions import DistributionService
 from dockyard.engine.endpoints import Endpoints
 from dockyard.engine.events import EventBus
 from dockyard.engine.execs import ExecService
 from dockyard.engine.exits import ExitMonitor
 from dockyard.engine.firewalling import Firewalling
 from dockyard.engine.health import HealthMonitor
+from dockyard.engine.imagemanifests import ImageManifests
 from dockyard.engine.images import ImageService
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
@@ -133,10 +135,12 @@ async def _compose_and_serve(
     content = ContentStore(config.data_root / "content")
     dirs = LayerDirs(config.data_root / "overlay")
     images = ImageService(ImageRepository(db), content, dirs, events, config.data_root / "tmp", table)
+    manifests = ImageManifests(ContentStore(config.data_root / "manifests"), images, table)
+    await asyncio.to_thread(manifests.sweep)
     locations = BlobLocations(db)
-    pulls = PullService(images, events, config.data_root / "downloads", config.insecure_registries,
+    pulls = PullService(images, manifests, events, config.data_root / "downloads", config.insecure_registries,
                         locations=locations)  # fmt: skip
-    pushes = PushService(images, locations, events, config.insecure_registries)
+    pushes = PushService(images, manifests, locations, events, config.insecure_registries)
     stack.callback(pushes.close)
     volumes = VolumeService(VolumeRepository(db), LocalVolumes(config.data_root / "volumes"), events,
                             users_of=table.volume_users)  # fmt: skip
@@ -198,8 +202,8 @@ async def _compose_and_serve(
     router = Router(
         [
             *system_routes.routes(system, events),
-            *image_routes.routes(images, table.count_using, pulls, pushes),
-            *registry_routes.routes(pulls),
+            *image_routes.routes(images, table.count_using, pulls, manifests, pushes),
+            *registry_routes.routes(pulls, DistributionService(pulls.registry)),
             *container_routes.routes(containers, lifecycle, logs, attachments),
             *disk_usage_routes.routes(containers, images, table.count_using, volumes),
             *process_routes.routes(stats),

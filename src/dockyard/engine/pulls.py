@@ -23,6 +23,7 @@ from pathlib import Path
 from dockyard.distribution.client import Fetched, Registry, RegistryAnswer, is_insecure
 from dockyard.distribution.http import TransportError
 from dockyard.engine.events import EventBus
+from dockyard.engine.imagemanifests import ImageManifests
 from dockyard.engine.images import ImageService
 from dockyard.errors import DockyardError, Internal, InvalidArgument, NotFound, Unauthorized
 from dockyard.layers.overlay import chain_id
@@ -42,7 +43,7 @@ from dockyard.model.manifests import (
 from dockyard.model.progress import Progress, layer_status
 from dockyard.model.references import Reference
 from dockyard.model.registryauth import Credentials
-from dockyard.store.blobs import BlobLocation, BlobLocations, PulledManifest
+from dockyard.store.blobs import BlobLocation, BlobLocations
 from dockyard.store.images import LayerRow
 
 log = logging.getLogger(__name__)
@@ -65,16 +66,17 @@ class Resolved:
     digest: str
     manifest: Manifest
     raw_config: bytes
-    manifest_raw: bytes = b""  # the image manifest's own bytes (the chosen one, for an index)
-    manifest_digest: str = ""
+    documents: tuple[bytes, ...]  # as the registry served them: the index (if any), the manifest
 
 
 class PullService:
     def __init__(
-        self, images: ImageService, events: EventBus, downloads: Path, insecure_registries: Sequence[str] = (),
-        max_downloads: int = MAX_CONCURRENT_DOWNLOADS, locations: BlobLocations | None = None,
+        self, images: ImageService, manifests: ImageManifests, events: EventBus, downloads: Path,
+        insecure_registries: Sequence[str] = (), max_downloads: int = MAX_CONCURRENT_DOWNLOADS,
+        locations: BlobLocations | None = None,
     ) -> None:
         self._images = images
+        self._manifests = manifests
         self._locations = locations  # where each layer's blob was seen, for push
         self._events = events
         self._downloads = downloads  # kept across restarts: partial blobs resume from here
@@ -122,7 +124,6 @@ class PullService:
         if ref.digest is not None and top.digest != ref.digest:
             raise InvalidArgument(f"manifest verification failed for digest {ref.digest}")
         parsed = parse_manifest(top.raw, top.content_type)
-        image_manifest = top
         if isinstance(parsed, Index):
             chosen = choose(parsed, wanted or host_platform())
             one: Fetched = await registry.manifest(ref.path, chosen.digest)
@@ -132,9 +133,10 @@ class PullService:
             if not isinstance(inner, Manifest):
                 raise InvalidArgument(f"manifest {chosen.digest}: an index inside an index is not supported")
             manifest = inner
-            image_manifest = one
+            documents: tuple[bytes, ...] = (top.raw, one.raw)
         else:
             manifest = parsed
+            documents = (top.raw,)
         raw_config = await registry.blob_bytes(ref.path, manifest.config, MAX_CONFIG_BYTES)
         image = parse_image_config(raw_config, manifest.config.digest)
         if len(image.diff_ids) != len(manifest.layers):
@@ -148,7 +150,7 @@ class PullService:
                     f"image with reference {ref.familiar()} was found but does not match the specified "
                     f"platform: wanted {normalize_platform(wanted)}, actual: {normalize_platform(actual)}"
                 )
-        return Resolved(top.digest, manifest, raw_config, image_manifest.raw, image_manifest.digest)
+        return Resolved(top.digest, manifest, raw_config, documents)
 
     async def _stream(
         self, registry: Registry, named: Reference, refs: list[Reference], first: Resolved, wanted: Platform | None,
@@ -214,6 +216,7 @@ class PullService:
             with _unwrapped():
                 await self._fetch_and_unpack(registry, ref, image.diff_ids, chains, layers, missing, files, new_rows, emit)
             refs = [ref, ref.repository().with_digest(resolved.digest)] if ref.digest is None else [ref]
+            await asyncio.to_thread(self._manifests.record, resolved.documents)
             entry, moved = await self._images.commit_pulled(new_rows, resolved.raw_config, refs)
         except BaseException:
             await self._images.discard_layers(new_rows)
@@ -221,26 +224,22 @@ class PullService:
         finally:
             for path in files.values():
                 path.unlink(missing_ok=True)
-        self._remember(ref, image.diff_ids, resolved, entry.id)
+        self._remember(ref, image.diff_ids, resolved.manifest.layers)
         emit(Progress(f"Digest: {resolved.digest}"))
         name = ref.familiar()
         self._events.publish("image", "pull", name, {"name": name})
         log.info("pulled %s (%s): %d new layers", name, entry.id, len(new_rows))
         return moved or bool(new_rows)
 
-    def _remember(self, ref: Reference, diff_ids: Sequence[str], resolved: Resolved, image_id: str) -> None:
-        """Which blob each layer is in this repository, and the manifest: a push back reuses both."""
-        if self._locations is None:
-            return
-        self._locations.add(
-            [BlobLocation(d, layer.digest, layer.size, layer.media_type, ref.domain, ref.path)
-             for d, layer in zip(diff_ids, resolved.manifest.layers, strict=True)],
-            times.now(),
-        )  # fmt: skip
-        if resolved.manifest_raw:
-            self._locations.add_manifest(
-                PulledManifest(resolved.manifest_digest, image_id, resolved.manifest.media_type, resolved.manifest_raw)
-            )
+    def _remember(self, ref: Reference, diff_ids: Sequence[str], layers: Sequence[Descriptor]) -> None:
+        """Which blob each layer is in this repository: a push there, or to another repository
+        of the registry, HEADs or mounts it instead of uploading."""
+        if self._locations is not None:
+            self._locations.add(
+                [BlobLocation(d, layer.digest, layer.size, layer.media_type, ref.domain, ref.path)
+                 for d, layer in zip(diff_ids, layers, strict=True)],
+                times.now(),
+            )  # fmt: skip
 
     async def _fetch_and_unpack(
         self, registry: Registry, ref: Reference, diff_ids: Sequence[str], chains: list[str],

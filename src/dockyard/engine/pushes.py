@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from dockyard.distribution.client import Registry, RegistryAnswer, is_insecure
 from dockyard.distribution.http import TransportError, Url
 from dockyard.engine.events import EventBus
-from dockyard.engine.images import ImageService
+from dockyard.engine.imagemanifests import ImageManifests
+from dockyard.engine.images import ImageEntry, ImageService
 from dockyard.errors import DockyardError, Internal, InvalidArgument, NotFound, Unauthorized
 from dockyard.model import times
-from dockyard.model.images import Image
 from dockyard.model.manifests import (
     DOCKER_CONFIG,
     DOCKER_LAYER,
@@ -74,10 +74,11 @@ class _Target:
 
 class PushService:
     def __init__(
-        self, images: ImageService, locations: BlobLocations, events: EventBus,
+        self, images: ImageService, manifests: ImageManifests, locations: BlobLocations, events: EventBus,
         insecure_registries: Sequence[str] = (), max_uploads: int = MAX_CONCURRENT_UPLOADS,
     ) -> None:
         self._images = images
+        self._manifests = manifests
         self._locations = locations
         self._events = events
         self._insecure = tuple(insecure_registries)
@@ -114,7 +115,7 @@ class PushService:
             remote: dict[str, Descriptor] = {}  # diff id -> blob, known in the target this push
             for tag, image_id in tags:
                 try:
-                    await self._push_tag(target, ref.with_tag(tag), self._images.get(image_id).image, remote, emit)
+                    await self._push_tag(target, ref.with_tag(tag), self._images.get(image_id), remote, emit)
                 except (RegistryAnswer, TransportError) as exc:
                     raise _translate(exc) from exc
         except DockyardError as exc:
@@ -147,8 +148,9 @@ class PushService:
         return found
 
     async def _push_tag(
-        self, target: _Target, ref: Reference, image: Image, remote: dict[str, Descriptor], emit: _Emit,
+        self, target: _Target, ref: Reference, entry: ImageEntry, remote: dict[str, Descriptor], emit: _Emit,
     ) -> None:
+        image = entry.image
         diff_ids = list(image.diff_ids)
         top_first = list(reversed(diff_ids))
         for diff_id in top_first:
@@ -169,28 +171,28 @@ class PushService:
         layers = tuple(tasks[d].result() for d in diff_ids)
         config = Descriptor(DOCKER_CONFIG, image.id, len(image.raw_config))
         await self._ensure_config(target, config, image.raw_config)
-        raw, media_type = self._manifest_for(image, config, layers)
+        raw, media_type = self._manifest_for(entry, config, layers)
         tag = ref.tag or "latest"
         digest = await target.registry.put_manifest(target.path, tag, raw, media_type)
         emit(Progress(f"{tag}: digest: {digest} size: {len(raw)}"))
+        await asyncio.to_thread(self._manifests.record, [raw])
         await self._images.add_repo_digest(image.id, ref.repository().with_digest(digest))
         emit(PushResult(tag, digest, len(raw)))
         name = ref.familiar()
         self._events.publish("image", "push", name, {"name": name})
         log.info("pushed %s (%s)", name, digest)
 
-    def _manifest_for(self, image: Image, config: Descriptor, layers: tuple[Descriptor, ...]) -> tuple[bytes, str]:
-        """The manifest a pull fetched, when the registry has the very blobs it names; else
-        a schema 2 manifest as dockerd writes it."""
+    def _manifest_for(self, entry: ImageEntry, config: Descriptor, layers: tuple[Descriptor, ...]) -> tuple[bytes, str]:
+        """The manifest the image was pulled (or pushed) by, when the registry has the very
+        blobs it names: the same digest; else a schema 2 manifest as dockerd writes it."""
         digests = [d.digest for d in layers]
-        for pulled in self._locations.manifests_of(image.id):
+        for raw in self._manifests.manifests_of(entry):
             try:
-                parsed = parse_manifest(pulled.raw, pulled.media_type)
+                parsed = parse_manifest(raw)
             except InvalidArgument:
                 continue
-            if isinstance(parsed, Manifest) and parsed.config.digest == image.id and \
-                    [d.digest for d in parsed.layers] == digests:  # fmt: skip
-                return pulled.raw, parsed.media_type or pulled.media_type
+            if isinstance(parsed, Manifest) and [d.digest for d in parsed.layers] == digests:
+                return raw, parsed.media_type
         return schema2_manifest(config, layers), DOCKER_MANIFEST
 
     async def _ensure_config(self, target: _Target, config: Descriptor, raw: bytes) -> None:

@@ -1,5 +1,4 @@
-"""Rows of where layers' compressed blobs are in registries, and of the manifests pulls
-fetched (migration 0006)."""
+"""Rows of where layers' compressed blobs are in registries (migration 0006)."""
 
 from __future__ import annotations
 
@@ -16,14 +15,6 @@ class BlobLocation:
     media_type: str
     registry: str  # "127.0.0.1:5000", "docker.io"
     repository: str  # the path: "library/busybox"
-
-
-@dataclass(frozen=True)
-class PulledManifest:
-    digest: str
-    image_id: str
-    media_type: str
-    raw: bytes
 
 
 class BlobLocations:
@@ -54,14 +45,3 @@ class BlobLocations:
                 "DELETE FROM blob_locations WHERE diff_id = ? AND digest = ? AND registry = ? AND repository = ?",
                 (location.diff_id, location.digest, location.registry, location.repository),
             )
-
-    def add_manifest(self, manifest: PulledManifest) -> None:
-        with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO pulled_manifests (digest, image_id, media_type, raw) VALUES (?,?,?,?)",
-                (manifest.digest, manifest.image_id, manifest.media_type, manifest.raw),
-            )
-
-    def manifests_of(self, image_id: str) -> list[PulledManifest]:
-        rows = self._db.query("SELECT * FROM pulled_manifests WHERE image_id = ? ORDER BY rowid DESC", (image_id,))
-        return [PulledManifest(r["digest"], r["image_id"], r["media_type"], bytes(r["raw"])) for r in rows]

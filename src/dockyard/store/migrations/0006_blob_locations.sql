@@ -11,13 +11,3 @@ CREATE TABLE blob_locations (
     seen_at     TEXT NOT NULL,
     PRIMARY KEY (diff_id, digest, registry, repository)
 );
-
--- The image manifest a pull fetched (the chosen platform's, for an index): pushing the image
--- back where all its blobs are sends these same bytes, so the digest stays the same.
-CREATE TABLE pulled_manifests (
-    digest      TEXT PRIMARY KEY,
-    image_id    TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
-    media_type  TEXT NOT NULL,
-    raw         BLOB NOT NULL
-);
-CREATE INDEX pulled_manifests_by_image ON pulled_manifests(image_id);
