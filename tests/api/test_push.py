@@ -26,6 +26,17 @@ def registry() -> Iterator[TestRegistry]:
         reg.stop()
 
 
+_LOADED: list[str] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_images(daemon: Daemon) -> Iterator[None]:
+    """The shared daemon keeps none of this module's images."""
+    yield
+    for image_id in dict.fromkeys(_LOADED):
+        daemon.docker("rmi", "-f", image_id, check=False)
+
+
 def _archive(repo_tag: str, layers: list[bytes], cmd: list[str] | None = None) -> tuple[bytes, str]:
     """A `docker save` archive of one image with these layer tars; and the image id."""
     config = json.dumps({
@@ -54,6 +65,7 @@ def _archive(repo_tag: str, layers: list[bytes], cmd: list[str] | None = None) -
 def _load(d: Daemon, repo_tag: str, layers: list[bytes], cmd: list[str] | None = None) -> str:
     archive, image_id = _archive(repo_tag, layers, cmd)
     d.docker("load", input=archive)
+    _LOADED.append(image_id)
     return image_id
 
 
@@ -190,6 +202,7 @@ def test_pulled_image_goes_back_with_its_own_manifest(daemon: Daemon, registry: 
     """A registry's compact manifest (not dockerd's layout) is pushed back byte for byte."""
     pushed = registry.push_image("push/seed", "1", [layer_tar({"s": b"seed\n"}), layer_tar({"t": os.urandom(2000)})])
     daemon.out("pull", f"{registry.host}/push/seed:1")
+    _LOADED.append(pushed.config_digest)
     target = f"{registry.host}/push/copy:1"
     daemon.docker("tag", f"{registry.host}/push/seed:1", target)
     out = daemon.out("push", target)
