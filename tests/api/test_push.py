@@ -9,6 +9,7 @@ import io
 import json
 import os
 import tarfile
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -115,6 +116,9 @@ def test_push_then_push_again(daemon: Daemon, registry: TestRegistry) -> None:
     assert status == 200 and sha256(config) == image_id
     info = json.loads(daemon.out("image", "inspect", name))[0]
     assert f"{registry.host}/push/one@{digest}" in info["RepoDigests"]
+    events = daemon.out("events", "--since", "0", "--until", f"{time.time():.9f}", "--filter", "type=image",
+                        "--filter", "event=push", "--format", "{{.Actor.ID}}")  # fmt: skip
+    assert name in events.splitlines()
     # Again: every layer is already there, and the manifest is the same.
     again = daemon.out("push", name)
     for tar in layers:
