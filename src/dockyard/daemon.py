@@ -140,8 +140,7 @@ async def _compose_and_serve(
     locations = BlobLocations(db)
     pulls = PullService(images, manifests, events, config.data_root / "downloads", config.insecure_registries,
                         locations=locations)  # fmt: skip
-    pushes = PushService(images, manifests, locations, events, config.insecure_registries)
-    stack.callback(pushes.close)
+    pushes = await stack.enter_async_context(PushService(images, manifests, locations, events, config.insecure_registries))
     volumes = VolumeService(VolumeRepository(db), LocalVolumes(config.data_root / "volumes"), events,
                             users_of=table.volume_users)  # fmt: skip
     await volumes.start()

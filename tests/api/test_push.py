@@ -284,3 +284,32 @@ def test_registry_error_5xx(daemon: Daemon) -> None:
         assert not any("aux" in ln for ln in lines)
     finally:
         reg.stop()
+
+
+def test_client_gone_mid_push_cancels_only_that_push(daemon: Daemon, registry: TestRegistry) -> None:
+    import socket
+
+    name = f"{registry.host}/push/gone"
+    layer = layer_tar({"big.bin": os.urandom(48 << 20)})
+    _load(daemon, f"{name}:1", [layer])
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(daemon.socket))
+        s.sendall(f"POST /v1.41/images/{name}/push?tag=1 HTTP/1.1\r\nHost: d\r\nX-Registry-Auth: e30=\r\n"
+                  "Content-Length: 0\r\n\r\n".encode())  # fmt: skip
+        seen = b""
+        while b'"Pushing"' not in seen:
+            data = s.recv(65536)
+            assert data, seen
+            seen += data
+    # The daemon goes on serving, and the next push completes.
+    assert daemon.out("version", "--format", "{{.Server.Os}}") == "linux"
+    out = daemon.out("push", f"{name}:1")
+    assert "Pushed" in out or "Layer already exists" in out
+    # Gone right after the first line, while the layers are being looked up.
+    for _ in range(5):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(daemon.socket))
+            s.sendall(f"POST /v1.41/images/{name}/push?tag=1 HTTP/1.1\r\nHost: d\r\nX-Registry-Auth: e30=\r\n"
+                      "Content-Length: 0\r\n\r\n".encode())  # fmt: skip
+            assert s.recv(65536).startswith(b"HTTP/1.1 200 OK")
+    assert daemon.out("version", "--format", "{{.Server.Os}}") == "linux"

@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import TracebackType
 
 from dockyard.distribution.client import Registry, RegistryAnswer, is_insecure
 from dockyard.distribution.http import TransportError, Url
@@ -42,6 +43,7 @@ from dockyard.model.references import Reference, parse_reference
 from dockyard.model.registryauth import Credentials
 from dockyard.store.blobs import BlobLocation, BlobLocations
 from dockyard.streams.gzipstream import Compressed, gzip_stream
+from dockyard.tasks import Component, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,9 @@ class _Target:
     path: str  # the repository's path in the registry: "x/bb"
 
 
-class PushService:
+class PushService(Component):
+    """Owns the pushes' workers (one task per push, in its Tasks) and the deflate threads."""
+
     def __init__(
         self, images: ImageService, manifests: ImageManifests, locations: BlobLocations, events: EventBus,
         insecure_registries: Sequence[str] = (), max_uploads: int = MAX_CONCURRENT_UPLOADS,
@@ -86,21 +90,33 @@ class PushService:
         cpus = os.cpu_count() or 2
         self._parallel = 2  # chunks of one layer ahead of the one being sent
         self._deflaters = ThreadPoolExecutor(max_workers=cpus, thread_name_prefix="push-deflate")
+        self._tasks = Tasks("push")
 
-    def close(self) -> None:
-        self._deflaters.shutdown(wait=False, cancel_futures=True)
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await super().__aexit__(kind, exc, tb)
+        finally:
+            self._deflaters.shutdown(wait=False, cancel_futures=True)
 
     async def push(self, ref: Reference, creds: Credentials, all_tags: bool) -> AsyncGenerator[Line, None]:
         """Stream a push of `ref` (its tag), or of every tag of its repository."""
         queue: asyncio.Queue[Line | BaseException | None] = asyncio.Queue()
         failure: BaseException | None = None
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._worker(ref, creds, all_tags, queue))
+        # The worker runs in this service's Tasks, not in a group around the `yield`: a client
+        # that goes away closes this generator, and that must only cancel its push.
+        worker = self._tasks.spawn(self._worker(ref, creds, all_tags, queue), f"push {ref}")
+        try:
             while (item := await queue.get()) is not None:
                 if isinstance(item, BaseException):
-                    failure = item
+                    failure = item  # raised once the worker has said all it had to say
                     continue
                 yield item
+        finally:
+            if not worker.done():
+                worker.cancel()
+                await asyncio.wait([worker])
         if failure is not None:
             raise failure
 
