@@ -326,6 +326,16 @@ class Registry:
         await response.close()
         return self._location(response)
 
+    async def upload_whole(self, repository: str, digest: str, raw: bytes) -> None:
+        """A small blob in one request: the monolithic POST with ?digest= (an image config)."""
+        response = await self._call(
+            "POST", f"{repository}/blobs/uploads/?digest={digest}", _push_scopes(repository),
+            {"Content-Type": "application/octet-stream"}, raw,
+        )
+        await response.close()
+        if response.status != 201:  # a registry that only opened an upload: finish it
+            await self.commit_upload(repository, self._location(response), digest, raw)
+
     async def upload_chunks(self, repository: str, location: Url, body: AsyncIterable[bytes]) -> Url:
         """PATCH the whole blob as one streamed request; returns where to commit it."""
         response = await self._call(
@@ -334,10 +344,12 @@ class Registry:
         await response.close()
         return self._location(response) if response.header("location") else location
 
-    async def commit_upload(self, repository: str, location: Url, digest: str) -> None:
+    async def commit_upload(self, repository: str, location: Url, digest: str, last: bytes = b"") -> None:
         sep = "&" if "?" in location.target else "?"
         url = Url(location.scheme, location.host, location.port, f"{location.target}{sep}digest={digest}")
-        response = await self._call("PUT", url, _push_scopes(repository), {"Content-Type": "application/octet-stream"})
+        response = await self._call(
+            "PUT", url, _push_scopes(repository), {"Content-Type": "application/octet-stream"}, last,
+        )
         await response.close()
 
     async def cancel_upload(self, repository: str, location: Url) -> None:

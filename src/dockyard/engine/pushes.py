@@ -185,6 +185,7 @@ class PushService(Component):
                         emit(layer_status("Waiting", _short(diff_id)))
                     tasks[diff_id] = tg.create_task(self._layer(target, diff_id, remote, slots, emit))
         layers = tuple(tasks[d].result() for d in diff_ids)
+        # After the layers, as dockerd: a registry that fails says so with a layer's error first.
         config = Descriptor(DOCKER_CONFIG, image.id, len(image.raw_config))
         await self._ensure_config(target, config, image.raw_config)
         raw, media_type = self._manifest_for(entry, config, layers)
@@ -212,20 +213,9 @@ class PushService(Component):
         return schema2_manifest(config, layers), DOCKER_MANIFEST
 
     async def _ensure_config(self, target: _Target, config: Descriptor, raw: bytes) -> None:
-        registry = target.registry
-        if await registry.blob_size(target.path, config.digest) is not None:
-            return
-        location = await registry.start_upload(target.path)
-
-        async def body() -> AsyncGenerator[bytes, None]:
-            yield raw
-
-        try:
-            location = await registry.upload_chunks(target.path, location, body())
-            await registry.commit_upload(target.path, location, config.digest)
-        except BaseException:
-            await registry.cancel_upload(target.path, location)
-            raise
+        """The config blob, unless the registry has it (HEAD first, as dockerd's builder)."""
+        if await target.registry.blob_size(target.path, config.digest) is None:
+            await target.registry.upload_whole(target.path, config.digest, raw)
 
     # ---- one layer ---------------------------------------------------------------------
 
