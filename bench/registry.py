@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import random
 import shutil
 import socket
@@ -196,6 +197,7 @@ def _rounds(h: Host, args: argparse.Namespace) -> list[dict[str, object]]:
     if key not in _state:
         _one_round(h)  # warm-up
         _state[key] = [_one_round(h) for _ in range(args.rounds)]
+        _state[f"load:{h.label}"] = round(os.getloadavg()[0], 2)
         h.docker("rmi", "-f", "dybench-big:1", check=False)
     return _state[key]  # type: ignore[return-value]
 
@@ -210,6 +212,7 @@ def _workload(metric: str):  # type: ignore[no-untyped-def]
         if metric != "push.again":
             found[f"{metric} MB/s"] = round(mb / sorted(seconds)[len(seconds) // 2], 1)
         found["manifest digest"] = rounds[0]["digest"]
+        found["load average after"] = _state[f"load:{h.label}"]
         found["image MB"] = round(mb, 1)
         return found
 
