@@ -40,6 +40,8 @@ from dockyard.streams.compression import decompressed
 
 log = logging.getLogger(__name__)
 
+# What an image built `FROM scratch` starts from (a build's first step has no parent).
+_SCRATCH_CONFIG = b'{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}'
 _HEX_PREFIX = re.compile(r"^(sha256:)?[0-9a-f]{1,64}$")
 
 
@@ -476,8 +478,8 @@ class ImageService:
     ) -> ImageEntry:
         """A new image on top of `parent_id` (commit): one more layer, written by
         `write_layer` into a spool (None: no layer), and the config `make_config(parent,
-        new diff id)` returns."""
-        parent = self.get(parent_id).image
+        new diff id)` returns. An empty `parent_id` is `FROM scratch`: no parent at all."""
+        parent = self.get(parent_id).image if parent_id else parse_image_config(_SCRATCH_CONFIG, "")
         chains = chain_ids(parent.diff_ids)
         async with self._write_lock:
             diff_id: str | None = None
