@@ -1,0 +1,250 @@
+"""docker build (the classic builder behind POST /build), driven by the docker CLI with
+DOCKER_BUILDKIT=0 and by docker-py's images.build."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Daemon
+
+
+def build(daemon: Daemon, context: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = daemon.env()
+    env["DOCKER_BUILDKIT"] = "0"
+    result = subprocess.run(["docker", "build", *args, str(context)], capture_output=True, text=True, env=env,
+                            timeout=120)  # fmt: skip
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker build exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def write(context: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = context / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return context
+
+
+def steps_cached(output: str) -> list[bool]:
+    """For each step after the first: whether it came from the cache."""
+    chunks = output.split("Step ")[1:]
+    return ["Using cache" in chunk for chunk in chunks[1:]]
+
+
+def leftovers(daemon: Daemon) -> tuple[list[str], list[str]]:
+    """Mounts under the daemon's overlay dir beyond running containers', and scratch build dirs."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if line.split()[4].startswith(str(daemon.data_root / "overlay"))]
+    builds = daemon.data_root / "tmp" / "builds"
+    return mounts, sorted(os.listdir(builds)) if builds.exists() else []
+
+
+FIVE_STEPS = """FROM busybox
+ENV GREETING=hello
+COPY app.txt /app/
+RUN cat /app/app.txt > /app/copy && echo "$GREETING from run"
+CMD ["cat", "/app/copy"]
+"""
+
+
+def test_cold_build_then_all_cached_then_a_changed_file_invalidates_from_its_step(
+    daemon: Daemon, busybox: str, tmp_path: Path
+) -> None:
+    ctx = write(tmp_path, {"Dockerfile": FIVE_STEPS, "app.txt": "v1\n"})
+    cold = build(daemon, ctx, "-t", "bt-five:1")
+    assert "Step 1/5 : FROM busybox" in cold.stdout
+    assert "hello from run" in cold.stdout  # the RUN's output is streamed
+    assert " ---> Running in " in cold.stdout and "Removing intermediate container" in cold.stdout
+    assert "Successfully tagged bt-five:1" in cold.stdout
+    assert steps_cached(cold.stdout) == [False, False, False, False]
+    assert daemon.out("run", "--rm", "bt-five:1") == "v1"
+
+    warm = build(daemon, ctx, "-t", "bt-five:1")
+    assert steps_cached(warm.stdout) == [True, True, True, True]
+    assert warm.stdout.split("Successfully built ")[1][:12] == cold.stdout.split("Successfully built ")[1][:12]
+
+    (ctx / "app.txt").write_text("v2\n")
+    changed = build(daemon, ctx, "-t", "bt-five:1")
+    assert steps_cached(changed.stdout) == [True, False, False, False]
+    assert daemon.out("run", "--rm", "bt-five:1") == "v2"
+
+    history = daemon.out("history", "--no-trunc", "--format", "{{.CreatedBy}}", "bt-five:1").splitlines()
+    assert history[0] == '/bin/sh -c #(nop)  CMD ["cat" "/app/copy"]'
+    assert history[1].startswith("/bin/sh -c cat /app/app.txt")
+    assert history[2].startswith("/bin/sh -c #(nop) COPY file:")
+    assert history[3] == "/bin/sh -c #(nop)  ENV GREETING=hello"
+    # Intermediate images are kept with their parents (that is the cache); nothing else is.
+    assert leftovers(daemon) == ([], [])
+    assert daemon.out("ps", "-aq") == ""
+    daemon.docker("rmi", "bt-five:1")
+
+
+def test_multi_stage_copy_from_target_and_two_tags(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write(tmp_path, {"Dockerfile": """ARG BASE=busybox
+FROM $BASE AS builder
+WORKDIR /src
+RUN echo built > out && mkdir -p tree/sub && echo deep > tree/sub/f
+FROM scratch AS final
+COPY --from=builder /src/out /out
+COPY --from=0 /src/tree /tree
+COPY --from=busybox /bin/busybox /bin/busybox
+FROM builder AS extra
+RUN false
+"""})
+    out = build(daemon, ctx, "--target", "final", "-t", "bt-ms:a", "-t", "bt-ms:b")
+    assert "Step 1/8 : ARG BASE=busybox" in out.stdout
+    assert "Successfully tagged bt-ms:a" in out.stdout and "Successfully tagged bt-ms:b" in out.stdout
+    ids = {daemon.out("image", "inspect", "-f", "{{.Id}}", t) for t in ("bt-ms:a", "bt-ms:b")}
+    assert len(ids) == 1
+    assert daemon.out("run", "--rm", "bt-ms:a", "/bin/busybox", "cat", "/out", "/tree/sub/f") == "built\ndeep"
+    daemon.docker("rmi", "bt-ms:a", "bt-ms:b")
+
+
+def test_a_failing_run_reports_its_exit_code_and_leaves_its_container(
+    daemon: Daemon, busybox: str, tmp_path: Path
+) -> None:
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo before\nRUN exit 7\n"})
+    before = set(daemon.out("ps", "-aq").split())
+    failed = build(daemon, ctx, check=False)
+    assert failed.returncode == 7
+    assert "The command '/bin/sh -c exit 7' returned a non-zero code: 7" in failed.stderr
+    left = set(daemon.out("ps", "-aq").split()) - before
+    assert len(left) == 1  # as dockerd: the failed step's container, for debugging
+    daemon.docker("rm", *left)
+
+    forced = build(daemon, ctx, "--force-rm", check=False)
+    assert forced.returncode == 7
+    assert set(daemon.out("ps", "-aq").split()) == before
+    assert leftovers(daemon) == ([], [])
+
+
+def test_a_syntax_error_names_the_line(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN true\nFOO bar\n"})
+    result = build(daemon, ctx, check=False)
+    assert result.returncode != 0
+    assert "dockerfile parse error on line 3: unknown instruction: FOO" in result.stderr
+    assert leftovers(daemon) == ([], [])
+
+
+def test_copy_of_a_path_outside_the_context_is_refused(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nCOPY ../outside /x\n"})
+    (tmp_path / "outside").write_text("secret")
+    result = build(daemon, ctx, check=False)
+    assert result.returncode != 0
+    assert "forbidden path outside the build context: ../outside" in result.stderr
+    assert leftovers(daemon) == ([], [])
+
+
+def test_a_symlink_out_of_the_context_is_copied_as_the_link(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nCOPY link /link\nCOPY dir /dir/\n", "dir/plain": "p\n"})
+    (ctx / "link").symlink_to("/etc/shadow")
+    (ctx / "dir" / "up").symlink_to("../../../../etc/shadow")
+    build(daemon, ctx, "-t", "bt-link:1")
+    out = daemon.out("run", "--rm", "bt-link:1", "sh", "-c", "readlink /link; readlink /dir/up; cat /dir/plain")
+    assert out.splitlines() == ["/etc/shadow", "../../../../etc/shadow", "p"]
+    daemon.docker("rmi", "bt-link:1")
+
+
+def test_dockerignore_chown_add_tar_workdir_and_config_steps(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w:gz") as tar:
+        data = b"from the tar\n"
+        info = tarfile.TarInfo("inside/file")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    ctx = write(tmp_path, {
+        "Dockerfile": """FROM busybox
+COPY . /ctx/
+COPY --chown=nobody:nogroup --chmod=600 owned /owned
+ADD files.tar.gz /unpacked/
+WORKDIR /made/here
+USER nobody
+EXPOSE 8080/tcp
+LABEL stage=test
+VOLUME /data
+STOPSIGNAL SIGINT
+ENTRYPOINT ["sh", "-c"]
+CMD ["pwd"]
+""",
+        ".dockerignore": "*.log\nsecret\n!keep.log\n",
+        "a.log": "x", "keep.log": "k", "secret/s": "s", "owned": "o", "plain": "p",
+    })  # fmt: skip
+    (ctx / "files.tar.gz").write_bytes(layer.getvalue())
+    build(daemon, ctx, "-t", "bt-rules:1")
+    listing = daemon.out("run", "--rm", "--entrypoint", "ls", "bt-rules:1", "-A", "/ctx").split()
+    assert "a.log" not in listing and "secret" not in listing
+    assert "keep.log" in listing and "plain" in listing
+    assert daemon.out("run", "--rm", "--entrypoint", "stat", "bt-rules:1", "-c", "%u:%g %a", "/owned") == "65534:65534 600"
+    assert daemon.out("run", "--rm", "--entrypoint", "cat", "bt-rules:1", "/unpacked/inside/file") == "from the tar"
+    assert daemon.out("run", "--rm", "bt-rules:1") == "/made/here"
+    config = json.loads(daemon.out("image", "inspect", "bt-rules:1"))[0]["Config"]
+    assert config["User"] == "nobody" and config["WorkingDir"] == "/made/here"
+    assert "8080/tcp" in config["ExposedPorts"] and config["Labels"] == {"stage": "test"}
+    assert "/data" in config["Volumes"] and config["StopSignal"] == "SIGINT"
+    daemon.docker("rmi", "bt-rules:1")
+
+
+def test_docker_py_build_with_build_args_labels_and_quiet(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nARG WHO=nobody\nRUN echo \"hi $WHO\" > /who\n"})
+    client = daemon.client()
+    image, logs = client.images.build(path=str(ctx), tag="bt-py:1", buildargs={"WHO": "py"},
+                                      labels={"made-by": "docker-py"}, rm=True)  # fmt: skip
+    text = "".join(chunk.get("stream", "") for chunk in logs)
+    assert "Successfully tagged bt-py:1" in text
+    assert image.labels == {"made-by": "docker-py"}
+    assert client.containers.run("bt-py:1", ["cat", "/who"], remove=True) == b"hi py\n"
+    # Another value of the ARG is another cache key for the RUN after it.
+    again, logs = client.images.build(path=str(ctx), tag="bt-py:2", buildargs={"WHO": "other"})
+    text = "".join(chunk.get("stream", "") for chunk in logs)
+    assert text.count("Using cache") == 1  # the ARG step only
+    quiet = build(daemon, ctx, "-q", "--build-arg", "WHO=other")
+    assert quiet.stdout.strip() == again.id
+    client.images.remove("bt-py:1")
+    client.images.remove("bt-py:2")
+
+
+def test_no_cache_and_a_missing_base_image(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nENV A=1\n"})
+    build(daemon, ctx)
+    fresh = build(daemon, ctx, "--no-cache")
+    assert "Using cache" not in fresh.stdout
+    write(ctx, {"Dockerfile": "FROM not-here-anywhere:1\n"})
+    missing = build(daemon, ctx, check=False)
+    assert missing.returncode != 0 and "not-here-anywhere:1" in missing.stderr
+
+
+@pytest.mark.parametrize("mode", ["w:gz", "w:bz2", "w:xz"])
+def test_compressed_contexts(daemon: Daemon, busybox: str, mode: str) -> None:
+    body = io.BytesIO()
+    with tarfile.open(fileobj=body, mode=mode) as tar:  # type: ignore[call-overload]
+        data = b"FROM busybox\nCOPY f /f\n"
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo("f")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"c\n"))
+    client = daemon.client()
+    image, _ = client.images.build(fileobj=io.BytesIO(body.getvalue()), custom_context=True, encoding=mode[2:],
+                                   tag="bt-z:1")  # fmt: skip
+    assert client.containers.run("bt-z:1", ["cat", "/f"], remove=True) == b"c\n"
+    client.images.remove("bt-z:1")
+
+
+def test_a_context_that_is_not_a_tar(daemon: Daemon, busybox: str) -> None:
+    import docker
+
+    client = daemon.client()
+    with pytest.raises(docker.errors.APIError) as info:
+        list(client.api.build(fileobj=io.BytesIO(b"x" * 2048), custom_context=True, decode=True))
+    assert info.value.status_code == 400
+    assert "build context" in str(info.value)
+    assert leftovers(daemon) == ([], [])
