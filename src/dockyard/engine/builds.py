@@ -21,6 +21,7 @@ import os
 import secrets
 import shutil
 import tarfile
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -262,6 +263,22 @@ class BuildService:
         finally:
             await asyncio.shield(asyncio.to_thread(self._dirs.remove, cache_id))
 
+    def lineage(self, names: tuple[str, ...]) -> frozenset[str]:
+        """The images named (those that exist) and all their parents."""
+        found: set[str] = set()
+        for name in names:
+            try:
+                image_id = self._images.resolve(name).id
+            except NotFound:
+                continue
+            while image_id and image_id not in found:
+                found.add(image_id)
+                try:
+                    image_id = self._images.get(image_id).parent
+                except NotFound:
+                    break
+        return frozenset(found)
+
     async def tag(self, image_id: str, opts: BuildOptions) -> list[str]:
         names = []
         for ref in opts.tags:
@@ -347,7 +364,7 @@ def _mkdir_in(rootfs: Path, path: str) -> None:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         info = tarfile.TarInfo(path.strip("/"))
-        info.type, info.mode = tarfile.DIRTYPE, 0o755
+        info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
         tar.addfile(info)
     buf.seek(0)
     extract_archive(ContainerFS(rootfs, label="build"), "/", buf)
@@ -365,6 +382,7 @@ class _Build:
         self.stage_images: dict[int, str] = {}
         self.step_no = 0
         self.used_args: set[str] = set()
+        self.cache_sources: frozenset[str] | None = None  # --cache-from's images and their parents
 
     def out(self, text: str) -> BuildOutput | None:
         return None if self.opts.quiet else BuildOutput(text)
@@ -513,7 +531,13 @@ class _Build:
     def _probe(self, state: _StageState, key: dict[str, Any]) -> str | None:
         if self.opts.no_cache:
             return None
-        return self.svc.cached(state.image_id, key)
+        hit = self.svc.cached(state.image_id, key)
+        if hit is None or not self.opts.cache_from:
+            return hit
+        # With --cache-from, only what the named images are made of may be reused (dockerd).
+        if self.cache_sources is None:
+            self.cache_sources = self.svc.lineage(self.opts.cache_from)
+        return hit if hit in self.cache_sources else None
 
     # ---- RUN -----------------------------------------------------------------------------
 
@@ -555,7 +579,9 @@ class _Build:
             async with contextlib.aclosing(reader):  # type: ignore[type-var]
                 async for batch in reader:
                     for record in batch:
-                        yield self.out(record.data.decode(errors="replace"))
+                        text = record.data.decode(errors="replace")
+                        # dockerd shows a RUN's stderr in red (docker-py's tests look for it)
+                        yield self.out(f"\x1b[91m{text}\x1b[0m" if record.stream == "stderr" else text)
             status = await exited
             if status.code != 0:
                 keep = not self.opts.force_remove

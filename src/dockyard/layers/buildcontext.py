@@ -19,6 +19,7 @@ import re
 import shutil
 import stat
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,7 +233,7 @@ def copy_into(rootfs: Path, plan: CopyPlan, spool: BinaryIO, *, from_context: bo
             nonlocal dir_made
             if dest_is_dir is None and not dir_made and base:
                 info = tarfile.TarInfo(base)
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
                 if plan.owner is not None:
                     info.uid, info.gid = plan.owner
                 tar.addfile(info)

@@ -62,7 +62,9 @@ def build_options(request: Request) -> BuildOptions:
     rm = request.flag("rm", True)
     return BuildOptions(
         tags=tuple(tags),
-        dockerfile=request.arg("dockerfile") or "Dockerfile",
+        # The first value, as Go's FormValue: docker-py sends a second one for a Dockerfile
+        # outside the context (its text), after the name it gave the file in the tar.
+        dockerfile=next(iter(request.args("dockerfile")), "") or "Dockerfile",
         target=request.arg("target"),
         build_args=_strings(_json_map(request, "buildargs"), "buildargs", nullable=True),
         labels=_strings(_json_map(request, "labels"), "labels", nullable=False),
