@@ -216,9 +216,36 @@ def test_no_cache_and_a_missing_base_image(daemon: Daemon, busybox: str, tmp_pat
     build(daemon, ctx)
     fresh = build(daemon, ctx, "--no-cache")
     assert "Using cache" not in fresh.stdout
-    write(ctx, {"Dockerfile": "FROM not-here-anywhere:1\n"})
+    # Not here: pulled from its registry (one on loopback that nothing answers on: refused).
+    write(ctx, {"Dockerfile": f"FROM 127.0.0.1:{_closed_port()}/not-here:1\n"})
     missing = build(daemon, ctx, check=False)
-    assert missing.returncode != 0 and "not-here-anywhere:1" in missing.stderr
+    assert missing.returncode != 0 and "connection refused" in missing.stderr
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_base_image_that_is_not_here_is_pulled(daemon: Daemon, busybox_tar: bytes, tmp_path: Path) -> None:
+    from tests.registry import start_registry
+
+    registry = start_registry()
+    try:
+        registry.push_image("build/base", "1", [busybox_tar], cmd=["sh"])
+        ref = f"{registry.host}/build/base:1"
+        ctx = write(tmp_path, {"Dockerfile": f"FROM {ref}\nRUN echo pulled > /p\n"})
+        out = build(daemon, ctx, "-t", "bt-pulled:1")
+        assert "Pulling from build/base" in out.stdout or "Download complete" in out.stdout
+        assert daemon.out("run", "--rm", "bt-pulled:1", "cat", "/p") == "pulled"
+        again = build(daemon, ctx, "--pull")  # pulled again: up to date, then the cache
+        assert "Using cache" in again.stdout
+        daemon.docker("rmi", "bt-pulled:1", ref)
+    finally:
+        registry.stop()
 
 
 @pytest.mark.parametrize("mode", ["w:gz", "w:bz2", "w:xz"])

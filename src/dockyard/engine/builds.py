@@ -31,6 +31,7 @@ from dockyard.engine.containers import ContainerService
 from dockyard.engine.images import ImageEntry, ImageService
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
+from dockyard.engine.pulls import PullService
 from dockyard.engine.transfer import Body, spool
 from dockyard.errors import DockyardError, InvalidArgument, NotFound
 from dockyard.layers.buildcontext import (
@@ -67,6 +68,7 @@ from dockyard.model.builds import (
     BuildFailure,
     BuildOptions,
     BuildOutput,
+    BuildProgress,
     BuildResult,
     cache_config,
     go_strings,
@@ -98,6 +100,8 @@ from dockyard.model.ids import short_id
 from dockyard.model.ignorepatterns import parse_ignore_file
 from dockyard.model.images import Image, ImageConfig, image_config_to_json
 from dockyard.model.logs import LogQuery
+from dockyard.model.references import parse_reference
+from dockyard.model.registryauth import credentials_for
 from dockyard.model.shellwords import ShellLexer, env_mapping, go_quote
 from dockyard.runtime.users import parse_group, parse_passwd
 
@@ -132,7 +136,9 @@ class BuildService:
         logs: LogService,
         dirs: LayerDirs,
         tmp_dir: Path,
+        pulls: PullService,
     ) -> None:
+        self._pulls = pulls
         self._images = images
         self._containers = containers
         self._lifecycle = lifecycle
@@ -262,6 +268,14 @@ class BuildService:
             yield await asyncio.to_thread(mount), cache_id
         finally:
             await asyncio.shield(asyncio.to_thread(self._dirs.remove, cache_id))
+
+    async def pull(self, name: str, opts: BuildOptions) -> AsyncIterator[BuildProgress]:
+        """A FROM image that is not here (or every one, with --pull), from its registry."""
+        ref = parse_reference(name)
+        pulling = await self._pulls.pull(ref, credentials_for(opts.registry_auth, ref.domain), None)
+        async with contextlib.aclosing(pulling):
+            async for progress in pulling:
+                yield BuildProgress(progress)
 
     def lineage(self, names: tuple[str, ...]) -> frozenset[str]:
         """The images named (those that exist) and all their parents."""
@@ -436,7 +450,7 @@ class _Build:
 
     async def _stage(
         self, stage: Stage, meta_env: dict[str, str], meta_values: dict[str, str | None]
-    ) -> AsyncIterator[BuildOutput | _StageState | None]:
+    ) -> AsyncIterator[BuildOutput | BuildProgress | _StageState | None]:
         yield self._header(stage.original)
         base = self.lexer.process_word(stage.start.base, meta_env)
         if not base:
@@ -449,12 +463,14 @@ class _Build:
             state = _StageState(image_id, self.svc.image(image_id).image.config)
         else:
             try:
-                entry = self.svc.image(base)
+                entry: ImageEntry | None = self.svc.image(base)
             except NotFound:
-                raise StepFailed(
-                    f"pull access denied for {base}: the image is not here and dockyard's builder does not pull; "
-                    f"run `docker pull {base}` first"
-                ) from None
+                entry = None
+            if entry is None or self.opts.pull:
+                # As dockerd: a base image that is not here is pulled (so is every one with --pull).
+                async for progress in self.svc.pull(base, self.opts):
+                    yield None if self.opts.quiet else progress
+                entry = self.svc.image(base)
             state = _StageState(entry.id, entry.image.config)
         yield self.out(f" ---> {short_id(state.image_id)}\n")
         triggers = state.config.on_build

@@ -11,7 +11,9 @@ from typing import Any, TypeAlias
 from dockyard.model.buildfile import PREDEFINED_ARGS
 from dockyard.model.dockerfile import DEFAULT_SHELL
 from dockyard.model.images import ImageConfig, image_config_to_json
+from dockyard.model.progress import Progress
 from dockyard.model.references import Reference
+from dockyard.model.registryauth import Credentials
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,17 @@ class BuildOptions:
     cpuset_cpus: str = ""
     cpuset_mems: str = ""
     cache_from: tuple[str, ...] = ()
+    registry_auth: Mapping[str, Credentials] = field(default_factory=dict)  # X-Registry-Config
 
 
 @dataclass(frozen=True)
 class BuildOutput:
     text: str  # a `stream` line as the CLI prints it
+
+
+@dataclass(frozen=True)
+class BuildProgress:
+    progress: Progress  # a FROM's pull, as `docker pull` shows it
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,7 @@ class BuildFailure:
     code: int = 0  # a RUN's exit code (the CLI exits with it); 0: none
 
 
-BuildEvent: TypeAlias = BuildOutput | BuildResult | BuildFailure
+BuildEvent: TypeAlias = BuildOutput | BuildProgress | BuildResult | BuildFailure
 
 
 def nop_cmd(shell: tuple[str, ...] | None, comment: str, *, split: bool = False) -> tuple[str, ...]:

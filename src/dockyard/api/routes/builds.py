@@ -10,10 +10,19 @@ from typing import Any, Protocol
 
 from dockyard.api.messages import Request, Response, StreamResponse, json_line
 from dockyard.api.router import Route
+from dockyard.api.schemas.progress import progress_doc
 from dockyard.engine.transfer import Body
 from dockyard.errors import InvalidArgument
-from dockyard.model.builds import BuildEvent, BuildFailure, BuildOptions, BuildOutput, BuildResult
+from dockyard.model.builds import (
+    BuildEvent,
+    BuildFailure,
+    BuildOptions,
+    BuildOutput,
+    BuildProgress,
+    BuildResult,
+)
 from dockyard.model.references import parse_reference
+from dockyard.model.registryauth import decode_registry_config
 
 
 class Builds(Protocol):
@@ -84,6 +93,7 @@ def build_options(request: Request) -> BuildOptions:
         cpuset_cpus=request.arg("cpusetcpus"),
         cpuset_mems=request.arg("cpusetmems"),
         cache_from=cache_from,
+        registry_auth=decode_registry_config(request.headers.get("x-registry-config", "")),
     )
 
 
@@ -104,6 +114,8 @@ def _json_list(text: str) -> tuple[str, ...]:
 def event_doc(event: BuildEvent) -> dict[str, Any]:
     if isinstance(event, BuildOutput):
         return {"stream": event.text}
+    if isinstance(event, BuildProgress):
+        return progress_doc(event.progress)
     if isinstance(event, BuildResult):
         return {"aux": {"ID": event.image_id}}
     detail: dict[str, Any] = {"message": event.message}
