@@ -59,7 +59,12 @@ def test_cold_build_then_all_cached_then_a_changed_file_invalidates_from_its_ste
     daemon: Daemon, busybox: str, tmp_path: Path
 ) -> None:
     ctx = write(tmp_path, {"Dockerfile": FIVE_STEPS, "app.txt": "v1\n"})
+    images_before = set(daemon.out("images", "-aq", "--no-trunc").split())
     cold = build(daemon, ctx, "-t", "bt-five:1")
+    # The intermediate images are listed with -a only, as dockerd lists them.
+    listed = set(daemon.out("images", "-q", "--no-trunc").split()) - images_before
+    listed_all = set(daemon.out("images", "-aq", "--no-trunc").split()) - images_before
+    assert len(listed) == 1 and len(listed_all) == 4
     assert "Step 1/5 : FROM busybox" in cold.stdout
     assert "hello from run" in cold.stdout  # the RUN's output is streamed
     assert " ---> Running in " in cold.stdout and "Removing intermediate container" in cold.stdout
@@ -84,7 +89,12 @@ def test_cold_build_then_all_cached_then_a_changed_file_invalidates_from_its_ste
     # Intermediate images are kept with their parents (that is the cache); nothing else is.
     assert leftovers(daemon) == ([], [])
     assert daemon.out("ps", "-aq") == ""
-    daemon.docker("rmi", "bt-five:1")
+    removed = daemon.out("rmi", "bt-five:1")
+    # Its untagged parents go with it, but the ENV step's: the first build's COPY is its child
+    # too. That build's images (untagged now, its tag moved) go with the prune.
+    assert removed.count("Deleted: ") == 3
+    daemon.docker("image", "prune", "-f")
+    assert set(daemon.out("images", "-aq", "--no-trunc").split()) == images_before
 
 
 def test_multi_stage_copy_from_target_and_two_tags(daemon: Daemon, busybox: str, tmp_path: Path) -> None:

@@ -37,11 +37,16 @@ _WILDCARD = re.compile(r"[*?\[]")
 def unpack_context(spooled: Path, root: Path) -> None:
     """The context tar (plain, gzip, bzip2 or xz) into the empty directory `root`."""
     root.mkdir(mode=0o700)
-    with spooled.open("rb") as f:
+    with spooled.open("r+b") as f:
         head = f.read(512)
-        f.seek(0)
         if not head:
             return  # an empty body: a build with no context
+        if sniff(head) is Compression.NONE:
+            # The CLI's tar for `-f -` (or a Dockerfile outside the context) ends right after
+            # its last file's data, unpadded; Go's reader takes that as the end, and so do we.
+            size = f.seek(0, os.SEEK_END)
+            f.write(b"\0" * (-size % 512 + 1024))
+        f.seek(0)
         try:
             extract_archive(ContainerFS(root, label="context"), "/", f)
         except InvalidArgument as exc:
