@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import io
 import os
 import posixpath
 import re
@@ -282,3 +283,19 @@ def copy_into(rootfs: Path, plan: CopyPlan, spool: BinaryIO, *, from_context: bo
         with source.host.open("rb") as f:
             extract_archive(fs, "/" + base, f, owner=plan.owner)
 
+
+def make_dir(rootfs: Path, path: str) -> None:
+    """WORKDIR: the directory is made (root's, 0755) if the image lacks it."""
+    with ContainerRoot(rootfs, ()) as root:
+        try:
+            with root.resolve(path, follow=True):
+                return
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(path.strip("/"))
+        info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
+        tar.addfile(info)
+    buf.seek(0)
+    extract_archive(ContainerFS(rootfs, label="build"), "/", buf)

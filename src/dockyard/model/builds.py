@@ -8,12 +8,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from dockyard.model.buildfile import PREDEFINED_ARGS
-from dockyard.model.dockerfile import DEFAULT_SHELL
+from dockyard.errors import InvalidArgument
+from dockyard.model.buildfile import PREDEFINED_ARGS, BuildCommand
+from dockyard.model.dockerfile import (
+    DEFAULT_SHELL,
+    CmdCommand,
+    EntrypointCommand,
+    EnvCommand,
+    ExposeCommand,
+    HealthcheckCommand,
+    LabelCommand,
+    OnbuildCommand,
+    StopSignalCommand,
+    UserCommand,
+    VolumeCommand,
+    WorkdirCommand,
+)
 from dockyard.model.images import ImageConfig, image_config_to_json
 from dockyard.model.progress import Progress
 from dockyard.model.references import Reference
 from dockyard.model.registryauth import Credentials
+from dockyard.model.shellwords import env_mapping
 
 
 @dataclass(frozen=True)
@@ -117,3 +132,44 @@ def proxy_args(given: Mapping[str, str | None]) -> dict[str, str]:
 def go_strings(items: tuple[str, ...]) -> str:
     """A []string as Go's %q prints it: ["a" "b"] (dockerd's CMD/ENTRYPOINT comments)."""
     return "[" + " ".join(json.dumps(i, ensure_ascii=False) for i in items) + "]"
+
+
+def parse_chmod(text: str) -> int | None:
+    if not text:
+        return None
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise InvalidArgument(f"invalid chmod parameter: {text}") from None
+    if value > 0o7777:
+        raise InvalidArgument(f"invalid chmod parameter: {text}")
+    return value
+
+
+def step_comment(command: BuildCommand, config: ImageConfig) -> str:
+    """What dockerd writes after `#(nop) ` for a config step (its history's CreatedBy)."""
+    if isinstance(command, EnvCommand):
+        env = env_mapping(config.env)
+        return "ENV " + " ".join(f"{k}={env.get(k, '')}" for k in dict.fromkeys(p.key for p in command.pairs))
+    if isinstance(command, LabelCommand):
+        return "LABEL " + " ".join(f"{k}={config.labels.get(k, '')}" for k in dict.fromkeys(p.key for p in command.pairs))
+    if isinstance(command, CmdCommand):
+        return f"CMD {go_strings(config.cmd or ())}"
+    if isinstance(command, EntrypointCommand):
+        return f"ENTRYPOINT {go_strings(config.entrypoint or ())}"
+    if isinstance(command, ExposeCommand):
+        return "EXPOSE " + " ".join(config.exposed_ports)
+    if isinstance(command, UserCommand):
+        return f"USER {config.user}"
+    if isinstance(command, VolumeCommand):
+        return "VOLUME [" + " ".join(config.volumes) + "]"
+    if isinstance(command, WorkdirCommand):
+        return f"WORKDIR {config.working_dir}"
+    if isinstance(command, StopSignalCommand):
+        return f"STOPSIGNAL {config.stop_signal}"
+    if isinstance(command, HealthcheckCommand):
+        h = command.health
+        return f"HEALTHCHECK &{{{go_strings(h.test)} {h.interval_ns} {h.timeout_ns} {h.start_period_ns} {h.retries}}}"
+    if isinstance(command, OnbuildCommand):
+        return f"ONBUILD {command.expression}"
+    return type(command).__name__
