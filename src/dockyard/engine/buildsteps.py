@@ -126,6 +126,8 @@ class _StageState:
 def _owner_in(rootfs: Path, chown: str) -> tuple[int, int]:
     """--chown's ids: numeric, or names from the target's /etc/passwd and /etc/group (a
     lone user names the group too, as dockerd's parseChownFlag)."""
+    if chown.count(":") > 1:
+        raise InvalidArgument(f"invalid chown string format: {chown}")
     user, _, group = chown.partition(":")
     group = group or user
     if user.isdigit() and group.isdigit():
@@ -209,12 +211,13 @@ class BuildRun:
             if unused and (w := self.out(warning)) is not None:
                 yield w
             image_id = state.image_id
-            yield BuildResult(image_id)
-            if self.opts.quiet:
+            names = await self.svc.tag(image_id, self.opts)
+            if self.opts.quiet:  # the id alone, no `aux` (as dockerd's wire shows)
                 yield BuildOutput(f"{image_id}\n")
                 return
+            yield BuildResult(image_id)
             yield BuildOutput(f"Successfully built {short_id(image_id)}\n")
-            for name in await self.svc.tag(image_id, self.opts):
+            for name in names:
                 yield BuildOutput(f"Successfully tagged {name}\n")
         except StepFailed as exc:
             yield BuildFailure(exc.message, exc.code)
