@@ -287,3 +287,40 @@ def test_a_context_that_is_not_a_tar(daemon: Daemon, busybox: str) -> None:
     assert info.value.status_code == 400
     assert "build context" in str(info.value)
     assert leftovers(daemon) == ([], [])
+
+
+def test_add_from_a_url_served_on_loopback(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "remote.txt").write_text("from http\n")
+    with tarfile.open(served / "packed.tar", "w") as tar:  # ADD never unpacks what it fetched
+        tar.add(served / "remote.txt", "inner.txt")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kw: object) -> None:
+            super().__init__(*args, directory=str(served), **kw)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM busybox\nADD {base}/remote.txt {base}/packed.tar /got/\n"
+                                                     f"ADD {base}/remote.txt /renamed\n"})  # fmt: skip
+        build(daemon, ctx, "-t", "bt-url:1")
+        out = daemon.out("run", "--rm", "bt-url:1", "sh", "-c", "cat /got/remote.txt /renamed; ls /got; stat -c %a /renamed")
+        assert out.splitlines() == ["from http", "from http", "packed.tar", "remote.txt", "600"]
+        write(ctx, {"Dockerfile": f"FROM busybox\nADD {base}/missing /x\n"})
+        missing = build(daemon, ctx, check=False)
+        assert missing.returncode != 0 and "404" in missing.stderr
+        daemon.docker("rmi", "bt-url:1")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert leftovers(daemon) == ([], [])

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from dockyard.engine.buildurls import fetch
 from dockyard.engine.containers import ContainerService
 from dockyard.engine.images import ImageEntry
 from dockyard.engine.lifecycle import Lifecycle
@@ -403,8 +404,11 @@ class BuildRun:
         env = self._env(state)
         words = [self.lexer.process_word(w, env) for w in command.sources]
         dest = self.lexer.process_word(command.dest, env)
-        if any(w.startswith(("http://", "https://")) for w in words):
-            raise StepFailed(f"{name} failed: source URLs are not supported by dockyard's builder")
+        urls = [w for w in words if w.startswith(("http://", "https://"))]
+        if urls and not command.is_add:
+            raise StepFailed(f"{name} failed: source can't be a URL for COPY")
+        if urls and command.source_stage:
+            raise StepFailed("ADD failed: source can't be a URL with --from")
         if len(words) > 1 and not dest.endswith("/"):
             raise StepFailed(f"When using {name} with more than one source file, the destination must be a directory and end with a /")
         if not dest.startswith("/"):
@@ -419,6 +423,9 @@ class BuildRun:
                 in_context = False
             found: list[Source] = []
             for word in words:
+                if word in urls:
+                    found.append(await fetch(word, self.root.parent / "downloads"))
+                    continue
                 found += await asyncio.to_thread(find_sources, source_root, word, in_context=in_context,
                                                  instruction=name)  # fmt: skip
             if len(found) > 1 and not dest.endswith("/"):

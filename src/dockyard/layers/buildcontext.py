@@ -93,6 +93,7 @@ class Source:
     rel: str  # path under the source root, "" for the root itself
     host: Path  # where it is on the host (symlink-free up to the last part)
     st: os.stat_result
+    remote: bool = False  # fetched from a URL by ADD: copied as is, never unpacked
 
     @property
     def is_dir(self) -> bool:
@@ -258,7 +259,7 @@ def copy_into(rootfs: Path, plan: CopyPlan, spool: BinaryIO, *, from_context: bo
                     else:
                         tar.addfile(info)
                 continue
-            if plan.unpack_archives and is_local_archive(source):
+            if plan.unpack_archives and not source.remote and is_local_archive(source):
                 archives.append(source)
                 continue
             if as_dir or dest_is_dir:
