@@ -324,3 +324,26 @@ def test_add_from_a_url_served_on_loopback(daemon: Daemon, busybox: str, tmp_pat
         server.shutdown()
         server.server_close()
     assert leftovers(daemon) == ([], [])
+
+
+def test_compose_builds_with_buildkit_off_and_runs(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    from tests.conftest import COMPOSE_PLUGIN
+
+    assert COMPOSE_PLUGIN.exists(), "dev/setup test installs the compose plugin"
+    project = write(tmp_path / "proj", {
+        "Dockerfile": "FROM busybox\nARG WORD\nRUN echo \"built $WORD\" > /word\nCMD [\"cat\", \"/word\"]\n",
+        "compose.yaml": "services:\n  app:\n    build:\n      context: .\n      args:\n        WORD: composed\n"
+                        "    image: bt-compose:1\n    network_mode: none\n",
+    })  # fmt: skip
+    env = daemon.env()
+    env["DOCKER_BUILDKIT"] = "0"
+    base = ["docker", "compose", "--project-directory", str(project), "--project-name", "btcompose"]
+    built = subprocess.run([*base, "build"], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert built.returncode == 0, built.stderr
+    ran = subprocess.run([*base, "run", "--rm", "--pull", "never", "app"], capture_output=True, text=True, env=env,
+                         timeout=120, check=False)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "built composed"
+    labels = json.loads(daemon.out("image", "inspect", "bt-compose:1"))[0]["Config"]["Labels"]
+    assert labels.get("com.docker.compose.image.builder") == "classic"  # compose's --label, as a LABEL step
+    subprocess.run([*base, "down", "--rmi", "all"], capture_output=True, env=env, timeout=120, check=False)
