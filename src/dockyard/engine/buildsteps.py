@@ -50,7 +50,6 @@ from dockyard.model.builds import (
     BuildProgress,
     BuildResult,
     cache_config,
-    go_strings,
     nop_cmd,
     parse_chmod,
     proxy_args,
@@ -236,10 +235,11 @@ class BuildRun:
         base = self.lexer.process_word(stage.start.base, meta_env)
         if not base:
             raise StepFailed("base name (" + stage.start.base + ") should not be blank")
-        ref_stage = self.bf.stage_index(base) if base.lower() != "scratch" else None
+        # An earlier stage by its name (FROM takes no stage numbers; COPY --from does).
+        ref_stage = next((s.index for s in self.bf.stages[: stage.index] if s.name and s.name == base.lower()), None)
         if base.lower() == "scratch":
             state = _StageState("", ImageConfig())
-        elif ref_stage is not None and ref_stage < stage.index and ref_stage in self.stage_images:
+        elif ref_stage is not None and ref_stage in self.stage_images:
             image_id = self.stage_images[ref_stage]
             state = _StageState(image_id, self.svc.image(image_id).image.config)
         else:
@@ -382,8 +382,8 @@ class BuildRun:
             status = await exited
             if status.code != 0:
                 keep = not self.opts.force_remove
-                shown = " ".join(cmdline) if command.prepend_shell else go_strings(cmdline)
-                raise StepFailed(f"The command '{shown}' returned a non-zero code: {status.code}", status.code)
+                raise StepFailed(f"The command '{' '.join(cmdline)}' returned a non-zero code: {status.code}",
+                                 status.code)  # fmt: skip
             upper = self.svc.dirs.diff(containers.resolve(cid).rw_layer)
             empty = not any(os.scandir(upper))
             write = None if empty else layer_writer(upper)
