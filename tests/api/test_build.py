@@ -347,3 +347,35 @@ def test_compose_builds_with_buildkit_off_and_runs(daemon: Daemon, busybox: str,
     labels = json.loads(daemon.out("image", "inspect", "bt-compose:1"))[0]["Config"]["Labels"]
     assert labels.get("com.docker.compose.image.builder") == "classic"  # compose's --label, as a LABEL step
     subprocess.run([*base, "down", "--rmi", "all"], capture_output=True, env=env, timeout=120, check=False)
+
+
+def test_a_realistic_app_a_host_binary_and_its_libraries_from_scratch(
+    daemon: Daemon, busybox: str, tmp_path: Path
+) -> None:
+    """Several stages; the last FROM scratch with a dynamic host binary and what `ldd` lists."""
+    binary = Path("/bin/echo")
+    libs = [part for line in subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True)
+            .stdout.splitlines() for part in line.split() if part.startswith("/")]  # fmt: skip
+    ctx = tmp_path / "ctx"
+    for path in (binary, *map(Path, libs)):
+        target = ctx / "rootfs" / path.relative_to("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.resolve().read_bytes())
+        target.chmod(0o755)
+    write(ctx, {"Dockerfile": """FROM busybox AS config
+RUN mkdir -p /out/etc && echo "app:x:1000:1000::/:/bin/false" > /out/etc/passwd
+FROM scratch AS app
+COPY rootfs/ /
+COPY --from=config /out/ /
+USER app
+ENTRYPOINT ["/bin/echo"]
+CMD ["hello from", "scratch"]
+"""})
+    build(daemon, ctx, "-t", "bt-app:1")
+    assert daemon.out("run", "--rm", "bt-app:1") == "hello from scratch"
+    assert daemon.out("run", "--rm", "bt-app:1", "other", "words") == "other words"
+    doc = json.loads(daemon.out("image", "inspect", "bt-app:1"))[0]
+    assert len(doc["RootFS"]["Layers"]) == 2 and doc["Config"]["User"] == "app"
+    saved = daemon.docker("save", "bt-app:1").stdout
+    assert len(saved) > 100_000  # saves like any other image
+    daemon.docker("rmi", "bt-app:1")
