@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -41,14 +41,22 @@ def steps_cached(output: str) -> list[bool]:
 
 def leftovers(daemon: Daemon) -> tuple[list[str], list[str]]:
     """Mounts under the daemon's overlay dir that no running container holds (a scratch
-    rootfs of a build), and scratch build directories. Other tests' containers may run."""
+    rootfs of a build), and scratch build directories. Other tests' containers may run.
+    The CLI leaves as soon as it read an error, maybe before the build's cleanup ran: that
+    is given a few seconds."""
+    deadline = time.monotonic() + 5
+    while (found := _leftovers(daemon)) != ([], []) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
+def _leftovers(daemon: Daemon) -> tuple[list[str], list[str]]:
     running = daemon.out("ps", "-q", "--no-trunc").split()
     held = {daemon.out("inspect", "-f", "{{.GraphDriver.Data.MergedDir}}", c) for c in running}
     with open("/proc/self/mountinfo") as f:
         points = [line.split()[4] for line in f]
     mounts = [p for p in points if p.startswith(str(daemon.data_root / "overlay")) and p not in held]
-    builds = daemon.data_root / "tmp" / "builds"
-    return mounts, sorted(os.listdir(builds)) if builds.exists() else []
+    return mounts, sorted(p.name for p in (daemon.data_root / "tmp").glob("build-*"))
 
 
 FIVE_STEPS = """FROM busybox
@@ -217,7 +225,7 @@ def test_docker_py_build_with_build_args_labels_and_quiet(daemon: Daemon, busybo
     assert image.labels == {"made-by": "docker-py"}
     assert client.containers.run("bt-py:1", ["cat", "/who"], remove=True) == b"hi py\n"
     # Another value of the ARG is another cache key for the RUN after it.
-    again, logs = client.images.build(path=str(ctx), tag="bt-py:2", buildargs={"WHO": "other"})
+    again, logs = client.images.build(path=str(ctx), tag="bt-py:2", buildargs={"WHO": "other"}, rm=True)
     text = "".join(chunk.get("stream", "") for chunk in logs)
     assert text.count("Using cache") == 1  # the ARG step only
     quiet = build(daemon, ctx, "-q", "--build-arg", "WHO=other", "-t", "bt-py:quiet")

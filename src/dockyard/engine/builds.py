@@ -80,8 +80,7 @@ class BuildService:
         self._lifecycle = lifecycle
         self._logs = logs
         self._dirs = dirs
-        self._tmp = tmp_dir
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        self._tmp = tmp_dir  # one build-<hex> scratch directory per build, nothing else
 
     async def build(self, body: Body, opts: BuildOptions) -> AsyncGenerator[BuildEvent, None]:
         """Receive and unpack the context, read and parse the Dockerfile (errors here are
