@@ -134,13 +134,17 @@ RUN false
 def test_a_failing_run_reports_its_exit_code_and_leaves_its_container(
     daemon: Daemon, busybox: str, tmp_path: Path
 ) -> None:
-    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo before\nRUN exit 7\n"})
+    # A HEALTHCHECK before does not run while a RUN runs (dockerd's withoutHealthcheck).
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nHEALTHCHECK --interval=1s CMD false\nRUN echo before\n"
+                                         "RUN exit 7\n"})  # fmt: skip
     before = set(daemon.out("ps", "-aq").split())
     failed = build(daemon, ctx, check=False)
     assert failed.returncode == 7
     assert "The command '/bin/sh -c exit 7' returned a non-zero code: 7" in failed.stderr
     left = set(daemon.out("ps", "-aq").split()) - before
     assert len(left) == 1  # as dockerd: the failed step's container, for debugging
+    health = json.loads(daemon.out("inspect", *left))[0]["Config"]["Healthcheck"]
+    assert health["Test"] == ["NONE"]
     daemon.docker("rm", *left)
 
     forced = build(daemon, ctx, "--force-rm", check=False)

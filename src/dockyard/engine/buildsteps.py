@@ -61,7 +61,7 @@ from dockyard.model.changes import apply_command
 from dockyard.model.containers import ContainerSpec, HostSpec
 from dockyard.model.dockerfile import DEFAULT_SHELL, WorkdirCommand, parse_instruction
 from dockyard.model.ids import short_id
-from dockyard.model.images import ImageConfig
+from dockyard.model.images import HealthConfig, ImageConfig
 from dockyard.model.logs import LogQuery
 from dockyard.model.shellwords import ShellLexer, env_mapping
 from dockyard.runtime.users import parse_group, parse_passwd
@@ -349,6 +349,7 @@ class BuildRun:
             yield self.out(" ---> Using cache\n")
             state.image_id = hit
             return
+        # As dockerd's: no healthcheck while a RUN runs (withoutHealthcheck).
         env = (*state.config.env, *(f"{k}={v}" for k, v in {**proxy_args(self.opts.build_args), **args}.items()))
         o = self.opts
         host = HostSpec(network_mode=o.network_mode or "default", extra_hosts=o.extra_hosts, memory=o.memory,
@@ -358,7 +359,7 @@ class BuildRun:
             host = replace(host, shm_size=o.shm_size)
         spec = ContainerSpec(image=state.image_id, hostname="", user=state.config.user, env=env, cmd=cmdline,
                              entrypoint=("",), working_dir=state.config.working_dir, attach_stdout=True,
-                             attach_stderr=True, host=host)  # fmt: skip
+                             attach_stderr=True, host=host, healthcheck=HealthConfig(test=("NONE",)))  # fmt: skip
         containers = self.svc.containers
         created = await containers.create(spec, "")
         cid = created.container.id

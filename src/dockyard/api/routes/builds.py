@@ -57,6 +57,8 @@ def build_options(request: Request) -> BuildOptions:
     if request.arg("remote"):
         raise InvalidArgument("dockyard's builder takes the context as the request body; remote contexts "
                               "(git URLs, tarball URLs) are not supported")  # fmt: skip
+    if request.flag("squash"):
+        raise InvalidArgument("squash is only supported with experimental mode")
     if request.arg("version") == "2":
         raise InvalidArgument("BuildKit is not supported by dockyard; build with DOCKER_BUILDKIT=0")
     tags = []
