@@ -223,10 +223,10 @@ def test_docker_py_build_with_build_args_labels_and_quiet(daemon: Daemon, busybo
     ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nARG WHO=nobody\nRUN echo \"hi $WHO\" > /who\n"})
     client = daemon.client()
     image, logs = client.images.build(path=str(ctx), tag="bt-py:1", buildargs={"WHO": "py"},
-                                      labels={"made-by": "docker-py"}, rm=True)  # fmt: skip
+                                      labels={"made-by": "docker-py", "price": "$WHO"}, rm=True)  # fmt: skip
     text = "".join(chunk.get("stream", "") for chunk in logs)
     assert "Successfully tagged bt-py:1" in text
-    assert image.labels == {"made-by": "docker-py"}
+    assert image.labels == {"made-by": "docker-py", "price": "$WHO"}  # --label values are not expanded
     assert client.containers.run("bt-py:1", ["cat", "/who"], remove=True) == b"hi py\n"
     # Another value of the ARG is another cache key for the RUN after it.
     again, logs = client.images.build(path=str(ctx), tag="bt-py:2", buildargs={"WHO": "other"}, rm=True)

@@ -117,8 +117,11 @@ class BuildService:
             remove_ignored(root, patterns, frozenset())
         if opts.labels:
             last = buildfile.stages[-1]
-            pairs = tuple(KeyValue(go_quote(k), go_quote(v)) for k, v in sorted(opts.labels.items()))
-            text_line = "LABEL " + " ".join(f"{p.key}={p.value}" for p in pairs)
+            # As dockerd's buildLabelOptions: one LABEL step at the end, its words not expanded
+            # (a "$" is escaped for our lexer; the line shown is dockerd's).
+            items = sorted(opts.labels.items())
+            pairs = tuple(KeyValue(_literal(k), _literal(v)) for k, v in items)
+            text_line = "LABEL " + " ".join(f"{go_quote(k)}={go_quote(v)}" for k, v in items)
             step = Step(last.line, text_line, LabelCommand(pairs))
             stages = (*buildfile.stages[:-1], replace(last, steps=(*last.steps, step)))
             buildfile = replace(buildfile, stages=stages)
@@ -250,3 +253,8 @@ class BuildService:
     @property
     def dirs(self) -> LayerDirs:
         return self._dirs
+
+
+def _literal(text: str) -> str:
+    """A word the shell lexer reads back as `text`, unexpanded."""
+    return go_quote(text).replace("$", "\\$")
