@@ -396,3 +396,29 @@ CMD ["hello from", "scratch"]
     saved = daemon.docker("save", "bt-app:1").stdout
     assert len(saved) > 100_000  # saves like any other image
     daemon.docker("rmi", "bt-app:1")
+
+
+def test_onbuild_triggers_shell_and_variables(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    base = write(tmp_path / "base", {"Dockerfile": "FROM busybox\nONBUILD RUN echo triggered > /t\n"})
+    build(daemon, base, "-t", "bt-onbuild:base")
+    child = write(tmp_path / "child", {"Dockerfile": """# escape=`
+FROM bt-onbuild:base
+ENV DIR=/data NAME=file
+SHELL ["/bin/sh", "-ec"]
+COPY f ${DIR}/${NAME:-none}.txt
+ARG PREFIX
+RUN echo "${PREFIX:-unset} $0 $-" > /shell && `
+    cat ${DIR}/file.txt >> /shell
+""", "f": "copied\n"})
+    out = build(daemon, child, "-t", "bt-onbuild:child", "--build-arg", "PREFIX=given")
+    assert "# Executing 1 build trigger" in out.stdout
+    result = daemon.out("run", "--rm", "bt-onbuild:child", "cat", "/t", "/shell").splitlines()
+    assert result[0] == "triggered"
+    assert result[1].startswith("given /bin/sh") and "e" in result[1].split()[-1]
+    assert result[2] == "copied"
+    config = json.loads(daemon.out("image", "inspect", "bt-onbuild:child"))[0]["Config"]
+    assert not config.get("OnBuild")  # triggers are not inherited further
+    assert config["Shell"] == ["/bin/sh", "-ec"]
+    history = daemon.out("history", "--no-trunc", "--format", "{{.CreatedBy}}", "bt-onbuild:child").splitlines()
+    assert history[0].startswith("|1 PREFIX=given /bin/sh -ec echo")  # the ARG is in the RUN's key
+    daemon.docker("rmi", "bt-onbuild:child", "bt-onbuild:base")
