@@ -8,11 +8,30 @@ import json
 import subprocess
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Daemon
+
+
+@pytest.fixture(autouse=True)
+def _clean(daemon: Daemon) -> Iterator[None]:
+    """What a test built (intermediate images, untagged results) and ran goes when it ends:
+    the session's daemon is shared, and later tests count its images and containers."""
+    images = set(daemon.out("images", "-aq", "--no-trunc").split())
+    containers = set(daemon.out("ps", "-aq", "--no-trunc").split())
+    yield
+    new_containers = set(daemon.out("ps", "-aq", "--no-trunc").split()) - containers
+    if new_containers:
+        daemon.docker("rm", "-f", *new_containers, check=False)
+    for _ in range(10):  # children first: what is left of a chain goes on the next pass
+        new = set(daemon.out("images", "-aq", "--no-trunc").split()) - images
+        if not new:
+            break
+        for image_id in new:
+            daemon.docker("rmi", "-f", image_id, check=False)
 
 
 def build(daemon: Daemon, context: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
