@@ -99,7 +99,7 @@ def test_cold_build_then_all_cached_then_a_changed_file_invalidates_from_its_ste
     assert len(listed) == 1 and len(listed_all) == 4
     assert "Step 1/5 : FROM busybox" in cold.stdout
     assert "hello from run" in cold.stdout  # the RUN's output is streamed
-    assert " ---> Running in " in cold.stdout and "Removing intermediate container" in cold.stdout
+    assert " ---> Running in " in cold.stdout and " ---> Removed intermediate container" in cold.stdout
     assert "Successfully tagged bt-five:1" in cold.stdout
     assert steps_cached(cold.stdout) == [False, False, False, False]
     assert daemon.out("run", "--rm", "bt-five:1") == "v1"

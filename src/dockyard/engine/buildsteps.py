@@ -392,7 +392,7 @@ class BuildRun:
             if not self.opts.remove:
                 keep = True
             else:
-                yield self.out(f"Removing intermediate container {short_id(cid)}\n")
+                yield self.out(f" ---> Removed intermediate container {short_id(cid)}\n")  # dockerd 28's words
         finally:
             if not keep:
                 with contextlib.suppress(DockyardError):
