@@ -19,7 +19,8 @@ from typing import BinaryIO, Protocol
 from dockyard.engine.events import EventBus
 from dockyard.engine.transfer import Body, spool, stream_from_thread
 from dockyard.errors import Conflict, InvalidArgument, NotFound, StorageFull
-from dockyard.images.archive import Archive, SaveImage, SaveLayer, read_archive, write_archive
+from dockyard.images.archive import Archive, SaveImage, SaveLayer, read_archive
+from dockyard.images.archive_writer import write_archive
 from dockyard.layers.overlay import LayerDirs, chain_id, chain_ids
 from dockyard.model import times
 from dockyard.model.changes import apply_changes
@@ -27,6 +28,7 @@ from dockyard.model.containerquery import image_family
 from dockyard.model.filters import Filters, parse_time_filter
 from dockyard.model.ids import is_full_id, short_id, strip_algorithm
 from dockyard.model.images import Image, ImageConfig, image_config_to_json, parse_image_config
+from dockyard.model.manifests import Platform, matches
 from dockyard.model.references import (
     Reference,
     display_name,
@@ -540,13 +542,13 @@ class ImageService:
             self._events.publish("image", "tag", entry.id, {"name": ref.with_default_tag().familiar()})
         return entry
 
-    async def load(self, body: Body) -> AsyncIterator[str]:
+    async def load(self, body: Body, platform: Platform | None = None) -> AsyncIterator[str]:
         """Load a `docker save` archive: the upload is received and its index read first, so
         a full disk or a bad archive is an error status, not a stream cut short; then it
-        yields one line per image loaded."""
+        yields one line per image loaded. With `platform`, only images of that platform."""
         spooled = await self._spool(body)
         try:
-            archive = await asyncio.to_thread(read_archive, spooled)
+            archive = await asyncio.to_thread(read_archive, spooled, platform=platform)
         except BaseException:
             spooled.unlink(missing_ok=True)
             raise
@@ -602,11 +604,15 @@ class ImageService:
         """A layer's uncompressed tar, for save and push: its exact size and a way to read it."""
         return SaveLayer(diff_id, self._content.size(diff_id), _opener(self._content, diff_id))
 
-    def save(self, names: Sequence[str]) -> AsyncIterator[bytes]:
-        """A `docker save` archive of the named images, streamed as it is written."""
+    def save(self, names: Sequence[str], platform: Platform | None = None) -> AsyncIterator[bytes]:
+        """A `docker save` archive of the named images, streamed as it is written. With
+        `platform`, each must be of it (dockerd's graphdriver store: one platform per image)."""
         wanted: dict[str, list[str]] = {}
         for name in names:
             entry = self.resolve(name)
+            own = Platform(entry.image.os, entry.image.architecture, entry.image.variant)
+            if platform is not None and not matches(platform, own):
+                raise NotFound(f"no suitable export target found for platform {platform}")
             tags = wanted.setdefault(entry.id, [])
             if not self._by_id(name):
                 ref = parse_reference(name)

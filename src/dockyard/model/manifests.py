@@ -204,3 +204,24 @@ def parse_manifest(raw: bytes, content_type: str = "") -> Manifest | Index:
         if layer.media_type not in LAYER_TYPES:
             raise InvalidArgument(f"unsupported media type {layer.media_type}")
     return Manifest(media_type, config, layers)
+
+
+def decode_platform_json(text: str) -> Platform:
+    """The `platform` parameter of save and load (API 1.48): an OCI platform as JSON, e.g.
+    {"os":"linux","architecture":"arm64"}, checked with dockerd's words (DecodePlatform)."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"failed to parse platform: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidArgument("failed to parse platform: not a JSON object")
+    fields = {k: doc.get(k) for k in ("os", "architecture", "variant", "os.version")}
+    if not all(v is None or isinstance(v, str) for v in fields.values()):
+        raise InvalidArgument("failed to parse platform: fields must be strings")
+    os_, arch = fields["os"] or "", fields["architecture"] or ""
+    optional = bool(fields["variant"] or fields["os.version"] or doc.get("os.features"))
+    if not os_ and not arch and optional:
+        raise InvalidArgument("optional platform fields provided, but OS and Architecture are missing")
+    if not os_ or not arch:
+        raise InvalidArgument("both OS and Architecture must be provided")
+    return Platform(os_, arch, fields["variant"] or "")

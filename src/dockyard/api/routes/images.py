@@ -17,10 +17,11 @@ from dockyard.api.messages import (
 from dockyard.api.router import Route
 from dockyard.api.schemas import images as schema
 from dockyard.api.schemas.progress import error_doc, progress_doc
+from dockyard.api.versioning import at_least
 from dockyard.engine.images import ImageService
 from dockyard.errors import DockyardError, InvalidArgument
 from dockyard.model.filters import parse_filters
-from dockyard.model.manifests import Platform, parse_platform
+from dockyard.model.manifests import Platform, decode_platform_json, parse_platform
 from dockyard.model.progress import Progress
 from dockyard.model.references import Reference, parse_reference, parse_repository_tag
 from dockyard.model.registryauth import Credentials, decode_registry_auth
@@ -30,6 +31,16 @@ class Puller(Protocol):
     async def pull(
         self, ref: Reference, creds: Credentials, wanted: Platform | None, all_tags: bool = False
     ) -> AsyncGenerator[Progress, None]: ...
+
+
+def _archive_platform(request: Request) -> Platform | None:
+    """save/load's `platform` (API 1.48+; older clients' stray values are ignored, as dockerd)."""
+    if not at_least(request.api_version, "1.48"):
+        return None
+    given = request.args("platform")
+    if len(given) > 1:
+        raise InvalidArgument("multiple platform parameters not supported")
+    return decode_platform_json(given[0]) if given and given[0] else None
 
 
 def routes(images: ImageService, count_users: Callable[[str], int], pulls: Puller) -> list[Route]:
@@ -101,7 +112,7 @@ def routes(images: ImageService, count_users: Callable[[str], int], pulls: Pulle
 
     async def load(request: Request) -> Response:
         # Received whole first: a full disk or a bad archive is an error status.
-        loading = await images.load(request.body)
+        loading = await images.load(request.body, _archive_platform(request))
 
         async def lines() -> AsyncIterator[bytes]:
             try:
@@ -117,7 +128,7 @@ def routes(images: ImageService, count_users: Callable[[str], int], pulls: Pulle
         names = list(request.args("names")) or ([request.params["name"]] if "name" in request.params else [])
         if not names:
             raise InvalidArgument("no images named")
-        return StreamResponse(images.save(names), content_type="application/x-tar")
+        return StreamResponse(images.save(names, _archive_platform(request)), content_type="application/x-tar")
 
     return [
         Route("GET", "/images/json", list_images),
