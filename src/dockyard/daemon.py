@@ -192,7 +192,7 @@ async def _compose_and_serve(
     router = Router(
         [
             *system_routes.routes(system, events),
-            *image_routes.routes(images, table.count_using, pulls),
+            *image_routes.routes(images, pulls),
             *registry_routes.routes(pulls),
             *container_routes.routes(containers, lifecycle, logs, attachments),
             *disk_usage_routes.routes(containers, images, table.count_using, volumes),

@@ -67,6 +67,7 @@ class ArchiveImage:
     config_digest: str  # "sha256:<hex>", verified against `config`
     repo_tags: tuple[str, ...]  # familiar "name:tag" as found; still untrusted input
     layers: tuple[str, ...]  # member names for Archive.open_layer, in rootfs order
+    parent: str = ""  # manifest.json's Parent ("sha256:<hex>"), unchecked: the loader decides
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,9 @@ class _Reader:
                 continue
             names = [_norm(layer) for layer in layers]
             self._check_layers(config, digest, names)
-            images.append(ArchiveImage(config, digest, tuple(tags), tuple(names)))
+            parent = item.get("Parent")
+            parent = parent if isinstance(parent, str) and is_sha256(parent) else ""
+            images.append(ArchiveImage(config, digest, tuple(tags), tuple(names), parent))
         return images
 
     def _blob(self, descriptor: object, what: str) -> tuple[str, bytes]:
@@ -487,3 +490,4 @@ class SaveImage:
     config_digest: str
     repo_tags: tuple[str, ...]  # "name:tag", familiar ("busybox:latest") or fully qualified
     layers: tuple[SaveLayer, ...]
+    parent: str = ""  # the parent image's id, when that image is saved too (manifest.json's Parent)

@@ -153,13 +153,14 @@ def write_archive(out: BinaryIO, images: Sequence[SaveImage]) -> None:
                 repositories.setdefault(familiar, {})[tag] = image.layers[-1].diff_id[7:]
         if not repo_tags:
             index.append(untagged)  # still loadable through index.json
-        manifest.append(
-            {
-                "Config": f"blobs/sha256/{image.config_digest[7:]}",
-                "RepoTags": repo_tags or None,
-                "Layers": [f"blobs/sha256/{layer.diff_id[7:]}" for layer in image.layers],
-            }
-        )
+        item: dict[str, Any] = {
+            "Config": f"blobs/sha256/{image.config_digest[7:]}",
+            "RepoTags": repo_tags or None,
+            "Layers": [f"blobs/sha256/{layer.diff_id[7:]}" for layer in image.layers],
+        }
+        if image.parent:
+            item["Parent"] = image.parent
+        manifest.append(item)
     tail = {
         INDEX_FILE: _json({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": index}),
         MANIFEST_FILE: _json(manifest, newline=True),

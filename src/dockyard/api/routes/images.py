@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Protocol
 
 from dockyard.api.messages import (
@@ -43,18 +43,19 @@ def _archive_platform(request: Request) -> Platform | None:
     return decode_platform_json(given[0]) if given and given[0] else None
 
 
-def routes(images: ImageService, count_users: Callable[[str], int], pulls: Puller) -> list[Route]:
+def routes(images: ImageService, pulls: Puller) -> list[Route]:
 
     async def list_images(request: Request) -> Response:
         entries = images.query(parse_filters(request.arg("filters")), request.flag("all"))
-        return JsonResponse([schema.summary_doc(e, count_users(e.id)) for e in entries])
+        # dockerd counts containers only for system df: -1 ("not set") here, the CLI's N/A.
+        return JsonResponse([schema.summary_doc(e, -1) for e in entries])
 
     async def inspect(request: Request) -> Response:
         entry = images.resolve(request.params["name"])
         return JsonResponse(schema.inspect_doc(entry, images.diff_dirs(entry.id)))
 
     async def history(request: Request) -> Response:
-        return JsonResponse(schema.history_doc(images.resolve(request.params["name"])))
+        return JsonResponse(schema.history_doc(images.history(request.params["name"])))
 
     async def tag(request: Request) -> Response:
         repo = request.arg("repo")
