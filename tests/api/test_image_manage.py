@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Daemon
+from tests.registry import TestRegistry, layer_tar, start_registry
 
 
 def _uid() -> str:
@@ -138,3 +139,32 @@ def _member(archive: bytes, name: str) -> bytes:
         f = tar.extractfile(name)
         assert f is not None
         return f.read()
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[TestRegistry]:
+    reg = start_registry()
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+def test_rmi_by_digest_and_a_tag_taking_its_repository_digest(
+    daemon_factory: Callable[..., Daemon], registry: TestRegistry
+) -> None:
+    d = daemon_factory()
+    u = _uid()
+    pushed = registry.push_image(f"rmi/{u}", "1", [layer_tar({"x": b"x\n"})])
+    repo = f"{registry.host}/rmi/{u}"
+    d.docker("pull", f"{repo}:1")
+    d.docker("tag", f"{repo}:1", f"keep-{u}:1")
+    assert d.out("images", "--digests", "--format", "{{.Tag}} {{.Digest}}", repo) == f"1 {pushed.digest}"
+    # By digest: that name only.
+    assert d.out("rmi", f"{repo}@{pushed.digest}") == f"Untagged: {repo}@{pushed.digest}"
+    assert _inspect(d, f"{repo}:1")["RepoDigests"] == []
+    d.docker("pull", f"{repo}:1")  # the digest again
+    # The repository's last tag takes its digest along; another repository's tag keeps the image.
+    assert d.out("rmi", f"{repo}:1").splitlines() == [f"Untagged: {repo}:1", f"Untagged: {repo}@{pushed.digest}"]
+    info = _inspect(d, f"keep-{u}:1")
+    assert info["Id"] == pushed.config_digest and info["RepoDigests"] == []

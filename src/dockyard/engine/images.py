@@ -288,16 +288,17 @@ class ImageService:
         async with self._write_lock:
             entry = self._images[entry.id]
             if by_reference:
-                full = str(parse_reference(name).with_default_tag())
-                # As dockerd: repository digests alone do not keep an image once its last tag goes.
+                ref = parse_reference(name).with_default_tag()
+                full = str(ref)
                 others = [t for t in entry.tags if t != full]
                 if others or not users or force:
                     self._untag(entry.id, [full], records)
-                    if others or users:
-                        return records
-                    self._untag(entry.id, list(self._images[entry.id].digests), records)
-                    if self._children(entry.id):
-                        return records  # as dockerd: untagged, kept for its children
+                    if ref.digest is None and not any(parse_reference(t).name == ref.name for t in others):
+                        # As dockerd: the repository's digests go with its last tag.
+                        same = [d for d in entry.digests if parse_reference(d).name == ref.name]
+                        self._untag(entry.id, same, records)
+                    if self._images[entry.id].names or users or self._children(entry.id):
+                        return records  # still named, in use, or kept for its children
                 else:
                     raise Conflict(
                         f'conflict: unable to remove repository reference "{display_name(name)}" (must force) '
