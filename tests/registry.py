@@ -128,12 +128,13 @@ class TestRegistry:
     def push_image(
         self, repo: str, tag: str, layers: list[bytes], *, compress: str = "gzip", oci: bool = False,
         arch: str = "amd64", cmd: list[str] | None = None, labels: dict[str, str] | None = None,
+        env: list[str] | None = None,
     ) -> PushedImage:
         """Upload an image whose layers are these uncompressed tars; returns its digests."""
         diff_ids = [sha256(t) for t in layers]
         config = json.dumps({
             "architecture": arch, "os": "linux", "created": "2024-01-02T03:04:05Z",
-            "config": {"Cmd": cmd or ["sh"], "Env": ["PATH=/bin"], "Labels": labels or None},
+            "config": {"Cmd": cmd or ["sh"], "Env": ["PATH=/bin"] if env is None else env, "Labels": labels or None},
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
             "history": [{"created": "2024-01-02T03:04:05Z", "created_by": f"layer {i}"} for i in range(len(layers))],
         }, separators=(",", ":")).encode()  # fmt: skip

@@ -15,7 +15,6 @@ from dockyard.model.manifests import (
     Manifest,
     Platform,
     choose,
-    decode_platform_json,
     parse_manifest,
     parse_platform,
 )
@@ -123,28 +122,3 @@ def test_parse_platform(text: str, expected: Platform) -> None:
 def test_bad_platform(text: str) -> None:
     with pytest.raises(InvalidArgument, match="invalid platform format"):
         parse_platform(text)
-
-
-@pytest.mark.parametrize(
-    ("text", "want"),
-    [
-        ('{"os":"linux","architecture":"arm64","variant":"v8"}', Platform("linux", "arm64", "v8")),
-        ('{"architecture":"amd64","os":"linux"}', Platform("linux", "amd64")),
-    ],
-)
-def test_platform_json_of_save_and_load(text: str, want: Platform) -> None:
-    assert decode_platform_json(text) == want
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("linux/amd64", "failed to parse platform"),
-        ('{"os":"linux"}', "both OS and Architecture must be provided"),
-        ('{"variant":"v7"}', "optional platform fields provided, but OS and Architecture are missing"),
-        ('{"os":1,"architecture":"amd64"}', "failed to parse platform"),
-    ],
-)
-def test_bad_platform_json(text: str, message: str) -> None:
-    with pytest.raises(InvalidArgument, match=message):
-        decode_platform_json(text)

@@ -206,9 +206,8 @@ class ImageService:
             return frozenset()
         return image_family(entry.id, {e.id: e.parent for e in self._images.values()})
 
-    def history(self, name: str) -> tuple[HistoryItem, ...]:
+    def history(self, entry: ImageEntry) -> tuple[HistoryItem, ...]:
         """`docker history`: each step's layer size, and the ids of the image and its parents."""
-        entry = self.resolve(name)
         sizes = [self._layers[c].size if c in self._layers else 0 for c in chain_ids(entry.image.diff_ids)]
         lineage: list[tuple[str, tuple[str, ...]]] = []
         step: ImageEntry | None = entry
