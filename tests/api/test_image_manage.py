@@ -168,3 +168,12 @@ def test_rmi_by_digest_and_a_tag_taking_its_repository_digest(
     assert d.out("rmi", f"{repo}:1").splitlines() == [f"Untagged: {repo}:1", f"Untagged: {repo}@{pushed.digest}"]
     info = _inspect(d, f"keep-{u}:1")
     assert info["Id"] == pushed.config_digest and info["RepoDigests"] == []
+
+
+def test_inspect_config_is_the_oci_shape_from_api_1_50(family: tuple[Daemon, Family]) -> None:
+    d, f = family
+    api = d.client().api
+    new = api.get(f"{api.base_url}/v1.50/images/{f.child}/json", timeout=30).json()["Config"]
+    assert "Hostname" not in new and "AttachStdout" not in new and new["Labels"] == {"tier": "child"}
+    old = api.get(f"{api.base_url}/v1.49/images/{f.child}/json", timeout=30).json()["Config"]
+    assert old["Hostname"] == "" and old["AttachStdout"] is False and old["Labels"] == {"tier": "child"}

@@ -90,7 +90,10 @@ def routes(images: ImageService, pulls: Puller, manifests: Manifests) -> list[Ro
         if wanted is not None and request.flag("manifests") and at_least(request.api_version, "1.48"):
             raise InvalidArgument("conflicting options: manifests and platform options cannot both be set")
         entry = manifests.resolve(request.params["name"], wanted)
-        return JsonResponse(multi_platform(request, entry, schema.inspect_doc(entry, images.diff_dirs(entry.id)), listed=False))
+        doc = schema.inspect_doc(entry, images.diff_dirs(entry.id))
+        if at_least(request.api_version, "1.50"):
+            doc["Config"] = schema.oci_config_doc(doc["Config"])
+        return JsonResponse(multi_platform(request, entry, doc, listed=False))
 
     async def history(request: Request) -> Response:
         entry = manifests.resolve(request.params["name"], one_platform(request, "1.48"))

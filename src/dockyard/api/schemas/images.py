@@ -46,6 +46,16 @@ def inspect_doc(entry: ImageEntry, lower_dirs: list[str]) -> dict[str, Any]:
     return doc
 
 
+_OCI_CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels",
+                    "StopSignal", "ArgsEscaped", "Healthcheck", "OnBuild", "Shell")  # fmt: skip
+
+
+def oci_config_doc(legacy: dict[str, Any]) -> dict[str, Any]:
+    """inspect's Config from API 1.50 on: dockerd's DockerOCIImageConfig, the OCI image
+    config fields (empty ones left out), not the container.Config shape of older versions."""
+    return {k: legacy[k] for k in _OCI_CONFIG_KEYS if legacy.get(k)}
+
+
 def summary_doc(entry: ImageEntry, containers: int) -> dict[str, Any]:
     image = entry.image
     tags = _repo_tags(entry)
