@@ -198,7 +198,7 @@ async def _compose_and_serve(
     router = Router(
         [
             *system_routes.routes(system, events),
-            *image_routes.routes(images, table.count_using, pulls, manifests),
+            *image_routes.routes(images, pulls, manifests),
             *registry_routes.routes(pulls, DistributionService(pulls.registry)),
             *container_routes.routes(containers, lifecycle, logs, attachments),
             *disk_usage_routes.routes(containers, images, table.count_using, volumes),
