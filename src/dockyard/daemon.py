@@ -25,6 +25,7 @@ from dockyard.api.routes import system as system_routes
 from dockyard.api.routes import update as update_routes
 from dockyard.api.routes import volumes as volume_routes
 from dockyard.config import DaemonConfig
+from dockyard.distribution.tls import TlsContexts
 from dockyard.engine.archive import ArchiveService
 from dockyard.engine.attach import Attachments
 from dockyard.engine.bundles import ContainerFiles
@@ -55,6 +56,7 @@ from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.cgroupstats import CgroupStatsReader
 from dockyard.linux.fs import SpaceReserve
 from dockyard.linux.lockfile import LockFile
+from dockyard.model.registries import RegistrySettings
 from dockyard.network.bridge import Bridges, retired_marker
 from dockyard.network.dns import DnsServers
 from dockyard.network.firewall import Firewall
@@ -131,7 +133,8 @@ async def _compose_and_serve(
     content = ContentStore(config.data_root / "content")
     dirs = LayerDirs(config.data_root / "overlay")
     images = ImageService(ImageRepository(db), content, dirs, events, config.data_root / "tmp", table)
-    pulls = PullService(images, events, config.data_root / "downloads", config.insecure_registries)
+    registries = RegistrySettings.build(config.insecure_registries, config.registry_mirrors)
+    pulls = PullService(images, events, config.data_root / "downloads", registries, TlsContexts(config.registry_certs_dir))
     volumes = VolumeService(VolumeRepository(db), LocalVolumes(config.data_root / "volumes"), events,
                             users_of=table.volume_users)  # fmt: skip
     await volumes.start()

@@ -10,14 +10,14 @@ from dockyard.model.registryauth import Credentials, credentials_from_doc
 
 
 class Login(Protocol):
-    async def login(self, server: str, creds: Credentials) -> None: ...
+    async def login(self, server: str, creds: Credentials) -> str: ...
 
 
 def routes(registries: Login) -> list[Route]:
     async def auth(request: Request) -> Response:
         creds = credentials_from_doc(await request.json(allow_empty=False))
-        await registries.login(creds.server_address, creds)
-        # No identity token: the registries we speak to use Basic or plain token auth.
-        return JsonResponse({"IdentityToken": "", "Status": "Login Succeeded"})
+        # A token server's refresh token, if it gave one: the CLI stores it instead of the password.
+        identity = await registries.login(creds.server_address, creds)
+        return JsonResponse({"IdentityToken": identity, "Status": "Login Succeeded"})
 
     return [Route("POST", "/auth", auth)]
