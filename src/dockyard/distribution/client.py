@@ -62,6 +62,7 @@ class Registry:
         self._settings = settings
         self._tls = tls
         self._auth = Authenticator(creds, self._tls_for)
+        self._contexts: dict[tuple[str, bool], ssl.SSLContext] = {}
         self._base: Url | None = None
         self._endpoint: Endpoint | None = None
         self._lock = asyncio.Lock()
@@ -85,8 +86,14 @@ class Registry:
             return None
         authority = url.authority
         if self._endpoint is not None and authority == self._endpoint.host:
-            return self._tls.context(authority, self._endpoint.verify)
-        return self._tls.context(authority, not self._settings.is_insecure(authority))
+            return self._context(authority, self._endpoint.verify)
+        return self._context(authority, not self._settings.is_insecure(authority))
+
+    def _context(self, authority: str, verify: bool) -> ssl.SSLContext:
+        key = (authority, verify)  # certs.d is read once per session (pull, login), not per request
+        if key not in self._contexts:
+            self._contexts[key] = self._tls.context(authority, verify)
+        return self._contexts[key]
 
     @property
     def base(self) -> Url:
@@ -99,7 +106,7 @@ class Registry:
             last: TransportError | None = None
             for endpoint in self._endpoints:
                 url = parse_url(f"{endpoint.base}/v2/")
-                tls = self._tls.context(endpoint.host, endpoint.verify) if endpoint.scheme == "https" else None
+                tls = self._context(endpoint.host, endpoint.verify) if endpoint.scheme == "https" else None
                 try:
                     response = await request("GET", url, {}, tls=tls)
                 except TransportError as exc:

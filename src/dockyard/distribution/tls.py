@@ -17,17 +17,19 @@ DEFAULT_CERTS_DIR = Path("/etc/docker/certs.d")
 
 
 class TlsContexts:
-    """One context per (registry host, verify), built on first use."""
+    """A verified host's context is built from its directory each time it is asked for (once per
+    pull or login), as dockerd reads certs.d: a CA added there needs no restart."""
 
     def __init__(self, certs_dir: Path = DEFAULT_CERTS_DIR) -> None:
         self._certs_dir = certs_dir
-        self._made: dict[tuple[str, bool], ssl.SSLContext] = {}
+        self._unverified: ssl.SSLContext | None = None
 
     def context(self, authority: str, verify: bool) -> ssl.SSLContext:
-        key = (authority, verify)
-        if key not in self._made:
-            self._made[key] = self._build(authority) if verify else _unverified()
-        return self._made[key]
+        if verify:
+            return self._build(authority)
+        if self._unverified is None:
+            self._unverified = _unverified()
+        return self._unverified
 
     def _build(self, authority: str) -> ssl.SSLContext:
         ctx = ssl.create_default_context()
