@@ -210,6 +210,8 @@ async def request(
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return "tls: failed to verify certificate: x509: " + _X509.get(exc.verify_code, exc.verify_message or str(exc))
+    if isinstance(exc, ssl.SSLError) and exc.reason in _ALERTS:
+        return "remote error: tls: " + _ALERTS[exc.reason]
     if isinstance(exc, TimeoutError):
         return "timeout"
     if isinstance(exc, ConnectionRefusedError):
@@ -228,4 +230,10 @@ _X509 = {
     10: "certificate has expired or is not yet valid",
     62: "certificate is not valid for the host it was asked for",
     64: "certificate is not valid for the address it was asked for",
+}
+_ALERTS = {
+    "SSLV3_ALERT_BAD_CERTIFICATE": "bad certificate",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "certificate required",
+    "TLSV1_ALERT_UNKNOWN_CA": "unknown certificate authority",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "handshake failure",
 }
