@@ -164,7 +164,14 @@ class Registry:
         response = await self.get(
             f"{repository}/manifests/{reference}", [f"repository:{repository}:pull"], {"Accept": ", ".join(ACCEPT)}
         )
-        raw = await response.read(MAX_MANIFEST_BYTES)
+        length = response.header("content-length")
+        if length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
+            await response.close()  # refused before a byte of it is read
+            raise InvalidArgument(f"manifest too big: {length} bytes (at most {MAX_MANIFEST_BYTES})")
+        try:
+            raw = await response.read(MAX_MANIFEST_BYTES)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"manifest too big: more than {MAX_MANIFEST_BYTES} bytes") from exc
         return Fetched(raw, response.header("content-type"), "sha256:" + hashlib.sha256(raw).hexdigest())
 
     async def tags(self, repository: str) -> list[str]:
@@ -215,16 +222,22 @@ class Registry:
             try:
                 pending: list[bytes] = []
                 pending_len = 0
-                async for chunk in response.chunks():
-                    if have + pending_len + len(chunk) > desc.size:
-                        raise BlobMismatch(f"blob {desc.digest}: more than the {desc.size} bytes its descriptor says")
-                    pending.append(chunk)
-                    pending_len += len(chunk)
-                    if pending_len >= _WRITE_BATCH:
+                try:
+                    async for chunk in response.chunks():
+                        if have + pending_len + len(chunk) > desc.size:
+                            raise BlobMismatch(f"blob {desc.digest}: more than the {desc.size} bytes its descriptor says")
+                        pending.append(chunk)
+                        pending_len += len(chunk)
+                        if pending_len >= _WRITE_BATCH:
+                            await asyncio.to_thread(_write, fd, hasher, b"".join(pending))
+                            have += pending_len
+                            pending, pending_len = [], 0
+                            progress(have)
+                except TransportError:
+                    # Keep every byte that came: the next pull resumes from exactly there.
+                    if pending:
                         await asyncio.to_thread(_write, fd, hasher, b"".join(pending))
-                        have += pending_len
-                        pending, pending_len = [], 0
-                        progress(have)
+                    raise
                 if pending:
                     await asyncio.to_thread(_write, fd, hasher, b"".join(pending))
                     have += pending_len
