@@ -9,8 +9,8 @@ import hashlib
 import http.client
 import io
 import json
-import shutil
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -284,8 +284,8 @@ class Netns:
     ns_ip: str
 
     def delete(self) -> None:
-        subprocess.run(["ip", "link", "delete", self.host_if], capture_output=True, timeout=30)
-        subprocess.run(["ip", "netns", "delete", self.name], capture_output=True, timeout=30)
+        subprocess.run(["ip", "link", "delete", self.host_if], check=False, capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "delete", self.name], check=False, capture_output=True, timeout=30)
 
 
 def make_netns() -> Netns:

@@ -40,7 +40,13 @@ def test_pull_through_a_mirror(daemon_factory, mirror: TestRegistry) -> None:  #
                                cmd=["cat", "/m"])  # fmt: skip
     other = mirror.push_image("someone/app", "2", [layer_tar({"a": b"app\n"})])
     dead = f"http://127.0.0.1:{free_port()}"  # nobody listens: passed over
-    d = daemon_factory({"registry-mirrors": [dead, f"http://{mirror.host}"]})
+    d = daemon_factory({"registry-mirrors": [dead, f"http://{mirror.host}"], "insecure-registries": ["10.9.0.0/16", "reg.example:5000"]})
+    shown = json.loads(d.out("info", "--format", "{{json .RegistryConfig}}"))
+    assert shown["Mirrors"] == [f"{dead}/", f"http://{mirror.host}/"]
+    assert shown["IndexConfigs"]["docker.io"]["Mirrors"] == shown["Mirrors"]
+    assert shown["InsecureRegistryCIDRs"] == ["10.9.0.0/16", "::1/128", "127.0.0.0/8"]
+    assert shown["IndexConfigs"]["reg.example:5000"]["Secure"] is False
+    assert f"http://{mirror.host}/" in d.out("info")  # the CLI's "Registry Mirrors:" list
     out = d.out("pull", "mirrored")
     assert "latest: Pulling from library/mirrored" in out
     assert f"Digest: {pushed.digest}" in out

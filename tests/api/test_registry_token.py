@@ -11,7 +11,14 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import Daemon
-from tests.registry import TestRegistry, TokenAuth, free_port, layer_tar, new_registry_base, start_custom_registry
+from tests.registry import (
+    TestRegistry,
+    TokenAuth,
+    free_port,
+    layer_tar,
+    new_registry_base,
+    start_custom_registry,
+)
 from tests.tokenserver import ISSUER, SERVICE, TokenServer, start_token_server
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from dockyard.errors import InvalidArgument
-from dockyard.model.registries import Endpoint, OfflinePolicy, RegistrySettings, split_host, validate_mirror
+from dockyard.model.registries import (
+    Endpoint,
+    OfflinePolicy,
+    RegistrySettings,
+    split_host,
+    validate_mirror,
+)
 
 
 def test_secure_registry_is_verified_https_only() -> None:
@@ -77,3 +83,14 @@ def test_offline_policy() -> None:
     assert OfflinePolicy.from_env({"DOCKYARD_OFFLINE": "0", "DOCKYARD_OFFLINE_ALLOW": "x"}).enabled is False
     with pytest.raises(InvalidArgument):
         OfflinePolicy.from_env({"DOCKYARD_OFFLINE": "1", "DOCKYARD_OFFLINE_ALLOW": "not-a-cidr"})
+
+
+def test_http_request_refuses_before_connecting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from dockyard.distribution import http
+
+    monkeypatch.setattr(http, "OFFLINE", OfflinePolicy(True))
+    for url in ("https://registry-1.docker.io/v2/", "http://10.20.30.40:5000/v2/"):
+        with pytest.raises(http.TransportError, match="DOCKYARD_OFFLINE is set"):
+            asyncio.run(asyncio.wait_for(http.request("GET", http.parse_url(url)), 2))
