@@ -7,6 +7,7 @@ import gzip
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -27,6 +28,7 @@ class FakeRegistry:
     blobs: dict[str, bytes] = field(default_factory=dict)
     cut_after: dict[str, int] = field(default_factory=dict)  # digest -> bytes sent before the connection drops (once)
     ranges: list[tuple[str, str]] = field(default_factory=list)  # (digest, Range header) of every blob GET
+    slow: set[str] = field(default_factory=set)  # blobs sent 64 KiB at a time, 50 ms apart
 
     __test__ = False
 
@@ -111,6 +113,18 @@ class FakeRegistry:
                     start = int(r.group(1))
                     return self._send(206, blob[start:], "application/octet-stream",
                                       {"Content-Range": f"bytes {start}-{len(blob) - 1}/{len(blob)}"})  # fmt: skip
+                if ref in owner.slow:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(blob)))
+                    self.end_headers()
+                    for i in range(0, len(blob), 1 << 16):
+                        try:
+                            self.wfile.write(blob[i : i + (1 << 16)])
+                            self.wfile.flush()
+                        except OSError:
+                            return None  # the client gave up on it
+                        time.sleep(0.05)
+                    return None
                 return self._send(200, blob, "application/octet-stream")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -72,7 +72,11 @@ def test_manifest_over_the_size_limit(daemon_factory, fake: FakeRegistry) -> Non
 
 
 def test_blob_whose_digest_does_not_match(daemon_factory, fake: FakeRegistry) -> None:  # type: ignore[no-untyped-def]
-    image = fake.add_image("hostile/corrupt", "1", [layer_tar({"ok": b"fine"}), layer_tar({"bad": b"x" * 5000})])
+    import os
+
+    image = fake.add_image("hostile/corrupt", "1", [layer_tar({"ok": os.urandom(1 << 20)}), layer_tar({"bad": b"x" * 5000})])
+    # The good layer is still coming when the bad one fails: its partial must go too.
+    fake.slow.add(image.layer_digests[0])
     blob = bytearray(fake.blobs[image.layer_digests[1]])
     blob[len(blob) // 2] ^= 0xFF  # same size, other bytes
     fake.blobs[image.layer_digests[1]] = bytes(blob)

@@ -75,10 +75,6 @@ class Registry:
     def base_text(self) -> str:
         return str(self._base) if self._base is not None else ", ".join(map(str, self._endpoints))
 
-    @property
-    def auth(self) -> Authenticator:
-        return self._auth
-
     def _tls_for(self, url: Url) -> ssl.SSLContext | None:
         """The TLS context for a URL: the endpoint's verification for its own host, for any
         other (a token server, a blob store redirected to) as that host's own settings say."""

@@ -229,8 +229,10 @@ class PullService:
             refs = [ref, ref.repository().with_digest(resolved.digest)] if ref.digest is None else [ref]
             await asyncio.to_thread(self._manifests.record, resolved.documents)
             entry, moved = await self._images.commit_pulled(new_rows, resolved.raw_config, refs)
-        except BaseException:
+        except BaseException as exc:
             await self._images.discard_layers(new_rows)
+            if not isinstance(exc, TransportError | asyncio.CancelledError):
+                self._drop_partials([layers[i].digest for i in missing])
             raise
         finally:
             for path in files.values():
@@ -295,6 +297,15 @@ class PullService:
                 self._blob_locks.pop(desc.digest, None)
         emit(layer_status("Download complete", short))
         return mine
+
+
+    def _drop_partials(self, digests: list[str]) -> None:
+        """A pull that failed on what it was sent (not cut off, not stopped) keeps no partial
+        blob of it for a resume; one another pull is downloading now is left to that pull."""
+        for digest in digests:
+            lock = self._blob_locks.get(digest)
+            if lock is None or not lock.locked():
+                (self._downloads / f"{digest[7:]}.partial").unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
