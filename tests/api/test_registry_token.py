@@ -102,6 +102,13 @@ def test_login_against_a_token_registry(daemon_factory, token_registry) -> None:
     assert wrong.returncode == 1
     assert (f'Error response from daemon: Get "http://{reg.host}/v2/": unauthorized: incorrect username or password'
             in wrong.stderr.decode())  # fmt: skip
+    import docker.errors
+
+    with pytest.raises(docker.errors.APIError) as refused:
+        d.client().login("tok-user", "nope", registry=reg.host)
+    assert refused.value.status_code == 401
+    answer = d.client().api.login("tok-user", "tok-pass", registry=reg.host, reauth=True)
+    assert answer["Status"] == "Login Succeeded" and answer["IdentityToken"] in tokens.refresh_tokens
     ok = d.docker("login", "-u", "tok-user", "--password-stdin", reg.host, input=b"tok-pass\n")
     assert "Login Succeeded" in ok.stdout.decode()
     # The token server gave a refresh token: the CLI keeps it instead of the password ...
