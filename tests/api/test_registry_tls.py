@@ -102,3 +102,24 @@ def test_loopback_registry_over_unverified_https(daemon_factory, tls_registry) -
         assert f"Digest: {pushed.digest}" in d.out("pull", f"{reg.host}/tls/local:1")
     finally:
         reg.stop()
+
+
+def test_plain_http_registry_past_loopback(daemon_factory, tls_registry) -> None:  # type: ignore[no-untyped-def]
+    """Not loopback, not listed: HTTPS only, and a plain-HTTP registry is Go's error. Listed in
+    insecure-registries (by CIDR): HTTPS is tried, then HTTP, which answers."""
+    _, net, _ = tls_registry
+    base = new_registry_base()
+    reg = TestRegistry(base, 5001, addr=net.ns_ip, netns=net.name)
+    start_custom_registry(reg)
+    try:
+        pushed = reg.push_image("plain/app", "1", [layer_tar({"p": b"plain\n"})])
+        name = f"{reg.host}/plain/app:1"
+        allow = {"DOCKYARD_OFFLINE_ALLOW": f"{net.ns_ip}/32"}
+        secure = daemon_factory(env=allow)
+        refused = secure.docker("pull", name, check=False)
+        assert refused.returncode == 1
+        assert "http: server gave HTTP response to HTTPS client" in refused.stderr.decode()
+        insecure = daemon_factory({"insecure-registries": [f"{net.ns_ip}/30"]}, env=allow)
+        assert f"Digest: {pushed.digest}" in insecure.out("pull", name)
+    finally:
+        reg.stop()

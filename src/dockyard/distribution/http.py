@@ -210,6 +210,8 @@ async def request(
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return "tls: failed to verify certificate: x509: " + _X509.get(exc.verify_code, exc.verify_message or str(exc))
+    if isinstance(exc, ssl.SSLError) and exc.reason == "WRONG_VERSION_NUMBER":
+        return "http: server gave HTTP response to HTTPS client"  # Go's words for a plain-HTTP server
     if isinstance(exc, ssl.SSLError) and exc.reason in _ALERTS:
         return "remote error: tls: " + _ALERTS[exc.reason]
     if isinstance(exc, TimeoutError):

@@ -435,7 +435,8 @@ class ImageService:
             with blob.open("rb") as f:
                 return self._add_layer_blocking(parent, f, diff_id)
 
-        unpack = asyncio.ensure_future(asyncio.to_thread(add))
+        # A bare executor future, not a task: shielded, it can be waited for after a cancel.
+        unpack = asyncio.get_running_loop().run_in_executor(None, add)
         try:
             return await asyncio.shield(unpack)
         except asyncio.CancelledError:
