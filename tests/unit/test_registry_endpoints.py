@@ -40,7 +40,7 @@ def test_docker_hub_tries_mirrors_in_order_then_itself() -> None:
     assert s.mirrors == ("https://mirror.example/", "http://127.0.0.1:5000/", "https://127.0.0.1:5001/pre/")
     assert s.endpoints("docker.io") == [
         Endpoint("https", "mirror.example", True, mirror=True),
-        Endpoint("http", "127.0.0.1:5000", True, mirror=True),
+        Endpoint("http", "127.0.0.1:5000", False, mirror=True),
         Endpoint("https", "127.0.0.1:5001", False, mirror=True, path="/pre"),  # loopback: TLS not verified
         Endpoint("https", "registry-1.docker.io", True),
     ]

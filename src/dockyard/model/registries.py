@@ -118,8 +118,9 @@ class RegistrySettings:
             out = []
             for mirror in self.mirrors:
                 parts = urlsplit(mirror)
-                secure = parts.scheme == "http" or not self.is_insecure(parts.netloc)
-                out.append(Endpoint(parts.scheme, parts.netloc, secure, mirror=True, path=parts.path.rstrip("/")))
+                # The mirror's own scheme; its TLS verified unless its host is insecure (dockerd's newTLSConfig).
+                verify = not self.is_insecure(parts.netloc)
+                out.append(Endpoint(parts.scheme, parts.netloc, verify, mirror=True, path=parts.path.rstrip("/")))
             return [*out, Endpoint("https", DOCKER_HUB_HOST, True)]
         if not self.is_insecure(domain):
             return [Endpoint("https", domain, True)]
