@@ -41,6 +41,8 @@ from dockyard.streams.compression import decompressed
 
 log = logging.getLogger(__name__)
 
+# What an image built `FROM scratch` starts from (a build's first step has no parent).
+_SCRATCH_CONFIG = b'{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}'
 _HEX_PREFIX = re.compile(r"^(sha256:)?[0-9a-f]{1,64}$")
 
 
@@ -212,9 +214,13 @@ class ImageService:
         now = time.time_ns()
         until = min((parse_time_filter(v, now) for v in filters.values("until")), default=None)
         patterns = filters.values("reference")
+        parents = self._parents()
         out = []
         for entry in self._images.values():
             created = times.parse_ns(entry.image.created)
+            # A build's intermediate images (untagged, with children) only with -a, as dockerd.
+            if not entry.names and entry.id in parents and (not include_all or dangling):
+                continue
             if dangling is not None and dangling != (not entry.tags):
                 continue
             if not filters.match_labels(entry.image.config.labels):
@@ -231,6 +237,9 @@ class ImageService:
                 entry = replace(entry, tags=matching)
             out.append(entry)
         return sorted(out, key=lambda e: e.image.created, reverse=True)
+
+    def _parents(self) -> set[str]:
+        return {e.parent for e in self._images.values() if e.parent}
 
     def _created_ns(self, name: str) -> int:
         return times.parse_ns(self.resolve(name).image.created)
@@ -293,7 +302,19 @@ class ImageService:
                     # Forced: untagged only. A container never loses its image.
                     return records
             await self._delete(entry.id, records)
+            if prune:
+                await self._delete_unused_parents(entry.parent, records)
         return records
+
+    async def _delete_unused_parents(self, parent: str, records: list[DeleteRecord]) -> None:
+        """After a delete, its untagged parents that nothing else needs go too (a build's
+        intermediate images), as dockerd's imageDeleteHelper does with prune."""
+        while parent and parent in self._images:
+            entry = self._images[parent]
+            if entry.names or parent in self._parents() or self._users.users_of(parent):
+                return
+            await self._delete(parent, records)
+            parent = entry.parent
 
     async def prune(self, filters: Filters) -> tuple[list[DeleteRecord], int]:
         """dangling=true (the default): untagged images; dangling=false: every image no
@@ -307,6 +328,8 @@ class ImageService:
         for entry in sorted(self._images.values(), key=lambda e: e.image.created, reverse=True):
             if entry.id not in self._images or (dangling_only and entry.tags):
                 continue
+            if dangling_only and entry.id in self._parents():
+                continue  # an intermediate image: it goes with the last image built on it
             if self._users.users_of(entry.id):
                 continue
             if not filters.match_labels(entry.image.config.labels):
@@ -487,8 +510,8 @@ class ImageService:
     ) -> ImageEntry:
         """A new image on top of `parent_id` (commit): one more layer, written by
         `write_layer` into a spool (None: no layer), and the config `make_config(parent,
-        new diff id)` returns."""
-        parent = self.get(parent_id).image
+        new diff id)` returns. An empty `parent_id` is `FROM scratch`: no parent at all."""
+        parent = self.get(parent_id).image if parent_id else parse_image_config(_SCRATCH_CONFIG, "")
         chains = chain_ids(parent.diff_ids)
         async with self._write_lock:
             diff_id: str | None = None
