@@ -127,7 +127,8 @@ def test_cold_build_then_all_cached_then_a_changed_file_invalidates_from_its_ste
     # the freed layers are listed too: 3 images (CMD, RUN, COPY) and 2 layers (RUN's, COPY's).
     assert removed.count("Deleted: ") == 5
     daemon.docker("image", "prune", "-f")
-    assert set(daemon.out("images", "-aq", "--no-trunc").split()) == images_before
+    # (prune may take other tests' dangling images too: only this build's must all be gone)
+    assert not set(daemon.out("images", "-aq", "--no-trunc").split()) - images_before
 
 
 def test_multi_stage_copy_from_target_and_two_tags(daemon: Daemon, busybox: str, tmp_path: Path) -> None:

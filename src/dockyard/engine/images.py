@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import logging
@@ -498,8 +499,18 @@ class ImageService:
             with blob.open("rb") as f:
                 return self._add_layer_blocking(parent, f, diff_id)
 
+        # A bare executor future, not a task: shielded, it can be waited for after a cancel.
+        unpack = asyncio.get_running_loop().run_in_executor(None, add)
         try:
-            return await asyncio.to_thread(add)
+            return await asyncio.shield(unpack)
+        except asyncio.CancelledError:
+            # A pull failing elsewhere cancels us, but the thread unpacks on: wait for it and
+            # undo its layer, or the directory would be left behind with no row naming it.
+            with contextlib.suppress(Exception):
+                row, new = await unpack
+                if new:
+                    await self.discard_layers([row])
+            raise
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise StorageFull(f"failed to register layer: {exc}") from exc
