@@ -20,13 +20,17 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from dockyard.config import DaemonConfig, MonitorChoice
 from dockyard.runtime.monitor import Monitor, choose_monitor
+
+# Every daemon a test starts, however it starts it, inherits this: registries past loopback are
+# refused before any connection (or name lookup), so `docker pull busybox` fails fast.
+os.environ["DOCKYARD_OFFLINE"] = "1"
 
 BUSYBOX = Path("/bin/busybox")
 # The monitor under test (daemon.json `monitor`): the daemon's default unless this names one.
@@ -58,6 +62,9 @@ class Daemon:
     log: Path
     table: str = ""  # its nftables tables (inet and bridge)
     proc: subprocess.Popen[bytes] | None = None
+    # The daemon's environment besides ours. DOCKYARD_OFFLINE is always set: no test daemon
+    # may reach past loopback (a registry in a test's netns is added by DOCKYARD_OFFLINE_ALLOW).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def host(self) -> str:
@@ -97,6 +104,7 @@ class Daemon:
              "--exec-root", str(self.exec_root), "--pidfile", str(self.pidfile),
              "--config-file", str(self.base / "daemon.json"), "--log-level", "debug", *extra],
             stdout=self.log_file, stderr=subprocess.STDOUT,
+            env={**os.environ, **self.extra_env, "DOCKYARD_OFFLINE": "1"},
         )  # fmt: skip
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -221,8 +229,9 @@ def daemon_factory() -> Iterator[object]:
     """Start extra daemons (each with its own roots); all are torn down after the test."""
     made: list[Daemon] = []
 
-    def factory(config: dict[str, object] | None = None, start: bool = True) -> Daemon:
+    def factory(config: dict[str, object] | None = None, start: bool = True, env: dict[str, str] | None = None) -> Daemon:
         d = make_daemon(config)
+        d.extra_env = dict(env or {})
         made.append(d)
         if start:
             d.start()

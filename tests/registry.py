@@ -9,12 +9,15 @@ import hashlib
 import http.client
 import io
 import json
+import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,14 +31,31 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+def free_port(addr: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET) as s:
+        s.bind((addr, 0))
         return int(s.getsockname()[1])
 
 
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class TlsServing:
+    cert: Path
+    key: Path
+    client_ca: Path | None = None  # set: clients must present a certificate it signed (mTLS)
+    trust: ssl.SSLContext | None = None  # the uploader's side: the CA, and a client cert for mTLS
+
+
+@dataclass(frozen=True)
+class TokenAuth:
+    realm: str
+    service: str
+    issuer: str
+    bundle: Path  # the signer's certificate
+    seed_token: Callable[[str], str]  # repository -> a push+pull token for the uploader
 
 
 @dataclass
@@ -45,12 +65,16 @@ class TestRegistry:
     htpasswd: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
     users: dict[str, str] = field(default_factory=dict)
+    addr: str = "127.0.0.1"
+    tls: TlsServing | None = None
+    token: TokenAuth | None = None
+    netns: str | None = None  # run inside this network namespace (addr is its address)
 
     __test__ = False  # not a test class
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"[{self.addr}]:{self.port}" if ":" in self.addr else f"{self.addr}:{self.port}"
 
     def start(self) -> None:
         storage = self.base / "storage"
@@ -58,13 +82,23 @@ class TestRegistry:
         auth = ""
         if self.htpasswd is not None:
             auth = f"auth:\n  htpasswd:\n    realm: test-realm\n    path: {self.htpasswd}\n"
+        if self.token is not None:
+            t = self.token
+            auth = (f"auth:\n  token:\n    realm: {t.realm}\n    service: {t.service}\n    issuer: {t.issuer}\n"
+                    f"    rootcertbundle: {t.bundle}\n")  # fmt: skip
+        tls = ""
+        if self.tls is not None:
+            tls = f"  tls:\n    certificate: {self.tls.cert}\n    key: {self.tls.key}\n"
+            if self.tls.client_ca is not None:
+                tls += f"    clientcas:\n      - {self.tls.client_ca}\n"
         (self.base / "config.yml").write_text(
             "version: 0.1\nlog:\n  level: warn\n"
             f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: 127.0.0.1:{self.port}\n{auth}"
+            f"http:\n  addr: \"{self.host}\"\n{tls}{auth}"
         )
         self.log = (self.base / "registry.log").open("wb")
-        self.proc = subprocess.Popen([REGISTRY_BINARY, "serve", str(self.base / "config.yml")],
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        self.proc = subprocess.Popen([*prefix, REGISTRY_BINARY, "serve", str(self.base / "config.yml")],
                                      stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -74,10 +108,10 @@ class TestRegistry:
                 status, _, _ = self.request("GET", "/v2/")
                 if status in (200, 401):
                     return
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 pass
             time.sleep(0.05)
-        raise AssertionError("docker-registry did not come up")
+        raise AssertionError(f"docker-registry did not come up: {(self.base / 'registry.log').read_text()}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -91,7 +125,13 @@ class TestRegistry:
 
     # ---- a tiny uploader ---------------------------------------------------------------
 
-    def _auth_header(self) -> dict[str, str]:
+    def _auth_header(self, target: str) -> dict[str, str]:
+        if self.token is not None:
+            parts = target.split("/")
+            if len(parts) > 3 and parts[1] == "v2":
+                end = next(i for i, p in enumerate(parts) if p in ("blobs", "manifests", "tags"))
+                return {"Authorization": "Bearer " + self.token.seed_token("/".join(parts[2:end]))}
+            return {}
         if not self.users:
             return {}
         user, password = next(iter(self.users.items()))
@@ -99,9 +139,13 @@ class TestRegistry:
 
     def request(self, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None
                 ) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        if self.tls is not None:
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(self.addr, self.port, timeout=30,
+                                                                           context=self.tls.trust)  # fmt: skip
+        else:
+            conn = http.client.HTTPConnection(self.addr, self.port, timeout=30)
         try:
-            conn.request(method, target, body=body, headers={**self._auth_header(), **(headers or {})})
+            conn.request(method, target, body=body, headers={**self._auth_header(target), **(headers or {})})
             response = conn.getresponse()
             return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
         finally:
@@ -206,10 +250,63 @@ def start_registry(users: dict[str, str] | None = None) -> TestRegistry:
         for i, (user, password) in enumerate(users.items()):
             subprocess.run(["htpasswd", "-B", "-b", *(["-c"] if i == 0 else []), str(htpasswd), user, password],
                            check=True, capture_output=True)  # fmt: skip
-    reg = TestRegistry(base, _free_port(), htpasswd, users=dict(users or {}))
+    reg = TestRegistry(base, free_port(), htpasswd, users=dict(users or {}))
     try:
         reg.start()
     except BaseException:
         reg.stop()
         raise
     return reg
+
+
+def start_custom_registry(reg: TestRegistry) -> TestRegistry:
+    """Start a registry whose fields (tls, token, netns, addr) the caller set; stopped on failure."""
+    if not Path(REGISTRY_BINARY).exists():
+        pytest.skip("docker-registry is not installed (dev/setup test installs it)")
+    try:
+        reg.start()
+    except BaseException:
+        reg.stop()
+        raise
+    return reg
+
+
+def new_registry_base() -> Path:
+    return Path(tempfile.mkdtemp(prefix="dy-registry-", dir="/tmp"))
+
+
+@dataclass
+class Netns:
+    """A network namespace joined to the host by a veth pair: an address that is not loopback
+    (dockerd counts loopback registries as insecure, so a verified TLS test needs one) yet
+    never leaves this machine."""
+
+    name: str
+    host_if: str
+    host_ip: str
+    ns_ip: str
+
+    def delete(self) -> None:
+        subprocess.run(["ip", "link", "delete", self.host_if], check=False, capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "delete", self.name], check=False, capture_output=True, timeout=30)
+
+
+def make_netns() -> Netns:
+    tag = os.urandom(3).hex()
+    third, fourth = os.urandom(1)[0], (os.urandom(1)[0] % 64) * 4
+    net = Netns(f"dyreg{tag}", f"dyrh{tag}", f"100.127.{third}.{fourth + 1}", f"100.127.{third}.{fourth + 2}")
+    try:
+        for cmd in (
+            ["ip", "netns", "add", net.name],
+            ["ip", "link", "add", net.host_if, "type", "veth", "peer", "name", f"dyrn{tag}", "netns", net.name],
+            ["ip", "addr", "add", f"{net.host_ip}/30", "dev", net.host_if],
+            ["ip", "link", "set", net.host_if, "up"],
+            ["ip", "-n", net.name, "addr", "add", f"{net.ns_ip}/30", "dev", f"dyrn{tag}"],
+            ["ip", "-n", net.name, "link", "set", f"dyrn{tag}", "up"],
+            ["ip", "-n", net.name, "link", "set", "lo", "up"],
+        ):
+            subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+    except BaseException:
+        net.delete()
+        raise
+    return net

@@ -22,6 +22,7 @@ from dockyard.model.containers import LogConfig
 from dockyard.model.ipam import parse_address_pools
 from dockyard.model.logs import daemon_log_config
 from dockyard.model.networks import NetworkDefaults
+from dockyard.model.registries import validate_mirror
 from dockyard.model.seccomp import parse_profile
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,9 @@ class DaemonConfig:
     monitor: MonitorChoice = MonitorChoice.AUTO
     # Registries spoken to over plain HTTP (or TLS unverified) besides loopback: hosts or CIDRs.
     insecure_registries: tuple[str, ...] = ()
+    registry_mirrors: tuple[str, ...] = ()  # docker.io's mirrors, validated (each ends in "/")
+    # Registries' CA roots and client certificates, <dir>/<host:port>/ as dockerd's certs.d.
+    registry_certs_dir: Path = Path("/etc/docker/certs.d")
 
     def runtime(self, name: str) -> RuntimeOption:
         found = self.runtimes.get(name or self.default_runtime)
@@ -127,6 +131,8 @@ _FILE_KEYS = {
     "dns-opts": "dns_opts",
     "monitor": "monitor",
     "insecure-registries": "insecure_registries",
+    "registry-mirrors": "registry_mirrors",
+    "registry-certs-dir": "registry_certs_dir",
 }
 
 
@@ -175,6 +181,10 @@ def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
                         help="the per-container monitor (default auto: dockyard-monitor where installed, else conmon)")
     parser.add_argument("--insecure-registry", dest="insecure_registries", action="append", metavar="HOST",
                         help="a registry (host[:port] or CIDR) reached without verified TLS (repeatable)")
+    parser.add_argument("--registry-mirror", dest="registry_mirrors", action="append", metavar="URL",
+                        help="a mirror of docker.io, tried before it (repeatable)")
+    parser.add_argument("--registry-certs-dir", metavar="DIR",
+                        help="registries' CA and client certificates, DIR/<host:port>/ (default /etc/docker/certs.d)")
     parser.add_argument("--tlsverify", action="store_true", default=None)
     parser.add_argument("--tlscacert")
     parser.add_argument("--tlscert")
@@ -258,6 +268,13 @@ def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonC
     insecure = pick("insecure-registries") or []
     if isinstance(insecure, str) or not all(isinstance(i, str) for i in insecure):
         raise InvalidArgument("unable to configure the daemon: insecure-registries must be a list of strings")
+    mirrors = pick("registry-mirrors") or []
+    if isinstance(mirrors, str) or not all(isinstance(m, str) for m in mirrors):
+        raise InvalidArgument("unable to configure the daemon: registry-mirrors must be a list of strings")
+    mirrors = [validate_mirror(m) for m in mirrors]
+    certs_dir = pick("registry-certs-dir")
+    if certs_dir is not None and not isinstance(certs_dir, str):
+        raise InvalidArgument("unable to configure the daemon: registry-certs-dir must be a path")
 
     tls = None
     if pick("tlsverify") or pick("tlscert"):
@@ -286,6 +303,8 @@ def load_config(args: argparse.Namespace, *, config_file_given: bool) -> DaemonC
         network=network,
         monitor=MonitorChoice.AUTO if monitor is None else MonitorChoice(monitor),
         insecure_registries=tuple(insecure),
+        registry_mirrors=tuple(mirrors),
+        registry_certs_dir=Path(certs_dir or "/etc/docker/certs.d").absolute(),
     )
 
 

@@ -26,6 +26,7 @@ from dockyard.api.routes import system as system_routes
 from dockyard.api.routes import update as update_routes
 from dockyard.api.routes import volumes as volume_routes
 from dockyard.config import DaemonConfig
+from dockyard.distribution.tls import TlsContexts
 from dockyard.engine.archive import ArchiveService
 from dockyard.engine.attach import Attachments
 from dockyard.engine.builds import BuildService
@@ -60,6 +61,7 @@ from dockyard.layers.overlay import LayerDirs
 from dockyard.linux.cgroupstats import CgroupStatsReader
 from dockyard.linux.fs import SpaceReserve
 from dockyard.linux.lockfile import LockFile
+from dockyard.model.registries import RegistrySettings
 from dockyard.network.bridge import Bridges, retired_marker
 from dockyard.network.dns import DnsServers
 from dockyard.network.firewall import Firewall
@@ -139,10 +141,11 @@ async def _compose_and_serve(
     images = ImageService(ImageRepository(db), content, dirs, events, config.data_root / "tmp", table)
     manifests = ImageManifests(ContentStore(config.data_root / "manifests"), images, table)
     await asyncio.to_thread(manifests.sweep)
+    registries = RegistrySettings.build(config.insecure_registries, config.registry_mirrors)
     locations = BlobLocations(db)
-    pulls = PullService(images, manifests, events, config.data_root / "downloads", config.insecure_registries,
-                        locations=locations)  # fmt: skip
-    pushes = await stack.enter_async_context(PushService(images, manifests, locations, events, config.insecure_registries))
+    pulls = PullService(images, manifests, events, config.data_root / "downloads", registries,
+                        TlsContexts(config.registry_certs_dir), locations=locations)  # fmt: skip
+    pushes = await stack.enter_async_context(PushService(images, manifests, locations, events, pulls.registry))
     volumes = VolumeService(VolumeRepository(db), LocalVolumes(config.data_root / "volumes"), events,
                             users_of=table.volume_users)  # fmt: skip
     await volumes.start()
@@ -203,8 +206,8 @@ async def _compose_and_serve(
     router = Router(
         [
             *system_routes.routes(system, events),
-            *image_routes.routes(images, table.count_using, pulls, manifests, pushes),
-            *registry_routes.routes(pulls, DistributionService(pulls.registry)),
+            *image_routes.routes(images, pulls, manifests, pushes),
+            *registry_routes.routes(pulls, DistributionService(pulls.registries)),
             *container_routes.routes(containers, lifecycle, logs, attachments),
             *disk_usage_routes.routes(containers, images, table.count_using, volumes),
             *process_routes.routes(stats),

@@ -123,10 +123,12 @@ def test_cold_build_then_all_cached_then_a_changed_file_invalidates_from_its_ste
     assert set(daemon.out("ps", "-aq").split()) == containers_before
     removed = daemon.out("rmi", "bt-five:1")
     # Its untagged parents go with it, but the ENV step's: the first build's COPY is its child
-    # too. That build's images (untagged now, its tag moved) go with the prune.
-    assert removed.count("Deleted: ") == 3
+    # too. That build's images (untagged now, its tag moved) go with the prune. As dockerd,
+    # the freed layers are listed too: 3 images (CMD, RUN, COPY) and 2 layers (RUN's, COPY's).
+    assert removed.count("Deleted: ") == 5
     daemon.docker("image", "prune", "-f")
-    assert set(daemon.out("images", "-aq", "--no-trunc").split()) == images_before
+    # (prune may take other tests' dangling images too: only this build's must all be gone)
+    assert not set(daemon.out("images", "-aq", "--no-trunc").split()) - images_before
 
 
 def test_multi_stage_copy_from_target_and_two_tags(daemon: Daemon, busybox: str, tmp_path: Path) -> None:

@@ -8,9 +8,13 @@ a client that leaves mid-body leaves no ERROR line in the daemon's log.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
 import os
 import socket
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -566,3 +570,93 @@ def test_a_client_leaving_mid_body_is_no_error(daemon: Daemon, created: str, log
         assert_alive(daemon)
     leftovers = [p.name for p in (daemon.data_root / "tmp").glob("*") if "upload" in p.name or "cp-" in p.name]
     assert leftovers == []
+
+
+# ---- hostile OCI image layouts for docker load ------------------------------------------
+
+
+def _tar(entries: list[tuple[str, bytes | None, str]]) -> bytes:
+    """(name, data, symlink target): a file when data is given, else a symlink."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data, target in entries:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type, info.linkname = tarfile.SYMTYPE, target
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _oci_layout(layer: bytes, *, layer_name: str | None = None, layer_bytes: bytes | None = None,
+                layer_digest: str | None = None, extra: list[tuple[str, bytes | None, str]] | None = None) -> bytes:  # fmt: skip
+    """An OCI layout of one image with one gzip layer; the keywords make it hostile."""
+    blob = gzip.compress(layer, mtime=0)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]}}).encode()  # fmt: skip
+    digest = layer_digest or _digest(blob)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _digest(config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": len(blob)}],
+    }).encode()  # fmt: skip
+    index = json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": _digest(manifest), "size": len(manifest),
+        "annotations": {"io.containerd.image.name": "docker.io/library/hostile-oci:1"}}]}).encode()  # fmt: skip
+    entries: list[tuple[str, bytes | None, str]] = [
+        ("oci-layout", b'{"imageLayoutVersion":"1.0.0"}', ""),
+        ("index.json", index, ""),
+        (f"blobs/sha256/{_digest(config)[7:]}", config, ""),
+        (f"blobs/sha256/{_digest(manifest)[7:]}", manifest, ""),
+    ]
+    if layer_name != "":
+        entries.append((layer_name or f"blobs/sha256/{digest[7:]}", layer_bytes if layer_bytes is not None else blob, ""))
+    return _tar(entries + (extra or []))
+
+
+def _store(d: Daemon) -> set[str]:
+    found = set()
+    for sub in ("overlay", "content"):
+        root = d.data_root / sub
+        found |= {str(p.relative_to(d.data_root)) for p in root.rglob("*")} if root.exists() else set()
+    return found
+
+
+_LAYER = _tar([("etc/hostile-oci", b"harmless\n", "")])
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("digest-escapes", "bad digest"),
+        ("symlink-out", "not found in the archive"),
+        ("digest-mismatch", "does not match its digest"),
+        ("missing-blob", "not found in the archive"),
+    ],
+)
+def test_hostile_oci_layouts_are_refused_and_leave_nothing(
+    daemon_factory: Any, case: str, message: str
+) -> None:
+    d = daemon_factory()
+    before = _store(d)
+    if case == "digest-escapes":
+        archive = _oci_layout(_LAYER, layer_digest="sha256:../../../../etc/passwd")
+    elif case == "symlink-out":  # the blob is a link to a host file: followed inside the archive only
+        archive = _oci_layout(_LAYER, layer_name="", extra=[(f"blobs/sha256/{_digest(gzip.compress(_LAYER, mtime=0))[7:]}", None, "/etc/passwd")])
+    elif case == "digest-mismatch":  # other bytes under the layer's name; they even decompress to the diff id's
+        other = gzip.compress(_LAYER, mtime=1)
+        archive = _oci_layout(_LAYER, layer_bytes=other)
+    else:
+        archive = _oci_layout(_LAYER, layer_name="")
+    result = d.docker("load", input=archive, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr.decode(), result.stderr
+    assert d.out("images", "-aq") == ""
+    assert _store(d) == before  # no layer directory, no blob
+    assert not list((d.data_root / "tmp").glob("upload-*"))

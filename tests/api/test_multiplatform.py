@@ -52,8 +52,9 @@ def _attestation(registry: TestRegistry, repo: str, subject: str) -> dict[str, o
 
 def test_manifests_of_an_image_pulled_from_an_index(daemon: Daemon, registry: TestRegistry) -> None:
     repo = "multi/app"
-    amd = registry.push_image(repo, "amd64", [busybox_rootfs_tar()], arch="amd64", oci=True)
-    arm = registry.push_image(repo, "arm64", [layer_tar({"arm": b"64"})], arch="arm64", oci=True)
+    # Labels and contents of this test's own: other tests' images must not stand in for these.
+    amd = registry.push_image(repo, "amd64", [busybox_rootfs_tar()], arch="amd64", oci=True, labels={"t": "mp1"})
+    arm = registry.push_image(repo, "arm64", [layer_tar({"arm": b"mp1"})], arch="arm64", oci=True)
     entries = [
         {"mediaType": OCI_MANIFEST, "digest": amd.digest, "size": len(amd.manifest), "platform": {"os": "linux", "architecture": "amd64"}},
         {"mediaType": OCI_MANIFEST, "digest": arm.digest, "size": len(arm.manifest),
@@ -67,7 +68,7 @@ def test_manifests_of_an_image_pulled_from_an_index(daemon: Daemon, registry: Te
     daemon.docker("create", "--name", "mp-user", name)
     api = daemon.client().api
 
-    [summary] = [s for s in api.get(api._url("/images/json"), params={"manifests": 1}).json() if s["RepoTags"] == [name]]
+    [summary] = [s for s in api.get(api._url("/images/json"), params={"manifests": 1}).json() if name in s["RepoTags"]]
     assert summary["Descriptor"] == {"mediaType": OCI_INDEX, "digest": index, "size": len(index_raw)}
     image, other, attestation = summary["Manifests"]
     assert image["ID"] == amd.digest and image["Kind"] == "image" and image["Available"] is True
@@ -106,8 +107,8 @@ def test_images_without_a_manifest_and_old_clients(daemon: Daemon) -> None:
 
 def test_platform_on_inspect_history_and_rmi(daemon: Daemon, registry: TestRegistry) -> None:
     repo = "multi/pick"
-    amd = registry.push_image(repo, "amd64", [busybox_rootfs_tar()], arch="amd64", oci=True)
-    arm = registry.push_image(repo, "arm64", [layer_tar({"arm": b"64"})], arch="arm64", oci=True)
+    amd = registry.push_image(repo, "amd64", [busybox_rootfs_tar()], arch="amd64", oci=True, labels={"t": "mp2"})
+    arm = registry.push_image(repo, "arm64", [layer_tar({"arm": b"mp2"})], arch="arm64", oci=True)
     registry.push_index(repo, "1", [(amd, "linux/amd64"), (arm, "linux/arm64/v8")])
     name = f"{registry.host}/{repo}:1"
     daemon.docker("pull", "--platform", "linux/arm64", name)

@@ -14,15 +14,16 @@ from typing import BinaryIO
 import pytest
 import zstandard
 
-from dockyard.errors import Internal, InvalidArgument
+from dockyard.errors import Internal, InvalidArgument, NotFound
 from dockyard.images.archive import (
     Archive,
     SaveImage,
     SaveLayer,
     read_archive,
     spool_archive,
-    write_archive,
 )
+from dockyard.images.archive_writer import write_archive
+from dockyard.model.manifests import Platform
 
 
 def sha(data: bytes) -> str:
@@ -412,7 +413,7 @@ def test_oci_index_only_archive_picks_the_platform(tmp_path: Path) -> None:
         ]
     )
     path = write(tmp_path, data)
-    archive = read_archive(path, architecture="arm64")
+    archive = read_archive(path, platform=Platform("linux", "arm64"))
     assert len(archive.images) == 1
     image = archive.images[0]
     assert image.config == configs["arm64"]
@@ -420,9 +421,9 @@ def test_oci_index_only_archive_picks_the_platform(tmp_path: Path) -> None:
     # Layers come out as stored (here gzip); apply_layer_tar undoes the compression.
     assert gzip.decompress(read_layer(archive, image.layers[0])) == BASE
 
-    assert read_archive(path, architecture="amd64").images[0].config == configs["amd64"]
-    with pytest.raises(InvalidArgument, match="no linux/s390x image"):
-        read_archive(path, architecture="s390x")
+    assert read_archive(path, platform=Platform("linux", "amd64")).images[0].config == configs["amd64"]
+    with pytest.raises(NotFound, match=r"requested platform \(linux/s390x\) not found"):
+        read_archive(path, platform=Platform("linux", "s390x"))
 
 
 def test_docker_save_archive_prefers_manifest_json(tmp_path: Path) -> None:
@@ -552,3 +553,46 @@ def test_config_blob_digest_is_checked_in_oci_layout(tmp_path: Path) -> None:
     ]
     with pytest.raises(InvalidArgument, match="does not match its digest"):
         read_archive(write(tmp_path, build_tar(entries)))
+
+
+def test_a_layer_blob_not_matching_its_name_fails_while_streaming(tmp_path: Path) -> None:
+    image = save_image([BASE], ("x:1",))
+    files = members(saved([image]))
+    name = f"blobs/sha256/{sha(BASE)[7:]}"
+    files[name] = BASE[:-1] + b"\x01"  # same size, other bytes
+    entries: list[tuple[str, bytes | None, str | None, bytes]] = [
+        (n, d, None, b"") for n, d in files.items() if n not in ("blobs", "blobs/sha256")
+    ]
+    archive = read_archive(write(tmp_path, build_tar(entries)))
+    with pytest.raises(InvalidArgument, match="does not match its digest"):
+        read_layer(archive, archive.images[0].layers[0])
+
+
+def test_asked_platform_filters_manifest_json_images(tmp_path: Path) -> None:
+    path = write(tmp_path, saved([save_image([BASE], ("x:1",))]))  # config_for: linux/amd64
+    assert len(read_archive(path, platform=Platform("linux", "amd64")).images) == 1
+    with pytest.raises(NotFound, match=r"requested platform \(linux/arm64\) not found"):
+        read_archive(path, platform=Platform("linux", "arm64"))
+
+
+def test_asked_platform_found_in_the_index_beside_manifest_json(tmp_path: Path) -> None:
+    # As dockerd's containerd store saves a multi-platform image: manifest.json lists the
+    # host's platform only; index.json holds the whole index.
+    data, configs = oci_layout([{"io.containerd.image.name": "docker.io/library/multi:1"}])
+    files = members(data)
+    amd64_config = configs["amd64"]
+    legacy = [
+        {
+            "Config": f"blobs/sha256/{sha(amd64_config)[7:]}",
+            "RepoTags": ["multi:1"],
+            "Layers": [f"blobs/sha256/{sha(gzip.compress(BASE, mtime=0))[7:]}"],
+        }
+    ]
+    files["manifest.json"] = json.dumps(legacy).encode()
+    entries: list[tuple[str, bytes | None, str | None, bytes]] = [
+        (n, d, None, b"") for n, d in files.items()
+    ]
+    path = write(tmp_path, build_tar(entries))
+    assert read_archive(path).images[0].config == amd64_config  # manifest.json, as before
+    arm = read_archive(path, platform=Platform("linux", "arm64")).images
+    assert [(i.config, i.repo_tags) for i in arm] == [(configs["arm64"], ("multi:1",))]

@@ -307,3 +307,21 @@ def test_the_default_host_address_of_published_ports(no_file: Path, tmp_path: Pa
     for bad in ("localhost", 5):
         with pytest.raises(InvalidArgument, match="invalid ip"):
             _parse(tmp_path, doc={"ip": bad})
+
+
+def test_registry_mirrors_and_certs_dir(tmp_path: Path, no_file: Path) -> None:
+    cfg = _parse(tmp_path, doc={"registry-mirrors": ["https://m.example", "http://127.0.0.1:5000/"],
+                                "registry-certs-dir": str(tmp_path / "certs.d")})  # fmt: skip
+    assert cfg.registry_mirrors == ("https://m.example/", "http://127.0.0.1:5000/")
+    assert cfg.registry_certs_dir == tmp_path / "certs.d"
+    flags = parse_daemon_args(["--registry-mirror", "https://a.example", "--registry-mirror", "https://b.example",
+                               "--registry-certs-dir", "rel/certs"])  # fmt: skip
+    assert flags.registry_mirrors == ("https://a.example/", "https://b.example/")
+    assert flags.registry_certs_dir == Path("rel/certs").absolute()
+    assert parse_daemon_args([]).registry_certs_dir == Path("/etc/docker/certs.d")
+    with pytest.raises(InvalidArgument, match="invalid mirror: unsupported scheme"):
+        _parse(tmp_path, doc={"registry-mirrors": ["m.example"]})
+    with pytest.raises(InvalidArgument, match="registry-mirrors must be a list"):
+        _parse(tmp_path, doc={"registry-mirrors": "https://m.example"})
+    with pytest.raises(InvalidArgument, match="both as a flag and in the configuration file: registry-mirrors"):
+        _parse(tmp_path, "--registry-mirror", "https://a.example", doc={"registry-mirrors": ["https://b.example"]})

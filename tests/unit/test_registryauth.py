@@ -96,3 +96,35 @@ def test_registry_errors() -> None:
     assert str(e) == "manifest unknown: manifest unknown"
     assert parse_registry_errors(b"not json") == []
     assert parse_registry_errors(b'{"errors":"x"}') == []
+
+
+def test_token_response_expiry_and_refresh_token() -> None:
+    from dockyard.model.registryauth import MIN_TOKEN_SECONDS, TokenAnswer, parse_token_response
+
+    assert parse_token_response(b'{"token":"t","expires_in":300,"refresh_token":"r"}') == TokenAnswer("t", 300, "r")
+    # distribution's handler keeps a token at least 60 s, whatever the server says.
+    assert parse_token_response(b'{"access_token":"t","expires_in":5}').expires_in == MIN_TOKEN_SECONDS
+    assert parse_token_response(b'{"token":"t"}').expires_in == MIN_TOKEN_SECONDS
+
+
+def test_offline_query_and_oauth_form() -> None:
+    from urllib.parse import parse_qs
+
+    from dockyard.model.registryauth import token_form
+
+    c = Challenge("bearer", {"realm": "https://auth/token", "service": "reg"})
+    query = parse_qs(token_query(c, [], Credentials("me", "pw"), offline=True))
+    assert query == {"service": ["reg"], "account": ["me"], "offline_token": ["true"], "client_id": ["docker"]}
+    form = parse_qs(token_form(c, ["repository:a:pull", "repository:b:pull"], "refresh-me").decode())
+    assert form["grant_type"] == ["refresh_token"] and form["refresh_token"] == ["refresh-me"]
+    assert form["scope"] == ["repository:a:pull repository:b:pull"] and form["service"] == ["reg"]
+    assert form["client_id"] == ["docker"]
+
+
+def test_token_error_wording() -> None:
+    from dockyard.model.registryauth import token_error
+
+    # Docker Hub's auth server answers {"details": ...}; distribution reads it as an errcode.
+    assert str(token_error(401, b'{"details":"incorrect username or password"}')) == "unauthorized: incorrect username or password"
+    assert str(token_error(401, b"<html>")) == "unauthorized: authentication required"
+    assert str(token_error(403, b'{"errors":[{"code":"DENIED","message":"no"}]}')) == "denied: no"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import json
 import logging
 import ssl
@@ -14,27 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from dockyard.distribution.auth import Authenticator, AuthRefused
 from dockyard.distribution.http import Response, TransportError, Url, parse_url, request
+from dockyard.distribution.tls import TlsContexts
 from dockyard.errors import Internal, InvalidArgument
 from dockyard.model.manifests import ACCEPT, MAX_MANIFEST_BYTES, Descriptor
-from dockyard.model.registryauth import (
-    Challenge,
-    Credentials,
-    RegistryError,
-    basic_authorization,
-    parse_challenges,
-    parse_registry_errors,
-    parse_token_answer,
-    token_query,
-)
+from dockyard.model.registries import Endpoint, RegistrySettings
+from dockyard.model.registryauth import Credentials, RegistryError, parse_registry_errors
 
 log = logging.getLogger(__name__)
 
-DOCKER_HUB = "docker.io"
-DOCKER_HUB_HOST = "registry-1.docker.io"
 _MAX_REDIRECTS = 10
 _MAX_ERROR_BODY = 1 << 16
-_MAX_TOKEN_BODY = 1 << 20
 _WRITE_BATCH = 1 << 20
 
 
@@ -58,57 +48,48 @@ class Fetched:
     digest: str  # sha256 of raw
 
 
-def is_insecure(host: str, insecure_registries: Sequence[str]) -> bool:
-    """Plain HTTP is allowed for loopback and for the hosts or CIDRs of insecure-registries."""
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    name = name.strip("[]")
-    if host in insecure_registries or name in insecure_registries or name == "localhost":
-        return True
-    try:
-        addr = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    if addr.is_loopback:
-        return True
-    for entry in insecure_registries:
-        try:
-            if addr in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
-
-
 class Registry:
-    """One registry, talked to with one set of credentials (one pull or login)."""
+    """One registry endpoint group (a mirror, or a registry's https-then-http pair), talked to
+    with one set of credentials (one pull or login)."""
 
-    def __init__(self, domain: str, creds: Credentials, insecure: bool, ca_file: Path | None = None) -> None:
+    def __init__(
+        self, domain: str, endpoints: Sequence[Endpoint], creds: Credentials, settings: RegistrySettings,
+        tls: TlsContexts,
+    ) -> None:
         self.domain = domain
-        self._host = DOCKER_HUB_HOST if domain == DOCKER_HUB else domain
+        self._endpoints = tuple(endpoints)
         self._creds = creds
-        self._insecure = insecure
-        self._ca_file = ca_file
+        self._settings = settings
+        self._tls = tls
+        self._auth = Authenticator(creds, self._tls_for)
+        self._contexts: dict[tuple[str, bool], ssl.SSLContext] = {}
         self._base: Url | None = None
-        self._challenges: list[Challenge] = []
-        self._tokens: dict[str, str] = {}
+        self._endpoint: Endpoint | None = None
         self._lock = asyncio.Lock()
 
-    def _tls(self, verify: bool) -> ssl.SSLContext:
-        if not verify:
-            # No CA bundle to load for a context that verifies nothing: that load is ~20 ms,
-            # paid by every pull and push of an insecure registry for its https attempt.
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            return ctx
-        return ssl.create_default_context(cafile=str(self._ca_file) if self._ca_file else None)
+    @property
+    def mirror(self) -> bool:
+        return any(e.mirror for e in self._endpoints)
 
-    def _endpoints(self) -> list[tuple[Url, ssl.SSLContext | None]]:
-        https = parse_url(f"https://{self._host}/v2/")
-        if not self._insecure:
-            return [(https, self._tls(True))]
-        # As dockerd for an insecure registry: TLS without verification first, then plain HTTP.
-        return [(https, self._tls(False)), (parse_url(f"http://{self._host}/v2/"), None)]
+    @property
+    def base_text(self) -> str:
+        return str(self._base) if self._base is not None else ", ".join(map(str, self._endpoints))
+
+    def _tls_for(self, url: Url) -> ssl.SSLContext | None:
+        """The TLS context for a URL: the endpoint's verification for its own host, for any
+        other (a token server, a blob store redirected to) as that host's own settings say."""
+        if url.scheme != "https":
+            return None
+        authority = url.authority
+        if self._endpoint is not None and authority == self._endpoint.host:
+            return self._context(authority, self._endpoint.verify)
+        return self._context(authority, not self._settings.is_insecure(authority))
+
+    def _context(self, authority: str, verify: bool) -> ssl.SSLContext:
+        key = (authority, verify)  # certs.d is read once per session (pull, login), not per request
+        if key not in self._contexts:
+            self._contexts[key] = self._tls.context(authority, verify)
+        return self._contexts[key]
 
     @property
     def base(self) -> Url:
@@ -119,7 +100,9 @@ class Registry:
         """GET /v2/ on the first endpoint that answers; learns its auth challenges."""
         async with self._lock:
             last: TransportError | None = None
-            for url, tls in self._endpoints():
+            for endpoint in self._endpoints:
+                url = parse_url(f"{endpoint.base}/v2/")
+                tls = self._context(endpoint.host, endpoint.verify) if endpoint.scheme == "https" else None
                 try:
                     response = await request("GET", url, {}, tls=tls)
                 except TransportError as exc:
@@ -127,62 +110,49 @@ class Registry:
                     last = exc
                     continue
                 await response.close()
-                self._base = url
-                self._challenges = parse_challenges(response.header_values("www-authenticate")) if response.status == 401 else []
+                self._base, self._endpoint = url, endpoint
+                if response.status == 401:
+                    self._auth.learn(response.header_values("www-authenticate"))
                 return response
             assert last is not None
             raise last
 
-    async def _authorization(self, scopes: list[str]) -> str:
-        if self._creds.registry_token:
-            return "Bearer " + self._creds.registry_token
-        for challenge in self._challenges:
-            if challenge.scheme == "bearer" and challenge.realm:
-                return "Bearer " + await self._token(challenge, scopes)
-            if challenge.scheme == "basic" and self._creds.has_basic:
-                return basic_authorization(self._creds)
-        return ""
-
-    async def _token(self, challenge: Challenge, scopes: list[str]) -> str:
-        key = " ".join(scopes)
-        if key in self._tokens:
-            return self._tokens[key]
-        realm = parse_url(challenge.realm)
-        query = token_query(challenge, scopes, self._creds)
-        url = Url(realm.scheme, realm.host, realm.port, realm.target + ("&" if "?" in realm.target else "?") + query)
-        headers = {"Authorization": basic_authorization(self._creds)} if self._creds.has_basic else {}
-        response = await request("GET", url, headers, tls=self._tls(not self._insecure))
-        body = await response.read(_MAX_TOKEN_BODY)
-        if response.status != 200:
-            errors = parse_registry_errors(body)
-            detail = str(errors[0]) if errors else f"unexpected status {response.status}"
-            raise RegistryAnswer(f'Get "{url}": {detail}', response.status, errors or [RegistryError("UNAUTHORIZED", detail)])
-        token = parse_token_answer(body)
-        self._tokens[key] = token
-        return token
-
     async def get(self, path: str, scopes: list[str], headers: dict[str, str] | None = None) -> Response:
-        """GET a path under /v2/ with credentials, following redirects; errors raise RegistryAnswer."""
+        """GET a path under /v2/ with credentials, following redirects; errors raise RegistryAnswer.
+        A bearer token the registry refuses is dropped and a new one tried, once."""
         if self._base is None:
             await self.ping()
-        url = Url(self.base.scheme, self.base.host, self.base.port, "/v2/" + path)
-        sent = dict(headers or {})
-        auth = await self._authorization(scopes)
-        if auth:
-            sent["Authorization"] = auth
-        for _ in range(_MAX_REDIRECTS):
-            tls = self._tls(not self._insecure) if url.scheme == "https" else None
-            response = await request("GET", url, sent, tls=tls)
-            if response.status in (301, 302, 303, 307, 308) and response.header("location"):
+        url = Url(self.base.scheme, self.base.host, self.base.port, self.base.target + path)
+        for attempt in range(2):
+            sent = dict(headers or {})
+            try:
+                auth = await self._auth.authorization(scopes)
+            except AuthRefused as exc:
+                raise RegistryAnswer(f'Get "{url}": {exc.error}', exc.status, [exc.error]) from exc
+            if auth:
+                sent["Authorization"] = auth
+            response = await self._follow(url, sent)
+            if response.status == 401 and attempt == 0 and self._auth.bearer and not self._creds.registry_token:
                 await response.close()
-                target = parse_url(response.header("location"), url)
-                if (target.host, target.port) != (url.host, url.port):
-                    sent.pop("Authorization", None)  # blob stores sign their own URLs
-                url = target
+                self._auth.learn(response.header_values("www-authenticate"))
+                self._auth.forget(scopes)
                 continue
             if response.status >= 400:
                 body = await response.read(_MAX_ERROR_BODY)
                 raise RegistryAnswer(_describe(response, body), response.status, parse_registry_errors(body))
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _follow(self, url: Url, sent: dict[str, str]) -> Response:
+        for _ in range(_MAX_REDIRECTS):
+            response = await request("GET", url, sent, tls=self._tls_for(url))
+            if response.status in (301, 302, 303, 307, 308) and response.header("location"):
+                await response.close()
+                target = parse_url(response.header("location"), url)
+                if (target.host, target.port) != (url.host, url.port):
+                    sent = {k: v for k, v in sent.items() if k != "Authorization"}  # blob stores sign their own URLs
+                url = target
+                continue
             return response
         raise InvalidArgument(f'Get "{url}": stopped after {_MAX_REDIRECTS} redirects')
 
@@ -190,7 +160,14 @@ class Registry:
         response = await self.get(
             f"{repository}/manifests/{reference}", [f"repository:{repository}:pull"], {"Accept": ", ".join(ACCEPT)}
         )
-        raw = await response.read(MAX_MANIFEST_BYTES)
+        length = response.header("content-length")
+        if length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
+            await response.close()  # refused before a byte of it is read
+            raise InvalidArgument(f"manifest too big: {length} bytes (at most {MAX_MANIFEST_BYTES})")
+        try:
+            raw = await response.read(MAX_MANIFEST_BYTES)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"manifest too big: more than {MAX_MANIFEST_BYTES} bytes") from exc
         return Fetched(raw, response.header("content-type"), "sha256:" + hashlib.sha256(raw).hexdigest())
 
     async def tags(self, repository: str) -> list[str]:
@@ -241,16 +218,22 @@ class Registry:
             try:
                 pending: list[bytes] = []
                 pending_len = 0
-                async for chunk in response.chunks():
-                    if have + pending_len + len(chunk) > desc.size:
-                        raise BlobMismatch(f"blob {desc.digest}: more than the {desc.size} bytes its descriptor says")
-                    pending.append(chunk)
-                    pending_len += len(chunk)
-                    if pending_len >= _WRITE_BATCH:
+                try:
+                    async for chunk in response.chunks():
+                        if have + pending_len + len(chunk) > desc.size:
+                            raise BlobMismatch(f"blob {desc.digest}: more than the {desc.size} bytes its descriptor says")
+                        pending.append(chunk)
+                        pending_len += len(chunk)
+                        if pending_len >= _WRITE_BATCH:
+                            await asyncio.to_thread(_write, fd, hasher, b"".join(pending))
+                            have += pending_len
+                            pending, pending_len = [], 0
+                            progress(have)
+                except TransportError:
+                    # Keep every byte that came: the next pull resumes from exactly there.
+                    if pending:
                         await asyncio.to_thread(_write, fd, hasher, b"".join(pending))
-                        have += pending_len
-                        pending, pending_len = [], 0
-                        progress(have)
+                    raise
                 if pending:
                     await asyncio.to_thread(_write, fd, hasher, b"".join(pending))
                     have += pending_len
@@ -265,27 +248,23 @@ class Registry:
 
     # ---- push -------------------------------------------------------------------------
 
-    @property
-    def wants_basic_credentials(self) -> bool:
-        """The registry asks for Basic auth only, and there are no credentials to give it."""
-        schemes = {c.scheme for c in self._challenges}
-        return schemes == {"basic"} and not self._creds.has_basic and not self._creds.registry_token
-
     async def _call(
         self, method: str, url: Url | str, scopes: list[str], headers: dict[str, str] | None = None,
         body: bytes | AsyncIterable[bytes] = b"",
     ) -> Response:
-        """One request under /v2/ (a path) or to an upload Location (a URL); >= 400 raises."""
+        """One push request under /v2/ (a path) or to an upload Location (a URL); >= 400 raises."""
         if self._base is None:
             await self.ping()
         if isinstance(url, str):
-            url = Url(self.base.scheme, self.base.host, self.base.port, "/v2/" + url)
+            url = Url(self.base.scheme, self.base.host, self.base.port, self.base.target + url)
         sent = dict(headers or {})
-        auth = await self._authorization(scopes)
+        try:
+            auth = await self._auth.authorization(scopes)
+        except AuthRefused as exc:
+            raise RegistryAnswer(f'{method.title()} "{url}": {exc.error}', exc.status, [exc.error]) from exc
         if auth and (url.host, url.port) == (self.base.host, self.base.port):
             sent["Authorization"] = auth
-        tls = self._tls(not self._insecure) if url.scheme == "https" else None
-        response = await request(method, url, sent, body, tls=tls)
+        response = await request(method, url, sent, body, tls=self._tls_for(url))
         if response.status >= 400:
             raw = await response.read(_MAX_ERROR_BODY)
             errors = parse_registry_errors(raw)
@@ -373,22 +352,28 @@ class Registry:
             raise RegistryAnswer(f"{response.url}: no Location in the registry's answer", response.status, [])
         return parse_url(text, response.url)
 
-    async def login(self) -> None:
-        """Check the credentials (POST /auth): /v2/ answers 200 with them."""
+    async def login(self) -> str:
+        """Check the credentials (POST /auth): /v2/ answers 200 with them. Returns the token
+        server's refresh token, if it gave one (the IdentityToken the CLI stores)."""
         await self.ping()
         url = self.base
         headers: dict[str, str] = {}
-        auth = await self._authorization([])
+        try:
+            auth = await self._auth.authorization([], offline=True)
+        except AuthRefused as exc:
+            # dockerd: the /v2/ request's URL error wrapping the token server's errcode.
+            errors = [exc.error]
+            raise RegistryAnswer(f'Get "{url}": {exc.error}', exc.status, errors) from exc
         if auth:
             headers["Authorization"] = auth
-        tls = self._tls(not self._insecure) if url.scheme == "https" else None
-        response = await request("GET", url, headers, tls=tls)
+        response = await request("GET", url, headers, tls=self._tls_for(url))
         await response.close()
         if response.status != 200:
             raise RegistryAnswer(
                 f"login attempt to {url} failed with status: {response.status} {_REASONS.get(response.status, '')}".rstrip(),
                 response.status, [],
             )
+        return self._auth.refresh_token
 
 
 def _push_scopes(repository: str) -> list[str]:

@@ -8,6 +8,7 @@ distribution client needs, without a heavy HTTP library beside the one parser we
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -16,11 +17,16 @@ from urllib.parse import urlsplit
 import httptools
 
 from dockyard.errors import InvalidArgument, Unavailable
+from dockyard.model.registries import OfflinePolicy
 
 _READ = 1 << 16
 CONNECT_TIMEOUT = 30.0
 # A registry silent for this long mid-response is given up on.
 IDLE_TIMEOUT = 60.0
+
+
+# Checked here, where every registry connection is made, so that no caller can miss it.
+OFFLINE = OfflinePolicy.from_env(os.environ)
 
 
 class TransportError(Unavailable):
@@ -161,6 +167,9 @@ async def request(
     """Send one request on a new connection and read the response's head. A body that is
     an async iterable is streamed with chunked transfer encoding (a blob upload whose
     length is known only at its end), a chunk at a time as it comes."""
+    refusal = OFFLINE.refusal(url.host)
+    if refusal is not None:
+        raise TransportError(f'{method.title()} "{url}": {refusal}')
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
             if url.scheme == "https":
@@ -220,8 +229,34 @@ async def _send_chunked(writer: asyncio.StreamWriter, body: AsyncIterable[bytes]
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "tls: failed to verify certificate: x509: " + _X509.get(exc.verify_code, exc.verify_message or str(exc))
+    if isinstance(exc, ssl.SSLError) and exc.reason == "WRONG_VERSION_NUMBER":
+        return "http: server gave HTTP response to HTTPS client"  # Go's words for a plain-HTTP server
+    if isinstance(exc, ssl.SSLError) and exc.reason in _ALERTS:
+        return "remote error: tls: " + _ALERTS[exc.reason]
     if isinstance(exc, TimeoutError):
         return "timeout"
     if isinstance(exc, ConnectionRefusedError):
         return "connect: connection refused"
     return str(exc) or type(exc).__name__
+
+
+# OpenSSL's verify codes in Go's crypto/x509 words, which clients and scripts match on.
+_X509 = {
+    2: "certificate signed by unknown authority",
+    18: "certificate signed by unknown authority",
+    19: "certificate signed by unknown authority",
+    20: "certificate signed by unknown authority",
+    21: "certificate signed by unknown authority",
+    9: "certificate has expired or is not yet valid",
+    10: "certificate has expired or is not yet valid",
+    62: "certificate is not valid for the host it was asked for",
+    64: "certificate is not valid for the address it was asked for",
+}
+_ALERTS = {
+    "SSLV3_ALERT_BAD_CERTIFICATE": "bad certificate",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "certificate required",
+    "TLSV1_ALERT_UNKNOWN_CA": "unknown certificate authority",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "handshake failure",
+}

@@ -26,18 +26,20 @@ class DistributionInfo:
 
 
 class DistributionService:
-    def __init__(self, registry: Callable[[str, Credentials], Registry]) -> None:
-        self._registry = registry
+    def __init__(self, registries: Callable[[str, Credentials], list[Registry]]) -> None:
+        self._registries = registries  # docker.io's mirrors first, as for a pull
 
     async def inspect(self, name: str, creds: Credentials) -> DistributionInfo:
         if _FULL_ID.match(name):
             raise Internal("no manifest found for full image ID")
         ref = parse_reference(name).with_default_tag()
-        registry = self._registry(ref.domain, creds)
-        try:
-            return await _inspect(registry, ref)
-        except (RegistryAnswer, TransportError) as exc:
-            raise translate(exc, ref) from exc
+        for registry in self._registries(ref.domain, creds):
+            try:
+                return await _inspect(registry, ref)
+            except (RegistryAnswer, TransportError) as exc:
+                if not registry.mirror:
+                    raise translate(exc, ref) from exc
+        raise AssertionError("the registry itself is always the last candidate")  # pragma: no cover
 
 
 async def _inspect(registry: Registry, ref: Reference) -> DistributionInfo:

@@ -4,8 +4,9 @@ content-addressed beside the image store, so that `images --tree` (`manifests=1`
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from dockyard.engine.images import ImageEntry, ImageService, ImageUsers
 from dockyard.errors import DockyardError, NotFound
@@ -19,6 +20,7 @@ from dockyard.model.manifests import (
     normalize_platform,
     parse_manifest,
 )
+from dockyard.model.references import parse_reference
 from dockyard.store.content import ContentStore
 
 log = logging.getLogger(__name__)
@@ -37,13 +39,16 @@ class ImageManifests:
 
     def target(self, entry: ImageEntry) -> tuple[Descriptor, Manifest | Index] | None:
         """What the image was pulled by: the first of its repository digests we hold."""
-        for name in entry.digests:
+        return next(self._targets(entry), None)
+
+    def _targets(self, entry: ImageEntry, repository: str = "") -> Iterator[tuple[Descriptor, Manifest | Index]]:
+        """Every document its repository digests name, those of `repository` first."""
+        names = sorted(entry.digests, key=lambda n: n.rpartition("@")[0] != repository)
+        for name in names:
             digest = name.rpartition("@")[2]
             document = self._document(digest)
             if document is not None:
-                raw_size = self._docs.size(digest)
-                return Descriptor(document.media_type, digest, raw_size), document
-        return None
+                yield Descriptor(document.media_type, digest, self._docs.size(digest)), document
 
     def manifests_of(self, entry: ImageEntry) -> list[bytes]:
         """The image manifests held for this image (by its repository digests, directly or
@@ -77,9 +82,13 @@ class ImageManifests:
         actual = Platform(image.os, image.architecture, image.variant)
         if matches(wanted, actual):
             return entry
-        found = self.target(entry)
-        if found is not None and isinstance(found[1], Index):
-            for d in found[1].manifests:
+        repository = ""
+        with contextlib.suppress(DockyardError):
+            repository = parse_reference(name).name  # an index of the repository named comes first
+        for _, document in self._targets(entry, repository):
+            if not isinstance(document, Index):
+                continue
+            for d in document.manifests:
                 if d.platform is None or d.attestation or not matches(wanted, d.platform):
                     continue
                 local = self._local(d.digest)
@@ -95,12 +104,10 @@ class ImageManifests:
         image leaves its own behind until the next start: they are a few KiB each)."""
         live: set[str] = set()
         for entry in self._images.all():
-            found = self.target(entry)
-            if found is None:
-                continue
-            live.add(found[0].digest)
-            if isinstance(found[1], Index):
-                live.update(d.digest for d in found[1].manifests)
+            for top, document in self._targets(entry):
+                live.add(top.digest)
+                if isinstance(document, Index):
+                    live.update(d.digest for d in document.manifests)
         for digest in self._docs.digests():
             if digest not in live:
                 self._docs.delete(digest)

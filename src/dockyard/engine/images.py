@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import logging
@@ -19,14 +20,23 @@ from typing import BinaryIO, Protocol
 from dockyard.engine.events import EventBus
 from dockyard.engine.transfer import Body, spool, stream_from_thread
 from dockyard.errors import Conflict, InvalidArgument, NotFound, StorageFull
-from dockyard.images.archive import Archive, SaveImage, SaveLayer, read_archive, write_archive
+from dockyard.images.archive import Archive, ArchiveImage, SaveImage, SaveLayer, read_archive
+from dockyard.images.archive_writer import write_archive
 from dockyard.layers.overlay import LayerDirs, chain_id, chain_ids
 from dockyard.model import times
 from dockyard.model.changes import apply_changes
 from dockyard.model.containerquery import image_family
 from dockyard.model.filters import Filters, parse_time_filter
 from dockyard.model.ids import is_full_id, short_id, strip_algorithm
-from dockyard.model.images import Image, ImageConfig, image_config_to_json, parse_image_config
+from dockyard.model.images import (
+    HistoryItem,
+    Image,
+    ImageConfig,
+    image_config_to_json,
+    image_history,
+    parse_image_config,
+)
+from dockyard.model.manifests import Platform, matches
 from dockyard.model.references import (
     Reference,
     display_name,
@@ -199,6 +209,16 @@ class ImageService:
             return frozenset()
         return image_family(entry.id, {e.id: e.parent for e in self._images.values()})
 
+    def history(self, entry: ImageEntry) -> tuple[HistoryItem, ...]:
+        """`docker history`: each step's layer size, and the ids of the image and its parents."""
+        sizes = [self._layers[c].size if c in self._layers else 0 for c in chain_ids(entry.image.diff_ids)]
+        lineage: list[tuple[str, tuple[str, ...]]] = []
+        step: ImageEntry | None = entry
+        while step is not None and len(lineage) < len(entry.image.history):
+            lineage.append((step.id, tuple(familiar_tag(t) for t in step.tags)))
+            step = self._images.get(step.parent) if step.parent else None
+        return image_history(entry.image, sizes, lineage)
+
     def diff_dirs(self, image_id: str) -> list[str]:
         """Where the image's layers are on disk, top-most first (inspect's GraphDriver)."""
         if image_id not in self._images:
@@ -213,15 +233,12 @@ class ImageService:
         now = time.time_ns()
         until = min((parse_time_filter(v, now) for v in filters.values("until")), default=None)
         patterns = filters.values("reference")
-        parents = self._parents()
+        parents = {e.parent for e in self._images.values() if e.parent}
         out = []
         for entry in self._images.values():
             created = times.parse_ns(entry.image.created)
-            # A build's intermediate images (untagged, with children) only with -a, as dockerd.
-            if not entry.names and entry.id in parents and (not include_all or dangling):
-                continue
-            if dangling is not None and dangling != (not entry.tags):
-                continue
+            if dangling is True and entry.id in parents:
+                continue  # dangling=true lists heads only
             if not filters.match_labels(entry.image.config.labels):
                 continue
             if (before is not None and created >= before) or (since is not None and created <= since):
@@ -229,16 +246,22 @@ class ImageService:
             if until is not None and created > until:
                 continue
             if patterns:
-                # As dockerd: only the matching tags are listed.
-                matching = tuple(t for t in entry.tags if any(tag_matches(p, t) for p in patterns))
-                if not matching:
+                # As dockerd: only the matching names are listed.
+                entry = replace(
+                    entry,
+                    tags=tuple(t for t in entry.tags if any(tag_matches(p, t) for p in patterns)),
+                    digests=tuple(d for d in entry.digests if any(tag_matches(p, d) for p in patterns)),
+                )
+            if not entry.names:
+                # Untagged: an intermediate image (one with children) only with -a.
+                if entry.id in parents and not include_all:
                     continue
-                entry = replace(entry, tags=matching)
+                if dangling is False or patterns:
+                    continue
+            elif dangling is True and entry.tags:
+                continue
             out.append(entry)
         return sorted(out, key=lambda e: e.image.created, reverse=True)
-
-    def _parents(self) -> set[str]:
-        return {e.parent for e in self._images.values() if e.parent}
 
     def _created_ns(self, name: str) -> int:
         return times.parse_ns(self.resolve(name).image.created)
@@ -277,20 +300,28 @@ class ImageService:
         async with self._write_lock:
             entry = self._images[entry.id]
             if by_reference:
-                full = str(parse_reference(name).with_default_tag())
-                # As dockerd: repository digests alone do not keep an image once its last tag goes.
+                ref = parse_reference(name).with_default_tag()
+                full = str(ref)
                 others = [t for t in entry.tags if t != full]
                 if others or not users or force:
                     self._untag(entry.id, [full], records)
-                    if others or users:
-                        return records
-                    self._untag(entry.id, list(self._images[entry.id].digests), records)
+                    if ref.digest is None and not any(parse_reference(t).name == ref.name for t in others):
+                        # As dockerd: the repository's digests go with its last tag.
+                        same = [d for d in entry.digests if parse_reference(d).name == ref.name]
+                        self._untag(entry.id, same, records)
+                    if self._images[entry.id].names or users or self._children(entry.id):
+                        return records  # still named, in use, or kept for its children
                 else:
                     raise Conflict(
                         f'conflict: unable to remove repository reference "{display_name(name)}" (must force) '
                         f"- container {short_id(users[0][0])} is using its referenced image {short_id(entry.id)}"
                     )
             else:
+                if self._children(entry.id):
+                    raise Conflict(
+                        f"conflict: unable to delete {short_id(entry.id)} (cannot be forced) - image "
+                        "has dependent child images"
+                    )
                 if running:
                     raise Conflict(
                         f"conflict: unable to delete {short_id(entry.id)} (cannot be forced) - image is "
@@ -312,15 +343,18 @@ class ImageService:
                     return records
             await self._delete(entry.id, records)
             if prune:
-                await self._delete_unused_parents(entry.parent, records)
+                await self._prune_parents(entry.parent, records)
         return records
 
-    async def _delete_unused_parents(self, parent: str, records: list[DeleteRecord]) -> None:
-        """After a delete, its untagged parents that nothing else needs go too (a build's
-        intermediate images), as dockerd's imageDeleteHelper does with prune."""
-        while parent and parent in self._images:
+    def _children(self, image_id: str) -> list[str]:
+        return [e.id for e in self._images.values() if e.parent == image_id]
+
+    async def _prune_parents(self, parent: str, records: list[DeleteRecord]) -> None:
+        """As dockerd after a delete: the parent goes too, and its parent..., while each is
+        untagged, has no other child and no container."""
+        while parent in self._images:
             entry = self._images[parent]
-            if entry.names or parent in self._parents() or self._users.users_of(parent):
+            if entry.names or self._children(parent) or self._users.users_of(parent):
                 return
             await self._delete(parent, records)
             parent = entry.parent
@@ -333,21 +367,28 @@ class ImageService:
         now = time.time_ns()
         until = min((parse_time_filter(v, now) for v in filters.values("until")), default=None)
         records: list[DeleteRecord] = []
-        freed = 0
-        for entry in sorted(self._images.values(), key=lambda e: e.image.created, reverse=True):
-            if entry.id not in self._images or (dangling_only and entry.tags):
-                continue
-            if dangling_only and entry.id in self._parents():
-                continue  # an intermediate image: it goes with the last image built on it
-            if self._users.users_of(entry.id):
-                continue
-            if not filters.match_labels(entry.image.config.labels):
-                continue
-            if until is not None and times.parse_ns(entry.image.created) > until:
-                continue
-            layers_before = sum(r.size for r in self._layers.values())
-            records += await self.remove(entry.id, force=True)
-            freed += layers_before - sum(r.size for r in self._layers.values())
+        # As dockerd's ImagesPrune: an untagged image with children goes only with its last
+        # child (the parent pruning of a delete); a tagged one is untagged tag by tag, so
+        # one with children stays, untagged; conflicts (containers) skip an image.
+        chosen = [
+            e for e in self._images.values()
+            if (e.names or not self._children(e.id))
+            and not (dangling_only and e.tags)
+            and filters.match_labels(e.image.config.labels)
+            and (until is None or times.parse_ns(e.image.created) <= until)
+        ]  # fmt: skip
+        layers_before = sum(r.size for r in self._layers.values())
+        for entry in sorted(chosen, key=lambda e: e.image.created, reverse=True):
+            current = self._images.get(entry.id)
+            if current is None:
+                continue  # went as a parent of an image pruned before it
+            names = list(current.tags) if current.tags else [current.id]
+            for name in names:
+                try:
+                    records += await self.remove(name, force=False)
+                except (Conflict, NotFound):
+                    continue
+        freed = layers_before - sum(r.size for r in self._layers.values())
         self._events.publish("image", "prune", "", {"reclaimed": str(freed)})
         return records, freed
 
@@ -386,6 +427,7 @@ class ImageService:
         del self._images[image_id]
         cache_ids = [self._layers.pop(c).cache_id for c in doomed]
         records.append(DeleteRecord(deleted=image_id))
+        records += [DeleteRecord(deleted=c) for c in doomed]  # dockerd lists the layers freed too
         self._events.publish("image", "delete", image_id, {"name": image_id})
         await asyncio.to_thread(self._remove_files, image_id, cache_ids)
 
@@ -467,8 +509,18 @@ class ImageService:
             with blob.open("rb") as f:
                 return self._add_layer_blocking(parent, f, diff_id)
 
+        # A bare executor future, not a task: shielded, it can be waited for after a cancel.
+        unpack = asyncio.get_running_loop().run_in_executor(None, add)
         try:
-            return await asyncio.to_thread(add)
+            return await asyncio.shield(unpack)
+        except asyncio.CancelledError:
+            # A pull failing elsewhere cancels us, but the thread unpacks on: wait for it and
+            # undo its layer, or the directory would be left behind with no row naming it.
+            with contextlib.suppress(Exception):
+                row, new = await unpack
+                if new:
+                    await self.discard_layers([row])
+            raise
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise StorageFull(f"failed to register layer: {exc}") from exc
@@ -573,13 +625,13 @@ class ImageService:
             self._events.publish("image", "tag", entry.id, {"name": ref.with_default_tag().familiar()})
         return entry
 
-    async def load(self, body: Body) -> AsyncIterator[str]:
+    async def load(self, body: Body, platform: Platform | None = None) -> AsyncIterator[str]:
         """Load a `docker save` archive: the upload is received and its index read first, so
         a full disk or a bad archive is an error status, not a stream cut short; then it
-        yields one line per image loaded."""
+        yields one line per image loaded. With `platform`, only images of that platform."""
         spooled = await self._spool(body)
         try:
-            archive = await asyncio.to_thread(read_archive, spooled)
+            archive = await asyncio.to_thread(read_archive, spooled, platform=platform)
         except BaseException:
             spooled.unlink(missing_ok=True)
             raise
@@ -588,7 +640,7 @@ class ImageService:
     async def _load(self, spooled: Path, archive: Archive) -> AsyncIterator[str]:
         try:
             async with self._write_lock:
-                for item in archive.images:
+                for item in _parents_first(archive.images):
                     new_rows: list[LayerRow] = []
                     parent: str | None = None
                     config = parse_image_config(item.config, item.config_digest)
@@ -621,7 +673,7 @@ class ImageService:
                                 f"The image {ref.with_default_tag().familiar()} already exists, renaming "
                                 f"the old one with ID {previous} to empty string\n"
                             )
-                    entry = await self._store_image(item.config, refs)
+                    entry = await self._store_image(item.config, refs, self._valid_parent(item.parent, config))
                     self._events.publish("image", "load", entry.id, {"name": entry.id})
                     if refs:
                         for ref in refs:
@@ -631,15 +683,32 @@ class ImageService:
         finally:
             spooled.unlink(missing_ok=True)
 
+    def _valid_parent(self, parent_id: str, image: Image) -> str:
+        """An archive's Parent link, kept when it holds (dockerd's checkValidParent): the
+        parent is here, its layers are the child's first ones, its history the child's start."""
+        parent = self._images.get(parent_id) if parent_id else None
+        if parent is None:
+            return ""
+        p = parent.image
+        if not p.history and not image.history:
+            return parent_id
+        if len(p.history) >= len(image.history) or image.history[: len(p.history)] != p.history:
+            return ""
+        return parent_id if image.diff_ids[: len(p.diff_ids)] == p.diff_ids else ""
+
     def layer_tar(self, diff_id: str) -> SaveLayer:
         """A layer's uncompressed tar, for save and push: its exact size and a way to read it."""
         return SaveLayer(diff_id, self._content.size(diff_id), _opener(self._content, diff_id))
 
-    def save(self, names: Sequence[str]) -> AsyncIterator[bytes]:
-        """A `docker save` archive of the named images, streamed as it is written."""
+    def save(self, names: Sequence[str], platform: Platform | None = None) -> AsyncIterator[bytes]:
+        """A `docker save` archive of the named images, streamed as it is written. With
+        `platform`, each must be of it (dockerd's graphdriver store: one platform per image)."""
         wanted: dict[str, list[str]] = {}
         for name in names:
             entry = self.resolve(name)
+            own = Platform(entry.image.os, entry.image.architecture, entry.image.variant)
+            if platform is not None and not matches(platform, own):
+                raise NotFound(f"no suitable export target found for platform {platform}")
             tags = wanted.setdefault(entry.id, [])
             if not self._by_id(name):
                 ref = parse_reference(name)
@@ -652,10 +721,30 @@ class ImageService:
         for image_id, tags in wanted.items():
             image = self._images[image_id].image
             layers = tuple(self.layer_tar(diff_id) for diff_id in image.diff_ids)
-            images.append(SaveImage(image.raw_config, image_id, tuple(dict.fromkeys(tags)), layers))
+            # dockerd writes the parent link only when the parent is in the archive too.
+            parent = self._images[image_id].parent
+            images.append(SaveImage(image.raw_config, image_id, tuple(dict.fromkeys(tags)), layers,
+                                    parent if parent in wanted else ""))  # fmt: skip
         for image_id in wanted:
             self._events.publish("image", "save", image_id, {"name": image_id})
         return stream_from_thread(lambda out: write_archive(out, images), "save-archive")
+
+
+def _parents_first(images: Sequence[ArchiveImage]) -> list[ArchiveImage]:
+    """An archive's images with each Parent link kept only to an image of the same archive
+    (as dockerd's validatedParentLinks), parents loaded before their children."""
+    ids = {i.config_digest for i in images}
+    pending = [i if i.parent in ids else replace(i, parent="") for i in images]
+    done: set[str] = set()
+    ordered: list[ArchiveImage] = []
+    while pending:
+        ready = [i for i in pending if not i.parent or i.parent in done]
+        if not ready:  # a cycle of Parent links: none of them holds
+            ready = pending = [replace(i, parent="") for i in pending]
+        ordered += ready
+        done.update(i.config_digest for i in ready)
+        pending = [i for i in pending if not any(i is r for r in ready)]
+    return ordered
 
 
 def _repo_tag(text: str) -> Reference:

@@ -20,8 +20,9 @@ from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.distribution.client import Fetched, Registry, RegistryAnswer, is_insecure
+from dockyard.distribution.client import Fetched, Registry, RegistryAnswer
 from dockyard.distribution.http import TransportError
+from dockyard.distribution.tls import TlsContexts
 from dockyard.engine.events import EventBus
 from dockyard.engine.imagemanifests import ImageManifests
 from dockyard.engine.images import ImageService
@@ -42,6 +43,7 @@ from dockyard.model.manifests import (
 )
 from dockyard.model.progress import Progress, layer_status
 from dockyard.model.references import Reference
+from dockyard.model.registries import RegistrySettings
 from dockyard.model.registryauth import Credentials
 from dockyard.store.blobs import BlobLocation, BlobLocations
 from dockyard.store.images import LayerRow
@@ -72,8 +74,8 @@ class Resolved:
 class PullService:
     def __init__(
         self, images: ImageService, manifests: ImageManifests, events: EventBus, downloads: Path,
-        insecure_registries: Sequence[str] = (), max_downloads: int = MAX_CONCURRENT_DOWNLOADS,
-        locations: BlobLocations | None = None,
+        settings: RegistrySettings | None = None, tls: TlsContexts | None = None,
+        max_downloads: int = MAX_CONCURRENT_DOWNLOADS, locations: BlobLocations | None = None,
     ) -> None:
         self._images = images
         self._manifests = manifests
@@ -81,20 +83,28 @@ class PullService:
         self._events = events
         self._downloads = downloads  # kept across restarts: partial blobs resume from here
         self._downloads.mkdir(parents=True, exist_ok=True)
-        self._insecure = tuple(insecure_registries)
+        self._settings = settings or RegistrySettings()
+        self._tls = tls or TlsContexts()
         self._max_downloads = max_downloads
         self._blob_locks: dict[str, asyncio.Lock] = {}
 
-    def registry(self, domain: str, creds: Credentials) -> Registry:
-        return Registry(domain, creds, is_insecure(domain, self._insecure))
+    def registries(self, domain: str, creds: Credentials) -> list[Registry]:
+        """Where to pull `domain`'s images from, in order: docker.io's mirrors, then the registry."""
+        endpoints = self._settings.endpoints(domain)
+        groups = [[e] for e in endpoints if e.mirror] + [[e for e in endpoints if not e.mirror]]
+        return [Registry(domain, group, creds, self._settings, self._tls) for group in groups]
 
-    async def login(self, server: str, creds: Credentials) -> None:
+    def registry(self, domain: str, creds: Credentials) -> Registry:
+        """The registry itself, never a mirror (login, push)."""
+        return self.registries(domain, creds)[-1]
+
+    async def login(self, server: str, creds: Credentials) -> str:
         """POST /auth: the registry accepts these credentials (dockerd's wording otherwise)."""
         domain = server.removeprefix("https://").removeprefix("http://").split("/")[0] or "docker.io"
         if domain in ("index.docker.io", "registry-1.docker.io"):
             domain = "docker.io"
         try:
-            await self.registry(domain, creds).login()
+            return await self.registry(domain, creds).login()
         except RegistryAnswer as exc:
             if exc.errors and exc.errors[0].code == "UNAUTHORIZED":
                 raise Unauthorized(exc.message) from exc
@@ -105,19 +115,23 @@ class PullService:
     ) -> AsyncGenerator[Progress, None]:
         """Resolve `ref` (errors are raised here, before any line), then stream the pull.
         With `all_tags` (a reference without tag or digest) every tag of the repository."""
-        registry = self.registry(ref.domain, creds)
-        try:
-            if all_tags:
-                tags = await registry.tags(ref.path)
-                if not tags:
-                    raise NotFound(f"repository {ref.familiar_name} has no tags")
-                refs = [ref.with_tag(t) for t in tags]
-            else:
-                refs = [ref.with_default_tag()]
-            first = await self._resolve(registry, refs[0], wanted)
-        except (RegistryAnswer, TransportError) as exc:
-            raise translate(exc, refs[0] if not all_tags else ref) from exc
-        return self._stream(registry, ref if all_tags else refs[0], refs, first, wanted)
+        candidates = self.registries(ref.domain, creds)
+        for registry in candidates:
+            refs = [ref.with_default_tag()]
+            try:
+                if all_tags:
+                    tags = await registry.tags(ref.path)
+                    if not tags:
+                        raise NotFound(f"repository {ref.familiar_name} has no tags")
+                    refs = [ref.with_tag(t) for t in tags]
+                first = await self._resolve(registry, refs[0], wanted)
+            except (RegistryAnswer, TransportError) as exc:
+                if registry.mirror:  # as dockerd: a mirror that fails is passed over
+                    log.info("pull of %s: mirror %s failed (%s), trying the next endpoint", ref, registry.base_text, exc.message)
+                    continue
+                raise translate(exc, refs[0] if not all_tags else ref) from exc
+            return self._stream(registry, ref if all_tags else refs[0], refs, first, wanted)
+        raise AssertionError("the registry itself is always the last candidate")  # pragma: no cover
 
     async def _resolve(self, registry: Registry, ref: Reference, wanted: Platform | None) -> Resolved:
         top = await registry.manifest(ref.path, _target(ref))
@@ -218,8 +232,10 @@ class PullService:
             refs = [ref, ref.repository().with_digest(resolved.digest)] if ref.digest is None else [ref]
             await asyncio.to_thread(self._manifests.record, resolved.documents)
             entry, moved = await self._images.commit_pulled(new_rows, resolved.raw_config, refs)
-        except BaseException:
+        except BaseException as exc:
             await self._images.discard_layers(new_rows)
+            if not isinstance(exc, TransportError | asyncio.CancelledError):
+                self._drop_partials([layers[i].digest for i in missing])
             raise
         finally:
             for path in files.values():
@@ -295,6 +311,15 @@ class PullService:
                 self._blob_locks.pop(desc.digest, None)
         emit(layer_status("Download complete", short))
         return mine
+
+
+    def _drop_partials(self, digests: list[str]) -> None:
+        """A pull that failed on what it was sent (not cut off, not stopped) keeps no partial
+        blob of it for a resume; one another pull is downloading now is left to that pull."""
+        for digest in digests:
+            lock = self._blob_locks.get(digest)
+            if lock is None or not lock.locked():
+                (self._downloads / f"{digest[7:]}.partial").unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

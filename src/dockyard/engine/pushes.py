@@ -17,12 +17,12 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 
-from dockyard.distribution.client import Registry, RegistryAnswer, is_insecure
+from dockyard.distribution.client import Registry, RegistryAnswer
 from dockyard.distribution.http import TransportError, Url
 from dockyard.engine.events import EventBus
 from dockyard.engine.imagemanifests import ImageManifests
@@ -40,7 +40,7 @@ from dockyard.model.manifests import (
 )
 from dockyard.model.progress import Progress, PushResult, layer_status
 from dockyard.model.references import Reference, parse_reference
-from dockyard.model.registryauth import Credentials
+from dockyard.model.registryauth import Credentials, parse_challenges
 from dockyard.store.blobs import BlobLocation, BlobLocations
 from dockyard.streams.gzipstream import Compressed, gzip_stream
 from dockyard.tasks import Component, Tasks
@@ -70,6 +70,7 @@ def _attempts(size: int) -> tuple[int, int, bool]:
 @dataclass(frozen=True)
 class _Target:
     registry: Registry
+    creds: Credentials
     domain: str
     path: str  # the repository's path in the registry: "x/bb"
 
@@ -79,13 +80,13 @@ class PushService(Component):
 
     def __init__(
         self, images: ImageService, manifests: ImageManifests, locations: BlobLocations, events: EventBus,
-        insecure_registries: Sequence[str] = (), max_uploads: int = MAX_CONCURRENT_UPLOADS,
+        registry: Callable[[str, Credentials], Registry], max_uploads: int = MAX_CONCURRENT_UPLOADS,
     ) -> None:
         self._images = images
         self._manifests = manifests
         self._locations = locations
         self._events = events
-        self._insecure = tuple(insecure_registries)
+        self._registry = registry  # the registry itself for a domain, never a mirror
         self._max_uploads = max_uploads
         cpus = os.cpu_count() or 2
         self._parallel = 2  # chunks of one layer ahead of the one being sent
@@ -127,7 +128,7 @@ class PushService(Component):
         try:
             emit(Progress(f"The push refers to repository [{ref.name}]"))
             tags = self._tags_to_push(ref, all_tags)
-            target = _Target(Registry(ref.domain, creds, is_insecure(ref.domain, self._insecure)), ref.domain, ref.path)
+            target = _Target(self._registry(ref.domain, creds), creds, ref.domain, ref.path)
             remote: dict[str, Descriptor] = {}  # diff id -> blob, known in the target this push
             for tag, image_id in tags:
                 try:
@@ -171,8 +172,8 @@ class PushService(Component):
         top_first = list(reversed(diff_ids))
         for diff_id in top_first:
             emit(layer_status("Preparing", _short(diff_id)))
-        await target.registry.ping()
-        if target.registry.wants_basic_credentials:
+        pong = await target.registry.ping()
+        if _wants_basic_credentials(pong.status, pong.header_values("www-authenticate"), target.creds):
             raise Unauthorized("no basic auth credentials")
         slots = asyncio.Semaphore(self._max_uploads)
         tasks: dict[str, asyncio.Task[Descriptor]] = {}
@@ -328,6 +329,15 @@ def _unique_sources(locations: list[BlobLocation]) -> list[BlobLocation]:
             seen.add((loc.digest, loc.repository))
             out.append(loc)
     return out
+
+
+def _wants_basic_credentials(status: int, challenges: list[str], creds: Credentials) -> bool:
+    """The registry asks for Basic auth only, and there are none to give: dockerd's
+    "no basic auth credentials" before any upload."""
+    if status != 401 or creds.has_basic or creds.registry_token:
+        return False
+    schemes = {c.scheme for c in parse_challenges(challenges)}
+    return schemes == {"basic"}
 
 
 def _layer_type(location: BlobLocation) -> str:

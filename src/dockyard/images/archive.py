@@ -1,10 +1,9 @@
-"""`docker save` / `docker load` archives.
+"""Reading `docker save` / `docker load` archives.
 
 Reading accepts what docker 20.10 writes (`<id>/layer.tar`, `<hex>.json`, `manifest.json`,
 shared layers as tar links between members), what docker 25+ writes (an OCI image layout
-plus `manifest.json`) and a bare OCI image layout (`index.json` only). Writing produces the
-docker 25+ layout, which `docker load` of dockerd 20.10 (via `manifest.json`) and of dockerd
-28 with either image store (via `manifest.json` or `index.json`) accept.
+plus `manifest.json`), what dockerd's containerd store and skopeo write (an OCI image layout,
+maybe with `manifest.json`, with indexes, gzip/zstd layers). archive_writer.py writes.
 
 Blocking file I/O throughout; callers run these in a thread.
 """
@@ -16,19 +15,19 @@ import io
 import json
 import lzma
 import os
-import platform
+import platform as host_platform
 import posixpath
 import re
 import tarfile
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from dockyard.errors import Internal, InvalidArgument
+from dockyard.errors import Internal, InvalidArgument, NotFound
+from dockyard.model.manifests import Index, Platform, choose, matches, parse_manifest
 from dockyard.streams.compression import Compression, Readable, decompressed, sniff
-from dockyard.streams.digest import DigestingReader
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -68,6 +67,7 @@ class ArchiveImage:
     config_digest: str  # "sha256:<hex>", verified against `config`
     repo_tags: tuple[str, ...]  # familiar "name:tag" as found; still untrusted input
     layers: tuple[str, ...]  # member names for Archive.open_layer, in rootfs order
+    parent: str = ""  # manifest.json's Parent ("sha256:<hex>"), unchecked: the loader decides
 
 
 @dataclass(frozen=True)
@@ -81,14 +81,19 @@ class ArchiveMember:
 
 
 class ArchiveMemberReader(io.RawIOBase):
-    """The data of one tar member, read straight from the archive file."""
+    """The data of one tar member, read straight from the archive file. With `expect`, its
+    bytes must hash to that digest: reading the last byte of a mismatched blob raises."""
 
-    def __init__(self, path: Path, name: str, offset: int, size: int) -> None:
+    def __init__(
+        self, path: Path, name: str, offset: int, size: int, expect: str | None = None
+    ) -> None:
         super().__init__()
         self._file = open(path, "rb")  # noqa: SIM115 - closed with the reader
         self._file.seek(offset)
         self._name = name
         self._left = size
+        self._expect = expect
+        self._hash = hashlib.sha256() if expect else None
 
     def readable(self) -> bool:
         return True
@@ -101,6 +106,12 @@ class ArchiveMemberReader(io.RawIOBase):
         if not got:
             raise InvalidArgument(f"invalid archive: unexpected EOF in {self._name}")
         self._left -= got
+        if self._hash is not None:
+            self._hash.update(view[:got])
+            if not self._left and "sha256:" + self._hash.hexdigest() != self._expect:
+                raise InvalidArgument(
+                    f"invalid archive: blob {self._name} does not match its digest {self._expect}"
+                )
         return got
 
     def close(self) -> None:
@@ -119,9 +130,13 @@ class Archive:
 
     def open_layer(self, member: str) -> BinaryIO:
         """Stream one layer blob as stored (maybe compressed). Close it; `with` works."""
-        name, entry = _resolve(self.members, _norm(member))
+        wanted = _norm(member)
+        name, entry = _resolve(self.members, wanted)
+        # An OCI layout names a blob by its digest: hold the bytes to it as they stream.
+        hex_name = wanted.removeprefix("blobs/sha256/")
+        expect = "sha256:" + hex_name if hex_name != wanted and _HEX64.fullmatch(hex_name) else None
         return io.BufferedReader(
-            ArchiveMemberReader(self.path, name, entry.offset, entry.size), _CHUNK
+            ArchiveMemberReader(self.path, name, entry.offset, entry.size, expect), _CHUNK
         )
 
 
@@ -182,8 +197,12 @@ def _scan(tar_path: Path) -> dict[str, ArchiveMember]:
     return members
 
 
-def _sha256(data: bytes) -> str:
+def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def is_sha256(digest: str) -> bool:
+    return digest.startswith("sha256:") and _HEX64.fullmatch(digest[7:]) is not None
 
 
 def _loads(data: bytes, what: str) -> Any:
@@ -196,10 +215,22 @@ def _loads(data: bytes, what: str) -> Any:
 class _Reader:
     """Turns a scanned archive into ArchiveImages (one pass over its JSON documents)."""
 
-    def __init__(self, tar_path: Path, members: Mapping[str, ArchiveMember], arch: str) -> None:
+    def __init__(
+        self, tar_path: Path, members: Mapping[str, ArchiveMember], wanted: Platform, strict: bool
+    ) -> None:
         self._path = tar_path
         self._members = members
-        self._arch = arch
+        self._wanted = wanted  # picks one manifest out of an index
+        self._strict = strict  # asked for: every image loaded must be of that platform
+
+    def _fits(self, config: bytes, digest: str) -> bool:
+        """Whether an image is loaded: all are, unless a platform was asked for."""
+        if not self._strict:
+            return True
+        doc = _as_dict(_loads(config, f"image config {digest}"))
+        offered = Platform(str(doc.get("os") or ""), str(doc.get("architecture") or ""),
+                           str(doc.get("variant") or ""))  # fmt: skip
+        return matches(self._wanted, offered)
 
     def read(self, name: str) -> bytes:
         real, entry = _resolve(self._members, _norm(name))
@@ -244,7 +275,7 @@ class _Reader:
                 raise InvalidArgument(f"invalid archive: bad entry in {MANIFEST_FILE}")
             config_name = item["Config"]
             config = self.read(config_name)
-            digest = _sha256(config)
+            digest = sha256_digest(config)
             # The name carries the digest in both layouts: "<hex>.json" or "blobs/sha256/<hex>".
             claimed = posixpath.basename(config_name).removesuffix(".json")
             claimed = claimed.removeprefix("sha256:")
@@ -252,15 +283,19 @@ class _Reader:
                 raise InvalidArgument(
                     f"invalid archive: config {config_name} does not match its digest {digest}"
                 )
+            if not self._fits(config, digest):
+                continue
             names = [_norm(layer) for layer in layers]
             self._check_layers(config, digest, names)
-            images.append(ArchiveImage(config, digest, tuple(tags), tuple(names)))
+            parent = item.get("Parent")
+            parent = parent if isinstance(parent, str) and is_sha256(parent) else ""
+            images.append(ArchiveImage(config, digest, tuple(tags), tuple(names), parent))
         return images
 
     def _blob(self, descriptor: object, what: str) -> tuple[str, bytes]:
         name = _blob_name(descriptor, what)
         data = self.read(name)
-        if _sha256(data)[7:] != posixpath.basename(name):
+        if sha256_digest(data)[7:] != posixpath.basename(name):
             raise InvalidArgument(f"invalid archive: {what} {name} does not match its digest")
         return name, data
 
@@ -277,15 +312,17 @@ class _Reader:
             return doc
         if media not in _INDEX_TYPES and not (media is None and "manifests" in doc):
             raise InvalidArgument(f"invalid archive: unsupported media type {media}")
+        index = parse_manifest(data)
+        if not isinstance(index, Index):
+            raise InvalidArgument(f"invalid archive: {name} is not an image index")
+        try:
+            chosen = choose(index, self._wanted)
+        except NotFound:
+            raise NotFound(f"requested platform ({self._wanted}) not found") from None
         for candidate in doc.get("manifests") or ():
-            plat = candidate.get("platform") if isinstance(candidate, dict) else None
-            if (
-                isinstance(plat, dict)
-                and plat.get("os") == "linux"
-                and plat.get("architecture") == self._arch
-            ):
+            if _as_dict(candidate).get("digest") == chosen.digest:
                 return self._image_manifest(candidate, depth + 1)
-        raise InvalidArgument(f"invalid archive: no linux/{self._arch} image in {name}")
+        raise Internal(f"chosen manifest {chosen.digest} not in {name}")  # choose picks from these
 
     def from_index(self) -> list[ArchiveImage]:
         doc = _loads(self.read(INDEX_FILE), INDEX_FILE)
@@ -296,12 +333,14 @@ class _Reader:
         for descriptor in descriptors:
             manifest = self._image_manifest(descriptor, 0)
             _, config = self._blob(manifest.get("config"), "config")
-            digest = _sha256(config)
+            digest = sha256_digest(config)
             layer_list = manifest.get("layers") or []
             if not isinstance(layer_list, list):
                 raise InvalidArgument("invalid archive: manifest layers is not a list")
             layers = tuple(_blob_name(layer, "layer") for layer in layer_list)
             tags = _annotation_tags(_as_dict(descriptor).get("annotations"))
+            if not self._fits(config, digest):
+                continue
             if digest in found:  # one index entry per tag of the same image
                 found[digest][1].extend(t for t in tags if t not in found[digest][1])
                 continue
@@ -360,7 +399,7 @@ def _annotation_tags(annotations: object) -> list[str]:
 
 
 def host_architecture() -> str:
-    machine = platform.machine().lower()
+    machine = host_platform.machine().lower()
     return _ARCHES.get(machine, machine)
 
 
@@ -378,25 +417,31 @@ def _decompress_in_place(tar_path: Path) -> None:
             partial.unlink(missing_ok=True)
 
 
-def read_archive(tar_path: Path, *, architecture: str | None = None) -> Archive:
-    """Scan a `docker save` tar. A gzip/bzip2/xz-compressed file (`docker load` takes those)
-    is first replaced by its plain tar in place. `architecture` picks the manifest out of OCI
-    image indexes (default: the host's); manifest.json archives ignore it."""
+def read_archive(tar_path: Path, *, platform: Platform | None = None) -> Archive:
+    """Scan a `docker save` tar. A gzip/bzip2/xz/zstd-compressed file (`docker load` takes
+    those) is first replaced by its plain tar in place. Without `platform`, every image of
+    manifest.json is read, and linux/<host arch> picked out of OCI indexes. With it, only
+    images of that platform: none is dockerd's NotFound "requested platform (...) not found"."""
     try:
         _decompress_in_place(tar_path)
         members = _scan(tar_path)
     except OSError as exc:
         raise Internal(f"reading image archive {tar_path}: {exc}") from exc
-    reader = _Reader(tar_path, members, architecture or host_architecture())
+    wanted = platform or Platform("linux", host_architecture())
+    reader = _Reader(tar_path, members, wanted, platform is not None)
     try:
+        images: list[ArchiveImage] = []
         if MANIFEST_FILE in members:
             images = reader.from_manifest()
-        elif INDEX_FILE in members:
+        if INDEX_FILE in members and (MANIFEST_FILE not in members or (platform and not images)):
+            # manifest.json lists one platform per image; the index may hold the asked one.
             images = reader.from_index()
-        else:
+        elif MANIFEST_FILE not in members:
             raise InvalidArgument(f"invalid archive: does not contain a {MANIFEST_FILE}")
     except OSError as exc:
         raise Internal(f"reading image archive {tar_path}: {exc}") from exc
+    if platform is not None and not images:
+        raise NotFound(f"requested platform ({platform}) not found")
     return Archive(tar_path, tuple(images), members)
 
 
@@ -445,150 +490,4 @@ class SaveImage:
     config_digest: str
     repo_tags: tuple[str, ...]  # "name:tag", familiar ("busybox:latest") or fully qualified
     layers: tuple[SaveLayer, ...]
-
-
-def _split_tag(ref: str) -> tuple[str, str]:
-    name, sep, tag = ref.rpartition(":")
-    if not sep or "/" in tag:
-        return ref, "latest"
-    return name, tag
-
-
-def _qualified_name(name: str) -> str:
-    first, sep, _ = name.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return name
-    return f"docker.io/{name}" if sep else f"docker.io/library/{name}"
-
-
-def _familiar_name(name: str) -> str:
-    if not name.startswith("docker.io/"):
-        return name
-    name = name.removeprefix("docker.io/")
-    official = name.removeprefix("library/")
-    return official if "/" not in official else name
-
-
-def _json(doc: object, newline: bool = False) -> bytes:
-    # Compact like Go's json.Marshal; manifest.json/repositories end in "\n" (json.Encoder).
-    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-    return (text + "\n" if newline else text).encode()
-
-
-def _descriptor(media: str, data: bytes) -> dict[str, Any]:
-    return {"mediaType": media, "digest": _sha256(data), "size": len(data)}
-
-
-def _tar_info(name: str, size: int = 0, directory: bool = False) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
-    info.mode = 0o755 if directory else 0o644
-    info.size = size
-    info.mtime = 0  # fixed, so equal images save to equal bytes
-    info.uname = info.gname = ""
-    return info
-
-
-def _write_layer(archive: tarfile.TarFile, layer: SaveLayer) -> None:
-    name = f"blobs/sha256/{layer.diff_id[7:]}"
-    with layer.open() as source:
-        reader = DigestingReader(source)
-        archive.addfile(_tar_info(name, layer.size), reader)
-        if reader.read(1):
-            raise Internal(f"layer {layer.diff_id} is longer than its size {layer.size}")
-    if reader.digest() != layer.diff_id:
-        raise Internal(f"layer {layer.diff_id} content has digest {reader.digest()}")
-
-
-def write_archive(out: BinaryIO, images: Sequence[SaveImage]) -> None:
-    """Stream a docker 25+ style save archive of `images` to `out`.
-
-    Small documents are built first so every entry can go out in sorted path order (as
-    dockerd's tar of its staging dir); each blob is written once however many images share
-    it; layers are copied straight from SaveLayer.open, never held in memory. If a layer's
-    bytes don't hash to its diff id this raises Internal with `out` half written.
-    """
-    small: dict[str, bytes] = {}  # blob hex -> bytes (configs, manifests)
-    layers: dict[str, SaveLayer] = {}  # blob hex -> layer
-    index: list[dict[str, Any]] = []
-    manifest: list[dict[str, Any]] = []
-    repositories: dict[str, dict[str, str]] = {}
-    for image in images:
-        if _sha256(image.config) != image.config_digest:
-            raise Internal(f"image config does not match its id {image.config_digest}")
-        small[image.config_digest[7:]] = image.config
-        for layer in image.layers:
-            if not layer.diff_id.startswith("sha256:") or not _HEX64.fullmatch(layer.diff_id[7:]):
-                raise Internal(f"bad layer digest {layer.diff_id!r}")
-            if layer.size < 0:
-                raise Internal(f"layer {layer.diff_id} has no size; the manifest needs it")
-            layers.setdefault(layer.diff_id[7:], layer)
-        oci_manifest = _json(
-            {
-                "schemaVersion": 2,
-                "mediaType": MEDIA_OCI_MANIFEST,
-                "config": {
-                    "mediaType": MEDIA_OCI_CONFIG,
-                    "digest": image.config_digest,
-                    "size": len(image.config),
-                },
-                "layers": [
-                    {"mediaType": MEDIA_OCI_LAYER, "digest": layer.diff_id, "size": layer.size}
-                    for layer in image.layers
-                ],
-            }
-        )
-        small[_sha256(oci_manifest)[7:]] = oci_manifest
-        untagged = _descriptor(MEDIA_OCI_MANIFEST, oci_manifest)
-        repo_tags: list[str] = []
-        for ref in image.repo_tags:
-            if "@" in ref:
-                continue  # dockerd saves tags only
-            name, tag = _split_tag(ref)
-            familiar = _familiar_name(name)
-            if f"{familiar}:{tag}" in repo_tags:
-                continue
-            repo_tags.append(f"{familiar}:{tag}")
-            index.append(
-                untagged
-                | {
-                    "annotations": {
-                        ANNOTATION_IMAGE_NAME: f"{_qualified_name(name)}:{tag}",
-                        ANNOTATION_REF_NAME: tag,
-                    }
-                }
-            )
-            if image.layers:
-                # dockerd 25+ records the top layer's diff id here (20.10: its v1 layer id).
-                repositories.setdefault(familiar, {})[tag] = image.layers[-1].diff_id[7:]
-        if not repo_tags:
-            index.append(untagged)  # still loadable through index.json
-        manifest.append(
-            {
-                "Config": f"blobs/sha256/{image.config_digest[7:]}",
-                "RepoTags": repo_tags or None,
-                "Layers": [f"blobs/sha256/{layer.diff_id[7:]}" for layer in image.layers],
-            }
-        )
-    tail = {
-        INDEX_FILE: _json({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": index}),
-        MANIFEST_FILE: _json(manifest, newline=True),
-        LAYOUT_FILE: b'{"imageLayoutVersion": "1.0.0"}',
-    }
-    if repositories:
-        tail[REPOSITORIES_FILE] = _json(repositories, newline=True)
-    try:
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
-            archive.addfile(_tar_info("blobs", directory=True))
-            archive.addfile(_tar_info("blobs/sha256", directory=True))
-            for hex_digest in sorted(small.keys() | layers.keys()):
-                if hex_digest in layers:
-                    _write_layer(archive, layers[hex_digest])
-                else:
-                    data = small[hex_digest]
-                    info = _tar_info(f"blobs/sha256/{hex_digest}", len(data))
-                    archive.addfile(info, io.BytesIO(data))
-            for name, data in tail.items():
-                archive.addfile(_tar_info(name, len(data)), io.BytesIO(data))
-    except OSError as exc:
-        raise Internal(f"writing image archive: {exc}") from exc
+    parent: str = ""  # the parent image's id, when that image is saved too (manifest.json's Parent)

@@ -193,6 +193,7 @@ class TreeExtraction:
         parent, name, _ = self._clear(rel, member)
         os.symlink(member.linkname, name, dir_fd=parent)
         self._apply_at_meta(parent, name, member)
+        self.size += len(os.fsencode(member.linkname))  # a link's size, as dockerd's layer sizes count it
 
     def _special(self, rel: str, member: tarfile.TarInfo) -> None:
         parent, name, _ = self._clear(rel, member)

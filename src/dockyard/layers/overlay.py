@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -86,11 +85,12 @@ class LayerDirs:
         remove_tree(base)
 
     def size(self, cache_id: str) -> int:
-        """Bytes of regular files in a layer's diff directory (hard links counted once)."""
+        """Bytes of files and symlinks (their targets' length) in a layer's diff directory,
+        hard links counted once: dockerd's DiffSize."""
         seen: set[tuple[int, int]] = set()
         total = 0
         for st in walk_files(self.diff(cache_id)):
-            if not stat.S_ISLNK(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+            if (st.st_dev, st.st_ino) not in seen:
                 seen.add((st.st_dev, st.st_ino))
                 total += st.st_size
         return total

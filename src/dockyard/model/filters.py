@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -158,6 +159,16 @@ def parse_time_filter(value: str, now_ns: int) -> int:
     stamp = times.parse_ns(value)
     if stamp:
         return stamp
+    if "-" in value:
+        # Go's GetTimestamp also takes "2006-01-02", "2006-01-02T15", "2006-01-02T15:04" and
+        # zone-less times, in the daemon's zone.
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            moment = moment if moment.tzinfo else moment.astimezone()
+            return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
     try:
         return now_ns - parse_go_duration(value)
     except InvalidArgument:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dockyard.errors import InvalidArgument
@@ -186,3 +186,37 @@ def parse_image_config(raw: bytes, image_id: str) -> Image:
         docker_version=str(doc.get("docker_version") or ""),
         variant=str(doc.get("variant") or ""),
     )
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """One row of `docker history`, newest first."""
+
+    id: str  # the image id where one is known for this step, else "<missing>"
+    created: str
+    created_by: str
+    tags: tuple[str, ...]
+    size: int  # the bytes of the layer this step made (0 for an empty layer)
+    comment: str
+
+
+def image_history(
+    image: Image, layer_sizes: Sequence[int], lineage: Sequence[tuple[str, tuple[str, ...]]]
+) -> tuple[HistoryItem, ...]:
+    """dockerd's history: a row per history entry with its layer's size; then the newest
+    rows get the ids (and tags) of the image and its parents, one each, down `lineage`
+    ((id, familiar tags) of the image, its parent, ...); the rest stay "<missing>"."""
+    rows: list[HistoryItem] = []
+    layer = 0
+    for h in image.history:
+        size = 0
+        if not h.empty_layer:
+            if layer >= len(image.diff_ids):
+                raise InvalidArgument("too many non-empty layers in History section")
+            size = layer_sizes[layer] if layer < len(layer_sizes) else 0
+            layer += 1
+        rows.append(HistoryItem("<missing>", h.created, h.created_by, (), size, h.comment))
+    rows.reverse()
+    for i, (image_id, tags) in enumerate(lineage[: len(rows)]):
+        rows[i] = replace(rows[i], id=image_id, tags=tags)
+    return tuple(rows)

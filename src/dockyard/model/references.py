@@ -7,7 +7,7 @@ same thing here as on the client. Error wording is dockerd's: clients print it v
 
 from __future__ import annotations
 
-import fnmatch
+import functools
 import re
 from dataclasses import dataclass, replace
 
@@ -228,8 +228,52 @@ def display_name(name: str) -> str:
     return ref.with_default_tag().familiar()
 
 
-def tag_matches(pattern: str, full_tag: str) -> bool:
-    """`docker images --filter reference=`: a glob on the familiar name, with or without tag."""
-    familiar = familiar_tag(full_tag)
-    repo = familiar.rsplit(":", 1)[0]
-    return fnmatch.fnmatch(familiar, pattern) or fnmatch.fnmatch(repo, pattern)
+def tag_matches(pattern: str, full_name: str) -> bool:
+    """`docker images --filter reference=`: Go's path.Match of the pattern against the familiar
+    "name:tag" (or "name@digest"), else against the familiar name alone (FamiliarMatch)."""
+    familiar = familiar_tag(full_name)
+    name = familiar.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    if "@" not in familiar and ":" in last:
+        name = name[: len(name) - len(last)] + last.split(":", 1)[0]
+    return path_match(pattern, familiar) or path_match(pattern, name)
+
+
+def path_match(pattern: str, text: str) -> bool:
+    """Go's path.Match: `*` and `?` never cross a `/`; `[...]`, `[^...]` classes; `\\` escapes.
+    A malformed pattern matches nothing (Go reports ErrBadPattern; dockerd lists nothing)."""
+    regex = _glob_regex(pattern)
+    return regex is not None and regex.fullmatch(text) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _glob_regex(pattern: str) -> re.Pattern[str] | None:
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "\\":
+            if i + 1 >= len(pattern):
+                return None
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif c == "[":
+            end = pattern.find("]", i + 1)
+            if end < 0:
+                return None
+            body = pattern[i + 1 : end]
+            negate = body.startswith("^")
+            body = body[1:] if negate else body
+            if not body:
+                return None
+            items = "".join(re.escape(ch) if ch != "-" else "-" for ch in body)
+            out.append(f"[^/{items}]" if negate else f"[{items}]")
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out))
+

@@ -150,8 +150,9 @@ def pull_scope(repository: str) -> str:
     return f"repository:{repository}:pull"
 
 
-def token_query(challenge: Challenge, scopes: list[str], creds: Credentials) -> str:
-    """The token request's query string (distribution's token spec)."""
+def token_query(challenge: Challenge, scopes: list[str], creds: Credentials, *, offline: bool = False) -> str:
+    """The token request's query string (distribution's token spec). With `offline` (a login)
+    the server is asked for a refresh token too, as dockerd's login does."""
     pairs: list[tuple[str, str]] = []
     if challenge.params.get("service"):
         pairs.append(("service", challenge.params["service"]))
@@ -159,11 +160,37 @@ def token_query(challenge: Challenge, scopes: list[str], creds: Credentials) -> 
         pairs.append(("scope", scope))
     if creds.username:
         pairs.append(("account", creds.username))
+    if offline:
+        pairs += [("offline_token", "true"), ("client_id", CLIENT_ID)]
     return urlencode(pairs)
 
 
-def parse_token_answer(raw: bytes) -> str:
-    """A token server's JSON answer: `token`, or OAuth's `access_token`."""
+CLIENT_ID = "docker"  # dockerd's OAuth client id (registry.AuthClientID)
+# distribution's token handler: a token lives at least this long, whatever the server says.
+MIN_TOKEN_SECONDS = 60
+
+
+def token_form(challenge: Challenge, scopes: list[str], refresh_token: str) -> bytes:
+    """The OAuth2 POST body (distribution's token spec, oauth.md) that trades a refresh token
+    (an identity token from an earlier login) for an access token."""
+    pairs = [("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", CLIENT_ID),
+             ("access_type", "offline")]  # fmt: skip
+    if challenge.params.get("service"):
+        pairs.append(("service", challenge.params["service"]))
+    if scopes:
+        pairs.append(("scope", " ".join(scopes)))
+    return urlencode(pairs).encode()
+
+
+@dataclass(frozen=True)
+class TokenAnswer:
+    token: str
+    expires_in: int  # seconds, at least MIN_TOKEN_SECONDS
+    refresh_token: str = ""
+
+
+def parse_token_response(raw: bytes) -> TokenAnswer:
+    """A token server's JSON answer: `token` (or OAuth's `access_token`), `expires_in`, `refresh_token`."""
     try:
         doc = json.loads(raw)
     except ValueError as exc:
@@ -172,8 +199,33 @@ def parse_token_answer(raw: bytes) -> str:
         for key in ("token", "access_token"):
             value = doc.get(key)
             if isinstance(value, str) and value:
-                return value
+                expires = doc.get("expires_in")
+                seconds = expires if isinstance(expires, int) and not isinstance(expires, bool) else 0
+                refresh = doc.get("refresh_token")
+                return TokenAnswer(value, max(seconds, MIN_TOKEN_SECONDS), refresh if isinstance(refresh, str) else "")
     raise InvalidArgument("authorization server did not include a token in the response")
+
+
+def parse_token_answer(raw: bytes) -> str:
+    return parse_token_response(raw).token
+
+
+def token_error(status: int, raw: bytes) -> RegistryError:
+    """A token server's refusal, as distribution's HandleErrorResponse reads it: the registry
+    error list, or Docker Hub's `{"details": "…"}`, else a generic one for the status."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("details"), str) and doc["details"]:
+        code = "UNAUTHORIZED" if status == 401 else "TOOMANYREQUESTS" if status == 429 else "UNKNOWN"
+        return RegistryError(code, doc["details"])
+    errors = parse_registry_errors(raw)
+    if errors:
+        return errors[0]
+    if status == 401:
+        return RegistryError("UNAUTHORIZED", "authentication required")
+    return RegistryError("UNKNOWN", f"unexpected status {status} from the token server")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ def routes(
 ) -> list[Route]:
     async def disk_usage(request: Request) -> Response:
         image_docs = []
-        for entry in images.query(parse_filters(""), include_all=True):
+        for entry in images.query(parse_filters(""), include_all=False):  # top images, as dockerd
             doc = image_schema.summary_doc(entry, count_users(entry.id))
             doc["SharedSize"] = images.shared_size(entry)
             image_docs.append(doc)

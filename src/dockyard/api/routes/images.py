@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Protocol
 
 from dockyard.api.messages import (
@@ -53,9 +53,17 @@ class Pusher(Protocol):
     def push(self, ref: Reference, creds: Credentials, all_tags: bool) -> AsyncGenerator[Progress | PushResult, None]: ...
 
 
-def routes(
-    images: ImageService, count_users: Callable[[str], int], pulls: Puller, manifests: Manifests, pushes: Pusher,
-) -> list[Route]:
+def _archive_platform(request: Request) -> Platform | None:
+    """save/load's `platform` (API 1.48+; older clients' stray values are ignored, as dockerd)."""
+    if not at_least(request.api_version, "1.48"):
+        return None
+    given = request.args("platform")
+    if len(given) > 1:
+        raise InvalidArgument("multiple platform parameters not supported")
+    return decode_platform(given[0]) if given and given[0] else None
+
+
+def routes(images: ImageService, pulls: Puller, manifests: Manifests, pushes: Pusher) -> list[Route]:
 
     def multi_platform(request: Request, entry: ImageEntry, doc: dict[str, Any], listed: bool) -> dict[str, Any]:
         """The multi-platform store's fields: Descriptor (API 1.48; null in a list, absent in
@@ -70,8 +78,9 @@ def routes(
 
     async def list_images(request: Request) -> Response:
         entries = images.query(parse_filters(request.arg("filters")), request.flag("all"))
+        # dockerd counts containers only for system df: -1 ("not set") here, the CLI's N/A.
         return JsonResponse([
-            multi_platform(request, e, schema.summary_doc(e, count_users(e.id)), listed=True) for e in entries
+            multi_platform(request, e, schema.summary_doc(e, -1), listed=True) for e in entries
         ])  # fmt: skip
 
     def one_platform(request: Request, since: str) -> Platform | None:
@@ -85,11 +94,14 @@ def routes(
         if wanted is not None and request.flag("manifests") and at_least(request.api_version, "1.48"):
             raise InvalidArgument("conflicting options: manifests and platform options cannot both be set")
         entry = manifests.resolve(request.params["name"], wanted)
-        return JsonResponse(multi_platform(request, entry, schema.inspect_doc(entry, images.diff_dirs(entry.id)), listed=False))
+        doc = schema.inspect_doc(entry, images.diff_dirs(entry.id))
+        if at_least(request.api_version, "1.50"):
+            doc["Config"] = schema.oci_config_doc(doc["Config"])
+        return JsonResponse(multi_platform(request, entry, doc, listed=False))
 
     async def history(request: Request) -> Response:
         entry = manifests.resolve(request.params["name"], one_platform(request, "1.48"))
-        return JsonResponse(schema.history_doc(entry))
+        return JsonResponse(schema.history_doc(images.history(entry)))
 
     async def tag(request: Request) -> Response:
         repo = request.arg("repo")
@@ -173,7 +185,7 @@ def routes(
 
     async def load(request: Request) -> Response:
         # Received whole first: a full disk or a bad archive is an error status.
-        loading = await images.load(request.body)
+        loading = await images.load(request.body, _archive_platform(request))
 
         async def lines() -> AsyncIterator[bytes]:
             try:
@@ -189,7 +201,7 @@ def routes(
         names = list(request.args("names")) or ([request.params["name"]] if "name" in request.params else [])
         if not names:
             raise InvalidArgument("no images named")
-        return StreamResponse(images.save(names), content_type="application/x-tar")
+        return StreamResponse(images.save(names, _archive_platform(request)), content_type="application/x-tar")
 
     return [
         Route("GET", "/images/json", list_images),

@@ -12,7 +12,7 @@ from dockyard.model.registryauth import Credentials, credentials_from_doc, decod
 
 
 class Login(Protocol):
-    async def login(self, server: str, creds: Credentials) -> None: ...
+    async def login(self, server: str, creds: Credentials) -> str: ...
 
 
 class Inspector(Protocol):
@@ -22,9 +22,9 @@ class Inspector(Protocol):
 def routes(registries: Login, distributions: Inspector) -> list[Route]:
     async def auth(request: Request) -> Response:
         creds = credentials_from_doc(await request.json(allow_empty=False))
-        await registries.login(creds.server_address, creds)
-        # No identity token: the registries we speak to use Basic or plain token auth.
-        return JsonResponse({"IdentityToken": "", "Status": "Login Succeeded"})
+        # A token server's refresh token, if it gave one: the CLI stores it instead of the password.
+        identity = await registries.login(creds.server_address, creds)
+        return JsonResponse({"IdentityToken": identity, "Status": "Login Succeeded"})
 
     async def distribution(request: Request) -> Response:
         creds = decode_registry_auth(request.headers.get("x-registry-auth", ""))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from dockyard.engine.images import DeleteRecord, ImageEntry
 from dockyard.model.imagemanifests import ManifestKind, ManifestSummary
-from dockyard.model.images import image_config_to_json
+from dockyard.model.images import HistoryItem, image_config_to_json
 from dockyard.model.manifests import Descriptor, Platform
 from dockyard.model.references import familiar_tag
 from dockyard.model.times import unix_seconds
@@ -24,7 +25,8 @@ def inspect_doc(entry: ImageEntry, lower_dirs: list[str]) -> dict[str, Any]:
         "RepoTags": _repo_tags(entry),
         "RepoDigests": [familiar_tag(d) for d in entry.digests],
         "Parent": entry.parent,
-        "Comment": image.comment,
+        # As dockerd: without a comment of its own, the last history entry's.
+        "Comment": image.comment or (image.history[-1].comment if image.history else ""),
         "Created": image.created,
         "DockerVersion": image.docker_version,
         "Author": image.author,
@@ -44,6 +46,16 @@ def inspect_doc(entry: ImageEntry, lower_dirs: list[str]) -> dict[str, Any]:
     return doc
 
 
+_OCI_CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels",
+                    "StopSignal", "ArgsEscaped", "Healthcheck", "OnBuild", "Shell")  # fmt: skip
+
+
+def oci_config_doc(legacy: dict[str, Any]) -> dict[str, Any]:
+    """inspect's Config from API 1.50 on: dockerd's DockerOCIImageConfig, the OCI image
+    config fields (empty ones left out), not the container.Config shape of older versions."""
+    return {k: legacy[k] for k in _OCI_CONFIG_KEYS if legacy.get(k)}
+
+
 def summary_doc(entry: ImageEntry, containers: int) -> dict[str, Any]:
     image = entry.image
     tags = _repo_tags(entry)
@@ -60,34 +72,18 @@ def summary_doc(entry: ImageEntry, containers: int) -> dict[str, Any]:
     }
 
 
-def history_doc(entry: ImageEntry) -> list[dict[str, Any]]:
-    image = entry.image
-    diffs = list(image.diff_ids)
-    rows = []
-    layer_index = 0
-    for h in image.history:
-        size = 0
-        if not h.empty_layer and layer_index < len(diffs):
-            layer_index += 1
-        rows.append(
-            {
-                "Id": "<missing>",
-                "Created": unix_seconds(h.created) if h.created else 0,
-                "CreatedBy": h.created_by,
-                "Tags": None,
-                "Size": size,
-                "Comment": h.comment,
-            }
-        )
-    rows.reverse()
-    if rows:
-        rows[0]["Id"] = image.id
-        rows[0]["Tags"] = _repo_tags(entry) or None
-        rows[0]["Size"] = entry.size
-    else:
-        rows.append({"Id": image.id, "Created": unix_seconds(image.created), "CreatedBy": "",
-                     "Tags": _repo_tags(entry) or None, "Size": entry.size, "Comment": image.comment})
-    return rows
+def history_doc(items: Sequence[HistoryItem]) -> list[dict[str, Any]]:
+    return [
+        {
+            "Id": h.id,
+            "Created": unix_seconds(h.created) if h.created else 0,
+            "CreatedBy": h.created_by,
+            "Tags": list(h.tags) or None,
+            "Size": h.size,
+            "Comment": h.comment,
+        }
+        for h in items
+    ]
 
 
 def delete_doc(records: list[DeleteRecord]) -> list[dict[str, str]]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from dockyard.api.versioning import API_VERSION, MIN_API_VERSION
 from dockyard.engine.system import ENGINE_VERSION, Component, SystemService
+from dockyard.model.registries import RegistrySettings
 
 _GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
 
@@ -92,13 +93,7 @@ def info_doc(system: SystemService, listeners: int = 0) -> dict[str, Any]:
         "OSType": "linux",
         "Architecture": facts.arch,
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {
-            "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
-            "IndexConfigs": {
-                "docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": True, "Official": True}
-            },
-            "Mirrors": [],
-        },
+        "RegistryConfig": _registry_config(RegistrySettings.build(config.insecure_registries, config.registry_mirrors)),
         "NCPU": facts.ncpu,
         "MemTotal": facts.mem_total,
         "GenericResources": None,
@@ -138,3 +133,17 @@ def _now() -> str:
     from datetime import datetime
 
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _registry_config(settings: RegistrySettings) -> dict[str, Any]:
+    """dockerd's ServiceConfig: insecure CIDRs (the user's, then loopback's), one index per
+    insecure name plus docker.io with its mirrors."""
+    indexes: dict[str, Any] = {
+        name: {"Name": name, "Mirrors": [], "Secure": False, "Official": False} for name in settings.insecure_names
+    }
+    indexes["docker.io"] = {"Name": "docker.io", "Mirrors": list(settings.mirrors), "Secure": True, "Official": True}
+    return {
+        "InsecureRegistryCIDRs": [str(c) for c in settings.insecure_cidrs] + ["::1/128", "127.0.0.0/8"],
+        "IndexConfigs": indexes,
+        "Mirrors": list(settings.mirrors),
+    }
