@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tarfile
 import time
 from collections.abc import Callable, Iterator
@@ -313,3 +314,44 @@ def test_client_gone_mid_push_cancels_only_that_push(daemon: Daemon, registry: T
                       "Content-Length: 0\r\n\r\n".encode())  # fmt: skip
             assert s.recv(65536).startswith(b"HTTP/1.1 200 OK")
     assert daemon.out("version", "--format", "{{.Server.Os}}") == "linux"
+
+
+def test_push_with_token_auth(daemon: Daemon) -> None:
+    """A Bearer registry: the token asked for push and pull, and for the mount's source too."""
+    from tests.registry import TokenAuth, free_port, new_registry_base, start_custom_registry
+    from tests.tokenserver import ISSUER, SERVICE, start_token_server
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    base = new_registry_base()
+    tokens = start_token_server(base / "signer", {"tok-user": "tok-pass"})
+    try:
+        def seed(repo: str) -> str:
+            return tokens.mint("seeder", [{"type": "repository", "name": repo, "actions": ["pull", "push"]}])
+
+        reg = TestRegistry(base, free_port(), token=TokenAuth(tokens.realm, SERVICE, ISSUER, tokens.signer.cert, seed))
+        start_custom_registry(reg)
+        try:
+            layer = layer_tar({"t": os.urandom(4000)})
+            name = f"{reg.host}/private/pushed"
+            _load(daemon, f"{name}:1", [layer])
+            auth = {"username": "tok-user", "password": "tok-pass"}
+            api = daemon.client().api
+            lines = list(api.push(name, tag="1", stream=True, decode=True, auth_config=auth))
+            assert "aux" in lines[-1], lines[-3:]
+            assert {"status": "Pushed", "progressDetail": {}, "id": _short(sha256(layer))} in lines
+            scopes = [r.params.get("scope") for r in tokens.requests if r.user == "tok-user"]
+            assert ["repository:private/pushed:push,pull"] in scopes
+            daemon.docker("tag", f"{name}:1", f"{reg.host}/private/other:1")
+            lines = list(api.push(f"{reg.host}/private/other", tag="1", stream=True, decode=True, auth_config=auth))
+            assert {"status": "Mounted from private/pushed", "progressDetail": {}, "id": _short(sha256(layer))} in lines
+            scopes = [sorted(r.params.get("scope") or []) for r in tokens.requests if r.user == "tok-user"]
+            assert ["repository:private/other:push,pull", "repository:private/pushed:pull"] in scopes
+            # Without credentials the token grants nothing here: the registry's refusal ends the stream.
+            denied = list(api.push(name, tag="1", stream=True, decode=True))
+            assert "error" in denied[-1] and "aux" not in denied[-1]
+        finally:
+            reg.stop()
+    finally:
+        tokens.stop()
+        shutil.rmtree(base, ignore_errors=True)
