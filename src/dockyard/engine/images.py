@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import logging
-import lzma
 import re
 import secrets
 import time
-import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from dockyard.engine.events import EventBus
+from dockyard.engine.imagelayers import ImageLayers
 from dockyard.engine.transfer import Body, spool, stream_from_thread
-from dockyard.errors import Conflict, InvalidArgument, NotFound, StorageFull
+from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.images.archive import Archive, SaveImage, SaveLayer, read_archive, write_archive
-from dockyard.layers.overlay import LayerDirs, chain_id, chain_ids
+from dockyard.layers.overlay import LayerDirs, chain_ids
 from dockyard.model import times
 from dockyard.model.changes import apply_changes
 from dockyard.model.containerquery import image_family
@@ -36,7 +34,6 @@ from dockyard.model.references import (
 )
 from dockyard.store.content import ContentStore
 from dockyard.store.images import ImageRepository, ImageRow, LayerRow, TagRow
-from dockyard.streams.compression import decompressed
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +89,13 @@ class ImageService:
         self._users = users
         self._images: dict[str, ImageEntry] = {}
         self._tags: dict[str, str] = {}
-        self._layers: dict[str, LayerRow] = {}
+        self._layers = ImageLayers(repo, content, layers)
         self._write_lock = asyncio.Lock()
         self._load_state()
 
     # ---- state -------------------------------------------------------------------------
 
     def _load_state(self) -> None:
-        self._layers = {layer.chain_id: layer for layer in self._repo.layers()}
         tags_by_image: dict[str, list[str]] = {}
         for tag in self._repo.tags():
             self._tags[tag.name] = tag.image_id
@@ -114,7 +110,7 @@ class ImageService:
             self._images[row.id] = ImageEntry(image, tags, row.parent, row.loaded_at, self._size(image), digests)
 
     def _size(self, image: Image) -> int:
-        return sum(self._layers[c].size for c in chain_ids(image.diff_ids) if c in self._layers)
+        return self._layers.size_of(chain_ids(image.diff_ids))
 
     def _publish(self, image_id: str, names: tuple[str, ...]) -> None:
         """Replace the image's tags and digests with `names` (either kind)."""
@@ -133,7 +129,7 @@ class ImageService:
 
     def layer_dirs(self) -> set[str]:
         """The layer directories the images own (a start-up sweep keeps them)."""
-        return {row.cache_id for row in self._layers.values()}
+        return self._layers.cache_ids()
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -188,7 +184,7 @@ class ImageService:
     def layer_cache_ids(self, image_id: str) -> list[str]:
         """The image's layer directories, top-most first, as overlayfs wants them."""
         image = self.get(image_id).image
-        return [self._layers[c].cache_id for c in reversed(chain_ids(image.diff_ids))]
+        return [self._layers.row(c).cache_id for c in reversed(chain_ids(image.diff_ids))]
 
     def family(self, name: str) -> frozenset[str]:
         """The image `name` names and every image built on it (ps --filter ancestor=)."""
@@ -312,9 +308,9 @@ class ImageService:
                 continue
             if until is not None and times.parse_ns(entry.image.created) > until:
                 continue
-            layers_before = sum(r.size for r in self._layers.values())
+            layers_before = self._layers.total_size()
             records += await self.remove(entry.id, force=True)
-            freed += layers_before - sum(r.size for r in self._layers.values())
+            freed += layers_before - self._layers.total_size()
         self._events.publish("image", "prune", "", {"reclaimed": str(freed)})
         return records, freed
 
@@ -323,13 +319,13 @@ class ImageService:
         return entry.size if entry else 0
 
     def layers_size(self) -> int:
-        return sum(r.size for r in self._layers.values())
+        return self._layers.total_size()
 
     def shared_size(self, entry: ImageEntry) -> int:
         """Bytes of this image's layers that other images use too."""
         mine = chain_ids(entry.image.diff_ids)
         others = {c for e in self._images.values() if e.id != entry.id for c in chain_ids(e.image.diff_ids)}
-        return sum(self._layers[c].size for c in mine if c in others and c in self._layers)
+        return self._layers.size_of(c for c in mine if c in others)
 
     def _untag(self, image_id: str, names: list[str], records: list[DeleteRecord]) -> None:
         if not names:
@@ -351,14 +347,13 @@ class ImageService:
         doomed = [c for c in reversed(chain_ids(entry.image.diff_ids)) if c not in still_used and c in self._layers]
         self._repo.delete_image(image_id, doomed)
         del self._images[image_id]
-        cache_ids = [self._layers.pop(c).cache_id for c in doomed]
+        rows = self._layers.forget(doomed)
         records.append(DeleteRecord(deleted=image_id))
         self._events.publish("image", "delete", image_id, {"name": image_id})
-        await asyncio.to_thread(self._remove_files, image_id, cache_ids)
+        await asyncio.to_thread(self._remove_files, image_id, rows)
 
-    def _remove_files(self, image_id: str, cache_ids: list[str]) -> None:
-        for cache_id in cache_ids:
-            self._dirs.remove(cache_id)
+    def _remove_files(self, image_id: str, rows: list[LayerRow]) -> None:
+        self._layers.remove_files_blocking(rows)
         self._content.delete(image_id)
 
     # ---- create: import and load -------------------------------------------------------
@@ -367,34 +362,10 @@ class ImageService:
         return await spool(body, self._tmp)
 
     def _add_layer_blocking(self, parent: str | None, stream: BinaryIO, expected_diff: str | None) -> tuple[LayerRow, bool]:
-        """Store a layer tar (blob + directory). Returns (row, new). Runs in a thread."""
-        # The store keeps the uncompressed tar: its digest is the diff id, and save sends it as is.
-        diff_id = self._content.ingest(decompressed(stream), expected_diff)
-        chain = chain_id(parent, diff_id)
-        existing = self._layers.get(chain)
-        if existing is not None:
-            return existing, False
-        cache_id = self._dirs.new_cache_id()
-        try:
-            with self._content.open(diff_id) as blob:
-                applied = self._dirs.extract(cache_id, blob)
-        except BaseException:
-            # A refused tar leaves no blob behind either (unless a stored layer has these bytes).
-            if not any(r.diff_id == diff_id for r in self._layers.values()):
-                self._content.delete(diff_id)
-            raise
-        if applied.diff_id != diff_id:
-            self._dirs.remove(cache_id)
-            raise InvalidArgument(f"layer {diff_id}: content changed while reading")
-        return LayerRow(chain, diff_id, parent, cache_id, applied.size), True
+        return self._layers.add_blocking(parent, stream, expected_diff)
 
     async def _register_layers(self, new_rows: list[LayerRow]) -> None:
-        for row in new_rows:
-            if row.chain_id in self._layers:
-                await asyncio.to_thread(self._dirs.remove, row.cache_id)
-                continue
-            self._repo.add_layer(row)
-            self._layers[row.chain_id] = row
+        await self._layers.register(new_rows)
 
     async def _store_image(self, raw_config: bytes, tags: Sequence[Reference], parent: str = "") -> ImageEntry:
         image_id = await asyncio.to_thread(self._content.put, raw_config)
@@ -426,37 +397,23 @@ class ImageService:
         """The image a full tag or digest name points at."""
         return self._tags.get(full_name)
 
+    def add_layer_blocking(self, parent: str | None, stream: BinaryIO, diff_id: str) -> tuple[LayerRow, bool]:
+        """Unpack a pulled layer's stream (any compression) into a new layer directory, its
+        tar checked against `diff_id`; not registered until commit_pulled. Blocking."""
+        return self._layers.add_blocking(parent, stream, diff_id)
+
     async def prepare_layer(self, parent: str | None, blob: Path, diff_id: str) -> tuple[LayerRow, bool]:
-        """Unpack a downloaded layer blob (any compression) into a new layer directory, its
-        uncompressed tar checked against `diff_id`; not registered until commit_pulled."""
+        """add_layer_blocking from a downloaded blob file, in a thread."""
 
         def add() -> tuple[LayerRow, bool]:
             with blob.open("rb") as f:
-                return self._add_layer_blocking(parent, f, diff_id)
+                return self._layers.add_blocking(parent, f, diff_id)
 
-        try:
-            return await asyncio.to_thread(add)
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise StorageFull(f"failed to register layer: {exc}") from exc
-            raise InvalidArgument(f"failed to register layer: {exc}") from exc
-        except (EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
-            raise InvalidArgument(f"failed to register layer: {exc}") from exc
+        return await asyncio.to_thread(add)
 
     async def discard_layers(self, rows: Sequence[LayerRow]) -> None:
-        """Undo prepared layers that were never committed: their directories and tar blobs."""
-        registered = {r.cache_id for r in self._layers.values()}
-        diffs_in_use = {r.diff_id for r in self._layers.values()}
-
-        def remove() -> None:
-            for row in rows:
-                if row.cache_id in registered:
-                    continue
-                self._dirs.remove(row.cache_id)
-                if row.diff_id not in diffs_in_use:
-                    self._content.delete(row.diff_id)
-
-        await asyncio.to_thread(remove)
+        """Undo prepared layers that were never committed: their directories."""
+        await self._layers.discard(rows)
 
     async def commit_pulled(
         self, rows: Sequence[LayerRow], raw_config: bytes, refs: Sequence[Reference]
@@ -577,9 +534,7 @@ class ImageService:
                             parent = row.chain_id
                         await self._register_layers(new_rows)
                     except BaseException:
-                        for row in new_rows:
-                            if row.chain_id not in self._layers:
-                                await asyncio.to_thread(self._dirs.remove, row.cache_id)
+                        await self._layers.discard(new_rows)
                         raise
                     for ref in refs:
                         previous = self._tags.get(str(ref.with_default_tag()))
@@ -600,7 +555,7 @@ class ImageService:
 
     def layer_tar(self, diff_id: str) -> SaveLayer:
         """A layer's uncompressed tar, for save and push: its exact size and a way to read it."""
-        return SaveLayer(diff_id, self._content.size(diff_id), _opener(self._content, diff_id))
+        return self._layers.tar(diff_id)
 
     def save(self, names: Sequence[str]) -> AsyncIterator[bytes]:
         """A `docker save` archive of the named images, streamed as it is written."""
@@ -638,6 +593,3 @@ def _split_names(names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]
     unique = sorted(set(names))
     return tuple(n for n in unique if "@" not in n), tuple(n for n in unique if "@" in n)
 
-
-def _opener(content: ContentStore, digest: str) -> Callable[[], BinaryIO]:
-    return lambda: content.open(digest)
