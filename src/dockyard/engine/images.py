@@ -411,6 +411,10 @@ class ImageService:
 
         return await asyncio.to_thread(add)
 
+    def discard_layer_blocking(self, row: LayerRow) -> None:
+        """A layer made by add_layer_blocking that will not be committed."""
+        self._dirs.remove(row.cache_id)
+
     async def discard_layers(self, rows: Sequence[LayerRow]) -> None:
         """Undo prepared layers that were never committed: their directories."""
         await self._layers.discard(rows)
