@@ -94,6 +94,10 @@ class LayerDirs:
         """The exact length of the layer's tar, from its index (raises BrokenLayer)."""
         return index_header(self.root / cache_id / INDEX_NAME).tar_size
 
+    def index_digest(self, cache_id: str) -> str:
+        """The diff id the layer's index rebuilds (raises BrokenLayer)."""
+        return index_header(self.root / cache_id / INDEX_NAME).digest
+
     def open_tar(self, cache_id: str, diff_id: str) -> BinaryIO:
         """The layer's tar as it was applied, rebuilt and verified while read. Buffered: a
         read returns all it asks for (tarfile counts a short read as the end)."""

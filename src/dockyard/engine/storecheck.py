@@ -1,0 +1,77 @@
+"""`dockyard system check [--repair]`: the data root's database, content store and layer
+directories compared (model/storecheck.py decides), with the daemon stopped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dockyard.layers.overlay import LayerDirs, chain_ids
+from dockyard.layers.tarreplay import BrokenLayer
+from dockyard.linux.lockfile import LockFile
+from dockyard.model.images import parse_image_config
+from dockyard.model.storecheck import IndexFacts, LayerFacts, Plan, StoreView, check
+from dockyard.store.content import ContentStore
+from dockyard.store.db import Database
+from dockyard.store.images import ImageRepository, container_refs, delete_layers
+
+_NOT_LAYERS = ("empty",)
+
+
+def _view(repo: ImageRepository, db: Database, content: ContentStore, dirs: LayerDirs) -> StoreView:
+    blobs = frozenset(content.digests())
+    images: dict[str, tuple[str, ...]] = {}
+    for image in repo.images():
+        try:
+            images[image.id] = tuple(chain_ids(parse_image_config(content.read(image.id), image.id).diff_ids))
+        except Exception:  # noqa: BLE001 - a config that is gone or broken: the image is broken
+            images[image.id] = ()
+    layers: dict[str, LayerFacts] = {}
+    rows = {r.chain_id: r for r in repo.layers()}
+    for chain, row in rows.items():
+        depth, parent = 0, row.parent
+        while parent is not None and parent in rows and depth < 1000:
+            depth, parent = depth + 1, rows[parent].parent
+        layers[chain] = LayerFacts(row.diff_id, row.cache_id, depth)
+    held: dict[str, IndexFacts] = {}
+    for entry in dirs.root.iterdir():
+        if entry.name in _NOT_LAYERS or not entry.is_dir():
+            continue
+        digest = ""
+        if dirs.has_index(entry.name):
+            try:
+                digest = dirs.index_digest(entry.name)
+            except BrokenLayer:
+                digest = "?"
+        held[entry.name] = IndexFacts(dirs.diff(entry.name).is_dir(), digest)
+    refs = container_refs(db)
+    return StoreView(images, layers, held, blobs, frozenset(i for i, _ in refs), frozenset(d for _, d in refs))
+
+
+def _repair(plan: Plan, repo: ImageRepository, db: Database, content: ContentStore, dirs: LayerDirs) -> None:
+    for image_id in plan.remove_images:
+        repo.delete_image(image_id, [])
+    delete_layers(db, list(plan.remove_layers))
+    for cache_id in plan.remove_dirs:
+        dirs.remove(cache_id)
+    for digest in plan.remove_blobs:
+        content.delete(digest)
+
+
+def check_store(data_root: Path, repair: bool) -> Plan:
+    """The findings (and, with `repair`, their fixing) for a data root no daemon is using."""
+    lock = LockFile(data_root / "dockyard.lock")
+    lock.acquire()  # Conflict while a daemon runs on it
+    try:
+        db = Database(data_root / "dockyard.db")
+        try:
+            repo = ImageRepository(db)
+            content = ContentStore(data_root / "content")
+            dirs = LayerDirs(data_root / "overlay")
+            plan = check(_view(repo, db, content, dirs))
+            if repair:
+                _repair(plan, repo, db, content, dirs)
+            return plan
+        finally:
+            db.close()
+    finally:
+        lock.release()
