@@ -4,6 +4,7 @@ behind; `dockyard system check` finds and repairs what disagrees."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -57,7 +58,7 @@ def _store(d: Daemon) -> tuple[set[str], set[str], int]:
     """Layer directories, content blobs and layer rows of a daemon's data root."""
     dirs = {p.name for p in (d.data_root / "overlay").iterdir()} - {"empty"}
     blobs = {p.name for p in (d.data_root / "content" / "blobs" / "sha256").iterdir()}
-    with sqlite3.connect(d.data_root / "dockyard.db") as db:
+    with contextlib.closing(sqlite3.connect(d.data_root / "dockyard.db")) as db:
         rows = db.execute("SELECT count(*) FROM layers").fetchone()[0]
     return dirs, blobs, rows
 

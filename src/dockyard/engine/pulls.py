@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import platform as host
 import secrets
@@ -21,7 +22,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import BinaryIO, TypeVar, cast
 
 from dockyard.distribution.client import (
     BlobMismatch,
@@ -64,6 +65,7 @@ from dockyard.streams.pipe import BlobTee, Pipe
 log = logging.getLogger(__name__)
 
 _Emit = Callable[[Progress], None]
+_T = TypeVar("_T")
 
 MAX_CONCURRENT_DOWNLOADS = 3
 STALE_PARTIAL = 24 * 3600.0  # seconds
@@ -240,8 +242,11 @@ class PullService:
                 await self._fetch_and_unpack(registry, ref, image.diff_ids, chains, layers, missing, files, new_rows, emit)
             refs = [ref, ref.repository().with_digest(resolved.digest)] if ref.digest is None else [ref]
             entry, moved = await self._images.commit_pulled(new_rows, resolved.raw_config, refs)
-        except BaseException:
+        except BaseException as exc:
             await self._images.discard_layers(new_rows)
+            if isinstance(exc, StorageFull):  # the space the partial blobs hold is wanted now
+                for i in missing:
+                    (self._downloads / f"{layers[i].digest[7:]}.partial").unlink(missing_ok=True)
             raise
         finally:
             for path in files.values():
@@ -310,15 +315,22 @@ class PullService:
                     if headers and response.status != 206:
                         have = 0  # the registry sends it all again
                 pipe = Pipe()
-                async with asyncio.TaskGroup() as tg:
-                    unpacked = tg.create_task(
-                        asyncio.to_thread(self._unpack_blob, pipe, partial, have, desc, parent, diff_id)
-                    )
+                # A thread's work cannot be cancelled: it is waited for whatever happens here,
+                # and what it made is handed to the caller's clean-up.
+                unpacked = asyncio.get_running_loop().run_in_executor(
+                    None, functools.partial(self._unpack_blob, pipe, partial, have, desc, parent, diff_id)
+                )
+                try:
                     await self._feed(pipe, response, have, desc, short, emit)
-                row, new, mine = unpacked.result()
-                if new:
-                    made[index] = row
-                files[desc.digest] = mine
+                finally:
+                    pipe.close(asyncio.CancelledError("pull stopped"))  # no-op once the feed closed it
+                    await _settled(unpacked)
+                    if not unpacked.cancelled() and unpacked.exception() is None:
+                        row, new, mine = unpacked.result()
+                        if new:
+                            made[index] = row
+                        files[desc.digest] = mine
+                unpacked.result()  # the thread's error, if it failed
                 emit(layer_status("Verifying Checksum", short))
             if not lock.locked():
                 self._blob_locks.pop(desc.digest, None)
@@ -385,6 +397,18 @@ class PullService:
             if tee.count < desc.size:
                 raise BlobMismatch(f"blob {desc.digest}: {tee.count} of {desc.size} bytes")
             raise BlobMismatch(f"filesystem layer verification failed for digest {desc.digest}")
+
+
+async def _settled(future: asyncio.Future[_T]) -> None:
+    """Wait until `future` is done, even through a cancellation (re-raised after)."""
+    cancelled: asyncio.CancelledError | None = None
+    while not future.done():
+        try:
+            await asyncio.wait({future})
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        raise cancelled
 
 
 @contextlib.contextmanager

@@ -53,6 +53,8 @@ class Pipe:
     def close(self, error: BaseException | None = None) -> None:
         """No more data; the reader sees `error` (if any) once it has read what is queued."""
         with self._cond:
+            if self._closed:
+                return
             self._closed = True
             self._error = error
             self._cond.notify_all()
