@@ -324,12 +324,14 @@ class PullService:
                     await self._feed(pipe, response, have, desc, short, emit)
                 finally:
                     pipe.close(asyncio.CancelledError("pull stopped"))  # no-op once the feed closed it
-                    await _settled(unpacked)
+                    cancelled = await _settled(unpacked)
                     if not unpacked.cancelled() and unpacked.exception() is None:
                         row, new, mine = unpacked.result()
                         if new:
                             made[index] = row
                         files[desc.digest] = mine
+                    if cancelled is not None:
+                        raise cancelled
                 unpacked.result()  # the thread's error, if it failed
                 emit(layer_status("Verifying Checksum", short))
             if not lock.locked():
@@ -399,16 +401,16 @@ class PullService:
             raise BlobMismatch(f"filesystem layer verification failed for digest {desc.digest}")
 
 
-async def _settled(future: asyncio.Future[_T]) -> None:
-    """Wait until `future` is done, even through a cancellation (re-raised after)."""
+async def _settled(future: asyncio.Future[_T]) -> asyncio.CancelledError | None:
+    """Wait until `future` is done, even through a cancellation, which is returned for the
+    caller to raise once it has taken care of the result."""
     cancelled: asyncio.CancelledError | None = None
     while not future.done():
         try:
             await asyncio.wait({future})
         except asyncio.CancelledError as exc:
             cancelled = exc
-    if cancelled is not None:
-        raise cancelled
+    return cancelled
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ class Pipe:
         self._cond = threading.Condition()
         self._chunks: collections.deque[bytes] = collections.deque()
         self._size = 0
+        self._offset = 0  # bytes of the first chunk already read
         self._closed = False
         self._error: BaseException | None = None
         self._abandoned = False
@@ -69,10 +70,16 @@ class Pipe:
                 if self._error is not None:
                     raise self._error
                 return b""
-            chunk = self._chunks.popleft()
-            if 0 <= size < len(chunk):
-                self._chunks.appendleft(chunk[size:])
-                chunk = chunk[:size]
+            head = self._chunks[0]
+            start = self._offset
+            if 0 <= size < len(head) - start:
+                # Part of the first chunk: an offset into it, not a copy of the rest.
+                chunk = head[start : start + size]
+                self._offset += size
+            else:
+                self._chunks.popleft()
+                self._offset = 0
+                chunk = head[start:] if start else head
             self._size -= len(chunk)
         self._wake()
         return chunk
@@ -82,6 +89,7 @@ class Pipe:
         with self._cond:
             self._abandoned = True
             self._chunks.clear()
+            self._offset = 0
         self._wake()
 
     def _wake(self) -> None:
