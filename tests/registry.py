@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import zstandard
 
 REGISTRY_BINARY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -127,21 +128,23 @@ class TestRegistry:
     def push_image(
         self, repo: str, tag: str, layers: list[bytes], *, compress: str = "gzip", oci: bool = False,
         arch: str = "amd64", cmd: list[str] | None = None, labels: dict[str, str] | None = None,
+        env: list[str] | None = None,
     ) -> PushedImage:
         """Upload an image whose layers are these uncompressed tars; returns its digests."""
         diff_ids = [sha256(t) for t in layers]
         config = json.dumps({
             "architecture": arch, "os": "linux", "created": "2024-01-02T03:04:05Z",
-            "config": {"Cmd": cmd or ["sh"], "Env": ["PATH=/bin"], "Labels": labels or None},
+            "config": {"Cmd": cmd or ["sh"], "Env": ["PATH=/bin"] if env is None else env, "Labels": labels or None},
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
             "history": [{"created": "2024-01-02T03:04:05Z", "created_by": f"layer {i}"} for i in range(len(layers))],
         }, separators=(",", ":")).encode()  # fmt: skip
         config_digest = self.put_blob(repo, config)
         descs = []
         for tar in layers:
-            blob = gzip.compress(tar, mtime=0) if compress == "gzip" else tar
+            blob = {"gzip": lambda: gzip.compress(tar, mtime=0), "zstd": lambda: zstandard.ZstdCompressor().compress(tar),
+                    "none": lambda: tar}[compress]()  # fmt: skip
             if oci:
-                media = "application/vnd.oci.image.layer.v1.tar+gzip" if compress == "gzip" else "application/vnd.oci.image.layer.v1.tar"
+                media = "application/vnd.oci.image.layer.v1.tar" + ("" if compress == "none" else f"+{compress}")
             else:
                 media = "application/vnd.docker.image.rootfs.diff.tar.gzip"
             descs.append({"mediaType": media, "digest": self.put_blob(repo, blob), "size": len(blob)})

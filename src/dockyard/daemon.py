@@ -31,12 +31,14 @@ from dockyard.engine.bundles import ContainerFiles
 from dockyard.engine.commits import CommitService
 from dockyard.engine.connections import Connections
 from dockyard.engine.containers import ContainerService
+from dockyard.engine.distributions import DistributionService
 from dockyard.engine.endpoints import Endpoints
 from dockyard.engine.events import EventBus
 from dockyard.engine.execs import ExecService
 from dockyard.engine.exits import ExitMonitor
 from dockyard.engine.firewalling import Firewalling
 from dockyard.engine.health import HealthMonitor
+from dockyard.engine.imagemanifests import ImageManifests
 from dockyard.engine.images import ImageService
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
@@ -131,7 +133,9 @@ async def _compose_and_serve(
     content = ContentStore(config.data_root / "content")
     dirs = LayerDirs(config.data_root / "overlay")
     images = ImageService(ImageRepository(db), content, dirs, events, config.data_root / "tmp", table)
-    pulls = PullService(images, events, config.data_root / "downloads", config.insecure_registries)
+    manifests = ImageManifests(ContentStore(config.data_root / "manifests"), images, table)
+    await asyncio.to_thread(manifests.sweep)
+    pulls = PullService(images, manifests, events, config.data_root / "downloads", config.insecure_registries)
     volumes = VolumeService(VolumeRepository(db), LocalVolumes(config.data_root / "volumes"), events,
                             users_of=table.volume_users)  # fmt: skip
     await volumes.start()
@@ -192,8 +196,8 @@ async def _compose_and_serve(
     router = Router(
         [
             *system_routes.routes(system, events),
-            *image_routes.routes(images, table.count_using, pulls),
-            *registry_routes.routes(pulls),
+            *image_routes.routes(images, table.count_using, pulls, manifests),
+            *registry_routes.routes(pulls, DistributionService(pulls.registry)),
             *container_routes.routes(containers, lifecycle, logs, attachments),
             *disk_usage_routes.routes(containers, images, table.count_using, volumes),
             *process_routes.routes(stats),

@@ -143,10 +143,11 @@ def test_platform_from_an_index(daemon: Daemon, registry: TestRegistry, bb_layer
     assert "no matching manifest for linux/s390x in the manifest list entries" in result.stderr.decode()
 
 
-def test_oci_manifest_with_uncompressed_layer(daemon: Daemon, registry: TestRegistry, bb_layer: bytes) -> None:
-    pushed = registry.push_image("pull/oci", "plain", [bb_layer, layer_tar({"plain": b"tar\n"})],
-                                 compress="none", oci=True, cmd=["cat", "/plain"])  # fmt: skip
-    name = f"{registry.host}/pull/oci:plain"
+@pytest.mark.parametrize("compress", ["none", "zstd"])
+def test_oci_manifest_with_plain_or_zstd_layers(daemon: Daemon, registry: TestRegistry, bb_layer: bytes, compress: str) -> None:
+    pushed = registry.push_image("pull/oci", compress, [bb_layer, layer_tar({"plain": b"tar\n"})],
+                                 compress=compress, oci=True, cmd=["cat", "/plain"])  # fmt: skip
+    name = f"{registry.host}/pull/oci:{compress}"
     daemon.docker("pull", name)
     assert daemon.out("image", "inspect", "-f", "{{.Id}}", name) == pushed.config_digest
     assert daemon.out("run", "--rm", name) == "tar"

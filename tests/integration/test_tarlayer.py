@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from dockyard.errors import InvalidArgument
 from dockyard.layers.tarlayer import apply_layer_tar, write_layer_tar
@@ -233,6 +234,14 @@ def test_empty_stream_is_an_empty_layer(tmp_path: Path) -> None:
     assert list((tmp_path / "zeros").iterdir()) == []
 
 
+def test_zstd_layers_of_several_frames_apply(tmp_path: Path) -> None:
+    tar = make_tar([E("a", data=NOISE), E("b", data=b"b" * 100_000)])
+    half = len(tar) // 2
+    frames = zstandard.ZstdCompressor().compress(tar[:half]) + zstandard.ZstdCompressor(level=9).compress(tar[half:])
+    assert apply(frames, tmp_path / "layer")[0] == sha(tar)
+    assert (tmp_path / "layer" / "a").read_bytes() == NOISE
+
+
 def bad_crc(data: bytes) -> bytes:
     return data[:-8] + bytes([data[-8] ^ 0xFF]) + data[-7:]
 
@@ -241,11 +250,12 @@ def bad_crc(data: bytes) -> bytes:
     "data, match",
     [
         (b"definitely not a tar archive" * 30, "invalid tar header"),
-        (b"\x28\xb5\x2f\xfd" + b"\0" * 100, "zstd"),
+        (b"\x28\xb5\x2f\xfd" + b"\0" * 100, "unexpected EOF"),
+        (zstandard.ZstdCompressor().compress(make_tar([E("a", data=NOISE)]))[:3000], "unexpected EOF"),
         (gzip.compress(make_tar([E("a", data=NOISE)]))[:5000], "unexpected EOF"),
         (bad_crc(gzip.compress(make_tar([E("a", data=NOISE)]))), "corrupt stream: CRC check"),
     ],
-    ids=["garbage", "zstd", "cut-gzip", "gzip-crc"],
+    ids=["garbage", "zstd-cut-header", "cut-zstd", "cut-gzip", "gzip-crc"],
 )
 def test_bad_streams_are_invalid_arguments(tmp_path: Path, data: bytes, match: str) -> None:
     with pytest.raises(InvalidArgument, match=match):

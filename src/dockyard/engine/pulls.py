@@ -33,6 +33,7 @@ from dockyard.distribution.client import (
 )
 from dockyard.distribution.http import Response, TransportError
 from dockyard.engine.events import EventBus
+from dockyard.engine.imagemanifests import ImageManifests
 from dockyard.engine.images import ImageService
 from dockyard.errors import (
     DockyardError,
@@ -84,14 +85,16 @@ class Resolved:
     digest: str
     manifest: Manifest
     raw_config: bytes
+    documents: tuple[bytes, ...]  # as the registry served them: the index (if any), the manifest
 
 
 class PullService:
     def __init__(
-        self, images: ImageService, events: EventBus, downloads: Path, insecure_registries: Sequence[str] = (),
-        max_downloads: int = MAX_CONCURRENT_DOWNLOADS,
+        self, images: ImageService, manifests: ImageManifests, events: EventBus, downloads: Path,
+        insecure_registries: Sequence[str] = (), max_downloads: int = MAX_CONCURRENT_DOWNLOADS,
     ) -> None:
         self._images = images
+        self._manifests = manifests
         self._events = events
         self._downloads = downloads  # kept across restarts: partial blobs resume from here
         self._downloads.mkdir(parents=True, exist_ok=True)
@@ -160,8 +163,10 @@ class PullService:
             if not isinstance(inner, Manifest):
                 raise InvalidArgument(f"manifest {chosen.digest}: an index inside an index is not supported")
             manifest = inner
+            documents: tuple[bytes, ...] = (top.raw, one.raw)
         else:
             manifest = parsed
+            documents = (top.raw,)
         raw_config = await registry.blob_bytes(ref.path, manifest.config, MAX_CONFIG_BYTES)
         image = parse_image_config(raw_config, manifest.config.digest)
         if len(image.diff_ids) != len(manifest.layers):
@@ -175,7 +180,7 @@ class PullService:
                     f"image with reference {ref.familiar()} was found but does not match the specified "
                     f"platform: wanted {normalize_platform(wanted)}, actual: {normalize_platform(actual)}"
                 )
-        return Resolved(top.digest, manifest, raw_config)
+        return Resolved(top.digest, manifest, raw_config, documents)
 
     async def _stream(
         self, registry: Registry, named: Reference, refs: list[Reference], first: Resolved, wanted: Platform | None,
@@ -241,6 +246,7 @@ class PullService:
             with _unwrapped():
                 await self._fetch_and_unpack(registry, ref, image.diff_ids, chains, layers, missing, files, new_rows, emit)
             refs = [ref, ref.repository().with_digest(resolved.digest)] if ref.digest is None else [ref]
+            await asyncio.to_thread(self._manifests.record, resolved.documents)
             entry, moved = await self._images.commit_pulled(new_rows, resolved.raw_config, refs)
         except BaseException as exc:
             await self._images.discard_layers(new_rows)

@@ -403,7 +403,7 @@ def read_archive(tar_path: Path, *, architecture: str | None = None) -> Archive:
 def spool_archive(stream: BinaryIO, dest: Path) -> None:
     """Copy an uploaded archive to `dest` as a plain tar, undoing gzip/bzip2/xz on the way
     (`docker load` accepts compressed archives); read_archive wants random access."""
-    with decompressed(stream, "archive") as source:
+    with decompressed(stream) as source:
         _copy_plain(source, dest)
 
 

@@ -387,7 +387,7 @@ def extract_archive(
         raise InvalidArgument("path is required")
     abs_path = go_clean("/" + path)
     try:
-        plain = decompressed(stream, "archive")
+        plain = decompressed(stream)
     except OSError as exc:
         raise InvalidArgument(f"invalid archive: {exc}") from exc
     reader = DigestingReader(Guarded(plain))

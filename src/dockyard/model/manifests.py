@@ -41,6 +41,7 @@ MAX_CONFIG_BYTES = 8 << 20
 
 # Attestation manifests (BuildKit's provenance/SBOM) name their subject with this annotation.
 _REFERENCE_TYPE = "vnd.docker.reference.type"
+_REFERENCE_DIGEST = "vnd.docker.reference.digest"
 
 
 class ManifestKind(enum.Enum):
@@ -65,7 +66,20 @@ class Descriptor:
     digest: str
     size: int
     platform: Platform | None = None
-    attestation: bool = False
+    annotations: tuple[tuple[str, str], ...] = ()  # as the document lists them
+
+    def annotation(self, key: str) -> str:
+        return next((v for k, v in self.annotations if k == key), "")
+
+    @property
+    def attestation(self) -> bool:
+        """BuildKit's provenance/SBOM manifests in an index: kept and listed, never run."""
+        return self.annotation(_REFERENCE_TYPE) == "attestation-manifest"
+
+    @property
+    def attests(self) -> str:
+        """The manifest digest an attestation is about."""
+        return self.annotation(_REFERENCE_DIGEST)
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,23 @@ def parse_platform(text: str) -> Platform:
     return normalize_platform(Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else ""))
 
 
+def decode_platform(text: str) -> Platform:
+    """The JSON ocispec.Platform of `platform=`/`platforms=` on inspect, history, rmi, save
+    and load (API 1.48+), checked as dockerd's httputils.DecodePlatform checks it."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"failed to parse platform: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidArgument("failed to parse platform: not a JSON object")
+    os_name, arch, variant = (str(doc.get(k) or "") for k in ("os", "architecture", "variant"))
+    if not os_name and not arch and (variant or doc.get("os.version") or doc.get("os.features")):
+        raise InvalidArgument("optional platform fields provided, but OS and Architecture are missing")
+    if not os_name or not arch:
+        raise InvalidArgument("both OS and Architecture must be provided")
+    return Platform(os_name, arch, variant)
+
+
 def matches(wanted: Platform, offered: Platform) -> bool:
     w, o = normalize_platform(wanted), normalize_platform(offered)
     return w.os == o.os and w.architecture == o.architecture and (not w.variant or w.variant == o.variant)
@@ -165,9 +196,11 @@ def _descriptor(doc: Any, what: str) -> Descriptor:
     p = doc.get("platform")
     if isinstance(p, dict):
         platform = Platform(str(p.get("os") or ""), str(p.get("architecture") or ""), str(p.get("variant") or ""))
-    annotations = doc.get("annotations")
-    attestation = isinstance(annotations, dict) and annotations.get(_REFERENCE_TYPE) == "attestation-manifest"
-    return Descriptor(str(doc.get("mediaType") or ""), digest, size, platform, attestation)
+    raw_annotations = doc.get("annotations")
+    annotations = tuple(
+        (str(k), str(v)) for k, v in (raw_annotations.items() if isinstance(raw_annotations, dict) else ())
+    )
+    return Descriptor(str(doc.get("mediaType") or ""), digest, size, platform, annotations)
 
 
 def parse_manifest(raw: bytes, content_type: str = "") -> Manifest | Index:

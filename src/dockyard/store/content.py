@@ -85,3 +85,6 @@ class ContentStore:
 
     def delete(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)
+
+    def digests(self) -> list[str]:
+        return ["sha256:" + p.name for p in self._blobs.iterdir()]

@@ -6,29 +6,17 @@ from __future__ import annotations
 import bz2
 import enum
 import gzip
-import importlib
 import io
 import lzma
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
-from dockyard.errors import InvalidArgument
+import zstandard
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
 CHUNK = 1 << 20
 _SNIFF = 10
-
-
-def _zstd_module() -> Any:
-    """python-zstandard, where it is installed (it is optional: no binary is ever run)."""
-    try:
-        return importlib.import_module("zstandard")
-    except ImportError:
-        return None
-
-
-_ZSTD = _zstd_module()
 
 
 class Readable(Protocol):
@@ -80,6 +68,51 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
+class _ZstdFrames(io.RawIOBase):
+    """zstd frames one after another, as `zstd -d` reads them. python-zstandard's own stream
+    reader ends quietly inside a cut frame; a cut layer must be an error (EOFError, as gzip's),
+    and corrupt data an OSError, as the other decompressors report it."""
+
+    def __init__(self, source: Readable) -> None:
+        super().__init__()
+        self._source = source
+        self._frame = zstandard.ZstdDecompressor().decompressobj()
+        self._in_frame = False
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self._pending:
+            data = self._source.read(CHUNK)
+            if not data:
+                if self._in_frame:
+                    raise EOFError("zstd stream ended before the end of its frame")
+                return 0
+            self._pending = memoryview(self._feed(data))
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def _feed(self, data: bytes) -> bytes:
+        out = []
+        while data:
+            self._in_frame = True
+            try:
+                out.append(self._frame.decompress(data))
+            except zstandard.ZstdError as exc:
+                raise OSError(f"corrupt zstd stream: {exc}") from exc
+            data = b""
+            if self._frame.eof:
+                data = self._frame.unused_data
+                self._frame = zstandard.ZstdDecompressor().decompressobj()
+                self._in_frame = False
+        return b"".join(out)
+
+
 def _read_head(stream: Readable) -> bytes:
     head = b""
     while len(head) < _SNIFF and (more := stream.read(_SNIFF - len(head))):
@@ -87,20 +120,15 @@ def _read_head(stream: Readable) -> bytes:
     return head
 
 
-def decompressed(stream: Readable, what: str = "layer") -> BinaryIO:
+def decompressed(stream: Readable) -> BinaryIO:
     """The plain stream behind `stream` (gzip, bzip2, xz, zstd or none). Reading a corrupt
     stream raises EOFError, OSError, zlib.error or lzma.LZMAError; callers translate."""
     head = _read_head(stream)
     kind = sniff(head)
-    if kind is Compression.ZSTD and _ZSTD is None:
-        raise InvalidArgument(
-            f"invalid {what}: zstd-compressed {what}s need the python zstandard module, which is not installed"
-        )
     source = io.BufferedReader(_Prefixed(head, stream), CHUNK)
     plain: io.BufferedIOBase
     if kind is Compression.ZSTD:
-        reader = _ZSTD.ZstdDecompressor().stream_reader(source, read_across_frames=True)
-        return cast(BinaryIO, io.BufferedReader(reader, CHUNK))
+        return cast(BinaryIO, io.BufferedReader(_ZstdFrames(source), CHUNK))
     if kind is Compression.GZIP:
         plain = gzip.GzipFile(fileobj=source, mode="rb")
     elif kind is Compression.BZIP2:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from dockyard.api.messages import (
     EmptyResponse,
@@ -17,10 +17,19 @@ from dockyard.api.messages import (
 from dockyard.api.router import Route
 from dockyard.api.schemas import images as schema
 from dockyard.api.schemas.progress import error_doc, progress_doc
-from dockyard.engine.images import ImageService
+from dockyard.api.versioning import at_least
+from dockyard.engine.images import ImageEntry, ImageService
 from dockyard.errors import DockyardError, InvalidArgument
 from dockyard.model.filters import parse_filters
-from dockyard.model.manifests import Platform, parse_platform
+from dockyard.model.imagemanifests import ManifestSummary
+from dockyard.model.manifests import (
+    Descriptor,
+    Index,
+    Manifest,
+    Platform,
+    decode_platform,
+    parse_platform,
+)
 from dockyard.model.progress import Progress
 from dockyard.model.references import Reference, parse_reference, parse_repository_tag
 from dockyard.model.registryauth import Credentials, decode_registry_auth
@@ -32,18 +41,49 @@ class Puller(Protocol):
     ) -> AsyncGenerator[Progress, None]: ...
 
 
-def routes(images: ImageService, count_users: Callable[[str], int], pulls: Puller) -> list[Route]:
+class Manifests(Protocol):
+    def target(self, entry: ImageEntry) -> tuple[Descriptor, Manifest | Index] | None: ...
+
+    def summaries(self, entry: ImageEntry) -> tuple[ManifestSummary, ...]: ...
+
+    def resolve(self, name: str, wanted: Platform | None) -> ImageEntry: ...
+
+
+def routes(images: ImageService, count_users: Callable[[str], int], pulls: Puller, manifests: Manifests) -> list[Route]:
+
+    def multi_platform(request: Request, entry: ImageEntry, doc: dict[str, Any], listed: bool) -> dict[str, Any]:
+        """The multi-platform store's fields: Descriptor (API 1.48; null in a list, absent in
+        inspect when the image came by no manifest), Manifests when asked (1.47 list, 1.48 inspect)."""
+        if at_least(request.api_version, "1.48"):
+            found = manifests.target(entry)
+            if found is not None or listed:
+                doc["Descriptor"] = schema.descriptor_doc(found[0]) if found else None
+        if request.flag("manifests") and at_least(request.api_version, "1.47" if listed else "1.48"):
+            doc["Manifests"] = [schema.manifest_summary_doc(m) for m in manifests.summaries(entry)]
+        return doc
 
     async def list_images(request: Request) -> Response:
         entries = images.query(parse_filters(request.arg("filters")), request.flag("all"))
-        return JsonResponse([schema.summary_doc(e, count_users(e.id)) for e in entries])
+        return JsonResponse([
+            multi_platform(request, e, schema.summary_doc(e, count_users(e.id)), listed=True) for e in entries
+        ])  # fmt: skip
+
+    def one_platform(request: Request, since: str) -> Platform | None:
+        """`platform=` (an ocispec.Platform in JSON) on inspect (1.49) and history (1.48)."""
+        if not request.arg("platform") or not at_least(request.api_version, since):
+            return None
+        return decode_platform(request.arg("platform"))
 
     async def inspect(request: Request) -> Response:
-        entry = images.resolve(request.params["name"])
-        return JsonResponse(schema.inspect_doc(entry, images.diff_dirs(entry.id)))
+        wanted = one_platform(request, "1.49")
+        if wanted is not None and request.flag("manifests") and at_least(request.api_version, "1.48"):
+            raise InvalidArgument("conflicting options: manifests and platform options cannot both be set")
+        entry = manifests.resolve(request.params["name"], wanted)
+        return JsonResponse(multi_platform(request, entry, schema.inspect_doc(entry, images.diff_dirs(entry.id)), listed=False))
 
     async def history(request: Request) -> Response:
-        return JsonResponse(schema.history_doc(images.resolve(request.params["name"])))
+        entry = manifests.resolve(request.params["name"], one_platform(request, "1.48"))
+        return JsonResponse(schema.history_doc(entry))
 
     async def tag(request: Request) -> Response:
         repo = request.arg("repo")
@@ -53,9 +93,16 @@ def routes(images: ImageService, count_users: Callable[[str], int], pulls: Pulle
         return EmptyResponse(201)
 
     async def delete(request: Request) -> Response:
-        records = await images.remove(
-            request.params["name"], force=request.flag("force"), prune=not request.flag("noprune")
-        )
+        name = request.params["name"]
+        wanted = [decode_platform(p) for p in request.args("platforms")] if at_least(request.api_version, "1.50") else []
+        if len(wanted) > 1:
+            raise InvalidArgument("multiple platforms are not supported")
+        if wanted:
+            # Another platform's image of the same index is removed by its ID; the named one as named.
+            entry = manifests.resolve(name, wanted[0])
+            if entry.id != images.resolve(name).id:
+                name = entry.id
+        records = await images.remove(name, force=request.flag("force"), prune=not request.flag("noprune"))
         return JsonResponse(schema.delete_doc(records))
 
     async def pull(request: Request) -> Response:

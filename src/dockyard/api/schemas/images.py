@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from dockyard.engine.images import DeleteRecord, ImageEntry
+from dockyard.model.imagemanifests import ManifestKind, ManifestSummary
 from dockyard.model.images import image_config_to_json
+from dockyard.model.manifests import Descriptor, Platform
 from dockyard.model.references import familiar_tag
 from dockyard.model.times import unix_seconds
 
@@ -91,3 +93,38 @@ def history_doc(entry: ImageEntry) -> list[dict[str, Any]]:
 def delete_doc(records: list[DeleteRecord]) -> list[dict[str, str]]:
     return [{"Untagged": r.untagged} if r.untagged else {"Deleted": r.deleted} for r in records]
 
+
+
+def platform_doc(p: Platform) -> dict[str, Any]:
+    """ocispec.Platform: variant only when there is one."""
+    return {"architecture": p.architecture, "os": p.os, **({"variant": p.variant} if p.variant else {})}
+
+
+def descriptor_doc(d: Descriptor) -> dict[str, Any]:
+    """ocispec.Descriptor, with its omitempty fields left out when empty."""
+    doc: dict[str, Any] = {"mediaType": d.media_type, "digest": d.digest, "size": d.size}
+    if d.annotations:
+        doc["annotations"] = dict(d.annotations)
+    if d.platform is not None:
+        doc["platform"] = platform_doc(d.platform)
+    return doc
+
+
+def manifest_summary_doc(m: ManifestSummary) -> dict[str, Any]:
+    """image.ManifestSummary (API 1.47): ImageData for images, AttestationData for attestations."""
+    doc: dict[str, Any] = {
+        "ID": m.id,
+        "Descriptor": descriptor_doc(m.descriptor),
+        "Available": m.available,
+        "Size": {"Content": m.content_size, "Total": m.total_size},
+        "Kind": m.kind.value,
+    }
+    if m.kind is ManifestKind.IMAGE:
+        doc["ImageData"] = {
+            "Platform": platform_doc(m.platform or Platform("", "")),
+            "Containers": list(m.containers),
+            "Size": {"Unpacked": m.unpacked_size},
+        }
+    elif m.kind is ManifestKind.ATTESTATION:
+        doc["AttestationData"] = {"For": m.attests}
+    return doc
