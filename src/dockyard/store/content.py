@@ -80,9 +80,6 @@ class ContentStore:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def digests(self) -> set[str]:
-        return {"sha256:" + p.name for p in self._blobs.iterdir() if len(p.name) == 64}
-
     def delete(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)
 
