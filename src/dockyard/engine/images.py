@@ -1,12 +1,12 @@
-"""Images: the local image store's use cases (import, load, save, tag, remove, resolve)."""
+"""Images: the local image store's use cases (resolve, list, tag, remove, prune, save), and the
+one write path for new images; loads, imports and commits come in through engine/imageload.py,
+layers are engine/imagelayers.py's."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -15,16 +15,16 @@ from typing import BinaryIO, Protocol
 
 from dockyard.engine.events import EventBus
 from dockyard.engine.imagelayers import ImageLayers
-from dockyard.engine.transfer import Body, spool, stream_from_thread
+from dockyard.engine.imageload import ImageIntake
+from dockyard.engine.transfer import Body, stream_from_thread
 from dockyard.errors import Conflict, InvalidArgument, NotFound
-from dockyard.images.archive import Archive, SaveImage, SaveLayer, read_archive, write_archive
+from dockyard.images.archive import SaveImage, SaveLayer, write_archive
 from dockyard.layers.overlay import LayerDirs, chain_ids
 from dockyard.model import times
-from dockyard.model.changes import apply_changes
 from dockyard.model.containerquery import image_family
 from dockyard.model.filters import Filters, parse_time_filter
 from dockyard.model.ids import is_full_id, short_id, strip_algorithm
-from dockyard.model.images import Image, ImageConfig, image_config_to_json, parse_image_config
+from dockyard.model.images import Image, parse_image_config
 from dockyard.model.references import (
     Reference,
     display_name,
@@ -91,6 +91,7 @@ class ImageService:
         self._tags: dict[str, str] = {}
         self._layers = ImageLayers(repo, content, layers)
         self._write_lock = asyncio.Lock()
+        self._intake = ImageIntake(self._layers, self._store_image, self._tags.get, self._write_lock, events, tmp_dir)
         self._load_state()
 
     # ---- state -------------------------------------------------------------------------
@@ -358,15 +359,6 @@ class ImageService:
 
     # ---- create: import and load -------------------------------------------------------
 
-    async def _spool(self, body: Body) -> Path:
-        return await spool(body, self._tmp)
-
-    def _add_layer_blocking(self, parent: str | None, stream: BinaryIO, expected_diff: str | None) -> tuple[LayerRow, bool]:
-        return self._layers.add_blocking(parent, stream, expected_diff)
-
-    async def _register_layers(self, new_rows: list[LayerRow]) -> None:
-        await self._layers.register(new_rows)
-
     async def _store_image(self, raw_config: bytes, tags: Sequence[Reference], parent: str = "") -> ImageEntry:
         image_id = await asyncio.to_thread(self._content.put, raw_config)
         image = parse_image_config(raw_config, image_id)
@@ -427,7 +419,7 @@ class ImageService:
         primary = str(refs[0].with_default_tag()) if refs else ""
         async with self._write_lock:
             before = self._tags.get(primary)
-            await self._register_layers(list(rows))
+            await self._layers.register(list(rows))
             entry = await self._store_image(raw_config, refs)
         return entry, before != entry.id
 
@@ -435,127 +427,18 @@ class ImageService:
         self, parent_id: str, write_layer: Callable[[BinaryIO], None] | None, make_config: Callable[[Image, str | None], bytes],
         ref: Reference | None,
     ) -> ImageEntry:
-        """A new image on top of `parent_id` (commit): one more layer, written by
-        `write_layer` into a spool (None: no layer), and the config `make_config(parent,
-        new diff id)` returns."""
-        parent = self.get(parent_id).image
-        chains = chain_ids(parent.diff_ids)
-        async with self._write_lock:
-            diff_id: str | None = None
-            if write_layer is not None:
-                spooled = self._tmp / f"commit-{secrets.token_hex(8)}"
-                try:
-                    def add() -> tuple[LayerRow, bool]:
-                        with spooled.open("w+b") as f:
-                            write_layer(f)
-                            f.seek(0)
-                            return self._add_layer_blocking(chains[-1] if chains else None, f, None)
-
-                    row, new = await asyncio.to_thread(add)
-                finally:
-                    spooled.unlink(missing_ok=True)
-                if new:
-                    await self._register_layers([row])
-                diff_id = row.diff_id
-            entry = await self._store_image(make_config(parent, diff_id), [ref] if ref else [], parent=parent_id)
-        if ref is not None:
-            self._events.publish("image", "tag", entry.id, {"name": ref.with_default_tag().familiar()})
-        return entry
+        """A new image on top of `parent_id` (commit); see ImageIntake.derive."""
+        return await self._intake.derive(parent_id, self.get(parent_id).image, write_layer, make_config, ref)
 
     async def import_image(
-        self,
-        body: Body,
-        ref: Reference | None,
-        changes: Sequence[str],
-        message: str,
-        platform_os: str = "linux",
-        arch: str = "amd64",
+        self, body: Body, ref: Reference | None, changes: Sequence[str], message: str,
+        platform_os: str = "linux", arch: str = "amd64",
     ) -> ImageEntry:
-        config = apply_changes(ImageConfig(), changes)
-        spooled = await self._spool(body)
-        try:
-            async with self._write_lock:
-                def add() -> tuple[LayerRow, bool]:
-                    with spooled.open("rb") as f:
-                        return self._add_layer_blocking(None, f, None)
-
-                row, new = await asyncio.to_thread(add)
-                if new:
-                    await self._register_layers([row])
-                created = times.now()
-                doc = {
-                    "architecture": arch,
-                    "comment": message or "Imported from -",
-                    "config": image_config_to_json(config),
-                    "created": created,
-                    "history": [{"created": created, "comment": message or "Imported from -"}],
-                    "os": platform_os,
-                    "rootfs": {"type": "layers", "diff_ids": [row.diff_id]},
-                }
-                raw = json.dumps(doc, separators=(",", ":")).encode()
-                entry = await self._store_image(raw, [ref] if ref else [])
-        finally:
-            spooled.unlink(missing_ok=True)
-        self._events.publish("image", "import", entry.id, {"name": entry.id})
-        if ref is not None:
-            self._events.publish("image", "tag", entry.id, {"name": ref.with_default_tag().familiar()})
-        return entry
+        return await self._intake.import_image(body, ref, changes, message, platform_os, arch)
 
     async def load(self, body: Body) -> AsyncIterator[str]:
-        """Load a `docker save` archive: the upload is received and its index read first, so
-        a full disk or a bad archive is an error status, not a stream cut short; then it
-        yields one line per image loaded."""
-        spooled = await self._spool(body)
-        try:
-            archive = await asyncio.to_thread(read_archive, spooled)
-        except BaseException:
-            spooled.unlink(missing_ok=True)
-            raise
-        return self._load(spooled, archive)
-
-    async def _load(self, spooled: Path, archive: Archive) -> AsyncIterator[str]:
-        try:
-            async with self._write_lock:
-                for item in archive.images:
-                    new_rows: list[LayerRow] = []
-                    parent: str | None = None
-                    config = parse_image_config(item.config, item.config_digest)
-                    refs = [_repo_tag(t) for t in item.repo_tags]  # checked before any layer is added
-                    if len(config.diff_ids) != len(item.layers):
-                        raise InvalidArgument(
-                            f"image {item.config_digest}: {len(item.layers)} layers in the archive, "
-                            f"{len(config.diff_ids)} in its config"
-                        )
-                    try:
-                        for member, diff_id in zip(item.layers, config.diff_ids, strict=True):
-                            def add(member: str = member, parent: str | None = parent, diff_id: str = diff_id) -> tuple[LayerRow, bool]:
-                                with archive.open_layer(member) as stream:
-                                    return self._add_layer_blocking(parent, stream, diff_id)
-
-                            row, new = await asyncio.to_thread(add)
-                            if new:
-                                new_rows.append(row)
-                            parent = row.chain_id
-                        await self._register_layers(new_rows)
-                    except BaseException:
-                        await self._layers.discard(new_rows)
-                        raise
-                    for ref in refs:
-                        previous = self._tags.get(str(ref.with_default_tag()))
-                        if previous is not None and previous != item.config_digest:
-                            yield (
-                                f"The image {ref.with_default_tag().familiar()} already exists, renaming "
-                                f"the old one with ID {previous} to empty string\n"
-                            )
-                    entry = await self._store_image(item.config, refs)
-                    self._events.publish("image", "load", entry.id, {"name": entry.id})
-                    if refs:
-                        for ref in refs:
-                            yield f"Loaded image: {ref.with_default_tag().familiar()}\n"
-                    else:
-                        yield f"Loaded image ID: {entry.id}\n"
-        finally:
-            spooled.unlink(missing_ok=True)
+        """Load a `docker save` archive; see ImageIntake.load."""
+        return await self._intake.load(body)
 
     def layer_tar(self, diff_id: str) -> SaveLayer:
         """A layer's uncompressed tar, for save and push: its exact size and a way to read it."""
@@ -582,14 +465,6 @@ class ImageService:
         for image_id in wanted:
             self._events.publish("image", "save", image_id, {"name": image_id})
         return stream_from_thread(lambda out: write_archive(out, images), "save-archive")
-
-
-def _repo_tag(text: str) -> Reference:
-    """An archive's RepoTags entry: a name with a tag or none (dockerd's words for one with a digest)."""
-    ref = parse_reference(text)
-    if ref.digest is not None:
-        raise InvalidArgument(f'invalid tag "{text}"')
-    return ref
 
 
 def _split_names(names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
