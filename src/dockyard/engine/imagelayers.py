@@ -101,6 +101,20 @@ class ImageLayers:
             return existing, False
         return LayerRow(chain, applied.diff_id, parent, cache_id, applied.size), True
 
+    async def add(self, unpack: Callable[[], tuple[LayerRow, bool]]) -> tuple[LayerRow, bool]:
+        """Run `unpack` (which calls add_blocking) in a thread. A thread cannot be cancelled:
+        if the caller is, the thread is waited for and a layer it made is removed."""
+        future = asyncio.get_running_loop().run_in_executor(None, unpack)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            await asyncio.wait({future})
+            if not future.cancelled() and future.exception() is None:
+                row, new = future.result()
+                if new:
+                    await asyncio.to_thread(self._dirs.remove, row.cache_id)
+            raise
+
     async def register(self, new_rows: Sequence[LayerRow]) -> None:
         for row in new_rows:
             if row.chain_id in self._rows:

@@ -63,7 +63,7 @@ class ImageIntake:
                             f.seek(0)
                             return self._layers.add_blocking(chains[-1] if chains else None, f, None)
 
-                    row, new = await asyncio.to_thread(add)
+                    row, new = await self._layers.add(add)
                 finally:
                     spooled.unlink(missing_ok=True)
                 if new:
@@ -91,7 +91,7 @@ class ImageIntake:
                     with spooled.open("rb") as f:
                         return self._layers.add_blocking(None, f, None)
 
-                row, new = await asyncio.to_thread(add)
+                row, new = await self._layers.add(add)
                 if new:
                     await self._layers.register([row])
                 created = times.now()
@@ -144,7 +144,7 @@ class ImageIntake:
                                 with archive.open_layer(member) as stream:
                                     return self._layers.add_blocking(parent, stream, diff_id)
 
-                            row, new = await asyncio.to_thread(add)
+                            row, new = await self._layers.add(add)
                             if new:
                                 new_rows.append(row)
                             parent = row.chain_id

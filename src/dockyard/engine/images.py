@@ -401,7 +401,7 @@ class ImageService:
             with blob.open("rb") as f:
                 return self._layers.add_blocking(parent, f, diff_id)
 
-        return await asyncio.to_thread(add)
+        return await self._layers.add(add)
 
     def discard_layer_blocking(self, row: LayerRow) -> None:
         """A layer made by add_layer_blocking that will not be committed."""
