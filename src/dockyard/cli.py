@@ -32,9 +32,10 @@ def system_main(argv: Sequence[str]) -> int:
     checking = sub.add_parser("check", help="compare the database, content store and layer directories")
     checking.add_argument("--data-root", default="/var/lib/dockyard")
     checking.add_argument("--repair", action="store_true", help="remove orphans and images whose layers are broken")
+    checking.add_argument("--verify", action="store_true", help="also rebuild every layer's tar and check its digest")
     args = parser.parse_args(list(argv))
     try:
-        plan = check_store(Path(args.data_root).absolute(), args.repair)
+        plan = check_store(Path(args.data_root).absolute(), args.repair, args.verify)
     except DockyardError as exc:
         print(f"dockyard: {exc.message}", file=sys.stderr)
         return 1

@@ -167,3 +167,20 @@ def test_system_check_reports_and_repairs(daemon_factory: Callable[..., Daemon])
     d.start()
     assert d.out("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}") == f"check/good:1 {good_id[7:19]}"
     assert d.out("run", "--rm", "check/good:1", "true") == ""
+    d.stop()
+    # A layer's file changed behind the store's back (same size, other bytes): only --verify
+    # rebuilds the tars, and finds it.
+    (good_dir,) = [c for c in dirs if c != broken]
+    target = overlay / good_dir / "diff" / "bin" / "busybox"
+    content = bytearray(target.read_bytes())
+    content[1000] ^= 0xFF
+    target.write_bytes(bytes(content))
+    assert _check(d).returncode == 0
+    tampered = _check(d, "--verify")
+    assert tampered.returncode == 1
+    assert f"bad layer index: {good_dir} (does not rebuild the tar of" in tampered.stdout
+    assert f"broken image: {good_id}" in tampered.stdout
+    assert _check(d, "--verify", "--repair").returncode == 0
+    assert _check(d, "--verify").stdout.strip() == "no problems found"
+    d.start()
+    assert d.out("images", "-q") == ""

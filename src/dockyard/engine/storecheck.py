@@ -17,7 +17,18 @@ from dockyard.store.images import ImageRepository, container_refs, delete_layers
 _NOT_LAYERS = ("empty",)
 
 
-def _view(repo: ImageRepository, db: Database, content: ContentStore, dirs: LayerDirs) -> StoreView:
+def _rebuilds(dirs: LayerDirs, cache_id: str, digest: str) -> bool:
+    """Whether the layer's directory and index still give back its tar (read through)."""
+    try:
+        with dirs.open_tar(cache_id, digest) as tar:
+            while tar.read(1 << 20):
+                pass
+    except BrokenLayer:
+        return False
+    return True
+
+
+def _view(repo: ImageRepository, db: Database, content: ContentStore, dirs: LayerDirs, verify: bool) -> StoreView:
     blobs = frozenset(content.digests())
     images: dict[str, tuple[str, ...]] = {}
     for image in repo.images():
@@ -42,6 +53,9 @@ def _view(repo: ImageRepository, db: Database, content: ContentStore, dirs: Laye
                 digest = dirs.index_digest(entry.name)
             except BrokenLayer:
                 digest = "?"
+            else:
+                if verify and not _rebuilds(dirs, entry.name, digest):
+                    digest = "!"
         held[entry.name] = IndexFacts(dirs.diff(entry.name).is_dir(), digest)
     refs = container_refs(db)
     return StoreView(images, layers, held, blobs, frozenset(i for i, _ in refs), frozenset(d for _, d in refs))
@@ -57,8 +71,9 @@ def _repair(plan: Plan, repo: ImageRepository, db: Database, content: ContentSto
         content.delete(digest)
 
 
-def check_store(data_root: Path, repair: bool) -> Plan:
-    """The findings (and, with `repair`, their fixing) for a data root no daemon is using."""
+def check_store(data_root: Path, repair: bool, verify: bool = False) -> Plan:
+    """The findings (and, with `repair`, their fixing) for a data root no daemon is using;
+    `verify` rebuilds every layer's tar from its directory and checks its diff id."""
     lock = LockFile(data_root / "dockyard.lock")
     lock.acquire()  # Conflict while a daemon runs on it
     try:
@@ -67,7 +82,7 @@ def check_store(data_root: Path, repair: bool) -> Plan:
             repo = ImageRepository(db)
             content = ContentStore(data_root / "content")
             dirs = LayerDirs(data_root / "overlay")
-            plan = check(_view(repo, db, content, dirs))
+            plan = check(_view(repo, db, content, dirs, verify))
             if repair:
                 _repair(plan, repo, db, content, dirs)
             return plan

@@ -46,7 +46,8 @@ class LayerFacts:
 @dataclass(frozen=True)
 class IndexFacts:
     """What a layer directory holds: whether it has a diff dir, and the diff id its index
-    is for ("" without an index, "?" for an index that does not parse)."""
+    is for ("" without an index, "?" for an index that does not parse, "!" for one that does
+    not rebuild its tar: a file changed or gone, found by `--verify`)."""
 
     has_diff: bool
     index_digest: str
@@ -82,6 +83,8 @@ def _layer_problem(chain: str, facts: LayerFacts, view: StoreView) -> Problem | 
         return Problem(Finding.MISSING_DIR, facts.cache_id, f"layer {chain}")
     if held.index_digest == "?":
         return Problem(Finding.BAD_INDEX, facts.cache_id, "does not parse")
+    if held.index_digest == "!":
+        return Problem(Finding.BAD_INDEX, facts.cache_id, f"does not rebuild the tar of {facts.diff_id}")
     if held.index_digest and held.index_digest != facts.diff_id:
         return Problem(Finding.BAD_INDEX, facts.cache_id, f"for {held.index_digest}, not {facts.diff_id}")
     if not held.index_digest and facts.diff_id not in view.blobs:
