@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import tarfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -37,10 +38,11 @@ class CuttingProxy:
     bytes of the answer to a blob GET through and then drops the connection. It keeps the
     request heads it forwarded."""
 
-    def __init__(self, upstream: tuple[str, int], cut_after: int) -> None:
+    def __init__(self, upstream: tuple[str, int], cut_after: int, delay: float = 0.0) -> None:
         self.upstream = upstream
         self.cut_after = cut_after
-        self.armed = True
+        self.delay = delay  # seconds to wait before each piece of a blob's answer
+        self.armed = cut_after > 0
         self.requests: list[str] = []
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
@@ -71,8 +73,10 @@ class CuttingProxy:
                     text = data.decode("latin-1")
                     for head in re.findall(r"GET [^\r\n]+\r\n(?:[^\r\n]+\r\n)*", text):
                         self.requests.append(head)
-                        if "/blobs/" in head and self.armed:
+                        if "/blobs/" in head:
                             state["blob"] = True
+                elif state["blob"] and self.delay:
+                    time.sleep(self.delay)
                 elif state["blob"] and self.armed:
                     room = self.cut_after - sent
                     if room <= 0 or len(data) > room:
@@ -129,6 +133,43 @@ def test_a_pull_cut_mid_blob_resumes_with_range(daemon_factory: Callable[..., Da
             member = saved.extractfile(f"blobs/sha256/{pushed.layer_digests[0][7:]}")
             assert member is not None and member.read() == layer
         assert list((d.data_root / "downloads").iterdir()) == []
+    finally:
+        proxy.stop()
+
+
+def test_a_pull_resumes_after_the_daemon_is_killed_mid_blob(
+    daemon_factory: Callable[..., Daemon], registry: TestRegistry
+) -> None:
+    layer = layer_tar({"data.bin": os.urandom(3 << 20)})
+    pushed = registry.push_image("kill/blob", "1", [layer], compress="none")
+    host, port = registry.host.split(":")
+    proxy = CuttingProxy((host, int(port)), cut_after=0, delay=0.02)  # ~1 MB/s
+    try:
+        d = daemon_factory()
+        name = f"127.0.0.1:{proxy.port}/kill/blob:1"
+        partial = d.data_root / "downloads" / f"{pushed.layer_digests[0][7:]}.partial"
+        pulling = subprocess.Popen(["docker", "pull", name], env=d.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not (partial.exists() and partial.stat().st_size > 256 << 10):
+            assert time.monotonic() < deadline, "the download did not start"
+            time.sleep(0.02)
+        assert d.proc is not None
+        d.proc.kill()  # SIGKILL: no clean-up of its own
+        d.proc.wait()
+        pulling.wait(timeout=30)
+        have = partial.stat().st_size
+        assert 0 < have < len(layer)
+        d.start()  # start-up removes the half-unpacked layer directory
+        assert _store(d)[0] == set() and _store(d)[2:] == (0, 0)
+        proxy.delay = 0
+        proxy.requests.clear()
+        d.docker("pull", name)
+        blob_gets = [r for r in proxy.requests if "/blobs/" + pushed.layer_digests[0] in r]
+        assert len(blob_gets) == 1 and f"Range: bytes={have}-" in blob_gets[0]
+        assert d.out("image", "inspect", "-f", "{{.Id}}", name) == pushed.config_digest
+        with tarfile.open(fileobj=io.BytesIO(d.docker("save", name).stdout)) as saved:
+            member = saved.extractfile(f"blobs/sha256/{pushed.layer_digests[0][7:]}")
+            assert member is not None and member.read() == layer
     finally:
         proxy.stop()
 
