@@ -176,6 +176,9 @@ def test_system_check_reports_and_repairs(daemon_factory: Callable[..., Daemon])
     content[1000] ^= 0xFF
     target.write_bytes(bytes(content))
     assert _check(d).returncode == 0
+    d.start()  # save rebuilds the tar and refuses what no longer has the layer's digest
+    assert d.docker("save", "check/good:1", check=False).returncode != 0
+    d.stop()
     tampered = _check(d, "--verify")
     assert tampered.returncode == 1
     assert f"bad layer index: {good_dir} (does not rebuild the tar of" in tampered.stdout

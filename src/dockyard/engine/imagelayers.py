@@ -56,7 +56,7 @@ class ImageLayers:
         for row in rows:
             if self._dirs.has_index(row.cache_id):
                 cache_id = row.cache_id
-                return SaveLayer(diff_id, self._dirs.tar_size(cache_id), self._replay(cache_id, diff_id))
+                return SaveLayer(diff_id, self._dirs.tar_size(cache_id), self._replay(cache_id, diff_id), verified=True)
         if self._content.exists(diff_id):  # a layer stored before tar-split indexes
             return SaveLayer(diff_id, self._content.size(diff_id), self._blob(diff_id))
         if not rows:
