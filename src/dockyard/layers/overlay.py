@@ -68,13 +68,13 @@ class LayerDirs:
         target.mkdir(parents=True)
         try:
             partial = base / f"{INDEX_NAME}.partial"
+            # No fsync: the layer's files are not synced either (nor are dockerd's), a killed
+            # daemon loses nothing the kernel holds, and after a power cut `system check`
+            # finds an index that lost its bytes. A sync here also flushed every dirty page
+            # of the pull with it (ext4's ordered journal): 16 ms and more per layer.
             with partial.open("w+b") as index, (base / EXTRA_NAME).open("w+b") as extra:
                 applied = apply_layer_tar(stream, target, SplitOutput(index, extra))
-                index.flush()
-                os.fsync(index.fileno())
                 kept = extra.tell() > 0
-                if kept:
-                    os.fsync(extra.fileno())
             if not kept:
                 (base / EXTRA_NAME).unlink()
             if expected_diff is not None and applied.diff_id != expected_diff:
