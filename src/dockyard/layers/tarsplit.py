@@ -20,6 +20,7 @@ file), plain. Records: b"R" len bytes | b"F" len path size | b"E". Integers are 
 from __future__ import annotations
 
 import gzip
+import io
 import struct
 import zlib
 from collections.abc import Iterator
@@ -217,8 +218,6 @@ def read_header(source: Readable) -> IndexHeader:
 
 def read_relocations(data: bytes) -> dict[int, int]:
     """The relocation table (what follows the body): reference number -> side-file offset."""
-    import io
-
     source = io.BytesIO(data)
     out: dict[int, int] = {}
     while source.tell() < len(data):
