@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dockyard.errors import NotFound
 from dockyard.layers.overlay import LayerDirs, chain_ids
 from dockyard.layers.tarreplay import BrokenLayer
 from dockyard.linux.lockfile import LockFile
@@ -74,6 +75,8 @@ def _repair(plan: Plan, repo: ImageRepository, db: Database, content: ContentSto
 def check_store(data_root: Path, repair: bool, verify: bool = False) -> Plan:
     """The findings (and, with `repair`, their fixing) for a data root no daemon is using;
     `verify` rebuilds every layer's tar from its directory and checks its diff id."""
+    if not (data_root / "dockyard.db").is_file():
+        raise NotFound(f"no dockyard data root at {data_root}")
     lock = LockFile(data_root / "dockyard.lock")
     lock.acquire()  # Conflict while a daemon runs on it
     try:
