@@ -13,6 +13,7 @@ from pathlib import Path
 from dockyard.api.listeners import ApiServer
 from dockyard.api.router import Router
 from dockyard.api.routes import archive as archive_routes
+from dockyard.api.routes import builds as build_routes
 from dockyard.api.routes import commits as commit_routes
 from dockyard.api.routes import containers as container_routes
 from dockyard.api.routes import disk_usage as disk_usage_routes
@@ -27,6 +28,7 @@ from dockyard.api.routes import volumes as volume_routes
 from dockyard.config import DaemonConfig
 from dockyard.engine.archive import ArchiveService
 from dockyard.engine.attach import Attachments
+from dockyard.engine.builds import BuildService
 from dockyard.engine.bundles import ContainerFiles
 from dockyard.engine.commits import CommitService
 from dockyard.engine.connections import Connections
@@ -204,6 +206,7 @@ async def _compose_and_serve(
             *exec_routes.routes(execs),
             *archive_routes.routes(archives),
             *commit_routes.routes(CommitService(table, lifecycle, images, dirs, events)),
+            *build_routes.routes(BuildService(images, containers, lifecycle, logs, dirs, config.data_root / "tmp", pulls)),
             *update_routes.routes(updates),
             *network_routes.routes(networks, endpoints, connections),
             *volume_routes.routes(volumes),

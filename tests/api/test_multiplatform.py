@@ -23,6 +23,16 @@ def registry() -> Iterator[TestRegistry]:
         reg.stop()
 
 
+@pytest.fixture(autouse=True)
+def _leave_nothing(daemon: Daemon) -> Iterator[None]:
+    """The session's daemon is shared: remove this test's containers and images after it."""
+    before = set(daemon.out("images", "-aq", "--no-trunc").split())
+    yield
+    daemon.docker("rm", "-f", "mp-user", check=False)
+    for image in set(daemon.out("images", "-aq", "--no-trunc").split()) - before:
+        daemon.docker("rmi", "-f", image, check=False)
+
+
 def _attestation(registry: TestRegistry, repo: str, subject: str) -> dict[str, object]:
     """A BuildKit-style provenance manifest about `subject`, as its index entry."""
     config = b"{}"
@@ -54,7 +64,7 @@ def test_manifests_of_an_image_pulled_from_an_index(daemon: Daemon, registry: Te
     index = registry.put_manifest(repo, "1", index_raw, OCI_INDEX)
     name = f"{registry.host}/{repo}:1"
     daemon.docker("pull", name)
-    daemon.docker("create", "--name", "user", name)
+    daemon.docker("create", "--name", "mp-user", name)
     api = daemon.client().api
 
     [summary] = [s for s in api.get(api._url("/images/json"), params={"manifests": 1}).json() if s["RepoTags"] == [name]]
@@ -63,7 +73,7 @@ def test_manifests_of_an_image_pulled_from_an_index(daemon: Daemon, registry: Te
     assert image["ID"] == amd.digest and image["Kind"] == "image" and image["Available"] is True
     assert image["Descriptor"]["platform"] == {"architecture": "amd64", "os": "linux"}
     assert image["ImageData"]["Platform"] == {"architecture": "amd64", "os": "linux"}
-    assert image["ImageData"]["Containers"] == [daemon.out("inspect", "-f", "{{.Id}}", "user")]
+    assert image["ImageData"]["Containers"] == [daemon.out("inspect", "-f", "{{.Id}}", "mp-user")]
     inspect = api.inspect_image(name)
     assert image["ImageData"]["Size"]["Unpacked"] == inspect["Size"]
     assert image["Size"]["Total"] == image["Size"]["Content"] + inspect["Size"]

@@ -62,7 +62,7 @@ def test_busybox_lookalike_is_plain() -> None:
 
 
 def test_deselected_entries_have_a_kind_and_a_reason() -> None:
-    kinds = {"networks", "volumes", "pull", "build", "transport", "swarm"}
+    kinds = {"networks", "volumes", "pull", "build", "transport", "swarm", "logs"}
     for nodeid, reason in conformance.DESELECTED.items():
         assert nodeid.startswith("tests/integration/") and "::" in nodeid, nodeid
         kind, _, why = reason.partition(": ")

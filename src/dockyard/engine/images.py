@@ -37,6 +37,8 @@ from dockyard.store.images import ImageRepository, ImageRow, LayerRow, TagRow
 
 log = logging.getLogger(__name__)
 
+# What an image built `FROM scratch` starts from (a build's first step has no parent).
+_SCRATCH_CONFIG = b'{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}'
 _HEX_PREFIX = re.compile(r"^(sha256:)?[0-9a-f]{1,64}$")
 
 
@@ -208,9 +210,13 @@ class ImageService:
         now = time.time_ns()
         until = min((parse_time_filter(v, now) for v in filters.values("until")), default=None)
         patterns = filters.values("reference")
+        parents = self._parents()
         out = []
         for entry in self._images.values():
             created = times.parse_ns(entry.image.created)
+            # A build's intermediate images (untagged, with children) only with -a, as dockerd.
+            if not entry.names and entry.id in parents and (not include_all or dangling):
+                continue
             if dangling is not None and dangling != (not entry.tags):
                 continue
             if not filters.match_labels(entry.image.config.labels):
@@ -227,6 +233,9 @@ class ImageService:
                 entry = replace(entry, tags=matching)
             out.append(entry)
         return sorted(out, key=lambda e: e.image.created, reverse=True)
+
+    def _parents(self) -> set[str]:
+        return {e.parent for e in self._images.values() if e.parent}
 
     def _created_ns(self, name: str) -> int:
         return times.parse_ns(self.resolve(name).image.created)
@@ -289,7 +298,19 @@ class ImageService:
                     # Forced: untagged only. A container never loses its image.
                     return records
             await self._delete(entry.id, records)
+            if prune:
+                await self._delete_unused_parents(entry.parent, records)
         return records
+
+    async def _delete_unused_parents(self, parent: str, records: list[DeleteRecord]) -> None:
+        """After a delete, its untagged parents that nothing else needs go too (a build's
+        intermediate images), as dockerd's imageDeleteHelper does with prune."""
+        while parent and parent in self._images:
+            entry = self._images[parent]
+            if entry.names or parent in self._parents() or self._users.users_of(parent):
+                return
+            await self._delete(parent, records)
+            parent = entry.parent
 
     async def prune(self, filters: Filters) -> tuple[list[DeleteRecord], int]:
         """dangling=true (the default): untagged images; dangling=false: every image no
@@ -303,6 +324,8 @@ class ImageService:
         for entry in sorted(self._images.values(), key=lambda e: e.image.created, reverse=True):
             if entry.id not in self._images or (dangling_only and entry.tags):
                 continue
+            if dangling_only and entry.id in self._parents():
+                continue  # an intermediate image: it goes with the last image built on it
             if self._users.users_of(entry.id):
                 continue
             if not filters.match_labels(entry.image.config.labels):
@@ -427,8 +450,10 @@ class ImageService:
         self, parent_id: str, write_layer: Callable[[BinaryIO], None] | None, make_config: Callable[[Image, str | None], bytes],
         ref: Reference | None,
     ) -> ImageEntry:
-        """A new image on top of `parent_id` (commit); see ImageIntake.derive."""
-        return await self._intake.derive(parent_id, self.get(parent_id).image, write_layer, make_config, ref)
+        """A new image on top of `parent_id` (commit, a build step); see ImageIntake.derive.
+        An empty `parent_id` is `FROM scratch`: no parent at all."""
+        parent = self.get(parent_id).image if parent_id else parse_image_config(_SCRATCH_CONFIG, "")
+        return await self._intake.derive(parent_id, parent, write_layer, make_config, ref)
 
     async def import_image(
         self, body: Body, ref: Reference | None, changes: Sequence[str], message: str,

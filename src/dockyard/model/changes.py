@@ -8,7 +8,7 @@ over the parser in model/dockerfile.py and the words of model/shellwords.py.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from dockyard.errors import InvalidArgument
@@ -72,9 +72,13 @@ class _State:
     config: ImageConfig
     cmd_set: bool = False  # a CMD earlier in these changes survives a later ENTRYPOINT
     lexer: ShellLexer = field(default_factory=ShellLexer)
+    args: Mapping[str, str] = field(default_factory=dict)  # a build's ARGs: the env wins over them
+
+    def env(self) -> dict[str, str]:
+        return {**self.args, **env_mapping(self.config.env)}
 
     def word(self, text: str) -> str:
-        return self.lexer.process_word(text, env_mapping(self.config.env))
+        return self.lexer.process_word(text, self.env())
 
     def shell_form(self, cmdline: tuple[str, ...], prepend_shell: bool) -> tuple[str, ...]:
         if prepend_shell and cmdline:
@@ -113,7 +117,7 @@ def _dispatch(state: _State, command: Command) -> _State:
     if isinstance(command, HealthcheckCommand):
         return replace(state, config=replace(cfg, healthcheck=command.health))
     if isinstance(command, ExposeCommand):
-        env_now = env_mapping(cfg.env)
+        env_now = state.env()
         ports = set(cfg.exposed_ports)
         for raw in command.ports:
             for word in state.lexer.process_words(raw, env_now):
@@ -161,3 +165,12 @@ def apply_changes(config: ImageConfig, changes: Sequence[str]) -> ImageConfig:
     for command in commands:
         state = _dispatch(state, command)
     return state.config
+
+
+def apply_command(
+    config: ImageConfig, command: Command, args: Mapping[str, str], escape: str, cmd_set: bool
+) -> tuple[ImageConfig, bool]:
+    """One config instruction of a build (its ARGs visible to the expansion). Returns the
+    new config and whether a CMD was set in this stage (it survives a later ENTRYPOINT)."""
+    state = _dispatch(_State(config, cmd_set, ShellLexer(escape), args), command)
+    return state.config, state.cmd_set

@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -85,6 +86,30 @@ def decode_registry_auth(header: str) -> Credentials:
     except ValueError as exc:
         raise InvalidArgument(f"invalid X-Registry-Auth header: {exc}") from exc
     return credentials_from_doc(doc)
+
+
+def decode_registry_config(header: str) -> dict[str, Credentials]:
+    """X-Registry-Config (build): base64url(JSON map of registry -> AuthConfig)."""
+    if not header.strip():
+        return {}
+    raw = _b64decode(header)
+    try:
+        doc = json.loads(raw) if raw.strip() else {}
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid X-Registry-Config header: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidArgument("invalid X-Registry-Config header: not a JSON object")
+    return {str(registry): credentials_from_doc(config) for registry, config in doc.items()}
+
+
+def credentials_for(configs: Mapping[str, Credentials], domain: str) -> Credentials:
+    """The credentials a build uses for `domain` (the CLI keys Docker Hub by its index URL)."""
+    hub = domain in ("docker.io", "index.docker.io", "registry-1.docker.io")
+    for key, creds in configs.items():
+        host = key.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
+        if host == domain or (hub and host in ("index.docker.io", "docker.io", "registry-1.docker.io")):
+            return creds
+    return Credentials()
 
 
 def basic_authorization(creds: Credentials) -> str:
