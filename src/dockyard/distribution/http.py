@@ -19,7 +19,8 @@ import httptools
 from dockyard.errors import InvalidArgument, Unavailable
 from dockyard.model.registries import OfflinePolicy
 
-_READ = 1 << 16
+_READ = 1 << 20
+_BUFFER = 4 << 20  # what a connection may buffer before reading pauses: blobs stream through
 CONNECT_TIMEOUT = 30.0
 # A registry silent for this long mid-response is given up on.
 IDLE_TIMEOUT = 60.0
@@ -174,10 +175,10 @@ async def request(
         async with asyncio.timeout(CONNECT_TIMEOUT):
             if url.scheme == "https":
                 reader, writer = await asyncio.open_connection(
-                    url.host, url.port, ssl=tls or ssl.create_default_context(), server_hostname=url.host
+                    url.host, url.port, ssl=tls or ssl.create_default_context(), server_hostname=url.host, limit=_BUFFER
                 )
             else:
-                reader, writer = await asyncio.open_connection(url.host, url.port)
+                reader, writer = await asyncio.open_connection(url.host, url.port, limit=_BUFFER)
     except (OSError, TimeoutError, ssl.SSLError) as exc:
         raise TransportError(f'{method.title()} "{url}": {_describe(exc)}') from exc
     lines = [f"{method} {url.target} HTTP/1.1", f"Host: {url.authority}", "Connection: close",

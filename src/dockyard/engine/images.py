@@ -1,41 +1,31 @@
-"""Images: the local image store's use cases (import, load, save, tag, remove, resolve)."""
+"""Images: the local image store's use cases (resolve, list, tag, remove, prune, save), and the
+one write path for new images; loads, imports and commits come in through engine/imageload.py,
+layers are engine/imagelayers.py's."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
-import json
 import logging
-import lzma
 import re
-import secrets
 import time
-import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from dockyard.engine.events import EventBus
-from dockyard.engine.transfer import Body, spool, stream_from_thread
-from dockyard.errors import Conflict, InvalidArgument, NotFound, StorageFull
-from dockyard.images.archive import Archive, ArchiveImage, SaveImage, SaveLayer, read_archive
+from dockyard.engine.imagelayers import ImageLayers
+from dockyard.engine.imageload import ImageIntake
+from dockyard.engine.transfer import Body, stream_from_thread
+from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.images.archive import SaveImage, SaveLayer
 from dockyard.images.archive_writer import write_archive
-from dockyard.layers.overlay import LayerDirs, chain_id, chain_ids
+from dockyard.layers.overlay import LayerDirs, chain_ids
 from dockyard.model import times
-from dockyard.model.changes import apply_changes
 from dockyard.model.containerquery import image_family
 from dockyard.model.filters import Filters, parse_time_filter
 from dockyard.model.ids import is_full_id, short_id, strip_algorithm
-from dockyard.model.images import (
-    HistoryItem,
-    Image,
-    ImageConfig,
-    image_config_to_json,
-    image_history,
-    parse_image_config,
-)
+from dockyard.model.images import HistoryItem, Image, image_history, parse_image_config
 from dockyard.model.manifests import Platform, matches
 from dockyard.model.references import (
     Reference,
@@ -46,7 +36,6 @@ from dockyard.model.references import (
 )
 from dockyard.store.content import ContentStore
 from dockyard.store.images import ImageRepository, ImageRow, LayerRow, TagRow
-from dockyard.streams.compression import decompressed
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +93,16 @@ class ImageService:
         self._users = users
         self._images: dict[str, ImageEntry] = {}
         self._tags: dict[str, str] = {}
-        self._layers: dict[str, LayerRow] = {}
+        self._layers = ImageLayers(repo, content, layers)
         self._write_lock = asyncio.Lock()
+        self._intake = ImageIntake(
+            self._layers, self._store_image, self._tags.get, self._valid_parent, self._write_lock, events, tmp_dir
+        )
         self._load_state()
 
     # ---- state -------------------------------------------------------------------------
 
     def _load_state(self) -> None:
-        self._layers = {layer.chain_id: layer for layer in self._repo.layers()}
         tags_by_image: dict[str, list[str]] = {}
         for tag in self._repo.tags():
             self._tags[tag.name] = tag.image_id
@@ -126,7 +117,7 @@ class ImageService:
             self._images[row.id] = ImageEntry(image, tags, row.parent, row.loaded_at, self._size(image), digests)
 
     def _size(self, image: Image) -> int:
-        return sum(self._layers[c].size for c in chain_ids(image.diff_ids) if c in self._layers)
+        return self._layers.size_of(chain_ids(image.diff_ids))
 
     def _publish(self, image_id: str, names: tuple[str, ...]) -> None:
         """Replace the image's tags and digests with `names` (either kind)."""
@@ -145,7 +136,7 @@ class ImageService:
 
     def layer_dirs(self) -> set[str]:
         """The layer directories the images own (a start-up sweep keeps them)."""
-        return {row.cache_id for row in self._layers.values()}
+        return self._layers.cache_ids()
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -200,7 +191,7 @@ class ImageService:
     def layer_cache_ids(self, image_id: str) -> list[str]:
         """The image's layer directories, top-most first, as overlayfs wants them."""
         image = self.get(image_id).image
-        return [self._layers[c].cache_id for c in reversed(chain_ids(image.diff_ids))]
+        return [self._layers.row(c).cache_id for c in reversed(chain_ids(image.diff_ids))]
 
     def family(self, name: str) -> frozenset[str]:
         """The image `name` names and every image built on it (ps --filter ancestor=)."""
@@ -211,7 +202,7 @@ class ImageService:
 
     def history(self, entry: ImageEntry) -> tuple[HistoryItem, ...]:
         """`docker history`: each step's layer size, and the ids of the image and its parents."""
-        sizes = [self._layers[c].size if c in self._layers else 0 for c in chain_ids(entry.image.diff_ids)]
+        sizes = [self._layers.row(c).size if c in self._layers else 0 for c in chain_ids(entry.image.diff_ids)]
         lineage: list[tuple[str, tuple[str, ...]]] = []
         step: ImageEntry | None = entry
         while step is not None and len(lineage) < len(entry.image.history):
@@ -377,7 +368,7 @@ class ImageService:
             and filters.match_labels(e.image.config.labels)
             and (until is None or times.parse_ns(e.image.created) <= until)
         ]  # fmt: skip
-        layers_before = sum(r.size for r in self._layers.values())
+        layers_before = self._layers.total_size()
         for entry in sorted(chosen, key=lambda e: e.image.created, reverse=True):
             current = self._images.get(entry.id)
             if current is None:
@@ -388,7 +379,7 @@ class ImageService:
                     records += await self.remove(name, force=False)
                 except (Conflict, NotFound):
                     continue
-        freed = layers_before - sum(r.size for r in self._layers.values())
+        freed = layers_before - self._layers.total_size()
         self._events.publish("image", "prune", "", {"reclaimed": str(freed)})
         return records, freed
 
@@ -397,13 +388,13 @@ class ImageService:
         return entry.size if entry else 0
 
     def layers_size(self) -> int:
-        return sum(r.size for r in self._layers.values())
+        return self._layers.total_size()
 
     def shared_size(self, entry: ImageEntry) -> int:
         """Bytes of this image's layers that other images use too."""
         mine = chain_ids(entry.image.diff_ids)
         others = {c for e in self._images.values() if e.id != entry.id for c in chain_ids(e.image.diff_ids)}
-        return sum(self._layers[c].size for c in mine if c in others and c in self._layers)
+        return self._layers.size_of(c for c in mine if c in others)
 
     def _untag(self, image_id: str, names: list[str], records: list[DeleteRecord]) -> None:
         if not names:
@@ -425,51 +416,17 @@ class ImageService:
         doomed = [c for c in reversed(chain_ids(entry.image.diff_ids)) if c not in still_used and c in self._layers]
         self._repo.delete_image(image_id, doomed)
         del self._images[image_id]
-        cache_ids = [self._layers.pop(c).cache_id for c in doomed]
+        rows = self._layers.forget(doomed)
         records.append(DeleteRecord(deleted=image_id))
         records += [DeleteRecord(deleted=c) for c in doomed]  # dockerd lists the layers freed too
         self._events.publish("image", "delete", image_id, {"name": image_id})
-        await asyncio.to_thread(self._remove_files, image_id, cache_ids)
+        await asyncio.to_thread(self._remove_files, image_id, rows)
 
-    def _remove_files(self, image_id: str, cache_ids: list[str]) -> None:
-        for cache_id in cache_ids:
-            self._dirs.remove(cache_id)
+    def _remove_files(self, image_id: str, rows: list[LayerRow]) -> None:
+        self._layers.remove_files_blocking(rows)
         self._content.delete(image_id)
 
     # ---- create: import and load -------------------------------------------------------
-
-    async def _spool(self, body: Body) -> Path:
-        return await spool(body, self._tmp)
-
-    def _add_layer_blocking(self, parent: str | None, stream: BinaryIO, expected_diff: str | None) -> tuple[LayerRow, bool]:
-        """Store a layer tar (blob + directory). Returns (row, new). Runs in a thread."""
-        # The store keeps the uncompressed tar: its digest is the diff id, and save sends it as is.
-        diff_id = self._content.ingest(decompressed(stream), expected_diff)
-        chain = chain_id(parent, diff_id)
-        existing = self._layers.get(chain)
-        if existing is not None:
-            return existing, False
-        cache_id = self._dirs.new_cache_id()
-        try:
-            with self._content.open(diff_id) as blob:
-                applied = self._dirs.extract(cache_id, blob)
-        except BaseException:
-            # A refused tar leaves no blob behind either (unless a stored layer has these bytes).
-            if not any(r.diff_id == diff_id for r in self._layers.values()):
-                self._content.delete(diff_id)
-            raise
-        if applied.diff_id != diff_id:
-            self._dirs.remove(cache_id)
-            raise InvalidArgument(f"layer {diff_id}: content changed while reading")
-        return LayerRow(chain, diff_id, parent, cache_id, applied.size), True
-
-    async def _register_layers(self, new_rows: list[LayerRow]) -> None:
-        for row in new_rows:
-            if row.chain_id in self._layers:
-                await asyncio.to_thread(self._dirs.remove, row.cache_id)
-                continue
-            self._repo.add_layer(row)
-            self._layers[row.chain_id] = row
 
     async def _store_image(self, raw_config: bytes, tags: Sequence[Reference], parent: str = "") -> ImageEntry:
         image_id = await asyncio.to_thread(self._content.put, raw_config)
@@ -501,47 +458,27 @@ class ImageService:
         """The image a full tag or digest name points at."""
         return self._tags.get(full_name)
 
+    def add_layer_blocking(self, parent: str | None, stream: BinaryIO, diff_id: str) -> tuple[LayerRow, bool]:
+        """Unpack a pulled layer's stream (any compression) into a new layer directory, its
+        tar checked against `diff_id`; not registered until commit_pulled. Blocking."""
+        return self._layers.add_blocking(parent, stream, diff_id)
+
     async def prepare_layer(self, parent: str | None, blob: Path, diff_id: str) -> tuple[LayerRow, bool]:
-        """Unpack a downloaded layer blob (any compression) into a new layer directory, its
-        uncompressed tar checked against `diff_id`; not registered until commit_pulled."""
+        """add_layer_blocking from a downloaded blob file, in a thread."""
 
         def add() -> tuple[LayerRow, bool]:
             with blob.open("rb") as f:
-                return self._add_layer_blocking(parent, f, diff_id)
+                return self._layers.add_blocking(parent, f, diff_id)
 
-        # A bare executor future, not a task: shielded, it can be waited for after a cancel.
-        unpack = asyncio.get_running_loop().run_in_executor(None, add)
-        try:
-            return await asyncio.shield(unpack)
-        except asyncio.CancelledError:
-            # A pull failing elsewhere cancels us, but the thread unpacks on: wait for it and
-            # undo its layer, or the directory would be left behind with no row naming it.
-            with contextlib.suppress(Exception):
-                row, new = await unpack
-                if new:
-                    await self.discard_layers([row])
-            raise
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise StorageFull(f"failed to register layer: {exc}") from exc
-            raise InvalidArgument(f"failed to register layer: {exc}") from exc
-        except (EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
-            raise InvalidArgument(f"failed to register layer: {exc}") from exc
+        return await self._layers.add(add)
+
+    def discard_layer_blocking(self, row: LayerRow) -> None:
+        """A layer made by add_layer_blocking that will not be committed."""
+        self._dirs.remove(row.cache_id)
 
     async def discard_layers(self, rows: Sequence[LayerRow]) -> None:
-        """Undo prepared layers that were never committed: their directories and tar blobs."""
-        registered = {r.cache_id for r in self._layers.values()}
-        diffs_in_use = {r.diff_id for r in self._layers.values()}
-
-        def remove() -> None:
-            for row in rows:
-                if row.cache_id in registered:
-                    continue
-                self._dirs.remove(row.cache_id)
-                if row.diff_id not in diffs_in_use:
-                    self._content.delete(row.diff_id)
-
-        await asyncio.to_thread(remove)
+        """Undo prepared layers that were never committed: their directories."""
+        await self._layers.discard(rows)
 
     async def commit_pulled(
         self, rows: Sequence[LayerRow], raw_config: bytes, refs: Sequence[Reference]
@@ -551,7 +488,7 @@ class ImageService:
         primary = str(refs[0].with_default_tag()) if refs else ""
         async with self._write_lock:
             before = self._tags.get(primary)
-            await self._register_layers(list(rows))
+            await self._layers.register(list(rows))
             entry = await self._store_image(raw_config, refs)
         return entry, before != entry.id
 
@@ -559,129 +496,20 @@ class ImageService:
         self, parent_id: str, write_layer: Callable[[BinaryIO], None] | None, make_config: Callable[[Image, str | None], bytes],
         ref: Reference | None,
     ) -> ImageEntry:
-        """A new image on top of `parent_id` (commit): one more layer, written by
-        `write_layer` into a spool (None: no layer), and the config `make_config(parent,
-        new diff id)` returns. An empty `parent_id` is `FROM scratch`: no parent at all."""
+        """A new image on top of `parent_id` (commit, a build step); see ImageIntake.derive.
+        An empty `parent_id` is `FROM scratch`: no parent at all."""
         parent = self.get(parent_id).image if parent_id else parse_image_config(_SCRATCH_CONFIG, "")
-        chains = chain_ids(parent.diff_ids)
-        async with self._write_lock:
-            diff_id: str | None = None
-            if write_layer is not None:
-                spooled = self._tmp / f"commit-{secrets.token_hex(8)}"
-                try:
-                    def add() -> tuple[LayerRow, bool]:
-                        with spooled.open("w+b") as f:
-                            write_layer(f)
-                            f.seek(0)
-                            return self._add_layer_blocking(chains[-1] if chains else None, f, None)
-
-                    row, new = await asyncio.to_thread(add)
-                finally:
-                    spooled.unlink(missing_ok=True)
-                if new:
-                    await self._register_layers([row])
-                diff_id = row.diff_id
-            entry = await self._store_image(make_config(parent, diff_id), [ref] if ref else [], parent=parent_id)
-        if ref is not None:
-            self._events.publish("image", "tag", entry.id, {"name": ref.with_default_tag().familiar()})
-        return entry
+        return await self._intake.derive(parent_id, parent, write_layer, make_config, ref)
 
     async def import_image(
-        self,
-        body: Body,
-        ref: Reference | None,
-        changes: Sequence[str],
-        message: str,
-        platform_os: str = "linux",
-        arch: str = "amd64",
+        self, body: Body, ref: Reference | None, changes: Sequence[str], message: str,
+        platform_os: str = "linux", arch: str = "amd64",
     ) -> ImageEntry:
-        config = apply_changes(ImageConfig(), changes)
-        spooled = await self._spool(body)
-        try:
-            async with self._write_lock:
-                def add() -> tuple[LayerRow, bool]:
-                    with spooled.open("rb") as f:
-                        return self._add_layer_blocking(None, f, None)
-
-                row, new = await asyncio.to_thread(add)
-                if new:
-                    await self._register_layers([row])
-                created = times.now()
-                doc = {
-                    "architecture": arch,
-                    "comment": message or "Imported from -",
-                    "config": image_config_to_json(config),
-                    "created": created,
-                    "history": [{"created": created, "comment": message or "Imported from -"}],
-                    "os": platform_os,
-                    "rootfs": {"type": "layers", "diff_ids": [row.diff_id]},
-                }
-                raw = json.dumps(doc, separators=(",", ":")).encode()
-                entry = await self._store_image(raw, [ref] if ref else [])
-        finally:
-            spooled.unlink(missing_ok=True)
-        self._events.publish("image", "import", entry.id, {"name": entry.id})
-        if ref is not None:
-            self._events.publish("image", "tag", entry.id, {"name": ref.with_default_tag().familiar()})
-        return entry
+        return await self._intake.import_image(body, ref, changes, message, platform_os, arch)
 
     async def load(self, body: Body, platform: Platform | None = None) -> AsyncIterator[str]:
-        """Load a `docker save` archive: the upload is received and its index read first, so
-        a full disk or a bad archive is an error status, not a stream cut short; then it
-        yields one line per image loaded. With `platform`, only images of that platform."""
-        spooled = await self._spool(body)
-        try:
-            archive = await asyncio.to_thread(read_archive, spooled, platform=platform)
-        except BaseException:
-            spooled.unlink(missing_ok=True)
-            raise
-        return self._load(spooled, archive)
-
-    async def _load(self, spooled: Path, archive: Archive) -> AsyncIterator[str]:
-        try:
-            async with self._write_lock:
-                for item in _parents_first(archive.images):
-                    new_rows: list[LayerRow] = []
-                    parent: str | None = None
-                    config = parse_image_config(item.config, item.config_digest)
-                    refs = [_repo_tag(t) for t in item.repo_tags]  # checked before any layer is added
-                    if len(config.diff_ids) != len(item.layers):
-                        raise InvalidArgument(
-                            f"image {item.config_digest}: {len(item.layers)} layers in the archive, "
-                            f"{len(config.diff_ids)} in its config"
-                        )
-                    try:
-                        for member, diff_id in zip(item.layers, config.diff_ids, strict=True):
-                            def add(member: str = member, parent: str | None = parent, diff_id: str = diff_id) -> tuple[LayerRow, bool]:
-                                with archive.open_layer(member) as stream:
-                                    return self._add_layer_blocking(parent, stream, diff_id)
-
-                            row, new = await asyncio.to_thread(add)
-                            if new:
-                                new_rows.append(row)
-                            parent = row.chain_id
-                        await self._register_layers(new_rows)
-                    except BaseException:
-                        for row in new_rows:
-                            if row.chain_id not in self._layers:
-                                await asyncio.to_thread(self._dirs.remove, row.cache_id)
-                        raise
-                    for ref in refs:
-                        previous = self._tags.get(str(ref.with_default_tag()))
-                        if previous is not None and previous != item.config_digest:
-                            yield (
-                                f"The image {ref.with_default_tag().familiar()} already exists, renaming "
-                                f"the old one with ID {previous} to empty string\n"
-                            )
-                    entry = await self._store_image(item.config, refs, self._valid_parent(item.parent, config))
-                    self._events.publish("image", "load", entry.id, {"name": entry.id})
-                    if refs:
-                        for ref in refs:
-                            yield f"Loaded image: {ref.with_default_tag().familiar()}\n"
-                    else:
-                        yield f"Loaded image ID: {entry.id}\n"
-        finally:
-            spooled.unlink(missing_ok=True)
+        """Load a `docker save` archive; see ImageIntake.load."""
+        return await self._intake.load(body, platform)
 
     def _valid_parent(self, parent_id: str, image: Image) -> str:
         """An archive's Parent link, kept when it holds (dockerd's checkValidParent): the
@@ -698,7 +526,7 @@ class ImageService:
 
     def layer_tar(self, diff_id: str) -> SaveLayer:
         """A layer's uncompressed tar, for save and push: its exact size and a way to read it."""
-        return SaveLayer(diff_id, self._content.size(diff_id), _opener(self._content, diff_id))
+        return self._layers.tar(diff_id)
 
     def save(self, names: Sequence[str], platform: Platform | None = None) -> AsyncIterator[bytes]:
         """A `docker save` archive of the named images, streamed as it is written. With
@@ -730,36 +558,8 @@ class ImageService:
         return stream_from_thread(lambda out: write_archive(out, images), "save-archive")
 
 
-def _parents_first(images: Sequence[ArchiveImage]) -> list[ArchiveImage]:
-    """An archive's images with each Parent link kept only to an image of the same archive
-    (as dockerd's validatedParentLinks), parents loaded before their children."""
-    ids = {i.config_digest for i in images}
-    pending = [i if i.parent in ids else replace(i, parent="") for i in images]
-    done: set[str] = set()
-    ordered: list[ArchiveImage] = []
-    while pending:
-        ready = [i for i in pending if not i.parent or i.parent in done]
-        if not ready:  # a cycle of Parent links: none of them holds
-            ready = pending = [replace(i, parent="") for i in pending]
-        ordered += ready
-        done.update(i.config_digest for i in ready)
-        pending = [i for i in pending if not any(i is r for r in ready)]
-    return ordered
-
-
-def _repo_tag(text: str) -> Reference:
-    """An archive's RepoTags entry: a name with a tag or none (dockerd's words for one with a digest)."""
-    ref = parse_reference(text)
-    if ref.digest is not None:
-        raise InvalidArgument(f'invalid tag "{text}"')
-    return ref
-
-
 def _split_names(names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(tags, digests) among an image's reference names, each sorted."""
     unique = sorted(set(names))
     return tuple(n for n in unique if "@" not in n), tuple(n for n in unique if "@" in n)
 
-
-def _opener(content: ContentStore, digest: str) -> Callable[[], BinaryIO]:
-    return lambda: content.open(digest)

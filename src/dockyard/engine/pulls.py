@@ -2,16 +2,19 @@
 
 The manifest is resolved before anything is streamed, so an unknown tag or a platform the
 index lacks is an error status, as with dockerd. Then up to three layers download at once
-(dockerd's max-concurrent-downloads), each verified against its digest while it streams;
-layers are unpacked in order as their downloads finish, through the same path `docker load`
-uses; the image and its names are committed last, in one step. A failure undoes every layer
-the pull made: no half image is left behind.
+(dockerd's max-concurrent-downloads), each in one pass: the bytes go to a thread that
+appends them to the partial file in downloads/ (a later pull resumes it with a Range
+request), hashes them and unpacks them, through the same path `docker load` uses. A layer
+counts only when both its blob digest and its diff id verify; the image and its names are
+committed last, in one step. A failure undoes every layer the pull made: no half image is
+left behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import platform as host
 import secrets
@@ -19,14 +22,23 @@ import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, TypeVar, cast
 
-from dockyard.distribution.client import Fetched, Registry, RegistryAnswer
-from dockyard.distribution.http import TransportError
+from dockyard.distribution.client import BlobMismatch, Fetched, Registry, RegistryAnswer
+from dockyard.distribution.http import Response, TransportError
 from dockyard.distribution.tls import TlsContexts
 from dockyard.engine.events import EventBus
 from dockyard.engine.imagemanifests import ImageManifests
 from dockyard.engine.images import ImageService
-from dockyard.errors import DockyardError, Internal, InvalidArgument, NotFound, Unauthorized
+from dockyard.errors import (
+    DockyardError,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    StorageFull,
+    Unauthorized,
+    Unavailable,
+)
 from dockyard.layers.overlay import chain_id
 from dockyard.model import times
 from dockyard.model.images import parse_image_config
@@ -47,12 +59,15 @@ from dockyard.model.registries import RegistrySettings
 from dockyard.model.registryauth import Credentials
 from dockyard.store.blobs import BlobLocation, BlobLocations
 from dockyard.store.images import LayerRow
+from dockyard.streams.pipe import BlobTee, Pipe
 
 log = logging.getLogger(__name__)
 
 _Emit = Callable[[Progress], None]
+_T = TypeVar("_T")
 
 MAX_CONCURRENT_DOWNLOADS = 3
+STALE_PARTIAL = 24 * 3600.0  # seconds
 _PROGRESS_EVERY = 0.1  # seconds between two Downloading lines of one layer
 
 
@@ -83,10 +98,23 @@ class PullService:
         self._events = events
         self._downloads = downloads  # kept across restarts: partial blobs resume from here
         self._downloads.mkdir(parents=True, exist_ok=True)
+        self._clean_downloads()
         self._settings = settings or RegistrySettings()
         self._tls = tls or TlsContexts()
         self._max_downloads = max_downloads
         self._blob_locks: dict[str, asyncio.Lock] = {}
+
+    def _clean_downloads(self) -> None:
+        """Keep downloads/ bounded: a partial blob older than a day will not be resumed, and
+        a finished one (named <hex>.<token>) belonged to a pull that no longer runs."""
+        now = time.time()
+        for path in self._downloads.iterdir():
+            try:
+                stale = path.suffix != ".partial" or now - path.stat().st_mtime > STALE_PARTIAL
+                if stale:
+                    path.unlink()
+            except FileNotFoundError:
+                continue
 
     def registries(self, domain: str, creds: Credentials) -> list[Registry]:
         """Where to pull `domain`'s images from, in order: docker.io's mirrors, then the registry."""
@@ -261,57 +289,144 @@ class PullService:
         self, registry: Registry, ref: Reference, diff_ids: Sequence[str], chains: list[str],
         layers: Sequence[Descriptor], missing: list[int], files: dict[str, Path], new_rows: list[LayerRow], emit: _Emit,
     ) -> None:
-        """Download the missing layers (a few at once) and unpack each, in order, once its
-        download is done. `files` and `new_rows` gather what the caller must clean up."""
+        """Download the missing layers (a few at once), each unpacked while it downloads;
+        then report them in order. `files` and `new_rows` gather what the caller must clean
+        up (rows are added as soon as a layer is made, in layer order once all are)."""
         slots = asyncio.Semaphore(self._max_downloads)
-        async with asyncio.TaskGroup() as tg:
-            downloads: dict[str, asyncio.Task[Path]] = {}
-            for i in missing:
-                desc = layers[i]
-                if desc.digest not in downloads:
-                    if len(downloads) >= self._max_downloads:
-                        emit(layer_status("Waiting", _short(desc.digest)))
-                    downloads[desc.digest] = tg.create_task(self._download(registry, ref, desc, slots, files, emit))
-            for i in missing:
-                desc = layers[i]
-                path = await downloads[desc.digest]
-                short = _short(desc.digest)
-                emit(layer_status("Extracting", short, desc.size, desc.size))
-                row, new = await self._images.prepare_layer(chains[i - 1] if i else None, path, diff_ids[i])
-                if new:
-                    new_rows.append(row)
-                emit(layer_status("Pull complete", short))
+        made: dict[int, LayerRow] = {}
+        try:
+            async with asyncio.TaskGroup() as tg:
+                streams: dict[str, asyncio.Task[None]] = {}
+                for i in missing:
+                    desc = layers[i]
+                    if desc.digest not in streams:
+                        if len(streams) >= self._max_downloads:
+                            emit(layer_status("Waiting", _short(desc.digest)))
+                        parent = chains[i - 1] if i else None
+                        streams[desc.digest] = tg.create_task(
+                            self._stream_layer(registry, ref, desc, parent, diff_ids[i], i, slots, files, made, emit)
+                        )
+                for i in missing:
+                    desc = layers[i]
+                    short = _short(desc.digest)
+                    await streams[desc.digest]
+                    emit(layer_status("Extracting", short, desc.size, desc.size))
+                    if i not in made and desc.digest in files:  # the same blob again, on another parent
+                        row, new = await self._images.prepare_layer(chains[i - 1] if i else None, files[desc.digest], diff_ids[i])
+                        if new:
+                            made[i] = row
+                    emit(layer_status("Pull complete", short))
+        finally:
+            new_rows.extend(made[i] for i in sorted(made))
 
-    async def _download(
-        self, registry: Registry, ref: Reference, desc: Descriptor, slots: asyncio.Semaphore,
-        files: dict[str, Path], emit: _Emit,
-    ) -> Path:
-        """The verified blob in a file of this pull's own. The partial file of an interrupted
-        download is kept (by digest) and resumed by the next pull."""
+    async def _stream_layer(
+        self, registry: Registry, ref: Reference, desc: Descriptor, parent: str | None, diff_id: str, index: int,
+        slots: asyncio.Semaphore, files: dict[str, Path], made: dict[int, LayerRow], emit: _Emit,
+    ) -> None:
+        """One blob, downloaded and unpacked in one pass: the bytes go through a pipe to a
+        thread that appends them to the partial file (what a later pull resumes from),
+        hashes them and unpacks them into a new layer directory. The layer counts only if
+        the blob's digest and the tar's diff id both verify."""
         short = _short(desc.digest)
         async with slots:
             lock = self._blob_locks.setdefault(desc.digest, asyncio.Lock())
             async with lock:
                 partial = self._downloads / f"{desc.digest[7:]}.partial"
-                last = 0.0
-
-                def progress(done: int) -> None:
-                    nonlocal last
-                    now = time.monotonic()
-                    if now - last >= _PROGRESS_EVERY or done >= desc.size:
-                        last = now
-                        emit(layer_status("Downloading", short, done, desc.size))
-
-                await registry.download(ref.path, desc, partial, progress)
+                have = partial.stat().st_size if partial.exists() else 0
+                if have > desc.size:
+                    partial.unlink()
+                    have = 0
+                response = None
+                if have < desc.size or desc.size == 0:
+                    headers = {"Range": f"bytes={have}-"} if have else {}
+                    response = await registry.get(f"{ref.path}/blobs/{desc.digest}", [f"repository:{ref.path}:pull"], headers)
+                    if headers and response.status != 206:
+                        have = 0  # the registry sends it all again
+                pipe = Pipe()
+                # A thread's work cannot be cancelled: it is waited for whatever happens here,
+                # and what it made is handed to the caller's clean-up.
+                unpacked = asyncio.get_running_loop().run_in_executor(
+                    None, functools.partial(self._unpack_blob, pipe, partial, have, desc, parent, diff_id)
+                )
+                try:
+                    await self._feed(pipe, response, have, desc, short, emit)
+                finally:
+                    pipe.close(asyncio.CancelledError("pull stopped"))  # no-op once the feed closed it
+                    cancelled = await _settled(unpacked)
+                    if not unpacked.cancelled() and unpacked.exception() is None:
+                        row, new, mine = unpacked.result()
+                        if new:
+                            made[index] = row
+                        files[desc.digest] = mine
+                    if cancelled is not None:
+                        raise cancelled
+                unpacked.result()  # the thread's error, if it failed
                 emit(layer_status("Verifying Checksum", short))
-                mine = self._downloads / f"{desc.digest[7:]}.{secrets.token_hex(4)}"
-                partial.rename(mine)
-                files[desc.digest] = mine
             if not lock.locked():
                 self._blob_locks.pop(desc.digest, None)
         emit(layer_status("Download complete", short))
-        return mine
 
+    async def _feed(self, pipe: Pipe, response: Response | None, have: int, desc: Descriptor, short: str, emit: _Emit) -> None:
+        """The response body into the pipe, with Downloading lines; the pipe is closed in
+        any case (with the error, if the download fails, so the thread stops)."""
+        last = 0.0
+        try:
+            if response is not None:
+                async for chunk in response.chunks():
+                    have += len(chunk)
+                    if have > desc.size:
+                        raise BlobMismatch(f"blob {desc.digest}: more than the {desc.size} bytes its descriptor says")
+                    if not await pipe.write(chunk):
+                        break  # the unpacking failed: its error is the one to report
+                    now = time.monotonic()
+                    if now - last >= _PROGRESS_EVERY or have >= desc.size:
+                        last = now
+                        emit(layer_status("Downloading", short, have, desc.size))
+        except BaseException as exc:
+            pipe.close(exc)
+            raise
+        pipe.close()
+
+    def _unpack_blob(
+        self, pipe: Pipe, partial: Path, have: int, desc: Descriptor, parent: str | None, diff_id: str,
+    ) -> tuple[LayerRow, bool, Path]:
+        """The thread's side of _stream_layer. Returns the row, whether it is new, and the
+        verified blob's file (the caller removes it)."""
+        try:
+            with partial.open("r+b" if have else "w+b") as file:
+                tee = BlobTee(file, have, pipe)
+                try:
+                    row, new = self._images.add_layer_blocking(parent, cast(BinaryIO, tee), diff_id)
+                except DockyardError as exc:
+                    if isinstance(exc, Unavailable):  # the download broke: resumable
+                        raise
+                    if isinstance(exc, StorageFull):
+                        partial.unlink(missing_ok=True)  # what space it holds is wanted now
+                        raise
+                    tee.drain()  # a wrong blob is reported as such, not as a bad tar
+                    self._verify(tee, desc, partial)
+                    partial.unlink(missing_ok=True)
+                    raise
+                try:
+                    tee.drain()
+                    self._verify(tee, desc, partial)
+                except BaseException:
+                    if new:
+                        self._images.discard_layer_blocking(row)
+                    raise
+        finally:
+            pipe.abandon()
+        mine = partial.with_name(f"{partial.stem}.{secrets.token_hex(4)}")
+        partial.rename(mine)
+        return row, new, mine
+
+    @staticmethod
+    def _verify(tee: BlobTee, desc: Descriptor, partial: Path) -> None:
+        if tee.count != desc.size or tee.digest() != desc.digest:
+            partial.unlink(missing_ok=True)
+            if tee.count < desc.size:
+                raise BlobMismatch(f"blob {desc.digest}: {tee.count} of {desc.size} bytes")
+            raise BlobMismatch(f"filesystem layer verification failed for digest {desc.digest}")
 
     def _drop_partials(self, digests: list[str]) -> None:
         """A pull that failed on what it was sent (not cut off, not stopped) keeps no partial
@@ -320,6 +435,19 @@ class PullService:
             lock = self._blob_locks.get(digest)
             if lock is None or not lock.locked():
                 (self._downloads / f"{digest[7:]}.partial").unlink(missing_ok=True)
+
+
+async def _settled(future: asyncio.Future[_T]) -> asyncio.CancelledError | None:
+    """Wait until `future` is done, even through a cancellation, which is returned for the
+    caller to raise once it has taken care of the result."""
+    cancelled: asyncio.CancelledError | None = None
+    while not future.done():
+        try:
+            await asyncio.wait({future})
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    return cancelled
+
 
 
 @contextlib.contextmanager

@@ -482,6 +482,7 @@ class SaveLayer:
     diff_id: str  # "sha256:<hex>" of the uncompressed tar; verified while writing
     size: int  # exact byte length of that tar (AppliedLayer.tar_size), not the content size
     open: Callable[[], BinaryIO]  # the uncompressed layer tar; closed after use
+    verified: bool = False  # `open`'s stream checks size and diff id itself (a tar-split replay)
 
 
 @dataclass(frozen=True)

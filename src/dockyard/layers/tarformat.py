@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 OVERLAY_XATTR_PREFIX = "trusted.overlay."
 CHUNK = 1 << 20
+STREAM_BUFFER = 1 << 20  # tarfile's stream mode reads 10 KiB at a time otherwise
 
 # tarfile keeps its header error classes out of its stubs; these two only mean "archive ended".
 _END_OF_ARCHIVE: tuple[type[BaseException], ...] = (
@@ -77,7 +78,9 @@ def members(reader: Readable, count: Callable[[], int]) -> Iterator[tuple[tarfil
     was read before tarfile gave up on the first header."""
     try:
         # Closed by the `with` below once we know the stream was not empty.
-        archive = tarfile.open(fileobj=cast(BinaryIO, reader), mode="r|", tarinfo=StrictTarInfo)  # noqa: SIM115
+        archive = tarfile.open(  # noqa: SIM115
+            fileobj=cast(BinaryIO, reader), mode="r|", tarinfo=StrictTarInfo, bufsize=STREAM_BUFFER
+        )
     except tarfile.ReadError:
         if count():
             raise

@@ -35,7 +35,9 @@ from dockyard.layers.tarformat import (
     members,
     tar_error_message,
 )
-from dockyard.streams.compression import decompressed
+from dockyard.layers.tarreplay import open_file_in
+from dockyard.layers.tarsplit import BadIndex, Recorder
+from dockyard.streams.compression import CHUNK, decompressed
 from dockyard.streams.digest import DigestingReader, DigestingWriter
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,41 @@ def _set_opaque(fd: int) -> None:
 
 
 class _LayerExtraction(TreeExtraction):
-    """Whiteouts become 0:0 character devices, opaque markers the opaque xattr."""
+    """Whiteouts become 0:0 character devices, opaque markers the opaque xattr. With a
+    tar-split recorder, each regular file's data is announced to it as held by the file."""
+
+    def __init__(self, root_fd: int, recorder: Recorder | None = None) -> None:
+        super().__init__(root_fd)
+        self._recorder = recorder
+        self._fresh = ""  # the path whose new reference the recorder holds already
+
+    def _regular(self, rel: str, member: tarfile.TarInfo, archive: tarfile.TarFile) -> None:
+        recorder = self._recorder
+        if recorder is None or member.issparse():
+            super()._regular(rel, member, archive)
+            return
+        if recorder.referenced(rel):  # the same path earlier in this tar: keep its bytes
+            with open(open_file_in(self._root, rel), "rb") as f:
+                recorder.preserve(rel, f)
+        # Before its data is read: the recorder cuts it out of what passes through.
+        recorder.content(member.offset_data, member.size, rel)
+        self._fresh = rel
+        try:
+            super()._regular(rel, member, archive)
+        finally:
+            self._fresh = ""
+
+    def _replacing(self, rel: str, old: os.stat_result, member: tarfile.TarInfo | None) -> None:
+        recorder = self._recorder
+        if recorder is None:
+            return
+        removed_dir = stat.S_ISDIR(old.st_mode) and (member is None or not member.isdir())
+        doomed = recorder.referenced_under(rel) if removed_dir else []
+        if rel != self._fresh and recorder.referenced(rel):
+            doomed.append(rel)
+        for path in doomed:
+            with open(open_file_in(self._root, path), "rb") as f:
+                recorder.preserve(path, f)
 
     def _not_a_directory(self, parent: int, name: str, rel: str, create: bool) -> int:
         st = os.stat(name, dir_fd=parent, follow_symlinks=False)
@@ -116,29 +152,45 @@ class _LayerExtraction(TreeExtraction):
                 os.close(fd)
 
 
-def apply_layer_tar(stream: BinaryIO, dest: Path) -> AppliedLayer:
+@dataclass(frozen=True)
+class SplitOutput:
+    """Where the tar-split index of an applied layer goes (layers/tarsplit.py)."""
+
+    index: BinaryIO
+    extra: BinaryIO
+
+
+def apply_layer_tar(stream: BinaryIO, dest: Path, split: SplitOutput | None = None) -> AppliedLayer:
     """Extract a (possibly gzip/bzip2/xz-compressed) layer tar into the layer dir `dest`,
     turning whiteouts into overlayfs form. Returns the diff id of the uncompressed stream.
+    With `split`, records the index that rebuilds the exact tar from `dest`.
     On error `dest` is left partly written; the caller discards the layer dir."""
     try:
         plain = decompressed(stream)
     except OSError as exc:
         raise InvalidArgument(f"invalid layer tar: reading layer: {exc}") from exc
-    reader = DigestingReader(Guarded(plain))
+    digesting = DigestingReader(Guarded(plain))
+    recorder = Recorder(digesting, split.index, split.extra) if split is not None else None
+    reader = recorder or digesting
     try:
         extraction = _LayerExtraction(
-            os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), recorder
         )
     except OSError as exc:
         raise Internal(f"opening layer directory {dest}: {exc}") from exc
     member_name = ""
     try:
-        for member, archive in members(reader, lambda: reader.count):
+        for member, archive in members(reader, lambda: digesting.count):
             member_name = member.name
             extraction.add(member, archive)
         member_name = ""
-        reader.drain()
+        while reader.read(CHUNK):  # the digest covers the whole stream (tar padding included)
+            pass
         extraction.finish()
+        if recorder is not None:
+            recorder.finish(digesting.digest())
+    except BadIndex as exc:
+        raise Internal(f"recording the layer index: {exc}") from exc
     except BadInput as exc:
         raise InvalidArgument(f"invalid layer tar: {exc}") from exc
     except tarfile.TarError as exc:
@@ -148,7 +200,7 @@ def apply_layer_tar(stream: BinaryIO, dest: Path) -> AppliedLayer:
         raise Internal(f"applying layer to {dest}{where}: {exc}") from exc
     finally:
         extraction.close()
-    return AppliedLayer(diff_id=reader.digest(), size=extraction.size, tar_size=reader.count)
+    return AppliedLayer(diff_id=digesting.digest(), size=extraction.size, tar_size=digesting.count)
 
 
 def is_opaque(fd: int) -> bool:

@@ -90,3 +90,15 @@ def _put_tags(conn: sqlite3.Connection, tags: list[TagRow]) -> None:
         "INSERT OR REPLACE INTO tags (name, image_id, tagged_at) VALUES (?,?,?)",
         [(t.name, t.image_id, t.tagged_at) for t in tags],
     )
+
+
+def container_refs(db: Database) -> list[tuple[str, str]]:
+    """(image id, writable layer dir) of every container: what `system check` must keep."""
+    return [(r["image_id"], r["rw_layer"]) for r in db.query("SELECT image_id, rw_layer FROM containers")]
+
+
+def delete_layers(db: Database, chains: list[str]) -> None:
+    """Drop layer rows (children before parents), in one transaction."""
+    with db.transaction() as conn:
+        for chain in chains:
+            conn.execute("DELETE FROM layers WHERE chain_id = ?", (chain,))
