@@ -777,3 +777,17 @@ def test_a_tag_naming_a_digest_is_refused(daemon_factory: Callable[..., Daemon],
     assert f'invalid tag "dy-digload@{digest}"' in result.stderr.decode()
     assert sorted(os.listdir(d.data_root / "overlay")) == layers  # no layer, no image left
     assert d.out("images", "-aq", "--no-trunc").split() == [image_id]
+
+
+def test_a_bad_archive_is_an_error_in_the_load_stream(daemon: Daemon) -> None:
+    """As dockerd: a 200 whose stream carries the error, so docker-py raises ImageLoadError."""
+    api = daemon.client().api
+    response = api._post(api._url("/images/load"), data=b"abc", params={"quiet": "1"})
+    assert response.status_code == 200
+    [line] = [json.loads(raw) for raw in response.text.splitlines() if raw.strip()]
+    assert "unexpected EOF" in line["error"] and line["errorDetail"]["message"] == line["error"]
+    with pytest.raises(docker.errors.ImageLoadError):
+        daemon.client().images.load(b"abc")
+    # A bad parameter is still an error status.
+    bad = api._post(api._url("/images/load"), data=b"abc", params={"platform": "linux"})
+    assert bad.status_code == 400 and "failed to parse platform" in bad.json()["message"]

@@ -8,6 +8,7 @@ gains one entry, and a container with no changes adds an empty-layer history ent
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import replace
 from typing import Any
@@ -16,7 +17,7 @@ from dockyard.engine.events import EventBus
 from dockyard.engine.images import ImageEntry, ImageService
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.table import ContainerTable
-from dockyard.errors import Conflict
+from dockyard.errors import Conflict, DockyardError
 from dockyard.layers.overlay import LayerDirs
 from dockyard.layers.tarlayer import write_layer_tar
 from dockyard.model import times
@@ -25,6 +26,8 @@ from dockyard.model.containers import Container, ContainerStatus
 from dockyard.model.events import attributes_of
 from dockyard.model.images import Image, ImageConfig, image_config_to_json
 from dockyard.model.references import Reference
+
+log = logging.getLogger(__name__)
 
 ENGINE_NAME = "dockyard"
 
@@ -86,8 +89,13 @@ class CommitService:
         new_config = apply_changes(overlay(container_image_config(c), config), changes)
         paused_here = False
         if pause and c.state.status is ContainerStatus.RUNNING:
-            await self._lifecycle.pause(c.id)
-            paused_here = True
+            try:
+                await self._lifecycle.pause(c.id)
+                paused_here = True
+            except DockyardError as exc:
+                # As dockerd, whose commit ignores a failed pause: the container may have
+                # exited between the look and the pause (`sh -c 'touch /x'` then commit).
+                log.debug("commit of %s without a pause: %s", c.id, exc)
         try:
             upper = self._dirs.diff(c.rw_layer)
             empty = not any(os.scandir(upper))

@@ -184,11 +184,19 @@ def routes(images: ImageService, pulls: Puller, manifests: Manifests, pushes: Pu
         return JsonResponse({"CachesDeleted": None, "SpaceReclaimed": 0})
 
     async def load(request: Request) -> Response:
-        # Received whole first: a full disk or a bad archive is an error status.
-        loading = await images.load(request.body, _archive_platform(request))
+        platform = _archive_platform(request)  # a bad parameter is an error status
+        # As dockerd: what goes wrong with the archive itself (unreadable, a full disk) is an
+        # error line in a 200 stream, which docker-py turns into ImageLoadError.
+        loading: AsyncIterator[str] | DockyardError
+        try:
+            loading = await images.load(request.body, platform)
+        except DockyardError as exc:
+            loading = exc
 
         async def lines() -> AsyncIterator[bytes]:
             try:
+                if isinstance(loading, DockyardError):
+                    raise loading
                 async for line in loading:
                     yield json_line({"stream": line})
             except DockyardError as exc:
