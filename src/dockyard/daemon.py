@@ -143,8 +143,9 @@ async def _compose_and_serve(
     await asyncio.to_thread(manifests.sweep)
     registries = RegistrySettings.build(config.insecure_registries, config.registry_mirrors)
     locations = BlobLocations(db)
-    pulls = PullService(images, manifests, events, config.data_root / "downloads", registries,
-                        TlsContexts(config.registry_certs_dir), locations=locations)  # fmt: skip
+    pulling = PullService(images, manifests, events, config.data_root / "downloads", registries,
+                          TlsContexts(config.registry_certs_dir), locations=locations)  # fmt: skip
+    pulls = await stack.enter_async_context(pulling)
     pushes = await stack.enter_async_context(PushService(images, manifests, locations, events, pulls.registry))
     volumes = VolumeService(VolumeRepository(db), LocalVolumes(config.data_root / "volumes"), events,
                             users_of=table.volume_users)  # fmt: skip

@@ -259,3 +259,31 @@ def test_interrupted_download_resumes_with_range(daemon_factory, registry: TestR
     d.docker("pull", f"{registry.host}/pull/resume:1")
     assert d.out("image", "inspect", "-f", "{{.Id}}", f"{registry.host}/pull/resume:1") == pushed.config_digest
     assert list(downloads.iterdir()) == []
+
+
+def test_client_gone_mid_pull_stops_only_that_pull(daemon: Daemon, registry: TestRegistry) -> None:
+    import os
+    import socket
+
+    registry.push_image("pull/gone", "1", [layer_tar({"big.bin": os.urandom(24 << 20)})])
+    name = f"{registry.host}/pull/gone"
+    request = (f"POST /v1.41/images/create?fromImage={name}&tag=1 HTTP/1.1\r\nHost: d\r\n"
+               "X-Registry-Auth: e30=\r\nContent-Length: 0\r\n\r\n").encode()  # fmt: skip
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(daemon.socket))
+        s.sendall(request)
+        seen = b""
+        while b'"Downloading"' not in seen and b'"Pull complete"' not in seen:
+            data = s.recv(65536)
+            assert data, seen
+            seen += data
+    # Gone right after the answer's head, many times over.
+    for _ in range(5):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(daemon.socket))
+            s.sendall(request)
+            assert s.recv(65536).startswith(b"HTTP/1.1 200 OK")
+    # The daemon goes on serving, and the next pull completes.
+    assert daemon.out("version", "--format", "{{.Server.Os}}") == "linux"
+    assert "Status: " in daemon.out("pull", f"{name}:1")
+    daemon.docker("rmi", f"{name}:1")

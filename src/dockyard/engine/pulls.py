@@ -60,6 +60,7 @@ from dockyard.model.registryauth import Credentials
 from dockyard.store.blobs import BlobLocation, BlobLocations
 from dockyard.store.images import LayerRow
 from dockyard.streams.pipe import BlobTee, Pipe
+from dockyard.tasks import Component, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +87,15 @@ class Resolved:
     documents: tuple[bytes, ...]  # as the registry served them: the index (if any), the manifest
 
 
-class PullService:
+class PullService(Component):
+    """Owns the pulls' workers: one task per pull, in its Tasks."""
+
     def __init__(
         self, images: ImageService, manifests: ImageManifests, events: EventBus, downloads: Path,
         settings: RegistrySettings | None = None, tls: TlsContexts | None = None,
         max_downloads: int = MAX_CONCURRENT_DOWNLOADS, locations: BlobLocations | None = None,
     ) -> None:
+        self._tasks = Tasks("pull")
         self._images = images
         self._manifests = manifests
         self._locations = locations  # where each layer's blob was seen, for push
@@ -199,13 +203,20 @@ class PullService:
     ) -> AsyncGenerator[Progress, None]:
         queue: asyncio.Queue[Progress | BaseException | None] = asyncio.Queue()
         failure: BaseException | None = None
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._worker(registry, named, refs, first, wanted, queue))
+        # The worker runs in this service's Tasks, not in a task group around the `yield`: a
+        # client that goes away closes this generator, which must stop its pull only (a
+        # GeneratorExit inside a task group ended the daemon).
+        worker = self._tasks.spawn(self._worker(registry, named, refs, first, wanted, queue), f"pull {named}")
+        try:
             while (item := await queue.get()) is not None:
                 if isinstance(item, BaseException):
-                    failure = item  # raised outside the group, which would wrap it
+                    failure = item  # raised once the worker has said all it had to say
                     continue
                 yield item
+        finally:
+            if not worker.done():
+                worker.cancel()
+                await asyncio.wait([worker])
         if failure is not None:
             raise failure
 
