@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import lzma
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import BinaryIO
 
@@ -21,6 +19,7 @@ from dockyard.images.archive import SaveLayer
 from dockyard.layers.overlay import LayerDirs, chain_id
 from dockyard.store.content import ContentStore
 from dockyard.store.images import ImageRepository, LayerRow
+from dockyard.streams.compression import CORRUPT
 
 
 class ImageLayers:
@@ -88,7 +87,9 @@ class ImageLayers:
             if exc.errno == errno.ENOSPC:
                 raise StorageFull(f"failed to register layer: {exc}") from exc
             raise InvalidArgument(f"failed to register layer: {exc}") from exc
-        except (EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
+        except (EOFError, ValueError) as exc:
+            raise InvalidArgument(f"failed to register layer: {exc}") from exc
+        except CORRUPT as exc:  # OSError is caught above
             raise InvalidArgument(f"failed to register layer: {exc}") from exc
         except Internal as exc:
             if isinstance(exc.__cause__, OSError) and exc.__cause__.errno == errno.ENOSPC:

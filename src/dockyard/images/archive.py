@@ -13,13 +13,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import lzma
 import os
 import platform as host_platform
 import posixpath
 import re
 import tarfile
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from dockyard.errors import Internal, InvalidArgument, NotFound
 from dockyard.model.manifests import Index, Platform, choose, matches, parse_manifest
-from dockyard.streams.compression import Compression, Readable, decompressed, sniff
+from dockyard.streams.compression import CORRUPT, Compression, Readable, decompressed, sniff
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -463,7 +461,7 @@ def _copy_plain(source: Readable, dest: Path) -> None:
                 chunk = source.read(_CHUNK)
             except EOFError as exc:
                 raise InvalidArgument("invalid archive: unexpected EOF") from exc
-            except (OSError, zlib.error, lzma.LZMAError) as exc:
+            except CORRUPT as exc:
                 # gzip/bz2 report corrupt data as OSError, like a failing upload stream.
                 raise InvalidArgument(f"invalid archive: {exc}") from exc
             if not chunk:

@@ -10,19 +10,17 @@ from __future__ import annotations
 import base64
 import errno
 import logging
-import lzma
 import os
 import stat
 import tarfile
 import urllib.parse
-import zlib
 from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from typing import BinaryIO, Self, cast
 
 from dockyard.errors import InvalidArgument
 from dockyard.model.pathstat import go_clean
-from dockyard.streams.compression import Readable
+from dockyard.streams.compression import CORRUPT, Readable
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +52,7 @@ class Guarded:
             return self._source.read(size)
         except EOFError as exc:
             raise BadInput("unexpected EOF") from exc
-        except (OSError, zlib.error, lzma.LZMAError) as exc:
+        except CORRUPT as exc:
             raise BadInput(f"corrupt stream: {exc}") from exc
 
 
