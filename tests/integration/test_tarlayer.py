@@ -255,8 +255,10 @@ def bad_crc(data: bytes) -> bytes:
         (zstandard.ZstdCompressor().compress(make_tar([E("a", data=NOISE)]))[:3000], "unexpected EOF"),
         (gzip.compress(make_tar([E("a", data=NOISE)]))[:5000], "unexpected EOF"),
         (bad_crc(gzip.compress(make_tar([E("a", data=NOISE)]))), "corrupt stream: CRC check"),
+        # A deflate block of reserved type 3: the inflater's own error (zlib-ng's class).
+        (gzip.compress(b"")[:10] + b"\xff" * 100, "corrupt stream: .*invalid block type"),
     ],
-    ids=["garbage", "zstd-cut-header", "cut-zstd", "cut-gzip", "gzip-crc"],
+    ids=["garbage", "zstd-cut-header", "cut-zstd", "cut-gzip", "gzip-crc", "gzip-bad-block"],
 )
 def test_bad_streams_are_invalid_arguments(tmp_path: Path, data: bytes, match: str) -> None:
     with pytest.raises(InvalidArgument, match=match):
