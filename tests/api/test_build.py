@@ -182,6 +182,14 @@ def test_a_syntax_error_names_the_line(daemon: Daemon, busybox: str, tmp_path: P
     assert leftovers(daemon) == ([], [])
 
 
+def test_a_syntax_directive_is_ignored_with_a_note(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write(tmp_path, {"Dockerfile": "# syntax=docker/dockerfile:1.7\nFROM busybox\nCMD [\"true\"]\n"})
+    result = build(daemon, ctx, "-t", "bt-syntax:1")
+    assert "# syntax=docker/dockerfile:1.7 is ignored: the classic builder parses the Dockerfile" in result.stdout
+    assert "Step 1/2 : FROM busybox" in result.stdout
+    daemon.docker("rmi", "bt-syntax:1")
+
+
 def test_copy_of_a_path_outside_the_context_is_refused(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
     ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nCOPY ../outside /x\n"})
     (tmp_path / "outside").write_text("secret")
