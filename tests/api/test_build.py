@@ -451,3 +451,24 @@ RUN echo "${PREFIX:-unset} $0 $-" > /shell && `
     history = daemon.out("history", "--no-trunc", "--format", "{{.CreatedBy}}", "bt-onbuild:child").splitlines()
     assert history[0].startswith("|1 PREFIX=given /bin/sh -ec echo")  # the ARG is in the RUN's key
     daemon.docker("rmi", "bt-onbuild:child", "bt-onbuild:base")
+
+
+def test_builder_prune_takes_older_builds_steps_and_keeps_the_live_cache(
+    daemon: Daemon, busybox: str, tmp_path: Path
+) -> None:
+    ctx = write(tmp_path, {"Dockerfile": FIVE_STEPS, "app.txt": "v1\n"})
+    before = set(daemon.out("images", "-aq", "--no-trunc").split())
+    build(daemon, ctx, "-t", "bt-prune:1")
+    first = set(daemon.out("images", "-aq", "--no-trunc").split()) - before
+    (ctx / "app.txt").write_text("v2\n")
+    build(daemon, ctx, "-t", "bt-prune:1")  # the tag moves: v1's COPY, RUN and CMD steps are stale
+    after = set(daemon.out("images", "-aq", "--no-trunc").split()) - before
+    out = daemon.out("builder", "prune", "-f")
+    assert "Deleted build cache objects:" in out and "Total reclaimed space:" in out
+    remaining = set(daemon.out("images", "-aq", "--no-trunc").split()) - before
+    stale = after - remaining
+    assert len(stale) == 3 and stale <= first  # the ENV step is shared with the live build
+    assert all(s.removeprefix("sha256:") in out for s in stale)
+    rebuilt = build(daemon, ctx, "-t", "bt-prune:1")
+    assert steps_cached(rebuilt.stdout) == [True, True, True, True]  # the live cache is intact
+    daemon.docker("rmi", "bt-prune:1")

@@ -179,10 +179,6 @@ def routes(images: ImageService, pulls: Puller, manifests: Manifests, pushes: Pu
         records, freed = await images.prune(parse_filters(request.arg("filters")))
         return JsonResponse({"ImagesDeleted": schema.delete_doc(records) or None, "SpaceReclaimed": freed})
 
-    async def build_prune(request: Request) -> Response:
-        # The classic builder keeps no cache of its own: nothing to free.
-        return JsonResponse({"CachesDeleted": None, "SpaceReclaimed": 0})
-
     async def load(request: Request) -> Response:
         platform = _archive_platform(request)  # a bad parameter is an error status
         # As dockerd: what goes wrong with the archive itself (unreadable, a full disk) is an
@@ -216,7 +212,6 @@ def routes(images: ImageService, pulls: Puller, manifests: Manifests, pushes: Pu
         Route("POST", "/images/create", create),
         Route("POST", "/images/load", load),
         Route("POST", "/images/prune", prune),
-        Route("POST", "/build/prune", build_prune),
         Route("GET", "/images/get", save),
         Route("GET", "/images/{name*}/json", inspect),
         Route("GET", "/images/{name*}/history", history),
