@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Daemon, busybox_rootfs_tar
-from tests.registry import TestRegistry, layer_tar, sha256, start_registry
+from tests.registry import TestRegistry, layer_tar, sha256
 
 SKOPEO = shutil.which("skopeo")
 needs_skopeo = pytest.mark.skipif(SKOPEO is None, reason="skopeo is not installed (dev/setup test installs it)")
@@ -37,15 +37,6 @@ def _skopeo(*args: str) -> str:
 def _inspect(d: Daemon, ref: str) -> dict[str, Any]:
     info: dict[str, Any] = json.loads(d.out("image", "inspect", ref))[0]
     return info
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[TestRegistry]:
-    reg = start_registry()
-    try:
-        yield reg
-    finally:
-        reg.stop()
 
 
 @pytest.fixture
