@@ -27,6 +27,7 @@ import pytest
 
 from dockyard.config import DaemonConfig, MonitorChoice
 from dockyard.runtime.monitor import Monitor, choose_monitor
+from tests.registry import TestRegistry, start_registry
 
 # Every daemon a test starts, however it starts it, inherits this: registries past loopback are
 # refused before any connection (or name lookup), so `docker pull busybox` fails fast.
@@ -312,3 +313,13 @@ def busybox(daemon: Daemon, busybox_tar: bytes) -> str:
     """The `busybox` image in the shared daemon, imported from the host's busybox-static."""
     daemon.docker("import", "--change", 'CMD ["sh"]', "-", "busybox:latest", input=busybox_tar)
     return "busybox:latest"
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[TestRegistry]:
+    """A docker-registry on 127.0.0.1 of the test module's own (plain HTTP, no auth)."""
+    reg = start_registry()
+    try:
+        yield reg
+    finally:
+        reg.stop()

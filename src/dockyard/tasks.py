@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -85,3 +85,32 @@ class Component:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._tasks.__aexit__(kind, exc, tb)
+
+
+WorkQueue = asyncio.Queue[T | BaseException | None]
+
+
+async def queued_stream(
+    tasks: Tasks, work: Callable[[WorkQueue[T]], Coroutine[Any, Any, None]], name: str
+) -> AsyncGenerator[T, None]:
+    """What a worker puts on its queue, yielded as it comes (a pull's or a push's progress).
+
+    The worker runs in `tasks`, not in a task group around the `yield`: a consumer that goes
+    away (a client gone) closes this generator, which must cancel its worker only; a
+    GeneratorExit inside a task group ends the daemon. An exception the worker queues is
+    raised once it has closed its queue with None."""
+    queue: WorkQueue[T] = asyncio.Queue()
+    failure: BaseException | None = None
+    worker = tasks.spawn(work(queue), name)
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                failure = item  # raised once the worker has said all it had to say
+                continue
+            yield item
+    finally:
+        if not worker.done():
+            worker.cancel()
+            await asyncio.wait([worker])
+    if failure is not None:
+        raise failure

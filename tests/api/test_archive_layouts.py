@@ -4,6 +4,7 @@ from the test registry that dockyard loads. Plus the `platform` parameter (API 1
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import shutil
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Daemon, busybox_rootfs_tar
-from tests.registry import TestRegistry, layer_tar, sha256, start_registry
+from tests.registry import TestRegistry, layer_tar, sha256
 
 SKOPEO = shutil.which("skopeo")
 needs_skopeo = pytest.mark.skipif(SKOPEO is None, reason="skopeo is not installed (dev/setup test installs it)")
@@ -37,15 +38,6 @@ def _skopeo(*args: str) -> str:
 def _inspect(d: Daemon, ref: str) -> dict[str, Any]:
     info: dict[str, Any] = json.loads(d.out("image", "inspect", ref))[0]
     return info
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[TestRegistry]:
-    reg = start_registry()
-    try:
-        yield reg
-    finally:
-        reg.stop()
 
 
 @pytest.fixture
@@ -209,3 +201,28 @@ def test_a_bad_platform_parameter_is_400(daemon: Daemon, two_layer_image: tuple[
     assert old.status_code == 200
     with tarfile.open(fileobj=io.BytesIO(old.content)) as tar:
         assert "manifest.json" in tar.getnames()
+
+
+@needs_skopeo
+def test_skopeo_reads_what_we_push(
+    daemon: Daemon, registry: TestRegistry, two_layer_image: tuple[str, str], tmp_path: Path
+) -> None:
+    ref, image_id = two_layer_image
+    target = f"{registry.host}/arch/pushed-{_uid()}:1"
+    daemon.docker("tag", ref, target)
+    try:
+        daemon.docker("push", target)
+        raw = json.loads(_skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{target}"))
+        assert raw["config"]["digest"] == image_id
+        copied = tmp_path / "copied"
+        _skopeo("copy", "--src-tls-verify=false", f"docker://{target}", f"dir:{copied}")
+        manifest = _dir_manifest(copied)
+        assert manifest["config"]["digest"] == image_id
+        # Each blob skopeo fetched is what the manifest names, and gunzips to the image's diff ids.
+        diff_ids = _inspect(daemon, ref)["RootFS"]["Layers"]
+        for layer, diff_id in zip(manifest["layers"], diff_ids, strict=True):
+            blob = (copied / layer["digest"].removeprefix("sha256:")).read_bytes()
+            assert sha256(blob) == layer["digest"]
+            assert sha256(gzip.decompress(blob)) == diff_id
+    finally:
+        daemon.docker("rmi", target, check=False)

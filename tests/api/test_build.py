@@ -182,6 +182,14 @@ def test_a_syntax_error_names_the_line(daemon: Daemon, busybox: str, tmp_path: P
     assert leftovers(daemon) == ([], [])
 
 
+def test_a_syntax_directive_is_ignored_with_a_note(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
+    ctx = write(tmp_path, {"Dockerfile": "# syntax=docker/dockerfile:1.7\nFROM busybox\nCMD [\"true\"]\n"})
+    result = build(daemon, ctx, "-t", "bt-syntax:1")
+    assert "# syntax=docker/dockerfile:1.7 is ignored: the classic builder parses the Dockerfile" in result.stdout
+    assert "Step 1/2 : FROM busybox" in result.stdout
+    daemon.docker("rmi", "bt-syntax:1")
+
+
 def test_copy_of_a_path_outside_the_context_is_refused(daemon: Daemon, busybox: str, tmp_path: Path) -> None:
     ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nCOPY ../outside /x\n"})
     (tmp_path / "outside").write_text("secret")
@@ -443,3 +451,24 @@ RUN echo "${PREFIX:-unset} $0 $-" > /shell && `
     history = daemon.out("history", "--no-trunc", "--format", "{{.CreatedBy}}", "bt-onbuild:child").splitlines()
     assert history[0].startswith("|1 PREFIX=given /bin/sh -ec echo")  # the ARG is in the RUN's key
     daemon.docker("rmi", "bt-onbuild:child", "bt-onbuild:base")
+
+
+def test_builder_prune_takes_older_builds_steps_and_keeps_the_live_cache(
+    daemon: Daemon, busybox: str, tmp_path: Path
+) -> None:
+    ctx = write(tmp_path, {"Dockerfile": FIVE_STEPS, "app.txt": "v1\n"})
+    before = set(daemon.out("images", "-aq", "--no-trunc").split())
+    build(daemon, ctx, "-t", "bt-prune:1")
+    first = set(daemon.out("images", "-aq", "--no-trunc").split()) - before
+    (ctx / "app.txt").write_text("v2\n")
+    build(daemon, ctx, "-t", "bt-prune:1")  # the tag moves: v1's COPY, RUN and CMD steps are stale
+    after = set(daemon.out("images", "-aq", "--no-trunc").split()) - before
+    out = daemon.out("builder", "prune", "-f")
+    assert "Deleted build cache objects:" in out and "Total reclaimed space:" in out
+    remaining = set(daemon.out("images", "-aq", "--no-trunc").split()) - before
+    stale = after - remaining
+    assert len(stale) == 3 and stale <= first  # the ENV step is shared with the live build
+    assert all(s.removeprefix("sha256:") in out for s in stale)
+    rebuilt = build(daemon, ctx, "-t", "bt-prune:1")
+    assert steps_cached(rebuilt.stdout) == [True, True, True, True]  # the live cache is intact
+    daemon.docker("rmi", "bt-prune:1")

@@ -3,22 +3,11 @@ docker-registry on 127.0.0.1: the descriptor and platforms, asked without pullin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import docker
 import pytest
 
 from tests.conftest import Daemon
-from tests.registry import DOCKER_MANIFEST, OCI_INDEX, TestRegistry, layer_tar, start_registry
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[TestRegistry]:
-    reg = start_registry()
-    try:
-        yield reg
-    finally:
-        reg.stop()
+from tests.registry import DOCKER_MANIFEST, OCI_INDEX, TestRegistry, layer_tar
 
 
 def test_one_manifest_and_an_index(daemon: Daemon, registry: TestRegistry) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Daemon
-from tests.registry import TestRegistry, layer_tar, start_registry
+from tests.registry import TestRegistry, layer_tar
 
 
 def _uid() -> str:
@@ -139,15 +139,6 @@ def _member(archive: bytes, name: str) -> bytes:
         f = tar.extractfile(name)
         assert f is not None
         return f.read()
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[TestRegistry]:
-    reg = start_registry()
-    try:
-        yield reg
-    finally:
-        reg.stop()
 
 
 def test_rmi_by_digest_and_a_tag_taking_its_repository_digest(

@@ -11,16 +11,7 @@ import docker
 import pytest
 
 from tests.conftest import Daemon, busybox_rootfs_tar
-from tests.registry import OCI_INDEX, OCI_MANIFEST, TestRegistry, layer_tar, sha256, start_registry
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[TestRegistry]:
-    reg = start_registry()
-    try:
-        yield reg
-    finally:
-        reg.stop()
+from tests.registry import OCI_INDEX, OCI_MANIFEST, TestRegistry, layer_tar, sha256
 
 
 @pytest.fixture(autouse=True)

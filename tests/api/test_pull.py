@@ -6,22 +6,12 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Daemon, busybox_rootfs_tar
 from tests.registry import TestRegistry, layer_tar, sha256, start_registry
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[TestRegistry]:
-    reg = start_registry()
-    try:
-        yield reg
-    finally:
-        reg.stop()
 
 
 @pytest.fixture(scope="module")

@@ -21,16 +21,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.conftest import Daemon
-from tests.registry import TestRegistry, layer_tar, start_registry
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[TestRegistry]:
-    reg = start_registry()
-    try:
-        yield reg
-    finally:
-        reg.stop()
+from tests.registry import TestRegistry, layer_tar
 
 
 class CuttingProxy:

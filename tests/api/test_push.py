@@ -18,16 +18,6 @@ import pytest
 from tests.conftest import Daemon, busybox_rootfs_tar
 from tests.registry import DOCKER_MANIFEST, TestRegistry, layer_tar, sha256, start_registry
 
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[TestRegistry]:
-    reg = start_registry()
-    try:
-        yield reg
-    finally:
-        reg.stop()
-
-
 _LOADED: list[str] = []
 
 

@@ -434,3 +434,22 @@ def test_a_new_run_waits_for_the_previous_one_to_drain(where: tuple[Path, LogFil
         assert _logged(files) == _expected(0, 8)
 
     _run(main)
+
+
+def test_catch_up_ships_what_the_spool_holds_before_a_read(where: tuple[Path, LogFiles]) -> None:
+    """`start` then `logs`: what the monitor spooled just before the request is in the answer."""
+    spool_dir, files = where
+    conmon = FakeConmon(spool_dir)
+
+    async def main() -> None:
+        async with LogShipping() as shipping:
+            await shipping.start("c1", spool_dir, files, 1 << 20)
+            for round_ in range(20):
+                conmon.write(3)
+                await shipping.catch_up("c1")  # no sleep between the write and the read
+                reader = shipping.reader("c1", files, LogQuery(), follow=False)
+                assert len(await _collect(reader)) == 3 * (round_ + 1)
+            await shipping.finish("c1")
+            await shipping.catch_up("c1")  # finished: returns at once
+
+    _run(main)

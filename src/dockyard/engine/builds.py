@@ -31,7 +31,7 @@ from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
 from dockyard.engine.pulls import PullService
 from dockyard.engine.transfer import Body, spool
-from dockyard.errors import InvalidArgument, NotFound
+from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.layers.buildcontext import (
     read_context_file,
     remove_ignored,
@@ -136,6 +136,27 @@ class BuildService:
                 yield event
         finally:
             await asyncio.shield(asyncio.to_thread(shutil.rmtree, scratch, True))
+
+    async def prune(self) -> tuple[list[str], int]:
+        """`docker builder prune`: the classic builder's stale cache, the untagged images made
+        here (they have a parent) that no tagged image stands on: older builds' steps. The
+        steps under a tagged image stay, being what makes its rebuild instant. Returns the
+        ids deleted and the layer bytes freed."""
+        entries = {e.id: e for e in self._images.all()}
+        live: set[str] = set()
+        for entry in entries.values():
+            step: ImageEntry | None = entry if entry.names else None
+            while step is not None and step.id not in live:
+                live.add(step.id)
+                step = entries.get(step.parent)
+        stale = [e for e in entries.values() if e.id not in live and e.parent]
+        before = self._images.layers_size()
+        deleted: list[str] = []
+        for entry in sorted(stale, key=lambda e: e.image.created, reverse=True):  # children first
+            with contextlib.suppress(NotFound, Conflict):  # gone with a child, or in use
+                records = await self._images.remove(entry.id, force=False)
+                deleted += [r.deleted for r in records if r.deleted in entries]
+        return deleted, before - self._images.layers_size()
 
     # ---- the I/O a build needs -------------------------------------------------------
 

@@ -187,6 +187,9 @@ class BuildRun:
     async def events(self) -> AsyncIterator[BuildEvent]:
         meta = {a.name: a.default for a in self.bf.meta_args}
         given = self.opts.build_args
+        if self.bf.directives.syntax and not self.opts.quiet:
+            # A BuildKit frontend image: the classic builder reads the Dockerfile itself.
+            yield BuildOutput(f"# syntax={self.bf.directives.syntax} is ignored: the classic builder parses the Dockerfile\n")
         try:
             for step in self.bf.meta_steps:
                 if (line := self._header(step.original)) is not None:

@@ -150,12 +150,14 @@ class LogService:
 
     # ---- reading -----------------------------------------------------------------------
 
-    def open(self, ref: str, query: LogQuery, follow: bool) -> LogStream:
+    async def open(self, ref: str, query: LogQuery, follow: bool) -> LogStream:
         c = self._table.resolve(ref)
         if not (query.stdout or query.stderr):
             raise InvalidArgument("You must choose at least one stream")
         if c.state.status in (ContainerStatus.DEAD, ContainerStatus.REMOVING):
             raise Conflict("can not get logs from container which is dead or marked for removal")
+        # What the container wrote before this request is in the answer (`start` then `logs`).
+        await self._shipping.catch_up(c.id)
         return LogStream(c, self.records(c, query, follow))
 
     def records(self, c: Container, query: LogQuery, follow: bool = False) -> AsyncIterator[list[LogRecord]]:

@@ -60,7 +60,7 @@ from dockyard.model.registryauth import Credentials
 from dockyard.store.blobs import BlobLocation, BlobLocations
 from dockyard.store.images import LayerRow
 from dockyard.streams.pipe import BlobTee, Pipe
-from dockyard.tasks import Component, Tasks
+from dockyard.tasks import Component, Tasks, WorkQueue, queued_stream
 
 log = logging.getLogger(__name__)
 
@@ -201,28 +201,13 @@ class PullService(Component):
     async def _stream(
         self, registry: Registry, named: Reference, refs: list[Reference], first: Resolved, wanted: Platform | None,
     ) -> AsyncGenerator[Progress, None]:
-        queue: asyncio.Queue[Progress | BaseException | None] = asyncio.Queue()
-        failure: BaseException | None = None
-        # The worker runs in this service's Tasks, not in a task group around the `yield`: a
-        # client that goes away closes this generator, which must stop its pull only (a
-        # GeneratorExit inside a task group ended the daemon).
-        worker = self._tasks.spawn(self._worker(registry, named, refs, first, wanted, queue), f"pull {named}")
-        try:
-            while (item := await queue.get()) is not None:
-                if isinstance(item, BaseException):
-                    failure = item  # raised once the worker has said all it had to say
-                    continue
-                yield item
-        finally:
-            if not worker.done():
-                worker.cancel()
-                await asyncio.wait([worker])
-        if failure is not None:
-            raise failure
+        work = functools.partial(self._worker, registry, named, refs, first, wanted)
+        async for progress in queued_stream(self._tasks, work, f"pull {named}"):
+            yield progress
 
     async def _worker(
         self, registry: Registry, named: Reference, refs: list[Reference], first: Resolved, wanted: Platform | None,
-        queue: asyncio.Queue[Progress | BaseException | None],
+        queue: WorkQueue[Progress],
     ) -> None:
         emit = queue.put_nowait
         ref = named

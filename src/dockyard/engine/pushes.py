@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -43,7 +44,7 @@ from dockyard.model.references import Reference, parse_reference
 from dockyard.model.registryauth import Credentials, parse_challenges
 from dockyard.store.blobs import BlobLocation, BlobLocations
 from dockyard.streams.gzipstream import Compressed, gzip_stream
-from dockyard.tasks import Component, Tasks
+from dockyard.tasks import Component, Tasks, WorkQueue, queued_stream
 
 log = logging.getLogger(__name__)
 
@@ -103,26 +104,12 @@ class PushService(Component):
 
     async def push(self, ref: Reference, creds: Credentials, all_tags: bool) -> AsyncGenerator[Line, None]:
         """Stream a push of `ref` (its tag), or of every tag of its repository."""
-        queue: asyncio.Queue[Line | BaseException | None] = asyncio.Queue()
-        failure: BaseException | None = None
-        # The worker runs in this service's Tasks, not in a group around the `yield`: a client
-        # that goes away closes this generator, and that must only cancel its push.
-        worker = self._tasks.spawn(self._worker(ref, creds, all_tags, queue), f"push {ref}")
-        try:
-            while (item := await queue.get()) is not None:
-                if isinstance(item, BaseException):
-                    failure = item  # raised once the worker has said all it had to say
-                    continue
-                yield item
-        finally:
-            if not worker.done():
-                worker.cancel()
-                await asyncio.wait([worker])
-        if failure is not None:
-            raise failure
+        work = functools.partial(self._worker, ref, creds, all_tags)
+        async for line in queued_stream(self._tasks, work, f"push {ref}"):
+            yield line
 
     async def _worker(
-        self, ref: Reference, creds: Credentials, all_tags: bool, queue: asyncio.Queue[Line | BaseException | None],
+        self, ref: Reference, creds: Credentials, all_tags: bool, queue: WorkQueue[Line],
     ) -> None:
         emit = queue.put_nowait
         try:

@@ -44,6 +44,9 @@ from dockyard.runtime.spool import Spool
 log = logging.getLogger(__name__)
 
 _RETRY_FIRST, _RETRY_MAX = 0.5, 30.0
+# How long a `docker logs` waits for what the monitor has spooled to be shipped: an inotify
+# round and a write, milliseconds; bounded for a shipper stuck on a full disk.
+_CATCH_UP = 0.5
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,10 @@ class LogShipper:
         self._moved = asyncio.Event()
         self._position = WritePosition(0, 0)
         self.shipped_bytes = 0  # spool bytes consumed (for figures)
+        # catch_up's bookkeeping: reads begun, the last begun before the spool was found empty
+        self._reads = 0
+        self._idle_through = 0
+        self._idle = asyncio.Event()
 
     @property
     def position(self) -> WritePosition:
@@ -96,6 +103,24 @@ class LogShipper:
         self._position = self.writer.position
         self._moved.set()
         self._moved = asyncio.Event()
+
+    async def catch_up(self, timeout: float) -> None:
+        """Return once what the spool held when asked is in LogPath (or after `timeout`):
+        the shipper follows the monitor by an inotify round, and a `docker logs` right
+        after the container wrote must show it. Returns at once when shipping has ended."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.ready.wait()
+                want = self._reads + 1  # a read that begins after this moment
+                if self._watch is not None:
+                    self._watch.wake()
+                while self._idle_through < want and not self.done.is_set():
+                    await self._idle.wait()
+
+    def _went_idle(self, read: int) -> None:
+        self._idle_through = read
+        self._idle.set()
+        self._idle = asyncio.Event()
 
     def writer_gone(self) -> None:
         """conmon exited: no more lines will come; drain and end."""
@@ -209,6 +234,8 @@ class LogShipper:
         while True:
             watch.drain()  # what happened so far is answered by the reads below
             gone = self._gone
+            self._reads += 1
+            read = self._reads
             chunk = await asyncio.to_thread(self._read, False)
             if chunk.spool:
                 await self._ship(chunk)
@@ -226,6 +253,7 @@ class LogShipper:
                     await self._ship(chunk)
                     continue
                 return
+            self._went_idle(read)
             await watch.changed()
 
     async def close(self, *, remove_spool: bool) -> None:
@@ -239,6 +267,7 @@ class LogShipper:
         await self.writer.aclose()
         self.done.set()
         self._publish()
+        self._went_idle(self._reads)
 
 
 class LogShipping:
@@ -348,6 +377,12 @@ class LogShipping:
 
     def shipper(self, container_id: str) -> LogShipper | None:
         return self._shippers.get(container_id)
+
+    async def catch_up(self, container_id: str, timeout: float = _CATCH_UP) -> None:
+        """What the container has written so far, shipped into its LogPath (see LogShipper)."""
+        shipper = self._shippers.get(container_id)
+        if shipper is not None and not shipper.finished:
+            await shipper.catch_up(timeout)
 
     def reader(self, container_id: str, files: LogFiles, query: LogQuery, follow: bool) -> LogReader:
         """The container's log for `docker logs` and attach's logs=1, opened now: a

@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, Protocol
 
-from dockyard.api.messages import Request, Response, StreamResponse, json_line
+from dockyard.api.messages import JsonResponse, Request, Response, StreamResponse, json_line
 from dockyard.api.router import Route
 from dockyard.api.schemas.progress import progress_doc
 from dockyard.engine.transfer import Body
@@ -27,6 +27,8 @@ from dockyard.model.registryauth import decode_registry_config
 
 class Builds(Protocol):
     async def build(self, body: Body, opts: BuildOptions) -> AsyncGenerator[BuildEvent, None]: ...
+
+    async def prune(self) -> tuple[list[str], int]: ...
 
 
 def _json_map(request: Request, name: str) -> dict[str, Any]:
@@ -141,4 +143,10 @@ def routes(builds: Builds) -> list[Route]:
 
         return StreamResponse(lines())
 
-    return [Route("POST", "/build", build)]
+    async def prune(request: Request) -> Response:
+        # The classic builder's cache is its intermediate images (BuildKit's filters and
+        # keep-storage have nothing to act on here).
+        deleted, freed = await builds.prune()
+        return JsonResponse({"CachesDeleted": deleted or None, "SpaceReclaimed": freed})
+
+    return [Route("POST", "/build", build), Route("POST", "/build/prune", prune)]

@@ -64,7 +64,7 @@ class Lifecycle(Protocol):
 
 
 class Logs(Protocol):
-    def open(self, ref: str, query: LogQuery, follow: bool) -> LogStream: ...
+    async def open(self, ref: str, query: LogQuery, follow: bool) -> LogStream: ...
     def records(self, c: Container, query: LogQuery, follow: bool = False) -> AsyncIterator[list[LogRecord]]: ...
 
 
@@ -209,7 +209,7 @@ def routes(containers: Containers, lifecycle: Lifecycle, logs: Logs, attachments
             tail=parse_tail(request.arg("tail")),
             joined=not (follow or timestamps or details),
         )
-        opened = logs.open(request.params["id"], query, follow=follow)
+        opened = await logs.open(request.params["id"], query, follow=follow)
         tty = opened.container.spec.tty
         framer = output_framer(tty)
 

@@ -53,6 +53,20 @@ class Pusher(Protocol):
     def push(self, ref: Reference, creds: Credentials, all_tags: bool) -> AsyncGenerator[Progress | PushResult, None]: ...
 
 
+def _progress_stream(progress: AsyncGenerator[Progress | PushResult, None]) -> StreamResponse:
+    """A pull's or a push's lines as the CLI renders them; a failure is the last line."""
+
+    async def lines() -> AsyncIterator[bytes]:
+        async with contextlib.aclosing(progress):
+            try:
+                async for p in progress:
+                    yield json_line(progress_doc(p))
+            except DockyardError as exc:
+                yield json_line(error_doc(exc.message))
+
+    return StreamResponse(lines())
+
+
 def _archive_platform(request: Request) -> Platform | None:
     """save/load's `platform` (API 1.48+; older clients' stray values are ignored, as dockerd)."""
     if not at_least(request.api_version, "1.48"):
@@ -131,17 +145,7 @@ def routes(images: ImageService, pulls: Puller, manifests: Manifests, pushes: Pu
         creds = decode_registry_auth(request.headers.get("x-registry-auth", ""))
         wanted = parse_platform(request.arg("platform")) if request.arg("platform") else None
         # Resolved before the stream starts: an unknown tag is an error status, as with dockerd.
-        pulling = await pulls.pull(named if all_tags else ref, creds, wanted, all_tags)
-
-        async def lines() -> AsyncIterator[bytes]:
-            async with contextlib.aclosing(pulling):
-                try:
-                    async for p in pulling:
-                        yield json_line(progress_doc(p))
-                except DockyardError as exc:
-                    yield json_line(error_doc(exc.message))
-
-        return StreamResponse(lines())
+        return _progress_stream(await pulls.pull(named if all_tags else ref, creds, wanted, all_tags))
 
     async def push(request: Request) -> Response:
         name, tag = request.params["name"], request.arg("tag")
@@ -150,17 +154,7 @@ def routes(images: ImageService, pulls: Puller, manifests: Manifests, pushes: Pu
         all_tags = not tag and named.tag is None and named.digest is None
         ref = named if all_tags or named.digest is not None else parse_repository_tag(name, tag)
         creds = decode_registry_auth(request.headers.get("x-registry-auth", ""))
-        pushing = pushes.push(ref, creds, all_tags)
-
-        async def lines() -> AsyncIterator[bytes]:
-            async with contextlib.aclosing(pushing):
-                try:
-                    async for p in pushing:
-                        yield json_line(progress_doc(p))
-                except DockyardError as exc:
-                    yield json_line(error_doc(exc.message))
-
-        return StreamResponse(lines())
+        return _progress_stream(pushes.push(ref, creds, all_tags))
 
     async def create(request: Request) -> Response:
         source = request.arg("fromSrc")
@@ -178,10 +172,6 @@ def routes(images: ImageService, pulls: Puller, manifests: Manifests, pushes: Pu
     async def prune(request: Request) -> Response:
         records, freed = await images.prune(parse_filters(request.arg("filters")))
         return JsonResponse({"ImagesDeleted": schema.delete_doc(records) or None, "SpaceReclaimed": freed})
-
-    async def build_prune(request: Request) -> Response:
-        # The classic builder keeps no cache of its own: nothing to free.
-        return JsonResponse({"CachesDeleted": None, "SpaceReclaimed": 0})
 
     async def load(request: Request) -> Response:
         platform = _archive_platform(request)  # a bad parameter is an error status
@@ -216,7 +206,6 @@ def routes(images: ImageService, pulls: Puller, manifests: Manifests, pushes: Pu
         Route("POST", "/images/create", create),
         Route("POST", "/images/load", load),
         Route("POST", "/images/prune", prune),
-        Route("POST", "/build/prune", build_prune),
         Route("GET", "/images/get", save),
         Route("GET", "/images/{name*}/json", inspect),
         Route("GET", "/images/{name*}/history", history),
