@@ -1,11 +1,11 @@
 """Deterministic parallel gzip of a layer tar, for push.
 
 The same tar always gives the same bytes (no name, mtime 0 in the header), so a layer pushed
-twice, or from two daemons, has one digest. The tar is cut into 4 MiB chunks deflated at
-level 1 in threads (zlib releases the GIL), each ended by a sync flush so the pieces
-concatenate into one valid deflate stream (as pigz does). zlib-ng deflates (its level 1 is
+twice, or from two daemons with the same zlib-ng, has one digest. The tar is cut into 4 MiB
+chunks deflated at level 1 in threads (zlib-ng releases the GIL), each ended by a sync flush
+so the pieces concatenate into one valid deflate stream (as pigz does). zlib-ng's level 1 is
 twice stdlib zlib's speed, at 0.44 of the size of log-like text where zlib's level 1 gives
-0.35; its level 2 is 1.3x zlib's at 0.33); a chunk that does not shrink is
+0.35 (its level 2: 0.33, but only 1.3x zlib's speed); a piece that does not shrink is
 sent as stored blocks, which costs nothing to make. The CRC-32 of the whole is combined
 from the chunks' CRCs, so no single thread has to read the tar twice.
 """
