@@ -45,7 +45,8 @@ def system_main(argv: Sequence[str]) -> int:
         print("no problems found")
         return 0
     if not args.repair:
-        print(f"{len(plan.problems)} problems found; `dockyard system check --repair` fixes them")
+        count = len(plan.problems)
+        print(f"{count} problem{'' if count == 1 else 's'} found; `dockyard system check --repair` fixes them")
         return 1
     for image_id in plan.kept_broken:
         print(f"kept broken image {image_id}: a container uses it")
