@@ -70,7 +70,13 @@ def post_build(url: str, body: bytes, nocache: bool) -> tuple[float, str]:
         sock.connect(parts.path)
         sock.sendall(head + body)
         chunks = []
-        while data := sock.recv(65536):
+        while True:
+            try:
+                data = sock.recv(65536)
+            except ConnectionResetError:
+                break  # dockerd closes without reading the context's trailing padding: a reset
+            if not data:
+                break
             chunks.append(data)
     seconds = time.perf_counter() - t0
     raw = b"".join(chunks)
