@@ -306,6 +306,28 @@ def test_a_base_image_that_is_not_here_is_pulled(daemon: Daemon, busybox_tar: by
         registry.stop()
 
 
+def test_from_platform_pulls_that_platforms_image(daemon: Daemon, busybox_tar: bytes, tmp_path: Path) -> None:
+    from tests.registry import layer_tar, start_registry
+
+    registry = start_registry()
+    try:
+        amd = registry.push_image("build/multi", "amd64", [busybox_tar], arch="amd64", labels={"t": "bt-platform"})
+        arm = registry.push_image("build/multi", "arm64", [layer_tar({"arm": b"64"})], arch="arm64")
+        registry.push_index("build/multi", "1", [(amd, "linux/amd64"), (arm, "linux/arm64/v8")], oci=False)
+        ref = f"{registry.host}/build/multi:1"
+        arch = ["image", "inspect", "-f", "{{.Architecture}}"]
+        ctx = write(tmp_path, {"Dockerfile": f"ARG P=linux/arm64\nFROM --platform=$P {ref}\nCMD [\"/arm\"]\n"})
+        build(daemon, ctx, "-t", "bt-platform:arm")
+        assert daemon.out(*arch, "bt-platform:arm") == "arm64"
+        assert daemon.out("image", "inspect", "-f", "{{.Id}}", ref) == arm.config_digest
+        (ctx / "Dockerfile").write_text(f"FROM --platform=linux/amd64 {ref}\nRUN echo on-amd64 > /p\n")
+        build(daemon, ctx, "-t", "bt-platform:amd")  # the local arm64 one does not do: amd64 is pulled
+        assert daemon.out("run", "--rm", "bt-platform:amd", "cat", "/p") == "on-amd64"
+        daemon.docker("rmi", "bt-platform:arm", "bt-platform:amd", ref)  # the arm64 base goes with its child
+    finally:
+        registry.stop()
+
+
 @pytest.mark.parametrize("mode", ["w:gz", "w:bz2", "w:xz"])
 def test_compressed_contexts(daemon: Daemon, busybox: str, mode: str) -> None:
     body = io.BytesIO()

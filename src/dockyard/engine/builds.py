@@ -56,6 +56,7 @@ from dockyard.model.dockerfile import (
 )
 from dockyard.model.ignorepatterns import parse_ignore_file
 from dockyard.model.images import Image, ImageConfig, image_config_to_json
+from dockyard.model.manifests import Platform
 from dockyard.model.references import parse_reference
 from dockyard.model.registryauth import credentials_for
 from dockyard.model.shellwords import go_quote
@@ -228,10 +229,10 @@ class BuildService:
         finally:
             await asyncio.shield(asyncio.to_thread(self._dirs.remove, cache_id))
 
-    async def pull(self, name: str, opts: BuildOptions) -> AsyncIterator[BuildProgress]:
+    async def pull(self, name: str, opts: BuildOptions, platform: Platform | None = None) -> AsyncIterator[BuildProgress]:
         """A FROM image that is not here (or every one, with --pull), from its registry."""
         ref = parse_reference(name)
-        pulling = await self._pulls.pull(ref, credentials_for(opts.registry_auth, ref.domain), None)
+        pulling = await self._pulls.pull(ref, credentials_for(opts.registry_auth, ref.domain), platform)
         async with contextlib.aclosing(pulling):
             async for progress in pulling:
                 yield BuildProgress(progress)

@@ -63,6 +63,7 @@ from dockyard.model.dockerfile import DEFAULT_SHELL, WorkdirCommand, parse_instr
 from dockyard.model.ids import short_id
 from dockyard.model.images import HealthConfig, ImageConfig
 from dockyard.model.logs import LogQuery
+from dockyard.model.manifests import Platform, matches, parse_platform
 from dockyard.model.shellwords import ShellLexer, env_mapping
 from dockyard.runtime.users import parse_group, parse_passwd
 
@@ -97,7 +98,7 @@ class StepBackend(Protocol):
 
     def scratch_rootfs(self, image_id: str) -> contextlib.AbstractAsyncContextManager[tuple[Path, str]]: ...
 
-    def pull(self, name: str, opts: BuildOptions) -> AsyncIterator[BuildProgress]: ...
+    def pull(self, name: str, opts: BuildOptions, platform: Platform | None = None) -> AsyncIterator[BuildProgress]: ...
 
     def lineage(self, names: tuple[str, ...]) -> frozenset[str]: ...
 
@@ -246,13 +247,17 @@ class BuildRun:
             image_id = self.stage_images[ref_stage]
             state = _StageState(image_id, self.svc.image(image_id).image.config)
         else:
+            wanted = self.lexer.process_word(stage.start.platform, meta_env) if stage.start.platform else ""
+            platform = parse_platform(wanted) if wanted else None
             try:
                 entry: ImageEntry | None = self.svc.image(base)
             except NotFound:
                 entry = None
+            if entry is not None and platform is not None and not _of_platform(entry, platform):
+                entry = None  # `FROM --platform=`: another platform's image is pulled over it
             if entry is None or self.opts.pull:
                 # As dockerd: a base image that is not here is pulled (so is every one with --pull).
-                async for progress in self.svc.pull(base, self.opts):
+                async for progress in self.svc.pull(base, self.opts, platform):
                     yield None if self.opts.quiet else progress
                 entry = self.svc.image(base)
             state = _StageState(entry.id, entry.image.config)
@@ -475,3 +480,8 @@ class BuildRun:
                 raise StepFailed(f"invalid from flag value {ref}: No such image: {ref}") from None
         async with self.svc.scratch_rootfs(image_id) as (merged, _):
             yield merged
+
+
+def _of_platform(entry: ImageEntry, wanted: Platform) -> bool:
+    image = entry.image
+    return matches(wanted, Platform(image.os, image.architecture, image.variant))
