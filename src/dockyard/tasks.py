@@ -9,8 +9,9 @@ never cancels its siblings, and never stops the daemon. Leaving cancels what sti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -114,3 +115,16 @@ async def queued_stream(
             await asyncio.wait([worker])
     if failure is not None:
         raise failure
+
+
+@contextlib.contextmanager
+def first_error() -> Iterator[None]:
+    """A task group's failure as its first error itself (what a progress stream reports),
+    not the ExceptionGroup around it."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        first: BaseException = group
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from group

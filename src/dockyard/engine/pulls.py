@@ -13,13 +13,12 @@ left behind.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import platform as host
 import secrets
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar, cast
@@ -60,7 +59,7 @@ from dockyard.model.registryauth import Credentials
 from dockyard.store.blobs import BlobLocation, BlobLocations
 from dockyard.store.images import LayerRow
 from dockyard.streams.pipe import BlobTee, Pipe
-from dockyard.tasks import Component, Tasks, WorkQueue, queued_stream
+from dockyard.tasks import Component, Tasks, WorkQueue, first_error, queued_stream
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +250,7 @@ class PullService(Component):
         files: dict[str, Path] = {}
         new_rows: list[LayerRow] = []
         try:
-            with _unwrapped():
+            with first_error():
                 await self._fetch_and_unpack(registry, ref, image.diff_ids, chains, layers, missing, files, new_rows, emit)
             refs = [ref, ref.repository().with_digest(resolved.digest)] if ref.digest is None else [ref]
             await asyncio.to_thread(self._manifests.record, resolved.documents)
@@ -445,17 +444,6 @@ async def _settled(future: asyncio.Future[_T]) -> asyncio.CancelledError | None:
     return cancelled
 
 
-
-@contextlib.contextmanager
-def _unwrapped() -> Iterator[None]:
-    """A task group's failure as the first error itself (what the stream reports)."""
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        first: BaseException = group
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from group
 
 
 def _target(ref: Reference) -> str:

@@ -13,12 +13,11 @@ Errors come on the stream, after its first line, as dockerd writes them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
@@ -44,7 +43,7 @@ from dockyard.model.references import Reference, parse_reference
 from dockyard.model.registryauth import Credentials, parse_challenges
 from dockyard.store.blobs import BlobLocation, BlobLocations
 from dockyard.streams.gzipstream import Compressed, gzip_stream
-from dockyard.tasks import Component, Tasks, WorkQueue, queued_stream
+from dockyard.tasks import Component, Tasks, WorkQueue, first_error, queued_stream
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +163,7 @@ class PushService(Component):
             raise Unauthorized("no basic auth credentials")
         slots = asyncio.Semaphore(self._max_uploads)
         tasks: dict[str, asyncio.Task[Descriptor]] = {}
-        with _unwrapped():
+        with first_error():
             async with asyncio.TaskGroup() as tg:
                 for diff_id in top_first:
                     if diff_id in tasks:
@@ -347,14 +346,3 @@ def _translate(exc: RegistryAnswer | TransportError) -> DockyardError:
         return Unauthorized(exc.message)
     return Internal(exc.message)
 
-
-@contextlib.contextmanager
-def _unwrapped() -> Iterator[None]:
-    """A task group's failure as its first error itself (what the stream reports)."""
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        first: BaseException = group
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from group
