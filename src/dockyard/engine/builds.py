@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 from dockyard.engine.buildsteps import BuildRun, layer_writer
 from dockyard.engine.containers import ContainerService
-from dockyard.engine.images import ImageEntry, ImageService
+from dockyard.engine.images import ImageService
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
 from dockyard.engine.pulls import PullService
@@ -55,6 +55,7 @@ from dockyard.model.dockerfile import (
     LabelCommand,
 )
 from dockyard.model.ignorepatterns import parse_ignore_file
+from dockyard.model.imageentries import ImageEntry
 from dockyard.model.images import Image, ImageConfig, image_config_to_json
 from dockyard.model.manifests import Platform
 from dockyard.model.references import parse_reference

@@ -15,7 +15,6 @@ from typing import Any, BinaryIO, Protocol
 
 from dockyard.engine.buildurls import fetch
 from dockyard.engine.containers import ContainerService
-from dockyard.engine.images import ImageEntry
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.logs import LogService
 from dockyard.errors import DockyardError, InvalidArgument, NotFound
@@ -61,6 +60,7 @@ from dockyard.model.changes import apply_command
 from dockyard.model.containers import ContainerSpec, HostSpec
 from dockyard.model.dockerfile import DEFAULT_SHELL, WorkdirCommand, parse_instruction
 from dockyard.model.ids import short_id
+from dockyard.model.imageentries import ImageEntry
 from dockyard.model.images import HealthConfig, ImageConfig
 from dockyard.model.logs import LogQuery
 from dockyard.model.manifests import Platform, matches, parse_platform

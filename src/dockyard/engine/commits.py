@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from dockyard.engine.events import EventBus
-from dockyard.engine.images import ImageEntry, ImageService
+from dockyard.engine.images import ImageService
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.table import ContainerTable
 from dockyard.errors import Conflict, DockyardError
@@ -24,6 +24,7 @@ from dockyard.model import times
 from dockyard.model.changes import apply_changes
 from dockyard.model.containers import Container, ContainerStatus
 from dockyard.model.events import attributes_of
+from dockyard.model.imageentries import ImageEntry
 from dockyard.model.images import Image, ImageConfig, image_config_to_json
 from dockyard.model.references import Reference
 

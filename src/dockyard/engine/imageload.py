@@ -26,7 +26,7 @@ from dockyard.model.references import Reference, parse_reference
 from dockyard.store.images import LayerRow
 
 if TYPE_CHECKING:
-    from dockyard.engine.images import ImageEntry
+    from dockyard.model.imageentries import ImageEntry
 
 StoreImage = Callable[[bytes, Sequence[Reference], str], Awaitable["ImageEntry"]]
 

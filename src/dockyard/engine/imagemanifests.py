@@ -8,8 +8,9 @@ import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 
-from dockyard.engine.images import ImageEntry, ImageService, ImageUsers
+from dockyard.engine.images import ImageService, ImageUsers
 from dockyard.errors import DockyardError, NotFound
+from dockyard.model.imageentries import ImageEntry
 from dockyard.model.imagemanifests import LocalImage, ManifestSummary, summaries
 from dockyard.model.manifests import (
     Descriptor,

@@ -9,7 +9,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -25,6 +25,7 @@ from dockyard.model import times
 from dockyard.model.containerquery import image_family
 from dockyard.model.filters import Filters, parse_time_filter
 from dockyard.model.ids import is_full_id, short_id, strip_algorithm
+from dockyard.model.imageentries import DeleteRecord, ImageEntry, select_images
 from dockyard.model.images import HistoryItem, Image, image_history, parse_image_config
 from dockyard.model.manifests import Platform, matches
 from dockyard.model.references import (
@@ -32,7 +33,6 @@ from dockyard.model.references import (
     display_name,
     familiar_tag,
     parse_reference,
-    tag_matches,
 )
 from dockyard.store.content import ContentStore
 from dockyard.store.images import ImageRepository, ImageRow, LayerRow, TagRow
@@ -48,30 +48,6 @@ class ImageUsers(Protocol):
     def users_of(self, image_id: str) -> list[tuple[str, bool]]:
         """(container id, running) for every container made from the image."""
         ...
-
-
-@dataclass(frozen=True)
-class ImageEntry:
-    image: Image
-    tags: tuple[str, ...]  # full names: docker.io/library/busybox:latest
-    parent: str
-    loaded_at: str
-    size: int
-    digests: tuple[str, ...] = ()  # full repository digests: 127.0.0.1:5000/x/bb@sha256:...
-
-    @property
-    def id(self) -> str:
-        return self.image.id
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return self.tags + self.digests
-
-
-@dataclass(frozen=True)
-class DeleteRecord:
-    untagged: str = ""
-    deleted: str = ""
 
 
 class ImageService:
@@ -217,42 +193,7 @@ class ImageService:
         return [str(self._dirs.diff(c)) for c in self.layer_cache_ids(image_id)]
 
     def query(self, filters: Filters, include_all: bool) -> list[ImageEntry]:
-        filters.validate(("dangling", "label", "reference", "before", "since", "until"))
-        dangling = filters.bool_value("dangling")
-        before = min((self._created_ns(v) for v in filters.values("before")), default=None)
-        since = max((self._created_ns(v) for v in filters.values("since")), default=None)
-        now = time.time_ns()
-        until = min((parse_time_filter(v, now) for v in filters.values("until")), default=None)
-        patterns = filters.values("reference")
-        parents = {e.parent for e in self._images.values() if e.parent}
-        out = []
-        for entry in self._images.values():
-            created = times.parse_ns(entry.image.created)
-            if dangling is True and entry.id in parents:
-                continue  # dangling=true lists heads only
-            if not filters.match_labels(entry.image.config.labels):
-                continue
-            if (before is not None and created >= before) or (since is not None and created <= since):
-                continue
-            if until is not None and created > until:
-                continue
-            if patterns:
-                # As dockerd: only the matching names are listed.
-                entry = replace(
-                    entry,
-                    tags=tuple(t for t in entry.tags if any(tag_matches(p, t) for p in patterns)),
-                    digests=tuple(d for d in entry.digests if any(tag_matches(p, d) for p in patterns)),
-                )
-            if not entry.names:
-                # Untagged: an intermediate image (one with children) only with -a.
-                if entry.id in parents and not include_all:
-                    continue
-                if dangling is False or patterns:
-                    continue
-            elif dangling is True and entry.tags:
-                continue
-            out.append(entry)
-        return sorted(out, key=lambda e: e.image.created, reverse=True)
+        return select_images(self._images.values(), filters, include_all, self._created_ns, time.time_ns())
 
     def _created_ns(self, name: str) -> int:
         return times.parse_ns(self.resolve(name).image.created)

@@ -26,9 +26,10 @@ from dockyard.distribution.client import Registry, RegistryAnswer
 from dockyard.distribution.http import TransportError, Url
 from dockyard.engine.events import EventBus
 from dockyard.engine.imagemanifests import ImageManifests
-from dockyard.engine.images import ImageEntry, ImageService
+from dockyard.engine.images import ImageService
 from dockyard.errors import DockyardError, Internal, InvalidArgument, NotFound, Unauthorized
 from dockyard.model import times
+from dockyard.model.imageentries import ImageEntry
 from dockyard.model.manifests import (
     DOCKER_CONFIG,
     DOCKER_LAYER,

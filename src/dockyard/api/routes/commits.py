@@ -7,8 +7,8 @@ from typing import Protocol
 from dockyard.api.messages import JsonResponse, Request, Response
 from dockyard.api.router import Route
 from dockyard.api.schemas import fields
-from dockyard.engine.images import ImageEntry
 from dockyard.errors import InvalidArgument
+from dockyard.model.imageentries import ImageEntry
 from dockyard.model.images import ImageConfig, image_config_from_json
 from dockyard.model.references import Reference, parse_repository_tag
 

@@ -18,9 +18,10 @@ from dockyard.api.router import Route
 from dockyard.api.schemas import images as schema
 from dockyard.api.schemas.progress import error_doc, progress_doc
 from dockyard.api.versioning import at_least
-from dockyard.engine.images import ImageEntry, ImageService
+from dockyard.engine.images import ImageService
 from dockyard.errors import DockyardError, InvalidArgument
 from dockyard.model.filters import parse_filters
+from dockyard.model.imageentries import ImageEntry
 from dockyard.model.imagemanifests import ManifestSummary
 from dockyard.model.manifests import (
     Descriptor,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dockyard.engine.images import DeleteRecord, ImageEntry
+from dockyard.model.imageentries import DeleteRecord, ImageEntry
 from dockyard.model.imagemanifests import ManifestKind, ManifestSummary
 from dockyard.model.images import HistoryItem, image_config_to_json
 from dockyard.model.manifests import Descriptor, Platform
