@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -37,6 +38,11 @@ class Host:
         t0 = time.perf_counter()
         self.docker(*args)
         return (time.perf_counter() - t0) * 1e3
+
+    def close(self) -> None:
+        """cleanup(), and the CLI config directory this host was given."""
+        self.cleanup()
+        shutil.rmtree(self.env["DOCKER_CONFIG"], ignore_errors=True)
 
     def cleanup(self) -> None:
         """Containers, networks and volumes named PREFIX*."""
@@ -91,6 +97,6 @@ def main(description: str, workloads: Mapping[str, Workload], add_arguments: Cal
                     print(f"{h.label:10s} {name}: {metric}: {shown(value)}", flush=True)
     finally:
         for h in hosts:
-            h.cleanup()
+            h.close()
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
